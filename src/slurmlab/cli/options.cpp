@@ -1,0 +1,87 @@
+#include "slurmlab/cli/options.hpp"
+
+#include <fstream>
+#include <ostream>
+
+#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/cluster/gpu_binding.hpp"
+
+namespace po = boost::program_options;
+
+namespace slurmlab::cli {
+
+OptionParser::OptionParser(std::string program, std::string summary, std::string default_output_dir)
+    : program_(std::move(program)), summary_(std::move(summary)) {
+  common_.output_dir = std::move(default_output_dir);
+  common_description_.add_options()
+    ("help,h", "print this help and exit")
+    ("print-config", "print every option's value as a config file (for --config) and exit")
+    ("config", po::value<std::string>(&common_.config_file), "read options from FILE (key = value lines); the command line wins")
+    ("output-dir", po::value<std::string>(&common_.output_dir)->default_value(common_.output_dir),
+     "directory for results; srun patterns such as %j (job id) and %x (job name) are expanded")
+    ("device", po::value<std::string>(&common_.device)->default_value(common_.device), "auto | cpu | cuda")
+    ("seed", po::value<std::uint64_t>(&common_.seed)->default_value(common_.seed), "random seed: fixes the results");
+  printers_.push_back({"output-dir", [this] { return common_.output_dir; }});
+  printers_.push_back({"device", [this] { return common_.device; }});
+  printers_.push_back({"seed", [this] { return std::to_string(common_.seed); }});
+}
+
+OptionParser& OptionParser::add_flag(const std::string& name, bool& destination, const std::string& help) {
+  specific_.add_options()(name.c_str(), po::bool_switch(&destination)->default_value(destination), help.c_str());
+  printers_.push_back({name, [&destination] { return to_text(destination); }});
+  return *this;
+}
+
+std::string OptionParser::usage() const {
+  std::ostringstream text;
+  text << "Usage: " << program_ << " [options]\n" << summary_ << "\n\n" << specific_ << "\n" << common_description_;
+  return text.str();
+}
+
+std::string OptionParser::config_text() const {
+  std::string text = "# " + program_ + " configuration; read it back with: " + program_ + " --config FILE\n";
+  for (const auto& printer : printers_) text += printer.name + " = " + printer.value() + "\n";
+  return text;
+}
+
+OptionParser::Outcome OptionParser::parse(int argc, const char* const argv[], std::ostream& out) {
+  po::options_description all;
+  all.add(specific_).add(common_description_);
+  const std::string see_help = " Run '" + program_ + " --help' for the options.";
+  po::variables_map values;
+  try {
+    // No positional arguments: a stray word is a mistake worth naming.
+    // No prefix guessing: --devic must not silently mean --device.
+    const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::store(po::command_line_parser(argc, argv).options(all).style(style).positional({}).run(), values);
+    if (values.count("config")) {
+      const auto file = values["config"].as<std::string>();
+      std::ifstream stream(file);
+      if (!stream)
+        throw UsageError("config file '" + file + "' cannot be read; check the path, or write one with --print-config > " +
+                         file + ".");
+      try {
+        po::store(po::parse_config_file(stream, all, /*allow_unregistered=*/false), values);
+      } catch (const po::error& e) {
+        throw UsageError("config file '" + file + "': " + e.what() + "." + see_help, usage());
+      }
+    }
+    po::notify(values);
+  } catch (const po::error& e) {
+    throw UsageError(std::string(e.what()) + "." + see_help, usage());
+  }
+  cluster::parse_device_preference(common_.device);  // validates; throws UsageError
+  if (common_.output_dir.empty()) throw UsageError("--output-dir is empty; give a directory such as --output-dir results.");
+
+  if (values.count("help")) {
+    out << usage();
+    return Outcome::Exit;
+  }
+  if (values.count("print-config")) {
+    out << config_text();
+    return Outcome::Exit;
+  }
+  return Outcome::Run;
+}
+
+}  // namespace slurmlab::cli

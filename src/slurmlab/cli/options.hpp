@@ -1,0 +1,72 @@
+#pragma once
+// Common options of every program (Boost.Program_options), plus each program's own:
+//   --output-dir DIR  --device auto|cpu|cuda  --seed N  --config FILE  --print-config  --help
+// --print-config writes every option's current value as a config file that --config
+// reads back; values given on the command line win over the file's.
+#include <boost/program_options.hpp>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace slurmlab::cli {
+
+struct CommonOptions {
+  std::string output_dir;  // may hold srun-style patterns (%j, %x, ...)
+  std::string device = "auto";
+  std::uint64_t seed = 0;
+  std::string config_file;
+};
+
+class OptionParser {
+ public:
+  // `default_output_dir` is what --output-dir is when not given.
+  OptionParser(std::string program, std::string summary, std::string default_output_dir);
+
+  // Registers a program option writing into `destination`; its current value is the
+  // default and is what --print-config prints when the option is not given.
+  template <class T>
+  OptionParser& add(const std::string& name, T& destination, const std::string& help) {
+    specific_.add_options()(name.c_str(), boost::program_options::value<T>(&destination)->default_value(destination), help.c_str());
+    printers_.push_back({name, [&destination] { return to_text(destination); }});
+    return *this;
+  }
+  // An on/off switch (--name); in a config file `name = true`.
+  OptionParser& add_flag(const std::string& name, bool& destination, const std::string& help);
+
+  enum class Outcome { Run, Exit };
+  // Parses the command line, then --config FILE. Writes help or the config to `out` and
+  // returns Exit for --help/--print-config. Throws UsageError (one line naming the option
+  // and the fix, with the usage text as details) on anything it cannot accept.
+  Outcome parse(int argc, const char* const argv[], std::ostream& out);
+
+  const CommonOptions& common() const { return common_; }
+  std::string usage() const;
+  std::string config_text() const;
+
+ private:
+  static std::string to_text(const std::string& value) { return value; }
+  static std::string to_text(bool value) { return value ? "true" : "false"; }
+  template <class T>
+  static std::string to_text(const T& value) {
+    std::ostringstream text;
+    text << value;
+    return text.str();
+  }
+
+  struct Printer {
+    std::string name;
+    std::function<std::string()> value;
+  };
+
+  std::string program_;
+  std::string summary_;
+  CommonOptions common_;
+  boost::program_options::options_description common_description_{"Common options"};
+  boost::program_options::options_description specific_{"Program options"};
+  std::vector<Printer> printers_;
+};
+
+}  // namespace slurmlab::cli

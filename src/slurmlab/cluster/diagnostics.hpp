@@ -1,0 +1,44 @@
+#pragma once
+// Checks of a job's layout with hints, in the spirit of PyTorch Lightning's Slurm
+// checks: each finding is one sentence plus a HINT that says what to change.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "slurmlab/cluster/slurm_environment.hpp"
+
+namespace slurmlab::cluster {
+
+enum class Severity { Note, Warning, Error };
+
+struct Diagnostic {
+  Severity severity = Severity::Note;
+  std::string code;     // stable identifier, e.g. "ntasks-per-node-missing"
+  std::string message;  // one sentence
+  std::string hint;     // what to change
+  std::string text() const;  // "warning: <message> HINT: <hint>"
+};
+
+// One task's view of Slurm against the MPI world it runs in (rank, size).
+std::vector<Diagnostic> check_task_environment(const SlurmEnvironment& slurm, int world_rank, int world_size);
+
+// What each task reports about its placement, gathered on rank 0.
+struct TaskPlacement {
+  int rank = 0;
+  std::string node;
+  std::optional<int> gpus_on_node;  // SLURM_GPUS_ON_NODE as the task saw it
+  std::string gpu_identity;         // UUID when a GPU answered, else the mask entry; empty on CPU
+  bool sharing_allowed = false;
+};
+
+// Checks across tasks: more tasks on a node than GPUs allocated there, and two tasks
+// of one node bound to the same GPU.
+std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks);
+
+// Drops repeats (same code and message), keeping the first; tasks report the same
+// job-level finding once each.
+std::vector<Diagnostic> unique_diagnostics(std::vector<Diagnostic> diagnostics);
+
+const char* to_string(Severity severity);
+
+}  // namespace slurmlab::cluster

@@ -1,0 +1,138 @@
+#include "slurmlab/cluster/mpi_session.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <numeric>
+
+#include "slurmlab/cli/errors.hpp"
+
+namespace slurmlab::cluster {
+namespace {
+
+std::string host_name() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+}  // namespace
+
+MpiSession::MpiSession(int& argc, char**& argv, std::string program) : program_(std::move(program)) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+std::vector<std::string> MpiSession::gather(const std::string& mine, int root) const {
+  int length = static_cast<int>(mine.size());
+  std::vector<int> lengths(rank_ == root ? size_ : 0);
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, MPI_COMM_WORLD);
+  std::vector<int> offsets(lengths.size());
+  std::string all;
+  if (rank_ == root) {
+    std::exclusive_scan(lengths.begin(), lengths.end(), offsets.begin(), 0);
+    all.resize(static_cast<std::size_t>(std::accumulate(lengths.begin(), lengths.end(), 0)));
+  }
+  MPI_Gatherv(mine.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, root, MPI_COMM_WORLD);
+  std::vector<std::string> result;
+  for (std::size_t r = 0; r < lengths.size(); ++r)
+    result.push_back(all.substr(static_cast<std::size_t>(offsets[r]), static_cast<std::size_t>(lengths[r])));
+  return result;
+}
+
+std::vector<std::string> MpiSession::allgather(const std::string& mine) const {
+  int length = static_cast<int>(mine.size());
+  std::vector<int> lengths(static_cast<std::size_t>(size_));
+  MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, MPI_COMM_WORLD);
+  std::vector<int> offsets(lengths.size());
+  std::exclusive_scan(lengths.begin(), lengths.end(), offsets.begin(), 0);
+  std::string all(static_cast<std::size_t>(std::accumulate(lengths.begin(), lengths.end(), 0)), '\0');
+  MPI_Allgatherv(mine.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, MPI_COMM_WORLD);
+  std::vector<std::string> result;
+  for (std::size_t r = 0; r < lengths.size(); ++r)
+    result.push_back(all.substr(static_cast<std::size_t>(offsets[r]), static_cast<std::size_t>(lengths[r])));
+  return result;
+}
+
+std::string MpiSession::broadcast(const std::string& value, int root) const {
+  int length = static_cast<int>(value.size());
+  MPI_Bcast(&length, 1, MPI_INT, root, MPI_COMM_WORLD);
+  std::string result = rank_ == root ? value : std::string(static_cast<std::size_t>(length), '\0');
+  MPI_Bcast(result.data(), length, MPI_CHAR, root, MPI_COMM_WORLD);
+  return result;
+}
+
+void MpiSession::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
+
+void MpiSession::run_collectively(const std::function<void()>& step) const {
+  int code = 0;
+  std::string message;
+  try {
+    step();
+  } catch (const ProgramExit&) {
+    throw;  // a deliberate, agreed exit (--help): every rank takes the same path
+  } catch (const UsageError& e) {
+    code = kUsageExitCode;
+    message = e.what();
+    if (!e.details().empty()) message += "\n" + e.details();
+  } catch (const std::exception& e) {
+    code = 1;
+    message = e.what();
+  }
+  // MAXLOC picks the worst code and, among equals, the lowest rank that has it.
+  struct {
+    int code;
+    int rank;
+  } mine{code, rank_}, worst{};
+  MPI_Allreduce(&mine, &worst, 1, MPI_2INT, MPI_MAXLOC, MPI_COMM_WORLD);
+  if (worst.code == 0) return;
+  std::string reported = broadcast(message, worst.rank);
+  if (rank_ == 0) {
+    std::string where = size_ > 1 && worst.rank != 0 ? " (rank " + std::to_string(worst.rank) + ")" : "";
+    std::cerr << program_ << ": error" << where << ": " << reported << std::endl;
+  }
+  throw ProgramExit(worst.code);
+}
+
+void MpiSession::abort(const std::string& message, int code) const {
+  std::string where = size_ > 1 ? " on rank " + std::to_string(rank_) + " (" + host_name() + ")" : "";
+  std::cerr << program_ << ": error" << where << ": " << message << std::endl;
+  std::cerr.flush();
+  if (size_ == 1) {
+    MPI_Finalize();
+    std::exit(code);
+  }
+  std::cerr << program_ << ": ending all " << size_ << " ranks." << std::endl;
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);  // MPI_Abort does not return; keep the compiler and the reader sure of it
+}
+
+int run_mpi_program(int argc, char** argv, const std::string& program,
+                    const std::function<int(MpiSession&, int, char**)>& body) {
+  MpiSession session(argc, argv, program);
+  try {
+    return body(session, argc, argv);
+  } catch (const ProgramExit& exit) {
+    return exit.code();
+  } catch (const UsageError& e) {
+    session.abort(e.what(), kUsageExitCode);
+  } catch (const std::exception& e) {
+    session.abort(e.what(), 1);
+  }
+}
+
+}  // namespace slurmlab::cluster

@@ -1,0 +1,82 @@
+#include "slurmlab/cluster/rank_context.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "slurmlab/cli/errors.hpp"
+
+namespace slurmlab::cluster {
+
+NodeLayout layout_from_node_names(const std::vector<std::string>& node_of_rank, int rank) {
+  NodeLayout layout{0, 0, 0, 0};
+  std::vector<std::string> nodes_seen;
+  const auto& mine = node_of_rank.at(static_cast<std::size_t>(rank));
+  for (std::size_t r = 0; r < node_of_rank.size(); ++r) {
+    const auto& node = node_of_rank[r];
+    if (std::find(nodes_seen.begin(), nodes_seen.end(), node) == nodes_seen.end()) nodes_seen.push_back(node);
+    if (node == mine) {
+      if (static_cast<int>(r) < rank) ++layout.local_rank;
+      ++layout.local_size;
+    }
+  }
+  layout.node_index = static_cast<int>(std::find(nodes_seen.begin(), nodes_seen.end(), mine) - nodes_seen.begin());
+  layout.node_count = static_cast<int>(nodes_seen.size());
+  return layout;
+}
+
+RankContext RankContext::establish(const MpiSession& session, const Environment& env, DevicePreference preference,
+                                   bool allow_sharing, BindingErrors on_binding_error) {
+  RankContext context;
+  context.rank = session.rank();
+  context.size = session.size();
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  context.host_name = host;
+
+  session.run_collectively([&] { context.slurm = SlurmEnvironment::from(env); });
+  context.node_name = context.slurm.node_name.value_or(context.host_name);
+  context.layout = layout_from_node_names(session.allgather(context.node_name), context.rank);
+  context.gpu_runtime = probe_gpu_runtime();
+
+  GpuBindingRequest request;
+  request.cuda_visible_devices = context.slurm.cuda_visible_devices;
+  request.runtime_device_count = context.gpu_runtime.device_count;
+  request.runtime_note = context.gpu_runtime.note;
+  request.local_rank = context.layout.local_rank;
+  request.local_size = context.layout.local_size;
+  request.preference = preference;
+  request.allow_sharing = allow_sharing;
+
+  session.run_collectively([&] {
+    try {
+      context.gpu = bind_gpu(request);
+    } catch (const UsageError& e) {
+      if (on_binding_error == BindingErrors::Fail) throw;
+      context.binding_error = Diagnostic{Severity::Error, "gpu-binding", e.what(), ""};
+      context.gpu = GpuBinding{};
+      context.gpu.reason = "the GPU binding failed (see the diagnostics), so this task runs on the CPU.";
+    }
+    if (context.gpu.uses_gpu) {
+      select_gpu(context.gpu.device);
+      context.gpu_info = describe_gpu(context.gpu.device);
+    }
+  });
+  return context;
+}
+
+io::PatternContext RankContext::pattern_context() const {
+  io::PatternContext p;
+  if (slurm.job_id) p.job_id = *slurm.job_id;
+  p.step_id = slurm.step_id;
+  p.job_name = slurm.job_name.value_or("");
+  p.user = slurm.user.value_or("");
+  p.node_name = node_name;
+  p.array_job_id = slurm.array_job_id;
+  p.array_task_id = slurm.array_task_id;
+  p.task_id = rank;
+  p.node_id = layout.node_index;
+  return p;
+}
+
+}  // namespace slurmlab::cluster

@@ -1,0 +1,20 @@
+#pragma once
+// Files are written under a temporary name and renamed into place, so a crash or a
+// killed job never leaves a half-written file that looks whole.
+#include <filesystem>
+#include <string_view>
+
+namespace slurmlab::io {
+
+// The temporary name used while `path` is being written: a hidden sibling in the same
+// directory (rename(2) is atomic only within one file system), unique per process.
+std::filesystem::path temporary_sibling(const std::filesystem::path& path);
+
+// Flushes `temporary` to disk and renames it onto `destination`; throws std::runtime_error
+// with the OS reason on failure (the temporary is removed then).
+void commit_temporary(const std::filesystem::path& temporary, const std::filesystem::path& destination);
+
+// Writes `contents` to `path` atomically; creates missing parent directories.
+void write_file_atomically(const std::filesystem::path& path, std::string_view contents);
+
+}  // namespace slurmlab::io
