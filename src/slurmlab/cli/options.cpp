@@ -49,29 +49,42 @@ OptionParser::Outcome OptionParser::parse(int argc, const char* const argv[], st
   all.add(specific_).add(common_description_);
   const std::string see_help = " Run '" + program_ + " --help' for the options.";
   po::variables_map values;
+  std::vector<std::string> stray;  // positional words: none is expected, each is named
+  po::options_description hidden;
+  hidden.add_options()("slurmlab-positional", po::value<std::vector<std::string>>(&stray));
+  po::options_description command_line;
+  command_line.add(all).add(hidden);
+  po::positional_options_description positional;
+  positional.add("slurmlab-positional", -1);
   try {
-    // No positional arguments: a stray word is a mistake worth naming.
-    // No prefix guessing: --devic must not silently mean --device.
-    const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::store(po::command_line_parser(argc, argv).options(all).style(style).positional({}).run(), values);
-    if (values.count("config")) {
-      const auto file = values["config"].as<std::string>();
-      std::ifstream stream(file);
-      if (!stream)
-        throw UsageError("config file '" + file + "' cannot be read; check the path, or write one with --print-config > " +
-                         file + ".");
-      try {
-        po::store(po::parse_config_file(stream, all, /*allow_unregistered=*/false), values);
-      } catch (const po::error& e) {
-        throw UsageError("config file '" + file + "': " + e.what() + "." + see_help, usage());
+    try {
+      // No prefix guessing: --devic must not silently mean --device.
+      const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+      po::store(po::command_line_parser(argc, argv).options(command_line).style(style).positional(positional).run(),
+                values);
+      if (values.count("config")) {
+        const auto file = values["config"].as<std::string>();
+        std::ifstream stream(file);
+        if (!stream)
+          throw UsageError("config file '" + file + "' cannot be read; check the path, or write one with --print-config > " +
+                           file + ".");
+        try {
+          po::store(po::parse_config_file(stream, all, /*allow_unregistered=*/false), values);
+        } catch (const po::error& e) {
+          throw UsageError("config file '" + file + "': " + e.what() + "." + see_help);
+        }
       }
+      po::notify(values);
+    } catch (const po::error& e) {
+      throw UsageError(std::string(e.what()) + "." + see_help);
     }
-    po::notify(values);
-  } catch (const po::error& e) {
-    throw UsageError(std::string(e.what()) + "." + see_help, usage());
+    if (!stray.empty())
+      throw UsageError("unexpected argument '" + stray.front() + "': every setting is an --option." + see_help);
+    cluster::parse_device_preference(common_.device);
+    if (common_.output_dir.empty()) throw UsageError("--output-dir is empty; give a directory such as --output-dir results.");
+  } catch (const UsageError& e) {
+    throw UsageError(e.what(), usage());  // every option error comes with the usage text
   }
-  cluster::parse_device_preference(common_.device);  // validates; throws UsageError
-  if (common_.output_dir.empty()) throw UsageError("--output-dir is empty; give a directory such as --output-dir results.");
 
   if (values.count("help")) {
     out << usage();

@@ -1,0 +1,65 @@
+#include <gtest/gtest.h>
+
+#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/io/output_pattern.hpp"
+
+using slurmlab::io::expand_output_pattern;
+using slurmlab::io::PatternContext;
+
+namespace {
+PatternContext job_context() {
+  PatternContext c;
+  c.job_id = "4242";
+  c.step_id = "0";
+  c.job_name = "env-dump";
+  c.user = "ada";
+  c.node_name = "node3";
+  c.task_id = 7;
+  c.node_id = 2;
+  return c;
+}
+}  // namespace
+
+TEST(OutputPattern, EverySrunSymbol) {
+  const auto c = job_context();
+  EXPECT_EQ(expand_output_pattern("env-%j-%t.txt", c), "env-4242-7.txt");
+  EXPECT_EQ(expand_output_pattern("%J", c), "4242.0");
+  EXPECT_EQ(expand_output_pattern("%s", c), "0");
+  EXPECT_EQ(expand_output_pattern("%n/%N", c), "2/node3");
+  EXPECT_EQ(expand_output_pattern("%x-%u", c), "env-dump-ada");
+  EXPECT_EQ(expand_output_pattern("100%%", c), "100%");
+}
+
+TEST(OutputPattern, WidthZeroPadsNumbersOnly) {
+  const auto c = job_context();
+  EXPECT_EQ(expand_output_pattern("%3t", c), "007");
+  EXPECT_EQ(expand_output_pattern("%10j", c), "0000004242");
+  EXPECT_EQ(expand_output_pattern("%12j", c), "0000004242");  // srun caps the width at 10
+  EXPECT_EQ(expand_output_pattern("%5N", c), "node3");        // names are never padded
+  EXPECT_EQ(expand_output_pattern("%2n", c), "02");
+}
+
+TEST(OutputPattern, ArraySymbols) {
+  auto c = job_context();
+  EXPECT_EQ(expand_output_pattern("%A_%a", c), "4242_0");  // not an array job: the job id stands in
+  c.array_job_id = "4240";
+  c.array_task_id = "3";
+  EXPECT_EQ(expand_output_pattern("%A_%3a", c), "4240_003");
+}
+
+TEST(OutputPattern, OutsideSlurmNamesStayReadable) {
+  PatternContext c;
+  c.task_id = 1;
+  EXPECT_EQ(expand_output_pattern("env-%j-%t.txt", c), "env-local-1.txt");
+  EXPECT_EQ(expand_output_pattern("%J", c), "local");
+}
+
+TEST(OutputPattern, DoubleBackslashTurnsProcessingOff) {
+  EXPECT_EQ(expand_output_pattern("\\\\out-%j.txt", job_context()), "out-%j.txt");
+}
+
+TEST(OutputPattern, UnknownSymbolsAreUsageErrors) {
+  EXPECT_THROW(expand_output_pattern("out-%q", job_context()), slurmlab::UsageError);
+  EXPECT_THROW(expand_output_pattern("out-%", job_context()), slurmlab::UsageError);
+  EXPECT_THROW(expand_output_pattern("out-%3", job_context()), slurmlab::UsageError);
+}
