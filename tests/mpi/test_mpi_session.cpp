@@ -1,0 +1,83 @@
+// Runs under mpirun -np 4: the session's collectives and its collective failure path.
+#include <gtest/gtest.h>
+
+#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/cluster/mpi_session.hpp"
+#include "slurmlab/cluster/rank_context.hpp"
+
+using namespace slurmlab;
+
+namespace {
+cluster::MpiSession* session = nullptr;
+}
+
+TEST(MpiSession, GatherIsRankOrderedOnRootOnly) {
+  auto gathered = session->gather(std::string(static_cast<std::size_t>(session->rank()) + 1, 'a' + static_cast<char>(session->rank())));
+  if (session->is_root()) {
+    ASSERT_EQ(gathered.size(), static_cast<std::size_t>(session->size()));
+    for (int r = 0; r < session->size(); ++r)
+      EXPECT_EQ(gathered[static_cast<std::size_t>(r)], std::string(static_cast<std::size_t>(r) + 1, 'a' + static_cast<char>(r)));
+  } else {
+    EXPECT_TRUE(gathered.empty());
+  }
+}
+
+TEST(MpiSession, AllgatherAndBroadcast) {
+  auto all = session->allgather("rank" + std::to_string(session->rank()));
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(session->size()));
+  EXPECT_EQ(all.back(), "rank" + std::to_string(session->size() - 1));
+  EXPECT_EQ(session->broadcast(session->is_root() ? "from root" : "", 0), "from root");
+  EXPECT_EQ(session->broadcast(session->rank() == 1 ? "from one" : "ignored", 1), "from one");
+}
+
+TEST(MpiSession, FailureOnOneRankEndsEveryRankTogether) {
+  ASSERT_GE(session->size(), 2) << "run this test with mpirun -np 2 or more";
+  // Only the last rank fails; all must leave with the same code instead of some waiting.
+  int code = 0;
+  try {
+    session->run_collectively([&] {
+      if (session->rank() == session->size() - 1) throw UsageError("rank-specific bad input.");
+    });
+  } catch (const ProgramExit& exit) {
+    code = exit.code();
+  }
+  EXPECT_EQ(code, kUsageExitCode);
+  // And a runtime error outranks nothing but still ends everyone with 1.
+  code = 0;
+  try {
+    session->run_collectively([&] {
+      if (session->rank() == 0) throw std::runtime_error("disk full.");
+    });
+  } catch (const ProgramExit& exit) {
+    code = exit.code();
+  }
+  EXPECT_EQ(code, 1);
+  // No failure: nobody throws.
+  EXPECT_NO_THROW(session->run_collectively([] {}));
+}
+
+TEST(MpiSession, NodeLayoutUnderMpirun) {
+  // mpirun on one host: every rank is on the same node, local rank = rank.
+  auto env = cluster::Environment::from_process();
+  auto context = cluster::RankContext::establish(*session, env, cluster::DevicePreference::Auto, false,
+                                                 cluster::RankContext::BindingErrors::Report);
+  EXPECT_EQ(context.layout.local_size, session->size());
+  EXPECT_EQ(context.layout.local_rank, session->rank());
+  EXPECT_EQ(context.layout.node_count, 1);
+  EXPECT_EQ(context.pattern_context().task_id, session->rank());
+}
+
+int main(int argc, char** argv) {
+  cluster::MpiSession mpi(argc, argv, "test_mpi_session");
+  session = &mpi;
+  ::testing::InitGoogleTest(&argc, argv);
+  // Only rank 0 prints the gtest report; every rank's result counts (mpirun's status).
+  if (!mpi.is_root()) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  int failed = RUN_ALL_TESTS();
+  int any_failed = 0;
+  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  return any_failed;
+}
