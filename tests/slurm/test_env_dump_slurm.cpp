@@ -1,0 +1,175 @@
+// Label slurm: a real 4-node Slurm on this machine (tools/local-slurm, own directory and
+// ports), the real jobs/env-dump.sbatch submitted with sbatch, results checked per rank.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "../support/process.hpp"
+
+namespace fs = std::filesystem;
+using namespace slurmlab::testing;
+
+namespace {
+
+const fs::path kSource = SLURMLAB_SOURCE_DIR;
+const fs::path kBinary = SLURMLAB_BINARY_DIR;
+const fs::path kClusterDir = kBinary / "slurm-test" / "cluster";
+const fs::path kWorkDir = kBinary / "slurm-test" / "work";
+// Ports apart from a user's own `tools/local-slurm up` (16817), so both can run.
+const std::string kCluster = (kSource / "tools/local-slurm").string() + " --dir " + kClusterDir.string();
+const std::string kClusterUp = kCluster + " --port-base 26817";
+
+std::string skip_reason;
+
+class LocalSlurmEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (::geteuid() != 0) {
+      skip_reason = "the local Slurm needs root (mknod, mount namespaces, slurmd)";
+      return;
+    }
+    fs::remove_all(kWorkDir);
+    fs::create_directories(kWorkDir);
+    auto up = run_command(kClusterUp + " up --timeout 120", 180);
+    // A cluster that does not start is a failure, not a skip.
+    ASSERT_EQ(up.exit_code, 0) << up.output;
+    started_ = true;
+  }
+  void TearDown() override {
+    if (started_) run_command(kCluster + " down", 120);
+  }
+
+ private:
+  bool started_ = false;
+};
+
+const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new LocalSlurmEnvironment);
+
+// Runs a client command against the test cluster.
+CommandResult client(const std::string& command, int timeout = 60) {
+  return run_command("eval \"$(" + kCluster + " env)\" && cd " + kWorkDir.string() + " && " + command, timeout);
+}
+
+// Submits with sbatch and waits for the end; returns the job id.
+std::string submit_and_wait(const std::string& sbatch_arguments) {
+  auto submitted = client("SLURMLAB_BIN=" + (kBinary / "bin").string() + " SLURMLAB_OUTPUT=" + kWorkDir.string() +
+                          " sbatch --parsable " + sbatch_arguments);
+  EXPECT_EQ(submitted.exit_code, 0) << submitted.output;
+  std::smatch match;
+  std::regex job_id("^([0-9]+)");
+  if (!std::regex_search(submitted.output, match, job_id)) {
+    ADD_FAILURE() << "no job id in: " << submitted.output;
+    return "";
+  }
+  auto waited = client(kCluster + " wait " + match[1].str() + " --timeout 240", 300);
+  EXPECT_EQ(waited.exit_code, 0) << waited.output << "\njob output:\n"
+                                 << read_file(kWorkDir / ("env-dump-" + match[1].str() + ".out"));
+  return match[1].str();
+}
+
+#define SKIP_WITHOUT_SLURM() \
+  if (!skip_reason.empty()) GTEST_SKIP() << skip_reason
+
+}  // namespace
+
+TEST(EnvDumpSlurm, FourNodesTwoTasksEach) {
+  SKIP_WITHOUT_SLURM();
+  const auto job = submit_and_wait((kSource / "jobs/env-dump.sbatch").string());
+  ASSERT_FALSE(job.empty());
+  const auto results = kWorkDir / ("env-dump-" + job);
+
+  // Eight per-rank environment files with what Slurm told each task.
+  std::map<std::string, std::set<std::string>> gpus_by_node;
+  for (int t = 0; t < 8; ++t) {
+    SCOPED_TRACE("task " + std::to_string(t));
+    auto file = results / ("env-" + job + "-" + std::to_string(t) + ".txt");
+    ASSERT_TRUE(fs::exists(file)) << file;
+    auto vars = read_env_file(file);
+    EXPECT_EQ(vars["SLURM_PROCID"], std::to_string(t));
+    EXPECT_EQ(vars["SLURMD_NODENAME"], "node" + std::to_string(t / 2 + 1));
+    EXPECT_EQ(vars["SLURM_LOCALID"], std::to_string(t % 2));
+    EXPECT_EQ(vars["SLURM_NTASKS_PER_NODE"], "2");
+    ASSERT_TRUE(vars.count("CUDA_VISIBLE_DEVICES"));
+    gpus_by_node[vars["SLURMD_NODENAME"]].insert(vars["CUDA_VISIBLE_DEVICES"]);
+    EXPECT_TRUE(fs::exists(results / ("rank-" + job + "-" + std::to_string(t) + ".out")));
+  }
+  // --gpus-per-task=1: the two tasks of each node got different GPUs.
+  ASSERT_EQ(gpus_by_node.size(), 4u);
+  for (const auto& [node, gpus] : gpus_by_node) EXPECT_EQ(gpus, (std::set<std::string>{"0", "1"})) << node;
+
+  // The gathered report and the summary in the job's output file.
+  auto report = nlohmann::json::parse(read_file(results / "env-dump.json"));
+  ASSERT_EQ(report["ranks"].size(), 8u);
+  EXPECT_EQ(report["job"]["ntasks_per_node"], 2);
+  EXPECT_EQ(report["job"]["job_kind"], "batch");
+  EXPECT_TRUE(report["job"]["launched_by_srun"].get<bool>());
+  EXPECT_EQ(report["job"]["nodes"], nlohmann::json({"node1", "node2", "node3", "node4"}));
+  EXPECT_TRUE(report["diagnostics"].empty()) << report["diagnostics"].dump(2);
+  for (int t = 0; t < 8; ++t) {
+    const auto& rank = report["ranks"][static_cast<std::size_t>(t)];
+    EXPECT_EQ(rank["rank"], t);
+    EXPECT_EQ(rank["node"], "node" + std::to_string(t / 2 + 1));
+    EXPECT_EQ(rank["local_rank"], t % 2);
+    EXPECT_EQ(rank["node_index"], t / 2);
+    EXPECT_EQ(rank["device"], "cpu (planned cuda:0, none answered)");  // one fake GPU each
+  }
+  auto output = read_file(kWorkDir / ("env-dump-" + job + ".out"));
+  EXPECT_NE(output.find("Slurm job " + job + " \"env-dump\" (batch, srun step"), std::string::npos) << output;
+  EXPECT_NE(output.find("SLURM_NTASKS_PER_NODE=2: set because the job asked for --ntasks-per-node."), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("node[1-4]"), std::string::npos) << output;
+  EXPECT_NE(output.find("Diagnostics: none"), std::string::npos) << output;
+  for (int t = 0; t < 8; ++t)
+    EXPECT_TRUE(std::regex_search(output, std::regex("\n" + std::to_string(t) + " +node" + std::to_string(t / 2 + 1) + " ")))
+        << "table row " << t << " missing in:\n" << output;
+  EXPECT_TRUE(fs::exists(results / "metrics.h5"));
+}
+
+TEST(EnvDumpSlurm, NtasksWithoutNtasksPerNodeIsFlagged) {
+  SKIP_WITHOUT_SLURM();
+  // The same template without its --ntasks-per-node line, submitted with --ntasks 8.
+  auto original = read_file(kSource / "jobs/env-dump.sbatch");
+  auto variant = std::regex_replace(original, std::regex("#SBATCH --ntasks-per-node=2\n"), "");
+  ASSERT_NE(variant, original) << "the template no longer has '#SBATCH --ntasks-per-node=2'";
+  auto script = kWorkDir / "env-dump-ntasks-only.sbatch";
+  std::ofstream(script) << variant;
+
+  const auto job = submit_and_wait("--ntasks 8 " + script.string());
+  ASSERT_FALSE(job.empty());
+  const auto results = kWorkDir / ("env-dump-" + job);
+  for (int t = 0; t < 8; ++t) {
+    auto vars = read_env_file(results / ("env-" + job + "-" + std::to_string(t) + ".txt"));
+    EXPECT_EQ(vars["SLURM_PROCID"], std::to_string(t));
+    EXPECT_FALSE(vars.count("SLURM_NTASKS_PER_NODE")) << "task " << t;
+  }
+  auto report = nlohmann::json::parse(read_file(results / "env-dump.json"));
+  EXPECT_TRUE(report["job"]["ntasks_per_node"].is_null());
+  std::set<std::string> codes;
+  for (const auto& d : report["diagnostics"]) codes.insert(d["code"].get<std::string>());
+  EXPECT_TRUE(codes.count("ntasks-per-node-missing")) << report["diagnostics"].dump(2);
+  auto output = read_file(kWorkDir / ("env-dump-" + job + ".out"));
+  EXPECT_NE(output.find("SLURM_NTASKS_PER_NODE is not set: Slurm defines it only when --ntasks-per-node is given"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("HINT: ask for --nodes=4 --ntasks-per-node=<GPUs per node>"), std::string::npos) << output;
+}
+
+TEST(EnvDumpSlurm, RunningInTheBatchScriptWithoutSrunIsFlagged) {
+  SKIP_WITHOUT_SLURM();
+  auto results = kWorkDir / "no-srun";
+  auto submitted = client("sbatch --parsable --job-name=no-srun -N2 --output=no-srun-%j.out --wrap '" +
+                          (kBinary / "bin/env-dump").string() + " --output-dir " + results.string() + "'");
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
+  auto job = submitted.output.substr(0, submitted.output.find_first_not_of("0123456789"));
+  auto waited = client(kCluster + " wait " + job + " --timeout 120", 180);
+  ASSERT_EQ(waited.exit_code, 0) << waited.output << read_file(kWorkDir / ("no-srun-" + job + ".out"));
+  auto report = nlohmann::json::parse(read_file(results / "env-dump.json"));
+  ASSERT_EQ(report["ranks"].size(), 1u);
+  EXPECT_FALSE(report["job"]["launched_by_srun"].get<bool>());
+  ASSERT_FALSE(report["diagnostics"].empty());
+  EXPECT_EQ(report["diagnostics"][0]["code"], "not-launched-by-srun") << report["diagnostics"].dump(2);
+}
