@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -17,11 +18,19 @@ namespace {
 
 const fs::path kSource = SLURMLAB_SOURCE_DIR;
 const fs::path kBinary = SLURMLAB_BINARY_DIR;
-const fs::path kClusterDir = kBinary / "slurm-test" / "cluster";
 const fs::path kWorkDir = kBinary / "slurm-test" / "work";
-// Ports apart from a user's own `tools/local-slurm up` (16817), so both can run.
+
+// The cluster's own directory must lie outside /tmp (each slurmd gets a private /tmp);
+// a build under /tmp keeps its cluster in $HOME instead and shares the build with the jobs.
+fs::path cluster_dir() {
+  if (!kBinary.string().starts_with("/tmp/")) return kBinary / "slurm-test" / "cluster";
+  const char* home = std::getenv("HOME");
+  return fs::path(home ? home : "/root") / ".slurmlab" / "slurm-test";
+}
+const fs::path kClusterDir = cluster_dir();
 const std::string kCluster = (kSource / "tools/local-slurm").string() + " --dir " + kClusterDir.string();
-const std::string kClusterUp = kCluster + " --port-base 26817";
+// Ports apart from a user's own `tools/local-slurm up` (16817), so both can run.
+const std::string kClusterUp = kCluster + " --port-base 26817 --share " + kBinary.string();
 
 std::string skip_reason;
 
