@@ -1,93 +1,21 @@
-// Label slurm: a real 4-node Slurm on this machine (tools/local-slurm, own directory and
-// ports), the real jobs/env-dump.sbatch submitted with sbatch, results checked per rank.
+// Label slurm: the real jobs/env-dump.sbatch on the 4-node local Slurm, results checked
+// per rank.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 
-#include "../support/process.hpp"
+#include "local_slurm.hpp"
 
 namespace fs = std::filesystem;
 using namespace slurmlab::testing;
 
-namespace {
-
-const fs::path kSource = SLURMLAB_SOURCE_DIR;
-const fs::path kBinary = SLURMLAB_BINARY_DIR;
-const fs::path kWorkDir = kBinary / "slurm-test" / "work";
-
-// The cluster's own directory must lie outside /tmp (each slurmd gets a private /tmp);
-// a build under /tmp keeps its cluster in $HOME instead and shares the build with the jobs.
-fs::path cluster_dir() {
-  if (!kBinary.string().starts_with("/tmp/")) return kBinary / "slurm-test" / "cluster";
-  const char* home = std::getenv("HOME");
-  return fs::path(home ? home : "/root") / ".slurmlab" / "slurm-test";
-}
-const fs::path kClusterDir = cluster_dir();
-const std::string kCluster = (kSource / "tools/local-slurm").string() + " --dir " + kClusterDir.string();
-// Ports apart from a user's own `tools/local-slurm up` (16817), so both can run.
-const std::string kClusterUp = kCluster + " --port-base 26817 --share " + kBinary.string();
-
-std::string skip_reason;
-
-class LocalSlurmEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    if (::geteuid() != 0) {
-      skip_reason = "the local Slurm needs root (mknod, mount namespaces, slurmd)";
-      return;
-    }
-    fs::remove_all(kWorkDir);
-    fs::create_directories(kWorkDir);
-    auto up = run_command(kClusterUp + " up --timeout 120", 180);
-    // A cluster that does not start is a failure, not a skip.
-    ASSERT_EQ(up.exit_code, 0) << up.output;
-    started_ = true;
-  }
-  void TearDown() override {
-    if (started_) run_command(kCluster + " down", 120);
-  }
-
- private:
-  bool started_ = false;
-};
-
-const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new LocalSlurmEnvironment);
-
-// Runs a client command against the test cluster.
-CommandResult client(const std::string& command, int timeout = 60) {
-  return run_command("eval \"$(" + kCluster + " env)\" && cd " + kWorkDir.string() + " && " + command, timeout);
-}
-
-// Submits with sbatch and waits for the end; returns the job id.
-std::string submit_and_wait(const std::string& sbatch_arguments) {
-  auto submitted = client("SLURMLAB_BIN=" + (kBinary / "bin").string() + " SLURMLAB_OUTPUT=" + kWorkDir.string() +
-                          " sbatch --parsable " + sbatch_arguments);
-  EXPECT_EQ(submitted.exit_code, 0) << submitted.output;
-  std::smatch match;
-  std::regex job_id("^([0-9]+)");
-  if (!std::regex_search(submitted.output, match, job_id)) {
-    ADD_FAILURE() << "no job id in: " << submitted.output;
-    return "";
-  }
-  auto waited = client(kCluster + " wait " + match[1].str() + " --timeout 240", 300);
-  EXPECT_EQ(waited.exit_code, 0) << waited.output << "\njob output:\n"
-                                 << read_file(kWorkDir / ("env-dump-" + match[1].str() + ".out"));
-  return match[1].str();
-}
-
-#define SKIP_WITHOUT_SLURM() \
-  if (!skip_reason.empty()) GTEST_SKIP() << skip_reason
-
-}  // namespace
-
 TEST(EnvDumpSlurm, FourNodesTwoTasksEach) {
   SKIP_WITHOUT_SLURM();
-  const auto job = submit_and_wait((kSource / "jobs/env-dump.sbatch").string());
+  const auto job = submit_and_wait((kSource / "jobs/env-dump.sbatch").string(), "env-dump");
   ASSERT_FALSE(job.empty());
   const auto results = kWorkDir / ("env-dump-" + job);
 
@@ -147,7 +75,7 @@ TEST(EnvDumpSlurm, NtasksWithoutNtasksPerNodeIsFlagged) {
   auto script = kWorkDir / "env-dump-ntasks-only.sbatch";
   std::ofstream(script) << variant;
 
-  const auto job = submit_and_wait("--ntasks 8 " + script.string());
+  const auto job = submit_and_wait("--ntasks 8 " + script.string(), "env-dump");
   ASSERT_FALSE(job.empty());
   const auto results = kWorkDir / ("env-dump-" + job);
   for (int t = 0; t < 8; ++t) {
