@@ -82,6 +82,21 @@ TEST(SlurmEnvironment, BatchScriptItselfIsNotAnSrunStep) {
   EXPECT_NE(found.front().hint.find("srun"), std::string::npos);
 }
 
+TEST(SlurmEnvironment, MpirunInsideAnAllocationIsNotBlamedOnPmix) {
+  // mpirun's daemons are srun tasks (one per node), so its ranks inherit SLURM_STEP_ID and
+  // a per-node SLURM_PROCID; the finding is "not srun", not a missing --mpi=pmix.
+  auto vars = srun_task_in_batch();
+  vars["SLURM_NTASKS"] = "4";
+  vars["OMPI_MCA_orte_hnp_uri"] = "1220214784.0;tcp://10.0.0.1:43595";
+  auto s = SlurmEnvironment::from(Environment(vars));
+  EXPECT_TRUE(s.launched_by_mpirun);
+  EXPECT_FALSE(s.launched_by_srun);
+  auto found = check_task_environment(s, 5, 8);
+  EXPECT_TRUE(has_code(found, "not-launched-by-srun"));
+  EXPECT_FALSE(has_code(found, "mpi-world-mismatch"));
+  EXPECT_NE(found.front().message.find("started by mpirun"), std::string::npos) << found.front().message;
+}
+
 TEST(SlurmEnvironment, MpiWorldThatDidNotJoinIsAnError) {
   // srun --mpi=none with Open MPI: 8 singletons instead of one 8-rank world.
   auto found = check_task_environment(SlurmEnvironment::from(Environment(srun_task_in_batch())), 0, 1);

@@ -34,9 +34,10 @@ std::vector<Diagnostic> check_task_environment(const SlurmEnvironment& slurm, in
 
   if (!slurm.launched_by_srun) {
     found.push_back({Severity::Warning, "not-launched-by-srun",
-                     world_size > 1 ? "The program runs inside Slurm " + job +
-                                          " but was started by another launcher (mpirun?), not by srun, so Slurm's "
-                                          "task placement and GPU binding do not apply."
+                     slurm.launched_by_mpirun || world_size > 1
+                         ? "The program runs inside Slurm " + job + " but was started by " +
+                               (slurm.launched_by_mpirun ? "mpirun" : "another launcher") +
+                               ", not by srun, so Slurm's task placement and GPU binding do not apply."
                                     : "The program runs inside Slurm " + job +
                                           " but not as an srun step, so it is one task on the first node whatever "
                                           "the job asked for.",

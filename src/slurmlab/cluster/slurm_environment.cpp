@@ -112,7 +112,11 @@ SlurmEnvironment SlurmEnvironment::from(const Environment& env) {
   if (s.in_job) s.job_kind = env.get("ENVIRONMENT") == std::optional<std::string>("BATCH") ? JobKind::Batch : JobKind::Interactive;
   // The batch script itself has no step id of its own in its environment (or "batch");
   // tasks started by srun carry a numeric step id and a rank.
-  s.launched_by_srun = s.in_job && s.step_id && s.procid && *s.step_id != "batch" && *s.step_id != "extern";
+  // Open MPI 4 (ORTE) and 5 (PRRTE) mark the processes their mpirun starts; srun's direct
+  // launch through PMIx does not.
+  s.launched_by_mpirun = env.has("OMPI_MCA_orte_hnp_uri") || env.has("PRTE_LAUNCHED");
+  s.launched_by_srun = s.in_job && s.step_id && s.procid && !s.launched_by_mpirun && *s.step_id != "batch" &&
+                       *s.step_id != "extern";
   return s;
 }
 

@@ -19,6 +19,9 @@ struct SlurmEnvironment {
   bool in_job = false;  // SLURM_JOB_ID is set
   JobKind job_kind = JobKind::None;
   bool launched_by_srun = false;  // this process is a task of an srun step (SLURM_STEP_ID + SLURM_PROCID)
+  // Started by mpirun/mpiexec (whose daemons srun starts inside an allocation, so the
+  // ranks inherit the daemons' SLURM_STEP_ID and a per-node SLURM_PROCID).
+  bool launched_by_mpirun = false;
 
   std::optional<std::string> job_id;         // SLURM_JOB_ID
   std::optional<std::string> step_id;        // SLURM_STEP_ID (or SLURM_STEPID)
