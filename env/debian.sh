@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git curl
   # MPI (Debian's Open MPI is built with Slurm + PMIx support)
   openmpi-bin libopenmpi-dev
   # HDF5, the Open MPI (parallel) flavour, plus h5dump and h5py for checking files
