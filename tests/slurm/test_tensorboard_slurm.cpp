@@ -18,7 +18,9 @@ using namespace slurmlab::testing;
 
 namespace {
 
-std::string curl(const std::string& url) { return run_command("curl -sf --max-time 5 " + shell_quote(url), 15).output; }
+std::string curl(const std::string& url) {
+  return run_command("curl -sf --max-time 5 " + shell_quote(url), 15).output;
+}
 
 template <class Predicate>
 bool poll(int seconds, Predicate done) {
@@ -63,7 +65,8 @@ TEST(TensorBoardSlurm, ServesOurEventFilesAndPrintsTheTunnelCommand) {
   }
   const std::string node = url[1], port = url[2];
   // The exact tunnel command for the login node.
-  EXPECT_TRUE(std::regex_search(output, std::regex("\n  ssh -N -L 6006:" + node + ":" + port + " [^@\\s]+@login\\.example\\.org\n")))
+  EXPECT_TRUE(std::regex_search(
+      output, std::regex("\n  ssh -N -L 6006:" + node + ":" + port + " [^@\\s]+@login\\.example\\.org\n")))
       << output;
   EXPECT_NE(output.find("http://localhost:6006"), std::string::npos) << output;
   EXPECT_NE(output.find("scancel " + job), std::string::npos) << output;

@@ -3,8 +3,8 @@
 // independent of how the figure was drawn, and exposes RGB pixels.
 #include <cairo.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -16,9 +16,7 @@ namespace slurmlab::test {
 struct Pixel {
   int r = 0, g = 0, b = 0;
   // Saturated (not a shade of grey): series colours are, text, grid and frame are not.
-  bool coloured(int threshold = 40) const {
-    return std::max({r, g, b}) - std::min({r, g, b}) > threshold;
-  }
+  bool coloured(int threshold = 40) const { return std::max({r, g, b}) - std::min({r, g, b}) > threshold; }
   bool near(int rr, int gg, int bb, int tolerance) const {
     return std::abs(r - rr) <= tolerance && std::abs(g - gg) <= tolerance && std::abs(b - bb) <= tolerance;
   }

@@ -179,10 +179,8 @@ TEST(ImageGrid, DrawsEveryImageAndColoursLabelsByCorrectness) {
   for (std::size_t i = 0; i < red.size(); i += 3) red[i] = 1.0f;
   for (std::size_t i = 0; i < ramp.size(); ++i) ramp[i] = static_cast<float>(i % 28) / 27.0f;
   std::vector<slurmlab::io::LabeledImage> images{
-      {white, 28, 28, 1, "7 (true 7)", true},
-      {grey, 28, 28, 1, "3 (true 8)", false},
-      {red, 16, 16, 3, "airplane", true},
-      {ramp, 28, 28, 1, "1 (true 1)", true},
+      {white, 28, 28, 1, "7 (true 7)", true}, {grey, 28, 28, 1, "3 (true 8)", false},
+      {red, 16, 16, 3, "airplane", true},     {ramp, 28, 28, 1, "1 (true 1)", true},
       {grey, 28, 28, 1, "5 (true 5)", true},
   };
   slurmlab::io::ImageGridOptions options;

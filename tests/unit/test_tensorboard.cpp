@@ -90,8 +90,7 @@ TEST(Crc32c, SlicedTablesAgreeWithTheBitwiseDefinitionAtEveryLengthAndSplit) {
     EXPECT_EQ(crc32c(part), crc32c_bitwise(part)) << "length " << n;
     // Continuing a checksum equals checksumming the whole.
     const std::size_t cut = n / 3;
-    EXPECT_EQ(crc32c(std::string_view(part).substr(cut), crc32c(std::string_view(part).substr(0, cut))),
-              crc32c(part));
+    EXPECT_EQ(crc32c(std::string_view(part).substr(cut), crc32c(std::string_view(part).substr(0, cut))), crc32c(part));
   }
 }
 
@@ -126,7 +125,9 @@ TEST(EventFile, NameAndFirstRecord) {
   const double wall = 1.5e9;
   std::string expected_first = "\x09";
   expected_first.append(reinterpret_cast<const char*>(&wall), 8);
-  expected_first += "\x1a\x0d" "brain.Event:2";
+  expected_first +=
+      "\x1a\x0d"
+      "brain.Event:2";
   EXPECT_EQ(payloads[0], expected_first);
   // Event{wall_time, step (2) = 3, summary (5) = Summary{value (1) = Value{tag (1) = "loss",
   // simple_value (2, fixed32) = 0.25f}}}

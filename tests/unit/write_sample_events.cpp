@@ -23,9 +23,9 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(dir);
   {
     io::EventWriter writer(dir);
-    writer.hparams({{"learning_rate", 0.01}, {"optimizer", std::string("adam")}, {"augment", true},
-                    {"batch_size", 64.0}},
-                   "lr0.01-adam");
+    writer.hparams(
+        {{"learning_rate", 0.01}, {"optimizer", std::string("adam")}, {"augment", true}, {"batch_size", 64.0}},
+        "lr0.01-adam");
     // Scalars: loss = 1/(step+1), accuracy = step/10, at steps 0..9.
     for (int step = 0; step < 10; ++step) {
       writer.scalar("train/loss", step, 1.0 / (step + 1));

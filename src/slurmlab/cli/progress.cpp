@@ -9,7 +9,9 @@
 
 namespace slurmlab::cli {
 
-bool Progress::default_terminal() { return Console::stdout_is_terminal(); }
+bool Progress::default_terminal() {
+  return Console::stdout_is_terminal();
+}
 
 Progress::Progress(std::int64_t total, Options options)
     : total_(total), options_(std::move(options)), out_(options_.out ? options_.out : &std::cout) {

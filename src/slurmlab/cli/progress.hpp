@@ -28,8 +28,8 @@ class Progress {
     bool enabled = true;             // pass console.is_root()
     // Terminal bar (true) or batch-log lines (false); default: whether stdout is a terminal.
     bool terminal = default_terminal();
-    std::chrono::milliseconds interval{10000};        // batch-log mode: one line per interval
-    std::chrono::milliseconds redraw_interval{100};   // terminal mode: at most one redraw per this
+    std::chrono::milliseconds interval{10000};       // batch-log mode: one line per interval
+    std::chrono::milliseconds redraw_interval{100};  // terminal mode: at most one redraw per this
     int bar_width = 28;
     std::ostream* out = nullptr;  // default std::cout
     Clock clock;                  // default std::chrono::steady_clock::now (tests inject one)

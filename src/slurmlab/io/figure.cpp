@@ -79,7 +79,9 @@ void save_bytes(const std::filesystem::path& path, const std::vector<unsigned ch
 void set_color(cairo_t* cr, Rgb c, double alpha = 1.0) {
   cairo_set_source_rgba(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0, alpha);
 }
-void set_gray(cairo_t* cr, double level, double alpha = 1.0) { cairo_set_source_rgba(cr, level, level, level, alpha); }
+void set_gray(cairo_t* cr, double level, double alpha = 1.0) {
+  cairo_set_source_rgba(cr, level, level, level, alpha);
+}
 
 void set_font(cairo_t* cr, double size, bool bold = false) {
   cairo_select_font_face(cr, kFontFamily, CAIRO_FONT_SLANT_NORMAL,
@@ -187,8 +189,8 @@ std::string format_number(double v, double step, double max_abs) {
     const int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
     std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
   } else {
-    const int digits = std::max(
-        1, static_cast<int>(std::floor(std::log10(max_abs)) - std::floor(std::log10(step) + 1e-9)) + 1);
+    const int digits =
+        std::max(1, static_cast<int>(std::floor(std::log10(max_abs)) - std::floor(std::log10(step) + 1e-9)) + 1);
     std::snprintf(buffer, sizeof buffer, "%.*g", std::min(digits, 15), v);
   }
   return buffer;
@@ -238,7 +240,9 @@ std::vector<Tick> make_ticks(const Axis& a, double pixels, double spacing) {
 
 // ---- validation ---------------------------------------------------------------------------
 
-std::string quote_label(const std::string& label) { return label.empty() ? "(unlabeled)" : "\"" + label + "\""; }
+std::string quote_label(const std::string& label) {
+  return label.empty() ? "(unlabeled)" : "\"" + label + "\"";
+}
 
 void check_same_length(const char* what, const std::string& label, std::size_t nx, std::size_t ny,
                        const char* xname = "x", const char* yname = "y") {
@@ -256,8 +260,8 @@ void check_log_positive(const Figure::Series& s, const std::vector<double>& valu
     if (v > 0 || (skip_zero && v == 0)) continue;
     char buffer[64];
     std::snprintf(buffer, sizeof buffer, "%g", v);
-    throw std::invalid_argument("Figure: series " + quote_label(s.label) + " has " + axis + " = " + buffer + " (index " +
-                                std::to_string(i) + "), which a logarithmic " + axis +
+    throw std::invalid_argument("Figure: series " + quote_label(s.label) + " has " + axis + " = " + buffer +
+                                " (index " + std::to_string(i) + "), which a logarithmic " + axis +
                                 " axis cannot show; drop non-positive values or use a linear " + axis + " axis.");
   }
 }
@@ -275,7 +279,9 @@ void check_size(int width, int height) {
 
 }  // namespace
 
-Rgb series_color(std::size_t index) { return kPalette[index % kPalette.size()]; }
+Rgb series_color(std::size_t index) {
+  return kPalette[index % kPalette.size()];
+}
 
 Rgb viridis(double t) {
   // matplotlib's viridis sampled at 9 points; linear interpolation between them is within
@@ -294,16 +300,16 @@ Rgb viridis(double t) {
   const double pos = t * (anchors.size() - 1);
   const std::size_t i = std::min(static_cast<std::size_t>(pos), anchors.size() - 2);
   const double f = pos - static_cast<double>(i);
-  auto mix = [f](unsigned char a, unsigned char b) {
-    return static_cast<unsigned char>(std::lround(a + (b - a) * f));
-  };
+  auto mix = [f](unsigned char a, unsigned char b) { return static_cast<unsigned char>(std::lround(a + (b - a) * f)); };
   return {mix(anchors[i].r, anchors[i + 1].r), mix(anchors[i].g, anchors[i + 1].g),
           mix(anchors[i].b, anchors[i + 1].b)};
 }
 
 // ---- Figure -------------------------------------------------------------------------------
 
-Figure::Figure(int width, int height) : width_(width), height_(height) { check_size(width, height); }
+Figure::Figure(int width, int height) : width_(width), height_(height) {
+  check_size(width, height);
+}
 
 Figure& Figure::title(std::string text) {
   title_ = std::move(text);
@@ -366,7 +372,8 @@ Figure& Figure::histogram(std::string label, std::span<const double> edges, std:
                                   "] is negative or not finite; give finite counts >= 0.");
     }
   }
-  series_.push_back({Kind::histogram, std::move(label), {edges.begin(), edges.end()}, {counts.begin(), counts.end()}, {}});
+  series_.push_back(
+      {Kind::histogram, std::move(label), {edges.begin(), edges.end()}, {counts.begin(), counts.end()}, {}});
   return *this;
 }
 
@@ -380,13 +387,16 @@ Figure& Figure::vertical_line(std::string label, double x) {
 
 Figure& Figure::mark(std::string label, double x, double y) {
   if (!std::isfinite(x) || !std::isfinite(y)) {
-    throw std::invalid_argument("Figure::mark(" + quote_label(label) + "): the point is not finite; give finite x and y.");
+    throw std::invalid_argument("Figure::mark(" + quote_label(label) +
+                                "): the point is not finite; give finite x and y.");
   }
   series_.push_back({Kind::mark, std::move(label), {x}, {y}, {}});
   return *this;
 }
 
-void Figure::save_png(const std::filesystem::path& path) const { save_bytes(path, png()); }
+void Figure::save_png(const std::filesystem::path& path) const {
+  save_bytes(path, png());
+}
 
 std::vector<unsigned char> Figure::png() const {
   // Validate against the axes as they are now (log_x/log_y may come after the series).
@@ -703,7 +713,8 @@ std::vector<unsigned char> Figure::png() const {
 std::vector<unsigned char> image_grid_png(std::span<const LabeledImage> images, const ImageGridOptions& options) {
   if (images.empty()) throw std::invalid_argument("image_grid_png: no images given; pass at least one image.");
   if (!(options.value_min < options.value_max)) {
-    throw std::invalid_argument("image_grid_png: value_min must be below value_max (the pixel values drawn black and white).");
+    throw std::invalid_argument(
+        "image_grid_png: value_min must be below value_max (the pixel values drawn black and white).");
   }
   if (options.tile_size < 16 || options.tile_size > 2048) {
     throw std::invalid_argument("image_grid_png: tile_size " + std::to_string(options.tile_size) +
@@ -831,7 +842,9 @@ std::vector<unsigned char> heat_map_png(std::span<const double> values, std::siz
                                 " column labels for " + std::to_string(cols) +
                                 " columns; give one label per column or none.");
   }
-  auto row_label = [&](std::size_t i) { return options.row_labels.empty() ? std::to_string(i) : options.row_labels[i]; };
+  auto row_label = [&](std::size_t i) {
+    return options.row_labels.empty() ? std::to_string(i) : options.row_labels[i];
+  };
   auto col_label = [&](std::size_t j) {
     return options.column_labels.empty() ? std::to_string(j) : options.column_labels[j];
   };
@@ -887,8 +900,8 @@ std::vector<unsigned char> heat_map_png(std::span<const double> values, std::siz
   double bar_label_w = 0;
   for (const auto& t : bar_ticks) bar_label_w = std::max(bar_label_w, text_width(m, t.text));
   const int width = static_cast<int>(std::ceil(bar_x + bar_w + 6 + bar_label_w + pad));
-  const int height =
-      static_cast<int>(std::ceil(top + grid_h + gap / 2 + col_band + (options.x_label.empty() ? 0 : gap + label_h) + pad));
+  const int height = static_cast<int>(
+      std::ceil(top + grid_h + gap / 2 + col_band + (options.x_label.empty() ? 0 : gap + label_h) + pad));
   check_size(std::max(width, 64), std::max(height, 64));
 
   Canvas canvas(std::max(width, 64), std::max(height, 64));

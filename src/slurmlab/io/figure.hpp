@@ -90,16 +90,16 @@ struct LabeledImage {
   int height = 0;
   int width = 0;
   int channels = 1;
-  std::string label;     // drawn under the image, e.g. "7 (true 1)"
-  bool correct = true;   // label in green when true, in red when false
+  std::string label;    // drawn under the image, e.g. "7 (true 1)"
+  bool correct = true;  // label in green when true, in red when false
 };
 
 struct ImageGridOptions {
   std::string title;
-  int columns = 0;           // 0: about square
-  int tile_size = 112;       // pixels of the longer image side once scaled (nearest neighbour)
-  double value_min = 0.0;    // pixel value drawn black
-  double value_max = 1.0;    // pixel value drawn white
+  int columns = 0;         // 0: about square
+  int tile_size = 112;     // pixels of the longer image side once scaled (nearest neighbour)
+  double value_min = 0.0;  // pixel value drawn black
+  double value_max = 1.0;  // pixel value drawn white
 };
 
 // A grid of images with a label under each (classifier predictions). Throws
@@ -115,8 +115,8 @@ struct HeatMapOptions {
   std::string y_label;                  // e.g. "true"
   std::vector<std::string> row_labels;  // empty: 0, 1, 2, ...; else one per row
   std::vector<std::string> column_labels;
-  bool show_values = true;              // print each cell's value (hidden when cells are too small)
-  int value_decimals = -1;              // -1: integers printed as such, else 2 significant decimals
+  bool show_values = true;  // print each cell's value (hidden when cells are too small)
+  int value_decimals = -1;  // -1: integers printed as such, else 2 significant decimals
 };
 
 // A heat map (confusion matrix) of a row-major rows x cols matrix, coloured with viridis from

@@ -119,19 +119,19 @@ constexpr int min = 1, max = 2, num = 3, sum = 4, sum_squares = 5, bucket_limit 
 namespace metadata {
 constexpr int plugin_data = 1, data_class = 4;
 constexpr int plugin_name = 1, content = 2;  // SummaryMetadata.PluginData
-}
+}  // namespace metadata
 namespace tensor {
 constexpr int dtype = 1, shape = 2, string_val = 8;
 constexpr int shape_dim = 2, dim_size = 1;  // TensorShapeProto.dim, Dim.size
 constexpr int dt_float = 1, dt_string = 7;
-}
+}  // namespace tensor
 namespace hparams_field {
-constexpr int version = 1, session_start_info = 3, session_end_info = 4;  // HParamsPluginData
+constexpr int version = 1, session_start_info = 3, session_end_info = 4;     // HParamsPluginData
 constexpr int start_hparams = 1, start_group_name = 4, start_time_secs = 5;  // SessionStartInfo
 constexpr int end_status = 1, end_time_secs = 2;                             // SessionEndInfo
 constexpr int map_key = 1, map_value = 2;                                    // map entry
 constexpr int number_value = 2, string_value = 3, bool_value = 4;            // google.protobuf.Value
-}
+}  // namespace hparams_field
 
 void check_tag(std::string_view tag) {
   if (tag.empty()) throw std::invalid_argument("EventWriter: empty tag; give a name such as \"train/loss\".");
@@ -170,8 +170,8 @@ std::uint32_t crc32c(std::span<const unsigned char> data, std::uint32_t crc) {
   while (n >= 8) {
     const std::uint32_t lo = c ^ (static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
                                   static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24);
-    c = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^ t[3][p[4]] ^
-        t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
+    c = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^ t[3][p[4]] ^ t[2][p[5]] ^
+        t[1][p[6]] ^ t[0][p[7]];
     p += 8;
     n -= 8;
   }
@@ -183,7 +183,9 @@ std::uint32_t crc32c(std::string_view data, std::uint32_t crc) {
   return crc32c(std::span(reinterpret_cast<const unsigned char*>(data.data()), data.size()), crc);
 }
 
-std::uint32_t mask_crc32c(std::uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
+std::uint32_t mask_crc32c(std::uint32_t crc) {
+  return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
+}
 
 std::string frame_record(std::string_view payload) {
   std::string out;
@@ -281,8 +283,8 @@ EventWriter::EventWriter(std::filesystem::path log_dir, Options options) : impl_
     throw std::runtime_error("EventWriter: cannot create the log directory '" + log_dir.string() +
                              "': " + ec.message());
   }
-  impl_->path = log_dir / event_file_name(std::chrono::system_clock::now(), host_name(),
-                                          static_cast<long>(::getpid()), writer_sequence.fetch_add(1));
+  impl_->path = log_dir / event_file_name(std::chrono::system_clock::now(), host_name(), static_cast<long>(::getpid()),
+                                          writer_sequence.fetch_add(1));
   impl_->file = std::fopen(impl_->path.c_str(), "wb");
   if (!impl_->file) {
     throw std::runtime_error("EventWriter: cannot create '" + impl_->path.string() + "': " + std::strerror(errno));
@@ -365,10 +367,18 @@ void EventWriter::image(std::string_view tag, std::int64_t step, std::span<const
   // PNG colour type -> Summary.Image colorspace (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA).
   int colorspace = 3;
   switch (png[25]) {
-    case 0: colorspace = 1; break;
-    case 4: colorspace = 2; break;
-    case 6: colorspace = 4; break;
-    default: colorspace = 3; break;
+    case 0:
+      colorspace = 1;
+      break;
+    case 4:
+      colorspace = 2;
+      break;
+    case 6:
+      colorspace = 4;
+      break;
+    default:
+      colorspace = 3;
+      break;
   }
   Proto im;
   im.varint(image_field::height, be32(20)).varint(image_field::width, be32(16));
@@ -413,7 +423,9 @@ Proto hparams_value(std::string_view tag, const Proto& plugin_data) {
   content.varint(hparams_field::version, 0);
   std::string bytes = content.str() + plugin_data.str();
   Proto v;
-  v.bytes(value::tag, tag).message(value::metadata, plugin_metadata("hparams", bytes)).message(value::tensor, null_tensor());
+  v.bytes(value::tag, tag)
+      .message(value::metadata, plugin_metadata("hparams", bytes))
+      .message(value::tensor, null_tensor());
   return v;
 }
 
@@ -479,6 +491,8 @@ void EventWriter::close() {
   }
 }
 
-const std::filesystem::path& EventWriter::file_path() const { return impl_->path; }
+const std::filesystem::path& EventWriter::file_path() const {
+  return impl_->path;
+}
 
 }  // namespace slurmlab::io
