@@ -14,6 +14,12 @@
 
 #include "slurmlab/io/atomic_file.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+// fontconfig (which cairo uses to find fonts) keeps its pattern cache until the process
+// exits, by design; without this every program that draws text would fail LeakSanitizer.
+extern "C" const char* __lsan_default_suppressions() { return "leak:libfontconfig.so\n"; }
+#endif
+
 namespace slurmlab::io {
 namespace {
 
@@ -224,7 +230,10 @@ std::vector<Tick> make_ticks(const Axis& a, double pixels, double spacing) {
   const bool label_2_5 = (lhi - llo) < 2.0;
   for (int k = first; k <= last; ++k) {
     const double base = std::pow(10.0, k);
-    if (base >= a.lo && base <= a.hi && (k % stride) == 0) ticks.push_back({base, format_power_of_ten(k), true});
+    // Every decade gets a tick; with many decades only every stride-th is labeled.
+    if (base >= a.lo && base <= a.hi) {
+      ticks.push_back({base, (k % stride) == 0 ? format_power_of_ten(k) : std::string(), true});
+    }
     if (stride > 1 || decades > 8) continue;
     for (int m = 2; m <= 9; ++m) {
       const double v = m * base;
@@ -267,7 +276,8 @@ void check_log_positive(const Figure::Series& s, const std::vector<double>& valu
 }
 
 double scale_for(int width, int height) {
-  return std::clamp(std::sqrt(width * static_cast<double>(height) / (960.0 * 640.0)), 0.6, 2.5);
+  // Below 0.8 text gets hard to read (TensorBoard shows images at their pixel size).
+  return std::clamp(std::sqrt(width * static_cast<double>(height) / (960.0 * 640.0)), 0.8, 2.5);
 }
 
 void check_size(int width, int height) {
