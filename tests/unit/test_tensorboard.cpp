@@ -171,3 +171,19 @@ TEST(EventFile, BadInputIsRefused) {
   EXPECT_THROW(writer.histogram("h", 0, std::vector<double>{1.0}, 0), std::invalid_argument);
   EXPECT_THROW(EventWriter("/proc/no/such/dir"), std::runtime_error);
 }
+
+TEST(EventFile, MovedWritersKeepWritingAndMovedFromOnesRefuse) {
+  const auto dir = fresh_dir("move");
+  EventWriter first(dir / "a");
+  first.scalar("x", 0, 1.0);
+  EventWriter moved(std::move(first));
+  moved.scalar("x", 1, 2.0);
+  EXPECT_THROW(first.scalar("x", 2, 3.0), std::logic_error);  // NOLINT(bugprone-use-after-move)
+  EventWriter other(dir / "b");
+  const auto b_path = other.file_path();
+  other = std::move(moved);  // closes b, takes a
+  other.scalar("x", 2, 3.0);
+  other.close();
+  EXPECT_EQ(records(read_all(other.file_path())).size(), 4u);  // file_version + 3 scalars
+  EXPECT_EQ(records(read_all(b_path)).size(), 1u);
+}

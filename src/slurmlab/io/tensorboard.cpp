@@ -311,7 +311,7 @@ void EventWriter::scalar(std::string_view tag, std::int64_t step, double value) 
   check_tag(tag);
   Proto v;
   v.bytes(value::tag, tag).float32(value::simple_value, static_cast<float>(value));
-  impl_->write_value(step, v);
+  impl().write_value(step, v);
 }
 
 void EventWriter::histogram(std::string_view tag, std::int64_t step, std::span<const double> values, int bins) {
@@ -345,7 +345,7 @@ void EventWriter::histogram(std::string_view tag, std::int64_t step, std::span<c
   h.packed_doubles(histo::bucket, counts);
   Proto v;
   v.bytes(value::tag, tag).message(value::histo, h);
-  impl_->write_value(step, v);
+  impl().write_value(step, v);
 }
 
 void EventWriter::histogram(std::string_view tag, std::int64_t step, std::span<const float> values, int bins) {
@@ -386,7 +386,7 @@ void EventWriter::image(std::string_view tag, std::int64_t step, std::span<const
   im.bytes(image_field::encoded, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
   Proto v;
   v.bytes(value::tag, tag).message(value::image, im);
-  impl_->write_value(step, v);
+  impl().write_value(step, v);
 }
 
 void EventWriter::image(std::string_view tag, std::int64_t step, const Figure& figure) {
@@ -402,7 +402,7 @@ void EventWriter::text(std::string_view tag, std::int64_t step, std::string_view
   t.varint(tensor::dtype, tensor::dt_string).message(tensor::shape, Proto{}).bytes(tensor::string_val, markdown);
   Proto v;
   v.bytes(value::tag, tag).message(value::metadata, plugin_metadata("text", {})).message(value::tensor, t);
-  impl_->write_value(step, v);
+  impl().write_value(step, v);
 }
 
 namespace {
@@ -448,29 +448,29 @@ void EventWriter::hparams(const std::map<std::string, HParamValue>& values, std:
     start.message(hparams_field::start_hparams, entry);
   }
   if (!group_name.empty()) start.bytes(hparams_field::start_group_name, group_name);
-  start.float64(hparams_field::start_time_secs, impl_->now());
+  start.float64(hparams_field::start_time_secs, impl().now());
   Proto data;
   data.message(hparams_field::session_start_info, start);
   Proto s;
   s.message(summary::value, hparams_value("_hparams_/session_start_info", data));
-  impl_->write_event(0, s);
+  impl().write_event(0, s);
 }
 
 void EventWriter::end_session(SessionStatus status) {
   Proto end;
   end.varint(hparams_field::end_status, static_cast<std::uint64_t>(status));
-  end.float64(hparams_field::end_time_secs, impl_->now());
+  end.float64(hparams_field::end_time_secs, impl().now());
   Proto data;
   data.message(hparams_field::session_end_info, end);
   Proto s;
   s.message(summary::value, hparams_value("_hparams_/session_end_info", data));
-  impl_->write_event(0, s);
+  impl().write_event(0, s);
 }
 
 void EventWriter::flush() {
-  std::lock_guard lock(impl_->mutex);
-  if (!impl_->file) throw std::logic_error("EventWriter: flush after close() of " + impl_->path.string());
-  impl_->flush_locked();
+  std::lock_guard lock(impl().mutex);
+  if (!impl().file) throw std::logic_error("EventWriter: flush after close() of " + impl().path.string());
+  impl().flush_locked();
 }
 
 void EventWriter::close() {
@@ -492,7 +492,26 @@ void EventWriter::close() {
 }
 
 const std::filesystem::path& EventWriter::file_path() const {
-  return impl_->path;
+  return impl().path;
+}
+
+EventWriter::Impl& EventWriter::impl() const {
+  if (!impl_) throw std::logic_error("EventWriter: use of a moved-from writer");
+  return *impl_;
+}
+
+EventWriter::EventWriter(EventWriter&& other) noexcept = default;
+
+EventWriter& EventWriter::operator=(EventWriter&& other) noexcept {
+  if (this != &other) {
+    try {
+      close();
+    } catch (const std::exception& e) {
+      std::cerr << e.what() << '\n';
+    }
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
 }
 
 }  // namespace slurmlab::io

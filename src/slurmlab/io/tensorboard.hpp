@@ -68,6 +68,10 @@ class EventWriter {
   explicit EventWriter(std::filesystem::path log_dir);
   EventWriter(std::filesystem::path log_dir, Options options);
   ~EventWriter();  // flushes and closes (errors go to stderr)
+  // Movable (a moved-from writer throws std::logic_error on use); move assignment closes
+  // the file this writer held first.
+  EventWriter(EventWriter&& other) noexcept;
+  EventWriter& operator=(EventWriter&& other) noexcept;
   EventWriter(const EventWriter&) = delete;
   EventWriter& operator=(const EventWriter&) = delete;
 
@@ -98,6 +102,7 @@ class EventWriter {
 
  private:
   struct Impl;
+  Impl& impl() const;
   std::unique_ptr<Impl> impl_;
 };
 
