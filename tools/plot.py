@@ -26,6 +26,12 @@ import os
 import sys
 
 
+# Column order of env-dump's rank table (its printed summary), then the GPU details.
+TABLE_ORDER = ["rank", "index", "step", "epoch", "node", "node_index", "local_rank", "slurm_localid", "host", "pid",
+               "cpu_affinity", "current_cpu", "cuda_visible_devices", "device", "gpu_name", "gpu_memory_bytes",
+               "gpu_pci_bus", "gpu_uuid", "severity", "code", "message", "hint"]
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="tools/plot.py",
@@ -152,11 +158,11 @@ def draw_table(plt, group, series, strings, title, args, out_dir):
         if len(values) == length:
             columns[name] = [text(v) for v in values]
     columns.update({n: v for n, v in strings.items()})
-    # HDF5 lists names alphabetically; a per-rank table reads best with its key first.
-    for key in ("rank", "index", "step", "epoch"):
-        if key in columns:
-            columns = {key: columns[key], **{n: v for n, v in columns.items() if n != key}}
-            break
+    # HDF5 lists names alphabetically; order the columns as env-dump prints its table (the key
+    # first), other columns after them in file order.
+    known = {name: i for i, name in enumerate(TABLE_ORDER)}
+    order = sorted(range(len(columns)), key=lambda i: (known.get(list(columns)[i], len(known)), i))
+    columns = {list(columns)[i]: list(columns.values())[i] for i in order}
     print(f"{group}:")
     print(table_text(columns) if length else "  (empty)")
     print()

@@ -38,11 +38,11 @@ check(result.returncode == 0, f"exit status {result.returncode}")
 expected = {"train.png", "ranks-table.png", "histograms.png"}
 check(set(os.listdir(out_dir)) == expected, f"files {sorted(os.listdir(out_dir))}, expected {sorted(expected)}")
 
-# The table is printed as text too, rank column first, every row.
+# The table is printed as text too, in env-dump's column order (rank, host, then the rest), every row.
 lines = result.stdout.splitlines()
 header = next((l for l in lines if l.split()[:1] == ["rank"]), "")
-check(header.split() == ["rank", "busy_fraction", "host"], f"table header {header!r}")
-check(any(l.split()[:3] == ["3", "0.0", "ünïcødé-节点"] for l in lines if l.strip()), "last table row")
+check(header.split() == ["rank", "host", "busy_fraction"], f"table header {header!r}")
+check(any(l.split()[:3] == ["3", "ünïcødé-节点", "0.0"] for l in lines if l.strip()), "last table row")
 
 for name in expected & set(os.listdir(out_dir)):
     image = matplotlib.image.imread(os.path.join(out_dir, name))
