@@ -7,7 +7,8 @@
 namespace slurmlab::linalg {
 
 namespace {
-constexpr double kShiftTo = 10.0;
+// At x >= 16 the first omitted series terms (B_12) are below 1e-16.
+constexpr double kShiftTo = 16.0;
 
 void require_positive(double x, const char* name) {
   if (!(x > 0.0)) throw std::domain_error(std::string(name) + " needs x > 0, got " + std::to_string(x));

@@ -48,11 +48,12 @@ SLURMLAB_HOST_DEVICE inline Philox4x32 philox4x32_10(Philox4x32 counter, std::ui
   return Philox4x32{{c0, c1, c2, c3}};
 }
 
-// A uniform double in (0, 1) from 64 bits: 53 random bits, offset by half an ulp so that
-// neither 0 nor 1 can occur (log(u) and Box-Muller stay finite).
+// A uniform double in (0, 1) from 64 bits: 52 random bits, offset by half a step, so the
+// values run from 2^-53 to 1 - 2^-53, all exact: neither 0 nor 1 can occur (log(u) and
+// Box-Muller stay finite). With 53 bits the top value would round to 1.
 SLURMLAB_HOST_DEVICE inline double uniform_open01(std::uint32_t high, std::uint32_t low) {
-  const std::uint64_t bits = ((static_cast<std::uint64_t>(high) << 32) | low) >> 11;
-  return (static_cast<double>(bits) + 0.5) * 0x1.0p-53;
+  const std::uint64_t bits = ((static_cast<std::uint64_t>(high) << 32) | low) >> 12;
+  return (static_cast<double>(bits) + 0.5) * 0x1.0p-52;
 }
 
 // Which independent stream of a row a draw comes from.
