@@ -14,6 +14,8 @@ packages=(
   # options, BLAS/LAPACK for the CPU paths, JSON output, tests
   libboost-program-options-dev libopenblas-dev liblapacke-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
+  # PNG figures (cairo); python3-venv for env/python.sh (tensorboard); plots in tools/plot.py
+  libcairo2-dev python3-venv python3-matplotlib
   # a real Slurm on this one machine (tools/local-slurm)
   slurm-wlm slurm-client munge util-linux procps
 )
