@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "report.hpp"
+#include "logdet_report.hpp"
 #include "slurmlab/cli/console.hpp"
 #include "slurmlab/cli/errors.hpp"
 #include "slurmlab/cli/options.hpp"

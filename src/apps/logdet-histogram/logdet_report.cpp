@@ -1,4 +1,4 @@
-#include "report.hpp"
+#include "logdet_report.hpp"
 
 #include <algorithm>
 #include <cmath>
