@@ -151,7 +151,11 @@ int main(int argc, char** argv) {
     all.rank = gather_column(session, local.rank);
     all.sample_seconds = gather_column(session, local.sample_seconds);
     all.determinant_seconds = gather_column(session, local.determinant_seconds);
-    const auto devices = session.gather(context.node_name + " " + engine->describe());
+    // The binding's own words when a planned GPU did not answer ("cpu (planned cuda:0, none answered)").
+    const auto devices = session.gather(context.node_name + " " + engine->describe() +
+                                        (!context.gpu.uses_gpu && context.gpu.planned_device
+                                             ? "; GPU binding: " + context.gpu.describe()
+                                             : std::string()));
     all.rank_devices = devices;
     all.buffer_bytes_per_rank = engine->buffer_bytes();
 
