@@ -1,0 +1,102 @@
+// bench/logdet_bench: the CPU determinant path of logdet-histogram (OpenBLAS SYRK +
+// LAPACKE POTRF on the sampler's L) against numpy on the same matrices, same machine,
+// same run (bench/numpy_logdet_peer.py). Medians of repeats; prints a Markdown table.
+//
+//   build/default/bin/logdet_bench [--dims 500,1000,2000,5000] [--threads 1,2] [--python /usr/bin/python3]
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "slurmlab/linalg/lkj.hpp"
+#include "slurmlab/linalg/logdet_engine.hpp"
+
+using namespace slurmlab::linalg;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<int> parse_list(const std::string& text) {
+  std::vector<int> values;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) values.push_back(std::stoi(item));
+  return values;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+int repeats_for(int dim) { return dim <= 1000 ? 7 : dim <= 2000 ? 5 : 3; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> dims{500, 1000, 2000, 5000}, threads{1, 2};
+  std::string python = "/usr/bin/python3";
+  std::string peer = std::string(SLURMLAB_SOURCE_DIR) + "/bench/numpy_logdet_peer.py";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--dims") dims = parse_list(argv[i + 1]);
+    else if (flag == "--threads") threads = parse_list(argv[i + 1]);
+    else if (flag == "--python") python = argv[i + 1];
+    else {
+      std::cerr << "logdet_bench: unknown option " << flag << "; use --dims, --threads or --python.\n";
+      return 2;
+    }
+  }
+
+  std::cout << "| d | threads | sample L (s) | ours SYRK+POTRF (s) | ours GFLOP/s | ours matrices/s | numpy L@L.T+cholesky (s) | "
+               "numpy L@L.T+slogdet (s) | speed-up vs numpy cholesky | vs slogdet | max log det diff |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (int d : dims) {
+    const auto n = static_cast<std::size_t>(d) * d;
+    std::vector<double> factor(n), gram(n);
+    auto start = Clock::now();
+    const double log_det_factor = sample_lkj_cholesky(1, 0, d, 1.0, factor.data());
+    const double sample_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const std::string path = "/tmp/logdet_bench_L_" + std::to_string(d) + ".f64";
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(factor.data()),
+                                                static_cast<std::streamsize>(n * sizeof(double)));
+    for (int t : threads) {
+      set_blas_threads(t);
+      std::vector<double> times;
+      double ours = 0;
+      for (int r = 0; r < repeats_for(d); ++r) {
+        start = Clock::now();
+        gram_lower(factor.data(), gram.data(), d);
+        ours = cholesky_log_det(gram.data(), d).value();
+        times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      }
+      const double ours_median = median(times);
+      const std::string command = "OPENBLAS_NUM_THREADS=" + std::to_string(t) + " " + python + " " + peer + " " + path +
+                                  " " + std::to_string(d) + " " + std::to_string(repeats_for(d));
+      FILE* pipe = ::popen(command.c_str(), "r");
+      double chol_s = NAN, slog_s = NAN, chol_ld = NAN, slog_ld = NAN;
+      if (pipe == nullptr || std::fscanf(pipe, "%lf %lf %lf %lf", &chol_s, &slog_s, &chol_ld, &slog_ld) != 4)
+        std::cerr << "logdet_bench: the numpy peer failed: " << command << "\n";
+      if (pipe != nullptr) ::pclose(pipe);
+      const double diff = std::max({std::abs(ours - log_det_factor), std::abs(chol_ld - ours), std::abs(slog_ld - ours)});
+      std::printf("| %d | %d | %.3g | %.4g | %.1f | %.3g | %.4g | %.4g | %.2fx | %.2fx | %.1e |\n", d, t, sample_seconds,
+                  ours_median, determinant_flops(d) / ours_median * 1e-9, 1.0 / ours_median, chol_s, slog_s,
+                  chol_s / ours_median, slog_s / ours_median, diff);
+      std::fflush(stdout);
+    }
+    std::remove(path.c_str());
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("\npeak RSS of the bench process: %.1f MiB (two d x d FP64 buffers at the largest d: %.1f MiB)\n",
+              static_cast<double>(usage.ru_maxrss) / 1024.0,
+              2.0 * dims.back() * dims.back() * 8 / (1024.0 * 1024.0));
+  return 0;
+}
