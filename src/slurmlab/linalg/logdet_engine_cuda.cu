@@ -79,7 +79,8 @@ __global__ void onion_rows_kernel(std::uint64_t seed, std::uint64_t sample, int 
   }
   if (threadIdx.x == 0 && row > 0) scale = sqrt(scale / partial[0]);
   __syncthreads();
-  // FP32: the normals were stored rounded; rescale from the rounded values as the CPU does.
+  // In FP32 the normals were stored rounded to float before this rescaling (the CPU rounds
+  // after it): one FP32 rounding apart, far inside the FP32 error the program reports.
   for (int j = threadIdx.x; j < dim; j += blockDim.x) {
     if (j < row) {
       out[j] = static_cast<Real>(static_cast<double>(out[j]) * scale);
