@@ -1,6 +1,8 @@
 // bench/logdet_bench: the CPU determinant path of logdet-histogram (OpenBLAS SYRK +
 // LAPACKE POTRF on the sampler's L) against numpy on the same matrices, same machine,
-// same run (bench/numpy_logdet_peer.py). Medians of repeats; prints a Markdown table.
+// same run (bench/numpy_logdet_peer.py), and against PyTorch: its whole per-matrix
+// pipeline and its determinant on our L (bench/torch_logdet_peer.py). Medians of repeats;
+// prints a Markdown table.
 //
 //   build/default/bin/logdet_bench [--dims 500,1000,2000,5000] [--threads 1,2] [--python /usr/bin/python3]
 #include <sys/resource.h>
@@ -43,7 +45,8 @@ int repeats_for(int dim) { return dim <= 1000 ? 7 : dim <= 2000 ? 5 : 3; }
 int main(int argc, char** argv) {
   std::vector<int> dims{500, 1000, 2000, 5000}, threads{1, 2};
   std::string python = "/usr/bin/python3";
-  std::string peer = std::string(SLURMLAB_SOURCE_DIR) + "/bench/numpy_logdet_peer.py";
+  const std::string peer = std::string(SLURMLAB_SOURCE_DIR) + "/bench/numpy_logdet_peer.py";
+  const std::string torch_peer = std::string(SLURMLAB_SOURCE_DIR) + "/bench/torch_logdet_peer.py";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--dims") dims = parse_list(argv[i + 1]);
@@ -55,9 +58,10 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::cout << "| d | threads | sample L (s) | ours SYRK+POTRF (s) | ours GFLOP/s | ours matrices/s | numpy L@L.T+cholesky (s) | "
-               "numpy L@L.T+slogdet (s) | speed-up vs numpy cholesky | vs slogdet | max log det diff |\n"
-               "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::cout << "| d | threads | ours: sample L (s) | ours: SYRK+POTRF (s) | ours GFLOP/s | numpy L@L.T+cholesky (s) | "
+               "numpy L@L.T+slogdet (s) | torch L@L.T+logdet (s) | ours det vs fastest peer det | torch full per matrix (s) "
+               "| ours full vs torch full | max log det diff |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (int d : dims) {
     const auto n = static_cast<std::size_t>(d) * d;
     std::vector<double> factor(n), gram(n);
@@ -85,10 +89,20 @@ int main(int argc, char** argv) {
       if (pipe == nullptr || std::fscanf(pipe, "%lf %lf %lf %lf", &chol_s, &slog_s, &chol_ld, &slog_ld) != 4)
         std::cerr << "logdet_bench: the numpy peer failed: " << command << "\n";
       if (pipe != nullptr) ::pclose(pipe);
-      const double diff = std::max({std::abs(ours - log_det_factor), std::abs(chol_ld - ours), std::abs(slog_ld - ours)});
-      std::printf("| %d | %d | %.3g | %.4g | %.1f | %.3g | %.4g | %.4g | %.2fx | %.2fx | %.1e |\n", d, t, sample_seconds,
-                  ours_median, determinant_flops(d) / ours_median * 1e-9, 1.0 / ours_median, chol_s, slog_s,
-                  chol_s / ours_median, slog_s / ours_median, diff);
+      const std::string torch_command = "OMP_NUM_THREADS=" + std::to_string(t) + " OPENBLAS_NUM_THREADS=" +
+                                        std::to_string(t) + " " + python + " " + torch_peer + " " + path + " " +
+                                        std::to_string(d) + " " + std::to_string(repeats_for(d)) + " " + std::to_string(t);
+      pipe = ::popen(torch_command.c_str(), "r");
+      double torch_full = NAN, torch_det = NAN, torch_ld = NAN;
+      if (pipe == nullptr || std::fscanf(pipe, "%lf %lf %lf", &torch_full, &torch_det, &torch_ld) != 3)
+        std::cerr << "logdet_bench: the PyTorch peer failed: " << torch_command << "\n";
+      if (pipe != nullptr) ::pclose(pipe);
+      const double diff = std::max({std::abs(ours - log_det_factor), std::abs(chol_ld - ours), std::abs(slog_ld - ours),
+                                    std::abs(torch_ld - ours)});
+      const double fastest_peer = std::min({chol_s, slog_s, torch_det});
+      std::printf("| %d | %d | %.3g | %.4g | %.1f | %.4g | %.4g | %.4g | %.2fx | %.4g | %.2fx | %.1e |\n", d, t,
+                  sample_seconds, ours_median, determinant_flops(d) / ours_median * 1e-9, chol_s, slog_s, torch_det,
+                  fastest_peer / ours_median, torch_full, torch_full / (sample_seconds + ours_median), diff);
       std::fflush(stdout);
     }
     std::remove(path.c_str());
