@@ -5,6 +5,10 @@
 // prints a Markdown table.
 //
 //   build/default/bin/logdet_bench [--dims 500,1000,2000,5000] [--threads 1,2] [--python /usr/bin/python3]
+//   build/default/bin/logdet_bench --device cuda [--dims 500,1000,2000,5000,8000] [--peak-gflops 67000]
+// The CUDA mode times the CUDA engine (FP64 and FP32; CUDA events, after one warm-up
+// sample) and PyTorch on the same GPU (bench/torch_logdet_peer.py ... cuda), and gives the
+// fraction of --peak-gflops (the GPU's FP64 peak; H200: 67000) reached by SYRK + POTRF.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -17,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "slurmlab/cluster/gpu_probe.hpp"
 #include "slurmlab/linalg/lkj.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
 
@@ -40,11 +45,77 @@ double median(std::vector<double> v) {
 
 int repeats_for(int dim) { return dim <= 1000 ? 7 : dim <= 2000 ? 5 : 3; }
 
+// Runs a peer script and reads `count` numbers from its one line (NaN where it failed).
+std::vector<double> run_peer(const std::string& command, int count) {
+  std::vector<double> values(static_cast<std::size_t>(count), NAN);
+  FILE* pipe = ::popen(command.c_str(), "r");
+  int read = 0;
+  if (pipe != nullptr) {
+    for (auto& v : values) read += std::fscanf(pipe, "%lf", &v) == 1;
+    ::pclose(pipe);
+  }
+  if (read != count) std::cerr << "logdet_bench: the peer failed: " << command << "\n";
+  return values;
+}
+
+int cuda_benchmark(const std::vector<int>& dims, const std::string& python, const std::string& torch_peer,
+                   double peak_gflops) {
+  if (!cuda_logdet_engine_built()) {
+    std::cerr << "logdet_bench: this build has no CUDA; configure with nvcc available.\n";
+    return 2;
+  }
+  const auto runtime = slurmlab::cluster::probe_gpu_runtime();
+  if (runtime.device_count == 0) {
+    std::cerr << "logdet_bench: --device cuda, but no GPU answers (" << runtime.note << "); run it on a GPU node.\n";
+    return 2;
+  }
+  std::cout << "| d | precision | ours: sample L (s) | ours: SYRK+POTRF (s) | ours GFLOP/s | fraction of FP64 peak | "
+               "torch L@L.T+logdet (s) | ours det vs torch det | torch full per matrix (s) | ours full vs torch full |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (int d : dims) {
+    const auto n = static_cast<std::size_t>(d) * d;
+    std::vector<double> factor(n);
+    sample_lkj_cholesky(1, 0, d, 1.0, factor.data());
+    const std::string path = "/tmp/logdet_bench_L_" + std::to_string(d) + ".f64";
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(factor.data()),
+                                                static_cast<std::streamsize>(n * sizeof(double)));
+    const auto torch = run_peer(python + " " + torch_peer + " " + path + " " + std::to_string(d) + " " +
+                                    std::to_string(repeats_for(d) + 2) + " 1 cuda",
+                                3);
+    for (auto precision : {Precision::Double, Precision::Single}) {
+      LogdetConfig config;
+      config.dim = d;
+      config.seed = 1;
+      config.precision = precision;
+      auto engine = make_cuda_logdet_engine(config, 0);
+      engine->compute(0);  // warm-up: cuBLAS/cuSOLVER kernels load on first use
+      std::vector<double> sample_times, determinant_times;
+      for (int r = 0; r < repeats_for(d) + 2; ++r) {
+        const auto result = engine->compute(r);
+        sample_times.push_back(result.sample_seconds);
+        determinant_times.push_back(result.determinant_seconds);
+      }
+      const double sample_s = median(sample_times), det_s = median(determinant_times);
+      const double gflops = determinant_flops(d) / det_s * 1e-9;
+      std::printf("| %d | %s | %.3g | %.4g | %.0f | %s | %.4g | %.2fx | %.4g | %.2fx |\n", d, to_string(precision),
+                  sample_s, det_s, gflops,
+                  peak_gflops > 0 && precision == Precision::Double
+                      ? (std::to_string(static_cast<int>(100 * gflops / peak_gflops + 0.5)) + "%").c_str()
+                      : "-",
+                  torch[1], torch[1] / det_s, torch[0], torch[0] / (sample_s + det_s));
+      std::fflush(stdout);
+    }
+    std::remove(path.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<int> dims{500, 1000, 2000, 5000}, threads{1, 2};
-  std::string python = "/usr/bin/python3";
+  std::string python = "/usr/bin/python3", device = "cpu";
+  double peak_gflops = 0;
   const std::string peer = std::string(SLURMLAB_SOURCE_DIR) + "/bench/numpy_logdet_peer.py";
   const std::string torch_peer = std::string(SLURMLAB_SOURCE_DIR) + "/bench/torch_logdet_peer.py";
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -52,10 +123,25 @@ int main(int argc, char** argv) {
     if (flag == "--dims") dims = parse_list(argv[i + 1]);
     else if (flag == "--threads") threads = parse_list(argv[i + 1]);
     else if (flag == "--python") python = argv[i + 1];
+    else if (flag == "--device") device = argv[i + 1];
+    else if (flag == "--peak-gflops") peak_gflops = std::stod(argv[i + 1]);
     else {
-      std::cerr << "logdet_bench: unknown option " << flag << "; use --dims, --threads or --python.\n";
+      std::cerr << "logdet_bench: unknown option " << flag
+                << "; use --dims, --threads, --python, --device cpu|cuda or --peak-gflops.\n";
       return 2;
     }
+  }
+  if (device == "cuda") {
+    try {
+      return cuda_benchmark(dims, python, torch_peer, peak_gflops);
+    } catch (const std::exception& error) {
+      std::cerr << "logdet_bench: " << error.what() << "\n";
+      return 1;
+    }
+  }
+  if (device != "cpu") {
+    std::cerr << "logdet_bench: --device " << device << ": give cpu or cuda.\n";
+    return 2;
   }
 
   std::cout << "| d | threads | ours: sample L (s) | ours: SYRK+POTRF (s) | ours GFLOP/s | numpy L@L.T+cholesky (s) | "
