@@ -100,6 +100,24 @@ TEST(LogdetEngine, SampleDependsOnlyOnSeedAndIndex) {
   EXPECT_NE(make_cpu_logdet_engine(config)->compute(5).log_det, a5.log_det);
 }
 
+// The CPU engine draws rows on several threads at d >= 256: the factor must be the very
+// one the sequential reference draws, whatever the thread count.
+TEST(LogdetEngine, ThreadedSamplingEqualsTheSequentialReference) {
+  const int d = 300;
+  std::vector<double> factor(static_cast<std::size_t>(d) * d);
+  const double reference = sample_lkj_cholesky(12, 4, d, 0.8, factor.data());
+  for (int threads : {1, 2, 3}) {
+    LogdetConfig config;
+    config.dim = d;
+    config.eta = 0.8;
+    config.seed = 12;
+    config.cpu_threads = threads;
+    const auto r = make_cpu_logdet_engine(config)->compute(4);
+    EXPECT_EQ(r.log_det_factor, reference) << threads << " threads";
+    EXPECT_NEAR(r.log_det, reference, 1e-10 * std::abs(reference)) << threads << " threads";
+  }
+}
+
 TEST(LogdetEngine, HoldsTwoMatrixBuffersInFp64) {
   LogdetConfig config;
   config.dim = 100;
