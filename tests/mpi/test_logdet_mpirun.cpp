@@ -1,0 +1,114 @@
+// logdet-histogram under mpirun: the same samples whatever the split (1 rank vs 3 ranks,
+// bit for bit on the CPU), and one-line usage errors with exit status 2.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+
+#include "../support/process.hpp"
+
+namespace fs = std::filesystem;
+using namespace slurmlab::testing;
+
+namespace {
+
+const std::string kProgram = SLURMLAB_BINARY_DIR "/bin/logdet-histogram";
+
+std::string mpirun(int ranks) {
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+         "mpirun --bind-to none -np " + std::to_string(ranks) + " ";
+}
+
+fs::path fresh_dir(const std::string& name) {
+  auto dir = fs::path(SLURMLAB_BINARY_DIR) / "test-output" / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// A 1-D dataset read through the HDF5 C API, independently of the writer.
+template <class T>
+std::vector<T> read_column(const fs::path& file, const std::string& dataset) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  EXPECT_GE(f, 0) << file;
+  if (f < 0) return {};
+  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+  EXPECT_GE(d, 0) << dataset;
+  std::vector<T> values;
+  if (d >= 0) {
+    const hid_t space = H5Dget_space(d);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(space, &n, nullptr);
+    values.resize(n);
+    const hid_t type = std::is_same_v<T, double> ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
+    EXPECT_GE(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+    H5Sclose(space);
+    H5Dclose(d);
+  }
+  H5Fclose(f);
+  return values;
+}
+
+CommandResult run(int ranks, const fs::path& dir, const std::string& flags) {
+  return run_command(mpirun(ranks) + kProgram + " --device cpu --threads 1 --output-dir " + dir.string() + " " + flags,
+                     240);
+}
+
+}  // namespace
+
+TEST(LogdetMpirun, OneRankAndThreeRanksGiveBitIdenticalSamples) {
+  const std::string flags = "--dim 40 --eta 1.5 --samples 31 --seed 77";
+  const auto one = fresh_dir("logdet-np1"), three = fresh_dir("logdet-np3");
+  auto r1 = run(1, one, flags);
+  ASSERT_EQ(r1.exit_code, 0) << r1.output;
+  auto r3 = run(3, three, flags);
+  ASSERT_EQ(r3.exit_code, 0) << r3.output;
+  EXPECT_NE(r3.output.find("3 rank(s)"), std::string::npos) << r3.output;
+
+  const auto index1 = read_column<std::int64_t>(one / "metrics.h5", "samples/index");
+  const auto index3 = read_column<std::int64_t>(three / "metrics.h5", "samples/index");
+  ASSERT_EQ(index1.size(), 31u);
+  EXPECT_EQ(index1, index3);
+  for (std::size_t k = 0; k < index1.size(); ++k) EXPECT_EQ(index1[k], static_cast<std::int64_t>(k));
+  const auto ranks = read_column<std::int64_t>(three / "metrics.h5", "samples/rank");
+  EXPECT_EQ(ranks.front(), 0);
+  EXPECT_EQ(ranks[15], 1);
+  EXPECT_EQ(ranks.back(), 2);
+
+  for (const char* column : {"samples/log_det", "samples/log_det_factor"}) {
+    const auto a = read_column<double>(one / "metrics.h5", column);
+    const auto b = read_column<double>(three / "metrics.h5", column);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      EXPECT_TRUE(std::isfinite(a[k]));
+      EXPECT_EQ(std::memcmp(&a[k], &b[k], sizeof(double)), 0) << column << " sample " << k << ": " << a[k] << " vs " << b[k];
+    }
+  }
+  EXPECT_EQ(read_column<double>(one / "metrics.h5", "histogram/counts"),
+            read_column<double>(three / "metrics.h5", "histogram/counts"));
+  EXPECT_TRUE(fs::exists(three / "histogram.png"));
+  EXPECT_TRUE(fs::exists(three / "summary.txt"));
+  // A different seed gives different matrices.
+  const auto other = fresh_dir("logdet-np1-seed");
+  ASSERT_EQ(run(1, other, "--dim 40 --eta 1.5 --samples 31 --seed 78").exit_code, 0);
+  EXPECT_NE(read_column<double>(other / "metrics.h5", "samples/log_det"),
+            read_column<double>(one / "metrics.h5", "samples/log_det"));
+}
+
+TEST(LogdetMpirun, BadInputIsOneLineAndExitTwo) {
+  const auto dir = fresh_dir("logdet-bad");
+  for (const std::string flags : {"--dim 1", "--eta 0", "--eta -1", "--samples 0", "--bins 0", "--range 5,1"}) {
+    // Under mpirun (2 ranks): exit 2 and the message once (mpirun adds its own banner).
+    const auto result = run(2, dir, flags);
+    EXPECT_EQ(result.exit_code, 2) << flags << "\n" << result.output;
+    EXPECT_EQ(count_occurrences(result.output, "logdet-histogram: error:"), 1) << flags << "\n" << result.output;
+    // Alone (singleton MPI): exactly one line.
+    const auto alone = run_command(kProgram + " --output-dir " + dir.string() + " " + flags, 60);
+    EXPECT_EQ(alone.exit_code, 2) << flags << "\n" << alone.output;
+    EXPECT_EQ(count_occurrences(alone.output, "\n"), 1) << "one line: " << flags << "\n" << alone.output;
+  }
+  EXPECT_FALSE(fs::exists(dir / "metrics.h5"));
+}
