@@ -241,3 +241,32 @@ TEST(Viridis, EndsAndMiddleMatchMatplotlib) {
   EXPECT_EQ(slurmlab::io::viridis(0.5), (slurmlab::io::Rgb{0x21, 0x91, 0x8c}));
   EXPECT_EQ(slurmlab::io::viridis(NAN), slurmlab::io::viridis(0.0));
 }
+
+TEST(Figure, LegendGoesToTheCornerWithoutData) {
+  // Points crowd one top corner; the legend (the pixels that differ between the labelled
+  // and the unlabelled drawing) must sit on the other side.
+  auto legend_centre_x = [](bool data_on_the_right) {
+    std::vector<double> x, y;
+    for (int i = 0; i < 200; ++i) {
+      double u = (i % 20) / 20.0, v = (i / 20) / 10.0;
+      x.push_back(data_on_the_right ? 7.0 + 3.0 * u : 3.0 * u);
+      y.push_back(7.0 + 3.0 * v);
+    }
+    x.push_back(0.0), y.push_back(0.0);  // axes span 0..10
+    x.push_back(10.0), y.push_back(0.0);
+    PngImage labelled(Figure(640, 480).scatter("crowded corner", x, y).png());
+    PngImage unlabelled(Figure(640, 480).scatter("", x, y).png());
+    long count = 0;
+    double sum_x = 0;
+    for (int py = 0; py < labelled.height(); ++py)
+      for (int px = 0; px < labelled.width(); ++px) {
+        const Pixel& a = labelled.at(px, py);
+        const Pixel& b = unlabelled.at(px, py);
+        if (!a.near(b.r, b.g, b.b, 8)) ++count, sum_x += px;
+      }
+    EXPECT_GT(count, 100) << "no legend drawn";
+    return sum_x / static_cast<double>(count);
+  };
+  EXPECT_LT(legend_centre_x(true), 320.0);
+  EXPECT_GT(legend_centre_x(false), 320.0);
+}

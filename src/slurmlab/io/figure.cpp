@@ -654,7 +654,8 @@ std::vector<unsigned char> Figure::png() const {
     draw_text(cr, series.label, bx + 5 * s, by + 3 * s, 0, 0);
   }
 
-  // Legend, top right inside the plot.
+  // Legend inside the plot, in the corner that hides the fewest data points (matplotlib's
+  // "best"), top right when several tie.
   std::vector<std::size_t> entries;
   for (std::size_t i = 0; i < series_.size(); ++i) {
     if (!series_[i].label.empty() && series_[i].kind != Kind::mark) entries.push_back(i);
@@ -666,7 +667,38 @@ std::vector<unsigned char> Figure::png() const {
     for (auto i : entries) text_w = std::max(text_w, text_width(cr, series_[i].label));
     const double w = 8 * s + swatch + 8 * s + text_w + 10 * s;
     const double h = 6 * s + row * static_cast<double>(entries.size()) + 2 * s;
-    const double bx = left + plot_w - w - 8 * s, by = top + 8 * s;
+    // Pixel positions of what the legend could cover: points, error-bar ends, bar tops.
+    std::vector<std::pair<double, double>> data_points;
+    for (const auto& series : series_) {
+      if (series.kind == Kind::vertical_line) continue;
+      const bool bars = series.kind == Kind::histogram;
+      for (std::size_t i = 0; i < series.y.size(); ++i) {
+        const double x = bars ? 0.5 * (series.x[i] + series.x[i + 1]) : series.x[i];
+        const double y = series.y[i];
+        if (!std::isfinite(x) || !std::isfinite(y) || (log_x_ && x <= 0) || (log_y_ && y <= 0)) continue;
+        data_points.emplace_back(px(x), py(y));
+        if (!series.y_error.empty() && std::isfinite(series.y_error[i])) data_points.emplace_back(px(x), py(y + series.y_error[i]));
+      }
+    }
+    const double inset = 8 * s;
+    const std::pair<double, double> corners[] = {{left + plot_w - w - inset, top + inset},
+                                                 {left + inset, top + inset},
+                                                 {left + plot_w - w - inset, top + plot_h - h - inset},
+                                                 {left + inset, top + plot_h - h - inset}};
+    auto covered = [&](const std::pair<double, double>& corner) {
+      std::size_t n = 0;
+      for (const auto& [x, y] : data_points)
+        if (x >= corner.first - inset && x <= corner.first + w + inset && y >= corner.second - inset &&
+            y <= corner.second + h + inset)
+          ++n;
+      return n;
+    };
+    const auto* best = &corners[0];
+    std::size_t least = covered(corners[0]);
+    for (const auto& corner : corners) {
+      if (const std::size_t n = covered(corner); n < least) least = n, best = &corner;
+    }
+    const double bx = best->first, by = best->second;
     cairo_rectangle(cr, bx, by, w, h);
     set_gray(cr, 1.0, 0.88);
     cairo_fill_preserve(cr);
