@@ -14,6 +14,8 @@ packages=(
   # options, BLAS/LAPACK for the CPU paths, JSON output, tests
   libboost-program-options-dev libopenblas-dev liblapacke-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
+  # PyTorch (CPU) for the `reference` tests and the nn benchmarks' peer (about 550 MB installed)
+  python3-torch
   # a real Slurm on this one machine (tools/local-slurm)
   slurm-wlm slurm-client munge util-linux procps
 )
