@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 
 #include "nn_test_support.hpp"
 #include "slurmlab/nn/layers.hpp"
@@ -29,18 +30,21 @@ class LayerTest : public ::testing::Test {
 TYPED_TEST_SUITE(LayerTest, testing::Backends);
 
 TYPED_TEST(LayerTest, LinearMatchesLoopsAndGradients) {
-  Linear layer(7, 5, this->generator);
-  Tensor x = random_tensor({4, 7}, this->generator);
-  Tensor y = this->run(layer, x);
-  Tensor expected({4, 5});
-  for (int n = 0; n < 4; ++n)
-    for (int o = 0; o < 5; ++o) {
-      double sum = layer.bias().value.at({o});
-      for (int i = 0; i < 7; ++i) sum += static_cast<double>(x.at({n, i})) * layer.weight().value.at({o, i});
-      expected.at({n, o}) = static_cast<float>(sum);
-    }
-  expect_close(y, expected, 1e-5, "Linear");
-  check_gradients(layer, x, this->generator);
+  // (7, 5) takes the SGEMM path; one input or one output feature take the direct loops.
+  for (auto [in, out] : {std::pair{7, 5}, std::pair{1, 6}, std::pair{19, 1}, std::pair{1, 1}}) {
+    Linear layer(in, out, this->generator);
+    Tensor x = random_tensor({4, in}, this->generator);
+    Tensor y = this->run(layer, x);
+    Tensor expected({4, out});
+    for (int n = 0; n < 4; ++n)
+      for (int o = 0; o < out; ++o) {
+        double sum = layer.bias().value.at({o});
+        for (int i = 0; i < in; ++i) sum += static_cast<double>(x.at({n, i})) * layer.weight().value.at({o, i});
+        expected.at({n, o}) = static_cast<float>(sum);
+      }
+    expect_close(y, expected, 1e-5, layer.describe());
+    check_gradients(layer, x, this->generator);
+  }
 }
 
 TYPED_TEST(LayerTest, LinearInitialisationIsPyTorchDefault) {
