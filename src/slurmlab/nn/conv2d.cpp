@@ -2,6 +2,7 @@
 // for the output, one for the weight gradient and one for the input gradient (col2im).
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -17,6 +18,23 @@ struct Geometry {
   std::int64_t positions() const { return out_h * out_w; }  // per image
 };
 
+// Output columns [lo, hi) read input columns inside the image for kernel column kj: the
+// edges outside it are padding (zero). Computing the range once per row keeps the inner
+// loops free of bounds checks (a plain copy for stride 1).
+struct ValidRange {
+  std::int64_t lo, hi;
+};
+ValidRange valid_columns(const Geometry& g, std::int64_t kj) {
+  // ix = ox*s - p + kj must satisfy 0 <= ix < w.
+  const std::int64_t first = g.pad - kj;  // ox*s >= first
+  std::int64_t lo = first <= 0 ? 0 : (first + g.stride - 1) / g.stride;
+  const std::int64_t last = g.w - 1 + g.pad - kj;  // ox*s <= last
+  std::int64_t hi = last < 0 ? 0 : last / g.stride + 1;
+  lo = std::min(lo, g.out_w);
+  hi = std::max(std::min(hi, g.out_w), lo);
+  return {lo, hi};
+}
+
 // columns[(ci*k + ki)*k + kj][img*P + oy*OW + ox] = x[img, ci, oy*s - p + ki, ox*s - p + kj] (0 outside)
 void im2col(const float* x, const Geometry& g, float* columns) {
   const std::int64_t total = g.n * g.positions();
@@ -24,6 +42,8 @@ void im2col(const float* x, const Geometry& g, float* columns) {
     for (std::int64_t ki = 0; ki < g.k; ++ki) {
       for (std::int64_t kj = 0; kj < g.k; ++kj) {
         float* row = columns + ((ci * g.k + ki) * g.k + kj) * total;
+        const auto [lo, hi] = valid_columns(g, kj);
+        const std::int64_t shift = kj - g.pad;  // ix = ox*s + shift
         for (std::int64_t img = 0; img < g.n; ++img) {
           const float* plane = x + (img * g.c + ci) * g.h * g.w;
           float* out = row + img * g.positions();
@@ -31,14 +51,17 @@ void im2col(const float* x, const Geometry& g, float* columns) {
             const std::int64_t iy = oy * g.stride - g.pad + ki;
             float* out_row = out + oy * g.out_w;
             if (iy < 0 || iy >= g.h) {
-              for (std::int64_t ox = 0; ox < g.out_w; ++ox) out_row[ox] = 0.0f;
+              std::fill_n(out_row, g.out_w, 0.0f);
               continue;
             }
             const float* in_row = plane + iy * g.w;
-            for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
-              const std::int64_t ix = ox * g.stride - g.pad + kj;
-              out_row[ox] = (ix >= 0 && ix < g.w) ? in_row[ix] : 0.0f;
+            std::fill_n(out_row, lo, 0.0f);
+            if (g.stride == 1) {
+              if (hi > lo) std::copy(in_row + lo + shift, in_row + hi + shift, out_row + lo);
+            } else {
+              for (std::int64_t ox = lo; ox < hi; ++ox) out_row[ox] = in_row[ox * g.stride + shift];
             }
+            std::fill(out_row + hi, out_row + g.out_w, 0.0f);
           }
         }
       }
@@ -53,17 +76,20 @@ void col2im(const float* columns, const Geometry& g, float* dx) {
     for (std::int64_t ki = 0; ki < g.k; ++ki) {
       for (std::int64_t kj = 0; kj < g.k; ++kj) {
         const float* row = columns + ((ci * g.k + ki) * g.k + kj) * total;
+        const auto [lo, hi] = valid_columns(g, kj);
+        const std::int64_t shift = kj - g.pad;
         for (std::int64_t img = 0; img < g.n; ++img) {
           float* plane = dx + (img * g.c + ci) * g.h * g.w;
           const float* in = row + img * g.positions();
           for (std::int64_t oy = 0; oy < g.out_h; ++oy) {
             const std::int64_t iy = oy * g.stride - g.pad + ki;
             if (iy < 0 || iy >= g.h) continue;
-            float* out_row = plane + iy * g.w;
-            const float* in_row = in + oy * g.out_w;
-            for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
-              const std::int64_t ix = ox * g.stride - g.pad + kj;
-              if (ix >= 0 && ix < g.w) out_row[ix] += in_row[ox];
+            float* __restrict out_row = plane + iy * g.w;
+            const float* __restrict in_row = in + oy * g.out_w;
+            if (g.stride == 1) {
+              for (std::int64_t ox = lo; ox < hi; ++ox) out_row[ox + shift] += in_row[ox];
+            } else {
+              for (std::int64_t ox = lo; ox < hi; ++ox) out_row[ox * g.stride + shift] += in_row[ox];
             }
           }
         }

@@ -44,6 +44,30 @@ Forward MaxPool2d::forward(const Tensor& input, Mode) {
   const float* x = input.data();
   float* y = output.data();
   std::size_t out_index = 0;
+  if (padding_ == 0) {
+    // Every window lies inside the image: no clamping (the common case, worth its own loop).
+    for (std::int64_t plane = 0; plane < n * c; ++plane) {
+      const float* xp = x + plane * h * w;
+      for (std::int64_t oy = 0; oy < oh; ++oy) {
+        for (std::int64_t ox = 0; ox < ow; ++ox, ++out_index) {
+          const std::int64_t corner = oy * stride_ * w + ox * stride_;
+          float best = xp[corner];
+          std::int64_t best_offset = corner;
+          for (std::int64_t ky = 0; ky < kernel_; ++ky)
+            for (std::int64_t kx = 0; kx < kernel_; ++kx) {
+              const std::int64_t offset = corner + ky * w + kx;
+              if (xp[offset] > best) {
+                best = xp[offset];
+                best_offset = offset;
+              }
+            }
+          y[out_index] = best;
+          context->argmax[out_index] = plane * h * w + best_offset;
+        }
+      }
+    }
+    return {output, std::move(context)};
+  }
   for (std::int64_t plane = 0; plane < n * c; ++plane) {
     const float* xp = x + plane * h * w;
     for (std::int64_t oy = 0; oy < oh; ++oy) {
