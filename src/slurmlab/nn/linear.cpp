@@ -57,6 +57,20 @@ SLURMLAB_VECTOR_CLONES void outer_product(const float* __restrict x, const float
   }
 }
 
+// dw[o] += sum_i g[i, o] x[i] and db[o] += sum_i g[i, o] in one pass over g
+SLURMLAB_VECTOR_CLONES void outer_weight_gradients(const float* __restrict g, const float* __restrict x,
+                                                   float* __restrict dw, float* __restrict db, std::int64_t n,
+                                                   std::int64_t width) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float xi = x[i];
+    const float* row = g + i * width;
+    for (std::int64_t o = 0; o < width; ++o) {
+      dw[o] += row[o] * xi;
+      db[o] += row[o];
+    }
+  }
+}
+
 // sums[o] += sum_i g[i, o]
 SLURMLAB_VECTOR_CLONES void add_column_sums(const float* __restrict g, float* __restrict sums, std::int64_t n,
                                             std::int64_t width) {
@@ -152,13 +166,17 @@ Tensor Linear::backward(const Context& context, const Tensor& grad_output) {
   if (in_ == 1 || out_ == 1) {
     Tensor grad_input({n, in_});
     if (in_ == 1) {
-      transposed_matrix_vector(g, saved.input.data(), weight_.grad.data(), n, out_);  // dw += G^T x
-      matrix_vector(g, weight_.value.data(), grad_input.data(), n, out_, false);     // dx = G w
+      if (has_bias_) {
+        outer_weight_gradients(g, saved.input.data(), weight_.grad.data(), bias_.grad.data(), n, out_);
+      } else {
+        transposed_matrix_vector(g, saved.input.data(), weight_.grad.data(), n, out_);  // dw += G^T x
+      }
+      matrix_vector(g, weight_.value.data(), grad_input.data(), n, out_, false);  // dx = G w
     } else {
       transposed_matrix_vector(saved.input.data(), g, weight_.grad.data(), n, in_);  // dw += X^T g
       outer_product(g, weight_.value.data(), nullptr, grad_input.data(), n, in_);  // dx = g w^T
+      if (has_bias_) add_column_sums(g, bias_.grad.data(), n, out_);
     }
-    if (has_bias_) add_column_sums(g, bias_.grad.data(), n, out_);
     return grad_input;
   }
   // dW[out, in] += g[N, out]^T * x[N, in]
