@@ -16,6 +16,8 @@ packages=(
   libgtest-dev libgmock-dev
   # PNG figures (cairo); python3-venv for env/python.sh (tensorboard); plots in tools/plot.py
   libcairo2-dev python3-venv python3-matplotlib
+  # PyTorch (CPU) for the `reference` tests and the nn benchmarks' peer (about 550 MB installed)
+  python3-torch
   # a real Slurm on this one machine (tools/local-slurm)
   slurm-wlm slurm-client munge util-linux procps
 )

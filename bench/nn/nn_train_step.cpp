@@ -1,0 +1,73 @@
+// Training-step time of slurmlab::nn on the CPU: forward, loss, backward and an Adam step,
+// repeated, median reported. torch_train_step.py measures the same steps in PyTorch; run.sh
+// runs both with the same thread count and prints the ratios.
+//
+// usage: nn_train_step mlp|cnn|alexnet [repeats]   (prints one JSON line)
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "slurmlab/nn/losses.hpp"
+#include "slurmlab/nn/models.hpp"
+#include "slurmlab/nn/optim.hpp"
+
+using namespace slurmlab::nn;
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: nn_train_step mlp|cnn|alexnet [repeats]\n");
+    return 2;
+  }
+  const std::string model = argv[1];
+  const int repeats = argc > 2 ? std::stoi(argv[2]) : 20;
+  Generator g(1);
+  std::unique_ptr<Sequential> net;
+  Tensor x, target;
+  std::vector<std::int64_t> labels;
+  std::int64_t batch = 0;
+  if (model == "mlp") {  // 1-64-1, 1400 rows, full batch (the Pantheon+ fit)
+    batch = 1400;
+    net = make_mlp(1, 64, 1, Activation::tanh, g);
+    x = Tensor({batch, 1});
+    target = Tensor({batch, 1});
+    for (std::int64_t i = 0; i < batch; ++i) {
+      x.data()[i] = g.uniform(0.0f, 2.0f);
+      target.data()[i] = 5.0f * x.data()[i] + g.normal();
+    }
+  } else if (model == "cnn" || model == "alexnet") {
+    batch = 64;
+    const std::int64_t side = model == "cnn" ? 32 : 64;
+    net = model == "cnn" ? make_tutorial_cnn(3, 10, 0.5f, g) : make_alexnet(10, 0.5f, g);
+    x = Tensor({batch, 3, side, side});
+    for (auto& v : x.span()) v = g.normal();
+    for (std::int64_t i = 0; i < batch; ++i) labels.push_back(static_cast<std::int64_t>(g.below(10)));
+  } else {
+    std::fprintf(stderr, "nn_train_step: unknown model '%s'\n", model.c_str());
+    return 2;
+  }
+  Adam adam(parameters_of(*net), {.learning_rate = 1e-3});
+  std::vector<double> times;
+  double last_loss = 0.0;
+  for (int r = 0; r < repeats + 3; ++r) {  // 3 warm-up steps (allocator cache, OpenBLAS threads)
+    const auto start = std::chrono::steady_clock::now();
+    adam.zero_grad();
+    auto f = net->forward(x, Mode::train);
+    auto loss = target.defined() ? mse_loss(f.output, target) : softmax_cross_entropy(f.output, labels);
+    net->backward(*f.context, loss.grad);
+    adam.step();
+    const auto stop = std::chrono::steady_clock::now();
+    last_loss = loss.loss;
+    if (r >= 3) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times[times.size() / 2];
+  std::printf("{\"framework\": \"slurmlab\", \"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"median_ms\": %.4f, "
+              "\"min_ms\": %.4f, \"max_ms\": %.4f, \"samples_per_s\": %.1f, \"loss\": %.5f}\n",
+              model.c_str(), static_cast<long long>(batch), openblas_get_num_threads(), median, times.front(),
+              times.back(), 1000.0 * static_cast<double>(batch) / median, last_loss);
+  return 0;
+}

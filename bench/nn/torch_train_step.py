@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""The PyTorch peer of nn_train_step: the same models, batch and Adam step, median time.
+
+usage: torch_train_step.py mlp|cnn|alexnet THREADS [repeats]   (prints one JSON line)
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+sys.path.insert(0, __file__.rsplit("/", 3)[0] + "/tests/reference")
+from compare_with_torch import AlexNet  # noqa: E402  (the torchvision architecture, written out)
+
+
+def main():
+    model, threads = sys.argv[1], int(sys.argv[2])
+    repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    if model == "mlp":
+        batch = 1400
+        net = nn.Sequential(nn.Linear(1, 64), nn.Tanh(), nn.Linear(64, 1))
+        x = torch.rand(batch, 1) * 2
+        target = 5 * x + torch.randn(batch, 1)
+        criterion = lambda out: nn.functional.mse_loss(out, target)
+    else:
+        batch = 64
+        side = 32 if model == "cnn" else 64
+        if model == "cnn":
+            net = nn.Sequential(
+                nn.Conv2d(3, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                nn.Linear(800, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5),
+                nn.Linear(32, 10))
+        else:
+            net = AlexNet(10, dropout=0.5)
+        x = torch.randn(batch, 3, side, side)
+        labels = torch.randint(0, 10, (batch,))
+        criterion = lambda out: nn.functional.cross_entropy(out, labels)
+    net.train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    times = []
+    for r in range(repeats + 3):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        loss = criterion(net(x))
+        loss.backward()
+        optimizer.step()
+        stop = time.perf_counter()
+        if r >= 3:
+            times.append((stop - start) * 1000)
+    median = statistics.median(times)
+    print(json.dumps({"framework": f"torch {torch.__version__}", "model": model, "batch": batch, "threads": threads,
+                      "median_ms": round(median, 4), "min_ms": round(min(times), 4), "max_ms": round(max(times), 4),
+                      "samples_per_s": round(1000 * batch / median, 1), "loss": round(loss.item(), 5)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+#pragma once
+// Shared pieces of the nn tests: the backend list the typed tests run over, random tensors,
+// and a finite-difference gradient checker in the manner of Caffe's.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "slurmlab/nn/layer.hpp"
+
+namespace slurmlab::nn::testing {
+
+template <Device D>
+struct Backend {
+  static constexpr Device device = D;
+};
+// The CUDA backend adds Backend<Device::cuda> here (under SLURMLAB_HAVE_CUDA, skipping when
+// no GPU answers); every typed test then runs on it too.
+using Backends = ::testing::Types<Backend<Device::cpu>>;
+
+inline Tensor random_tensor(Shape shape, Generator& generator, float low = -1.0f, float high = 1.0f) {
+  Tensor t(std::move(shape));
+  for (auto& v : t.span()) v = generator.uniform(low, high);
+  return t;
+}
+
+// Values well apart (spacing `gap`) in random order: max-pool windows have one clear winner
+// and no finite-difference step crosses a tie (the kink Caffe's checker avoids).
+inline Tensor distinct_tensor(Shape shape, Generator& generator, float gap = 0.02f) {
+  Tensor t(std::move(shape));
+  auto values = t.span();
+  const auto n = values.size();
+  for (std::size_t i = 0; i < n; ++i) values[i] = (static_cast<float>(i) - static_cast<float>(n) / 2) * gap;
+  for (std::size_t i = n; i > 1; --i) std::swap(values[i - 1], values[generator.below(i)]);
+  return t;
+}
+
+// Pushes every value at least `margin` away from zero (the ReLU kink).
+inline void avoid_zero(Tensor& t, float margin) {
+  for (auto& v : t.span())
+    if (std::abs(v) < margin) v = v < 0 ? v - margin : v + margin;
+}
+
+inline double weighted_sum(const Tensor& output, const Tensor& weights) {
+  double sum = 0.0;
+  const auto y = output.span();
+  const auto w = weights.span();
+  for (std::size_t i = 0; i < y.size(); ++i) sum += static_cast<double>(y[i]) * w[i];
+  return sum;
+}
+
+struct GradientCheckOptions {
+  float step = 1e-2f;           // central-difference step
+  double tolerance = 2e-3;      // on |numeric - analytic| / max(1, |numeric|, |analytic|)
+  std::size_t max_checks = 300; // per tensor, spread evenly
+  Mode mode = Mode::train;
+};
+
+// Checks d(sum(w * layer(x)))/dx and /dtheta for every parameter against central
+// differences of the float forward (loss summed in double). The projection w makes every
+// output element matter with a different weight.
+inline void check_gradients(Layer& layer, Tensor input, Generator& generator,
+                            const GradientCheckOptions& options = {}) {
+  auto first = layer.forward(input, options.mode);
+  Tensor projection = random_tensor(first.output.shape(), generator);
+  zero_grad(layer);
+  Tensor analytic_input = layer.backward(*first.context, projection);
+  ASSERT_EQ(analytic_input.shape(), input.shape());
+
+  auto loss = [&] { return weighted_sum(layer.forward(input, options.mode).output, projection); };
+  auto check_tensor = [&](Tensor& values, const Tensor& analytic, const std::string& what) {
+    const auto n = static_cast<std::size_t>(values.numel());
+    const std::size_t stride = std::max<std::size_t>(1, n / options.max_checks);
+    int failures = 0;
+    for (std::size_t i = 0; i < n && failures < 5; i += stride) {
+      float& v = values.data()[i];
+      const float saved = v;
+      v = saved + options.step;
+      const double up = loss();
+      v = saved - options.step;
+      const double down = loss();
+      v = saved;
+      const double numeric = (up - down) / (2.0 * static_cast<double>(options.step));
+      const double exact = analytic.data()[i];
+      const double scale = std::max({1.0, std::abs(numeric), std::abs(exact)});
+      if (std::abs(numeric - exact) / scale > options.tolerance) {
+        ADD_FAILURE() << layer.describe() << ": d/d " << what << "[" << i << "] analytic " << exact << " numeric "
+                      << numeric;
+        ++failures;
+      }
+    }
+  };
+  check_tensor(input, analytic_input, "input");
+  for (auto& [name, parameter] : parameters_of(layer)) {
+    Tensor analytic = parameter->grad.clone();
+    check_tensor(parameter->value, analytic, name);
+  }
+}
+
+inline void expect_close(const Tensor& actual, const Tensor& expected, double tolerance, const std::string& what) {
+  ASSERT_EQ(actual.shape(), expected.shape()) << what;
+  const auto a = actual.span(), e = expected.span();
+  int failures = 0;
+  for (std::size_t i = 0; i < a.size() && failures < 5; ++i) {
+    const double scale = std::max(1.0, std::abs(static_cast<double>(e[i])));
+    if (!(std::abs(static_cast<double>(a[i]) - e[i]) <= tolerance * scale)) {
+      ADD_FAILURE() << what << "[" << i << "]: " << a[i] << " vs expected " << e[i];
+      ++failures;
+    }
+  }
+}
+
+}  // namespace slurmlab::nn::testing

@@ -1,0 +1,341 @@
+// Every layer: forward against a naive loop reference, finite-difference gradients for the
+// input and every parameter, typed over the backend list (nn_test_support.hpp).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <utility>
+
+#include "nn_test_support.hpp"
+#include "slurmlab/nn/layers.hpp"
+
+namespace slurmlab::nn {
+namespace {
+
+using testing::avoid_zero;
+using testing::check_gradients;
+using testing::distinct_tensor;
+using testing::expect_close;
+using testing::random_tensor;
+
+template <typename B>
+class LayerTest : public ::testing::Test {
+ protected:
+  static constexpr Device device = B::device;
+  // Runs forward on the backend and brings the output back to the host.
+  static Tensor run(Layer& layer, const Tensor& host_input, Mode mode = Mode::train) {
+    return layer.forward(host_input.to(device), mode).output.to(Device::cpu);
+  }
+  Generator generator{1234};
+};
+TYPED_TEST_SUITE(LayerTest, testing::Backends);
+
+TYPED_TEST(LayerTest, LinearMatchesLoopsAndGradients) {
+  // (7, 5) takes the SGEMM path; one input or one output feature take the direct loops.
+  for (auto [in, out] : {std::pair{7, 5}, std::pair{1, 6}, std::pair{19, 1}, std::pair{1, 1}}) {
+    Linear layer(in, out, this->generator);
+    Tensor x = random_tensor({4, in}, this->generator);
+    Tensor y = this->run(layer, x);
+    Tensor expected({4, out});
+    for (int n = 0; n < 4; ++n)
+      for (int o = 0; o < out; ++o) {
+        double sum = layer.bias().value.at({o});
+        for (int i = 0; i < in; ++i) sum += static_cast<double>(x.at({n, i})) * layer.weight().value.at({o, i});
+        expected.at({n, o}) = static_cast<float>(sum);
+      }
+    expect_close(y, expected, 1e-5, layer.describe());
+    check_gradients(layer, x, this->generator);
+  }
+}
+
+TYPED_TEST(LayerTest, LinearInitialisationIsPyTorchDefault) {
+  Linear layer(400, 300, this->generator);
+  const float bound = 1.0f / std::sqrt(400.0f);
+  double sum = 0.0, squares = 0.0;
+  for (float w : layer.weight().value.span()) {
+    ASSERT_LE(std::abs(w), bound);
+    sum += w;
+    squares += static_cast<double>(w) * w;
+  }
+  const double n = static_cast<double>(layer.weight().value.numel());
+  EXPECT_NEAR(sum / n, 0.0, 0.01 * bound);
+  // Variance of U(-b, b) is b^2/3.
+  EXPECT_NEAR(squares / n, bound * bound / 3.0, 0.02 * bound * bound);
+  for (float b : layer.bias().value.span()) ASSERT_LE(std::abs(b), bound);
+}
+
+double naive_conv(const Tensor& x, Conv2d& conv, int n, int o, int oy, int ox, int k, int stride, int pad) {
+  const auto& w = conv.weight().value;
+  double sum = conv.bias().value.at({o});
+  for (int c = 0; c < x.size(1); ++c)
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx) {
+        const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+        if (iy < 0 || ix < 0 || iy >= x.size(2) || ix >= x.size(3)) continue;
+        sum += static_cast<double>(x.at({n, c, iy, ix})) * w.at({o, c, ky, kx});
+      }
+  return sum;
+}
+
+TYPED_TEST(LayerTest, Conv2dMatchesDirectConvolution) {
+  struct Case {
+    int c, o, k, stride, pad, h, w;
+  };
+  for (const Case& cs : {Case{3, 4, 3, 1, 1, 7, 6}, Case{2, 5, 5, 2, 2, 9, 9}, Case{3, 2, 2, 3, 0, 8, 7}}) {
+    Conv2d conv(cs.c, cs.o, cs.k, this->generator, cs.stride, cs.pad);
+    Tensor x = random_tensor({2, cs.c, cs.h, cs.w}, this->generator);
+    Tensor y = this->run(conv, x);
+    const int oh = (cs.h + 2 * cs.pad - cs.k) / cs.stride + 1, ow = (cs.w + 2 * cs.pad - cs.k) / cs.stride + 1;
+    ASSERT_EQ(y.shape(), (Shape{2, cs.o, oh, ow}));
+    Tensor expected(y.shape());
+    for (int n = 0; n < 2; ++n)
+      for (int o = 0; o < cs.o; ++o)
+        for (int oy = 0; oy < oh; ++oy)
+          for (int ox = 0; ox < ow; ++ox)
+            expected.at({n, o, oy, ox}) = static_cast<float>(naive_conv(x, conv, n, o, oy, ox, cs.k, cs.stride, cs.pad));
+    expect_close(y, expected, 1e-5, conv.describe());
+    check_gradients(conv, x, this->generator);
+  }
+}
+
+TYPED_TEST(LayerTest, ActivationsMatchFormulasAndGradients) {
+  Tensor x = random_tensor({3, 11}, this->generator, -3.0f, 3.0f);
+  avoid_zero(x, 0.05f);
+  for (Activation kind : {Activation::relu, Activation::tanh, Activation::gelu, Activation::silu}) {
+    ActivationLayer layer(kind);
+    Tensor y = this->run(layer, x);
+    Tensor expected(x.shape());
+    for (std::size_t i = 0; i < x.span().size(); ++i) {
+      const double v = x.span()[i];
+      double r = 0.0;
+      switch (kind) {
+        case Activation::relu: r = v > 0 ? v : 0; break;
+        case Activation::tanh: r = std::tanh(v); break;
+        case Activation::gelu: r = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); break;
+        case Activation::silu: r = v / (1.0 + std::exp(-v)); break;
+      }
+      expected.span()[i] = static_cast<float>(r);
+    }
+    expect_close(y, expected, 1e-6, layer.describe());
+    // Step below the 0.05 margin, so no ReLU difference crosses the kink.
+    check_gradients(layer, x, this->generator, {.step = 1e-2f});
+  }
+}
+
+TYPED_TEST(LayerTest, FlattenKeepsDataAndBatchAxis) {
+  Flatten flatten;
+  Tensor x = random_tensor({2, 3, 4, 5}, this->generator);
+  Tensor y = this->run(flatten, x);
+  ASSERT_EQ(y.shape(), (Shape{2, 60}));
+  EXPECT_EQ(y.to_vector(), x.to_vector());
+  check_gradients(flatten, x, this->generator);
+}
+
+TYPED_TEST(LayerTest, MaxPoolMatchesWindowsAndGradients) {
+  struct Case {
+    int k, stride, pad;
+  };
+  for (const Case& cs : {Case{2, 2, 0}, Case{3, 2, 1}, Case{3, 2, 0}}) {
+    MaxPool2d pool(cs.k, cs.stride, cs.pad);
+    Tensor x = distinct_tensor({2, 3, 7, 8}, this->generator);
+    Tensor y = this->run(pool, x);
+    const int oh = (7 + 2 * cs.pad - cs.k) / cs.stride + 1, ow = (8 + 2 * cs.pad - cs.k) / cs.stride + 1;
+    ASSERT_EQ(y.shape(), (Shape{2, 3, oh, ow}));
+    for (int n = 0; n < 2; ++n)
+      for (int c = 0; c < 3; ++c)
+        for (int oy = 0; oy < oh; ++oy)
+          for (int ox = 0; ox < ow; ++ox) {
+            float best = -1e30f;
+            for (int ky = 0; ky < cs.k; ++ky)
+              for (int kx = 0; kx < cs.k; ++kx) {
+                const int iy = oy * cs.stride - cs.pad + ky, ix = ox * cs.stride - cs.pad + kx;
+                if (iy >= 0 && ix >= 0 && iy < 7 && ix < 8) best = std::max(best, x.at({n, c, iy, ix}));
+              }
+            ASSERT_EQ(y.at({n, c, oy, ox}), best);
+          }
+    // Values are 0.02 apart: a 0.005 step never changes a window's winner.
+    check_gradients(pool, x, this->generator, {.step = 5e-3f});
+  }
+}
+
+TYPED_TEST(LayerTest, AvgPoolMatchesWindowsAndGradients) {
+  AvgPool2d pool(3, 2);
+  Tensor x = random_tensor({2, 2, 9, 8}, this->generator);
+  Tensor y = this->run(pool, x);
+  ASSERT_EQ(y.shape(), (Shape{2, 2, 4, 3}));
+  Tensor expected(y.shape());
+  for (int n = 0; n < 2; ++n)
+    for (int c = 0; c < 2; ++c)
+      for (int oy = 0; oy < 4; ++oy)
+        for (int ox = 0; ox < 3; ++ox) {
+          double sum = 0;
+          for (int ky = 0; ky < 3; ++ky)
+            for (int kx = 0; kx < 3; ++kx) sum += x.at({n, c, oy * 2 + ky, ox * 2 + kx});
+          expected.at({n, c, oy, ox}) = static_cast<float>(sum / 9);
+        }
+  expect_close(y, expected, 1e-6, "AvgPool2d");
+  check_gradients(pool, x, this->generator);
+}
+
+TYPED_TEST(LayerTest, AdaptiveAvgPoolUsesPyTorchBins) {
+  AdaptiveAvgPool2d pool(3, 2);
+  Tensor x = random_tensor({2, 2, 7, 5}, this->generator);
+  Tensor y = this->run(pool, x);
+  // Rows of 7 into 3 bins: [0,3), [2,5), [4,7); columns of 5 into 2 bins: [0,3), [2,5).
+  const int rows[3][2] = {{0, 3}, {2, 5}, {4, 7}};
+  const int cols[2][2] = {{0, 3}, {2, 5}};
+  for (int n = 0; n < 2; ++n)
+    for (int c = 0; c < 2; ++c)
+      for (int oy = 0; oy < 3; ++oy)
+        for (int ox = 0; ox < 2; ++ox) {
+          double sum = 0;
+          for (int iy = rows[oy][0]; iy < rows[oy][1]; ++iy)
+            for (int ix = cols[ox][0]; ix < cols[ox][1]; ++ix) sum += x.at({n, c, iy, ix});
+          EXPECT_NEAR(y.at({n, c, oy, ox}), sum / 9.0, 1e-6);
+        }
+  check_gradients(pool, x, this->generator);
+  AdaptiveAvgPool2d identity(7, 5);
+  EXPECT_EQ(this->run(identity, x).to_vector(), x.to_vector());
+}
+
+TYPED_TEST(LayerTest, BatchNormTrainEvalAndRunningStatistics) {
+  for (int spatial : {1, 2}) {
+    BatchNorm bn(3, spatial);
+    Shape shape = spatial == 2 ? Shape{4, 3, 2, 3} : Shape{5, 3};
+    Tensor x = random_tensor(shape, this->generator, -2.0f, 3.0f);
+    for (auto& g : bn.weight().value.span()) g = this->generator.uniform(0.5f, 1.5f);
+    for (auto& b : bn.bias().value.span()) b = this->generator.uniform(-0.5f, 0.5f);
+    Tensor y = this->run(bn, x, Mode::train);
+    const std::int64_t per_channel = x.numel() / 3;
+    const std::int64_t s = per_channel / shape[0];
+    for (int c = 0; c < 3; ++c) {
+      double mean = 0, var = 0;
+      for (int n = 0; n < shape[0]; ++n)
+        for (int i = 0; i < s; ++i) mean += x.data()[(n * 3 + c) * s + i];
+      mean /= static_cast<double>(per_channel);
+      for (int n = 0; n < shape[0]; ++n)
+        for (int i = 0; i < s; ++i) var += std::pow(x.data()[(n * 3 + c) * s + i] - mean, 2);
+      const double biased = var / static_cast<double>(per_channel);
+      const double unbiased = var / static_cast<double>(per_channel - 1);
+      for (int n = 0; n < shape[0]; ++n)
+        for (int i = 0; i < s; ++i) {
+          const auto k = (n * 3 + c) * s + i;
+          const double expected = bn.weight().value.data()[c] * (x.data()[k] - mean) / std::sqrt(biased + 1e-5) +
+                                  bn.bias().value.data()[c];
+          EXPECT_NEAR(y.data()[k], expected, 1e-5);
+        }
+      EXPECT_NEAR(bn.running_mean().data()[c], 0.1 * mean, 1e-6);
+      EXPECT_NEAR(bn.running_var().data()[c], 0.9 + 0.1 * unbiased, 1e-6);
+    }
+    EXPECT_EQ(bn.batches_tracked().data()[0], 1.0f);
+    // Eval mode: running statistics, and no update.
+    Tensor mean_before = bn.running_mean().clone();
+    Tensor e = this->run(bn, x, Mode::eval);
+    EXPECT_EQ(bn.running_mean().to_vector(), mean_before.to_vector());
+    for (int n = 0; n < shape[0]; ++n)
+      for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < s; ++i) {
+          const auto k = (n * 3 + c) * s + i;
+          const double expected = bn.weight().value.data()[c] * (x.data()[k] - bn.running_mean().data()[c]) /
+                                      std::sqrt(bn.running_var().data()[c] + 1e-5) +
+                                  bn.bias().value.data()[c];
+          EXPECT_NEAR(e.data()[k], expected, 1e-5);
+        }
+    check_gradients(bn, x, this->generator, {.step = 1e-2f, .tolerance = 3e-3});
+    check_gradients(bn, x, this->generator, {.step = 1e-2f, .mode = Mode::eval});
+  }
+}
+
+TYPED_TEST(LayerTest, DropoutMasksScalesAndIsSeeded) {
+  Dropout dropout(0.3f, 99);
+  Tensor x = random_tensor({50, 40}, this->generator, 0.5f, 1.5f);
+  auto result = dropout.forward(x.to(this->device), Mode::train);
+  Tensor y = result.output.to(Device::cpu);
+  int zeros = 0;
+  for (std::size_t i = 0; i < y.span().size(); ++i) {
+    if (y.span()[i] == 0.0f) {
+      ++zeros;
+    } else {
+      ASSERT_FLOAT_EQ(y.span()[i], x.span()[i] / 0.7f);
+    }
+  }
+  // 2000 Bernoulli(0.3) draws: mean 600, standard deviation about 20.5.
+  EXPECT_NEAR(zeros, 600, 100);
+  // Backward applies the same mask (the op is linear, so exactly).
+  Tensor g = random_tensor(x.shape(), this->generator);
+  Tensor dx = dropout.backward(*result.context, g.to(this->device)).to(Device::cpu);
+  for (std::size_t i = 0; i < dx.span().size(); ++i)
+    ASSERT_FLOAT_EQ(dx.span()[i], y.span()[i] == 0.0f ? 0.0f : g.span()[i] / 0.7f);
+  // Same seed, same masks; eval is the identity.
+  Dropout twin(0.3f, 99);
+  EXPECT_EQ(this->run(twin, x).to_vector(), y.to_vector());
+  EXPECT_EQ(this->run(dropout, x, Mode::eval).to_vector(), x.to_vector());
+}
+
+TYPED_TEST(LayerTest, SequentialAndResidualComposeGradients) {
+  auto body = std::make_unique<Sequential>();
+  body->add(std::make_unique<Conv2d>(2, 2, 3, this->generator, 1, 1)).add(tanh_layer());
+  Sequential net;
+  net.add(std::make_unique<Residual>(std::move(body)))
+      .add(std::make_unique<Residual>(std::make_unique<Conv2d>(2, 3, 3, this->generator, 1, 1),
+                                      std::make_unique<Conv2d>(2, 3, 1, this->generator)))
+      .add(std::make_unique<Flatten>())
+      .add(std::make_unique<Linear>(3 * 5 * 4, 2, this->generator));
+  std::vector<std::string> names;
+  for (auto& p : parameters_of(net)) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"0.body.0.weight", "0.body.0.bias", "1.body.weight", "1.body.bias",
+                                             "1.shortcut.weight", "1.shortcut.bias", "3.weight", "3.bias"}));
+  Tensor x = random_tensor({2, 2, 5, 4}, this->generator);
+  check_gradients(net, x, this->generator);
+}
+
+TYPED_TEST(LayerTest, ResidualAddsIdentityOrShortcut) {
+  Conv2d conv(2, 2, 3, this->generator, 1, 1);
+  Tensor x = random_tensor({2, 2, 5, 4}, this->generator);
+  Tensor body = this->run(conv, x);
+  auto conv_copy = std::make_unique<Conv2d>(2, 2, 3, this->generator, 1, 1);
+  conv_copy->weight().value.copy_from(conv.weight().value);
+  conv_copy->bias().value.copy_from(conv.bias().value);
+  Residual residual(std::move(conv_copy));
+  Tensor y = this->run(residual, x);
+  for (std::size_t i = 0; i < y.span().size(); ++i) ASSERT_FLOAT_EQ(y.span()[i], body.span()[i] + x.span()[i]);
+}
+
+TEST(Tensor, AllocatorReusesFreedBuffers) {
+  auto& allocator = CachingAllocator::for_device(Device::cpu);
+  { Tensor warm({1000, 37}); }
+  const auto before = allocator.statistics();
+  for (int i = 0; i < 10; ++i) {
+    Tensor t({1000, 37});
+    t.fill(1.0f);
+  }
+  const auto after = allocator.statistics();
+  EXPECT_EQ(after.fresh_allocations, before.fresh_allocations);
+  EXPECT_EQ(after.reused_allocations, before.reused_allocations + 10);
+}
+
+TEST(Tensor, ReshapeSharesStorageAndChecksCounts) {
+  Tensor t = Tensor::from({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor v = t.reshape({3, -1});
+  EXPECT_EQ(v.shape(), (Shape{3, 2}));
+  EXPECT_TRUE(v.same_storage(t));
+  EXPECT_EQ(v.at({2, 1}), 6.0f);
+  EXPECT_THROW(t.reshape({4, 2}), std::invalid_argument);
+  Tensor c = t.clone();
+  c.fill(0.0f);
+  EXPECT_EQ(t.at({1, 2}), 6.0f);
+}
+
+TEST(Layers, BadShapesNameTheLayer) {
+  Generator g(1);
+  Conv2d conv(3, 4, 3, g);
+  try {
+    conv.forward(Tensor::zeros({2, 5, 8, 8}), Mode::train);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("Conv2d(3, 4"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[2, 5, 8, 8]"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace slurmlab::nn

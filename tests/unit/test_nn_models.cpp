@@ -1,0 +1,129 @@
+// Model builders (parameter counts, shapes, names) and the safetensors export read back.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "nn_test_support.hpp"
+#include "slurmlab/nn/losses.hpp"
+#include "slurmlab/nn/models.hpp"
+#include "slurmlab/nn/safetensors.hpp"
+
+namespace slurmlab::nn {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path scratch(const std::string& name) {
+  const auto dir = fs::path(SLURMLAB_BINARY_DIR) / "test-scratch" / "nn_models";
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+TEST(Models, ParameterCountsMatchPyTorch) {
+  Generator g(1);
+  EXPECT_EQ(parameter_count(*make_mlp(1, 64, 1, Activation::tanh, g)), 193);
+  // conv 3*16*25+16, bn 2*16, conv 16*32*25+32, bn 2*32, 800*64+64, 64*32+32, 32*10+10
+  EXPECT_EQ(parameter_count(*make_tutorial_cnn(3, 10, 0.5f, g)), 1216 + 32 + 12832 + 64 + 51264 + 2080 + 330);
+  // torchvision.models.alexnet(num_classes=10)
+  EXPECT_EQ(parameter_count(*make_alexnet(10, 0.5f, g)), 57044810);
+  EXPECT_EQ(parameter_count(*make_alexnet(1000, 0.5f, g)), 61100840);
+}
+
+TEST(Models, AlexNetNamesAndShapesFollowTorchvision) {
+  Generator g(2);
+  auto net = make_alexnet(10, 0.5f, g);
+  auto params = parameters_of(*net);
+  ASSERT_EQ(params.size(), 16u);
+  EXPECT_EQ(params[0].name, "features.0.weight");
+  EXPECT_EQ(params[0].parameter->value.shape(), (Shape{64, 3, 11, 11}));
+  EXPECT_EQ(params[10].name, "classifier.1.weight");
+  EXPECT_EQ(params[10].parameter->value.shape(), (Shape{4096, 9216}));
+  EXPECT_EQ(params[15].name, "classifier.6.bias");
+  Tensor x = testing::random_tensor({2, 3, 64, 64}, g);
+  auto f = net->forward(x, Mode::eval);
+  EXPECT_EQ(f.output.shape(), (Shape{2, 10}));
+}
+
+TEST(Models, TutorialCnnAndResNetTrainOnABatch) {
+  Generator g(3);
+  for (int which = 0; which < 2; ++which) {
+    auto net = which == 0 ? make_tutorial_cnn(3, 10, 0.1f, g) : make_small_resnet(3, 10, 1, g);
+    Tensor x = testing::random_tensor({8, 3, 32, 32}, g);
+    const std::vector<std::int64_t> labels{0, 1, 2, 3, 4, 5, 6, 7};
+    auto first = net->forward(x, Mode::train);
+    ASSERT_EQ(first.output.shape(), (Shape{8, 10}));
+    auto params = parameters_of(*net);
+    double before = softmax_cross_entropy(first.output, labels).loss;
+    // Plain gradient descent on one batch must lower its loss.
+    double after = before;
+    for (int step = 0; step < 5; ++step) {
+      zero_grad(*net);
+      auto f = net->forward(x, Mode::train);
+      auto loss = softmax_cross_entropy(f.output, labels);
+      after = loss.loss;
+      net->backward(*f.context, loss.grad);
+      for (auto& p : params)
+        for (std::size_t k = 0; k < p.parameter->value.span().size(); ++k)
+          p.parameter->value.span()[k] -= 0.05f * p.parameter->grad.span()[k];
+    }
+    EXPECT_LT(after, before) << (which == 0 ? "tutorial CNN" : "ResNet-8");
+  }
+}
+
+TEST(Models, SmallResNetShapesAndNames) {
+  Generator g(4);
+  auto net = make_small_resnet(2, 3, 1, g);
+  Tensor x = testing::random_tensor({2, 2, 8, 8}, g);
+  auto f = net->forward(x, Mode::train);
+  EXPECT_EQ(f.output.shape(), (Shape{2, 3}));
+  std::vector<std::string> names;
+  for (auto& p : parameters_of(*net)) names.push_back(p.name);
+  EXPECT_EQ(names.front(), "stem.0.weight");
+  EXPECT_NE(std::find(names.begin(), names.end(), "stage2.0.0.shortcut.0.weight"), names.end());
+  EXPECT_EQ(names.back(), "fc.bias");
+}
+
+TEST(Safetensors, RoundTripKeepsNamesShapesValuesAndMetadata) {
+  Generator g(5);
+  auto net = make_tutorial_cnn(3, 10, 0.5f, g);
+  const auto path = scratch("cnn.safetensors");
+  save_safetensors(path, state_of(*net), {{"format", "pt"}, {"model", "tutorial_cnn"}});
+  auto file = load_safetensors(path);
+  EXPECT_EQ(file.metadata.at("model"), "tutorial_cnn");
+  auto state = state_of(*net);
+  ASSERT_EQ(file.tensors.size(), state.size());
+  for (const auto& [name, tensor] : state) {
+    EXPECT_EQ(file.at(name).shape(), tensor.shape()) << name;
+    EXPECT_EQ(file.at(name).to_vector(), tensor.to_vector()) << name;
+  }
+  // Loading into a differently initialised twin makes it identical.
+  Generator other(6);
+  auto twin = make_tutorial_cnn(3, 10, 0.5f, other);
+  load_state(*twin, file);
+  for (auto& p : parameters_of(*twin)) EXPECT_EQ(p.parameter->value.to_vector(), file.at(p.name).to_vector());
+  // Header layout: 8-byte length then JSON, data 8-byte aligned.
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t length = 0;
+  in.read(reinterpret_cast<char*>(&length), 8);
+  EXPECT_EQ(length % 8, 0u);
+  EXPECT_EQ(static_cast<char>(in.get()), '{');
+}
+
+TEST(Safetensors, TruncatedFileIsRefused) {
+  Generator g(7);
+  auto net = make_mlp(3, 8, 2, Activation::relu, g);
+  const auto path = scratch("mlp.safetensors");
+  save_safetensors(path, state_of(*net));
+  fs::resize_file(path, fs::file_size(path) - 5);
+  try {
+    load_safetensors(path);
+    FAIL() << "a truncated file loaded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace slurmlab::nn

@@ -1,0 +1,201 @@
+// Losses, optimizers, schedules and clipping against closed forms and hand-computed steps.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "nn_test_support.hpp"
+#include "slurmlab/nn/layers.hpp"
+#include "slurmlab/nn/losses.hpp"
+#include "slurmlab/nn/optim.hpp"
+
+namespace slurmlab::nn {
+namespace {
+
+TEST(Losses, MseValueAndGradient) {
+  Tensor p = Tensor::from({2, 2}, {1, 2, 3, 4});
+  Tensor t = Tensor::from({2, 2}, {0, 2, 5, 3});
+  auto r = mse_loss(p, t);
+  EXPECT_DOUBLE_EQ(r.loss, (1.0 + 0.0 + 4.0 + 1.0) / 4.0);
+  EXPECT_EQ(r.grad.to_vector(), (std::vector<float>{0.5f, 0.0f, -1.0f, 0.5f}));  // 2 (p - t) / 4
+}
+
+TEST(Losses, WeightedMseIsWeightedMeanAndReducesToPlain) {
+  Tensor p = Tensor::from({3, 1}, {1, 2, 3});
+  Tensor t = Tensor::from({3, 1}, {0, 0, 0});
+  const std::vector<float> w{1.0f, 2.0f, 0.5f};
+  auto r = mse_loss(p, t, w);
+  EXPECT_NEAR(r.loss, (1.0 * 1 + 2.0 * 4 + 0.5 * 9) / 3.5, 1e-12);
+  EXPECT_NEAR(r.grad.at({1, 0}), 2 * 2.0 * 2 / 3.5, 1e-6);
+  const std::vector<float> ones{1, 1, 1};
+  EXPECT_DOUBLE_EQ(mse_loss(p, t, ones).loss, mse_loss(p, t).loss);
+  EXPECT_THROW(mse_loss(p, t, std::vector<float>{1, 2}), std::invalid_argument);
+}
+
+TEST(Losses, CrossEntropyMatchesLogSoftmaxAndIsStable) {
+  Tensor z = Tensor::from({2, 3}, {1.0f, 2.0f, 0.5f, 1000.0f, 1001.0f, 999.0f});
+  const std::vector<std::int64_t> labels{2, 0};
+  auto r = softmax_cross_entropy(z, labels);
+  auto nll = [](double a, double b, double c, double pick) {
+    const double m = std::max({a, b, c});
+    return std::log(std::exp(a - m) + std::exp(b - m) + std::exp(c - m)) + m - pick;
+  };
+  const double expected = (nll(1, 2, 0.5, 0.5) + nll(1000, 1001, 999, 1000)) / 2;
+  ASSERT_TRUE(std::isfinite(r.loss));
+  EXPECT_NEAR(r.loss, expected, 1e-9);
+  // Gradient: (softmax - one_hot) / N; rows sum to zero.
+  for (int i = 0; i < 2; ++i) EXPECT_NEAR(r.grad.at({i, 0}) + r.grad.at({i, 1}) + r.grad.at({i, 2}), 0.0, 1e-7);
+  const double s = std::exp(1.0) / (std::exp(1.0) + std::exp(2.0) + std::exp(0.5));
+  EXPECT_NEAR(r.grad.at({0, 0}), s / 2, 1e-7);
+  // Finite differences of the loss.
+  Generator g(3);
+  Tensor logits = testing::random_tensor({4, 5}, g, -3, 3);
+  const std::vector<std::int64_t> y{0, 4, 2, 2};
+  auto base = softmax_cross_entropy(logits, y);
+  for (int k = 0; k < 20; ++k) {
+    float& v = logits.data()[k];
+    const float saved = v;
+    v = saved + 1e-2f;
+    const double up = softmax_cross_entropy(logits, y).loss;
+    v = saved - 1e-2f;
+    const double down = softmax_cross_entropy(logits, y).loss;
+    v = saved;
+    EXPECT_NEAR((up - down) / 2e-2, base.grad.data()[k], 1e-4);
+  }
+  EXPECT_THROW(softmax_cross_entropy(z, std::vector<std::int64_t>{3, 0}), std::invalid_argument);
+}
+
+TEST(Losses, AccuracyCountsArgmax) {
+  Tensor z = Tensor::from({3, 2}, {0.1f, 0.9f, 2.0f, -1.0f, 0.5f, 0.5f});
+  const std::vector<std::int64_t> labels{1, 1, 0};
+  EXPECT_EQ(correct_predictions(z, labels), 2);  // a tie goes to the lower index
+  EXPECT_DOUBLE_EQ(accuracy(z, labels), 2.0 / 3.0);
+}
+
+// One scalar parameter with a chosen gradient per step.
+struct Scalar {
+  Parameter parameter{Shape{1}};
+  std::vector<NamedParameter> named() { return {{"x", &parameter}}; }
+  void set(float value, float grad) {
+    parameter.value.data()[0] = value;
+    parameter.grad.data()[0] = grad;
+  }
+  float value() { return parameter.value.data()[0]; }
+};
+
+TEST(Optimizers, SgdMomentumAndWeightDecayByHand) {
+  Scalar s;
+  s.set(1.0f, 0.5f);
+  Sgd sgd(s.named(), {.learning_rate = 0.1, .momentum = 0.9, .weight_decay = 0.01});
+  sgd.step();  // d = 0.5 + 0.01 * 1 = 0.51; buffer = 0.51; x = 1 - 0.051
+  EXPECT_NEAR(s.value(), 0.949, 1e-6);
+  s.parameter.grad.data()[0] = -0.2f;
+  sgd.step();  // d = -0.2 + 0.00949; buffer = 0.9*0.51 + d = 0.26849; x = 0.949 - 0.026849
+  EXPECT_NEAR(s.value(), 0.949 - 0.1 * (0.9 * 0.51 + (-0.2 + 0.01 * 0.949)), 1e-6);
+  Scalar plain;
+  plain.set(2.0f, 3.0f);
+  Sgd vanilla(plain.named(), {.learning_rate = 0.5});
+  vanilla.step();
+  EXPECT_FLOAT_EQ(plain.value(), 0.5f);
+}
+
+TEST(Optimizers, AdamMatchesTheClosedFormSteps) {
+  Scalar s;
+  s.set(1.0f, 0.0f);
+  Adam adam(s.named(), {.learning_rate = 0.01});
+  const double grads[3] = {0.3, -0.1, 0.2};
+  double x = 1.0, m = 0.0, v = 0.0;
+  for (int t = 1; t <= 3; ++t) {
+    s.parameter.grad.data()[0] = static_cast<float>(grads[t - 1]);
+    adam.step();
+    m = 0.9 * m + 0.1 * grads[t - 1];
+    v = 0.999 * v + 0.001 * grads[t - 1] * grads[t - 1];
+    const double m_hat = m / (1 - std::pow(0.9, t)), v_hat = v / (1 - std::pow(0.999, t));
+    x -= 0.01 * m_hat / (std::sqrt(v_hat) + 1e-8);
+    EXPECT_NEAR(s.value(), x, 1e-6) << "step " << t;
+  }
+  EXPECT_EQ(adam.steps_taken(), 3);
+  // The first step moves by lr * sign(g) whatever the gradient's scale.
+  Scalar big;
+  big.set(1.0f, -1000.0f);
+  Adam fresh(big.named(), {.learning_rate = 0.01});
+  fresh.step();
+  EXPECT_NEAR(big.value(), 1.01, 1e-6);
+}
+
+TEST(Optimizers, AdamWDecaysDecoupledAdamAddsL2) {
+  Scalar a, b;
+  a.set(2.0f, 0.0f);
+  b.set(2.0f, 0.0f);
+  auto adamw = make_adamw(a.named(), 0.1, 0.5);
+  Adam adam_l2(b.named(), {.learning_rate = 0.1, .weight_decay = 0.5});
+  adamw->step();
+  adam_l2.step();
+  // AdamW: x = 2 * (1 - 0.05) = 1.9, then a zero gradient moves nothing.
+  EXPECT_NEAR(a.value(), 1.9, 1e-6);
+  // Adam with L2: gradient 0.5 * 2 = 1, first step moves by lr.
+  EXPECT_NEAR(b.value(), 1.9, 1e-6);
+  a.set(1.0f, 1.0f);
+  adamw->step();
+  EXPECT_LT(a.value(), 1.0f * (1 - 0.05f));
+}
+
+TEST(Schedules, StepCosineWarmup) {
+  StepSchedule step(0.1, 10, 0.5);
+  EXPECT_DOUBLE_EQ(step.at(0), 0.1);
+  EXPECT_DOUBLE_EQ(step.at(9), 0.1);
+  EXPECT_DOUBLE_EQ(step.at(10), 0.05);
+  EXPECT_DOUBLE_EQ(step.at(25), 0.025);
+  CosineSchedule cosine(1.0, 100, 0.1);
+  EXPECT_DOUBLE_EQ(cosine.at(0), 1.0);
+  EXPECT_NEAR(cosine.at(50), 0.55, 1e-12);
+  EXPECT_NEAR(cosine.at(25), 0.1 + 0.9 * (1 + std::cos(std::numbers::pi / 4)) / 2, 1e-12);
+  EXPECT_DOUBLE_EQ(cosine.at(100), 0.1);
+  EXPECT_DOUBLE_EQ(cosine.at(500), 0.1);
+  WarmupSchedule warm(4, std::make_unique<CosineSchedule>(1.0, 10));
+  EXPECT_DOUBLE_EQ(warm.at(0), 0.25);
+  EXPECT_DOUBLE_EQ(warm.at(3), 1.0);
+  EXPECT_DOUBLE_EQ(warm.at(4), 1.0);
+  EXPECT_NEAR(warm.at(9), 0.5, 1e-12);
+}
+
+TEST(Clipping, GlobalNormScalesEveryGradientTogether) {
+  Parameter a(Shape{2}), b(Shape{1});
+  a.grad.data()[0] = 3.0f;
+  a.grad.data()[1] = 0.0f;
+  b.grad.data()[0] = 4.0f;
+  std::vector<NamedParameter> params{{"a", &a}, {"b", &b}};
+  EXPECT_NEAR(clip_gradient_norm(params, 10.0), 5.0, 1e-9);
+  EXPECT_FLOAT_EQ(b.grad.data()[0], 4.0f);  // under the limit: untouched
+  EXPECT_NEAR(clip_gradient_norm(params, 1.0), 5.0, 1e-9);
+  EXPECT_NEAR(a.grad.data()[0], 0.6, 1e-6);
+  EXPECT_NEAR(b.grad.data()[0], 0.8, 1e-6);
+}
+
+TEST(Training, AdamFitsALineWithAnMlp) {
+  // End to end: a 1-16-1 tanh MLP fits y = 2x - 1 on [-1, 1] to a small error.
+  Generator g(5);
+  Sequential mlp;
+  mlp.add(std::make_unique<Linear>(1, 16, g)).add(tanh_layer()).add(std::make_unique<Linear>(16, 1, g));
+  Tensor x({64, 1}), y({64, 1});
+  for (int i = 0; i < 64; ++i) {
+    x.data()[i] = -1.0f + 2.0f * static_cast<float>(i) / 63.0f;
+    y.data()[i] = 2.0f * x.data()[i] - 1.0f;
+  }
+  Adam adam(parameters_of(mlp), {.learning_rate = 0.02});
+  double first = 0, last = 0;
+  for (int step = 0; step < 300; ++step) {
+    adam.zero_grad();
+    auto f = mlp.forward(x, Mode::train);
+    auto loss = mse_loss(f.output, y);
+    if (step == 0) first = loss.loss;
+    last = loss.loss;
+    mlp.backward(*f.context, loss.grad);
+    adam.step();
+  }
+  EXPECT_LT(last, 1e-3);
+  EXPECT_LT(last, first / 100);
+}
+
+}  // namespace
+}  // namespace slurmlab::nn
