@@ -3,6 +3,10 @@
 
 #include "slurmlab/nn/layers.hpp"
 
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda_backend.hpp"
+#endif
+
 namespace slurmlab::nn {
 
 namespace {
@@ -18,6 +22,9 @@ Tensor add(const Tensor& a, const Tensor& b, const std::string& where) {
     throw std::invalid_argument(where + ": shapes " + to_string(a.shape()) + " and " + to_string(b.shape()) +
                                 " differ; give the Residual a shortcut that matches the body's output");
   }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (a.device() == Device::cuda) return cuda::add(a, b);
+#endif
   Tensor sum(a.shape());
   const auto x = a.span(), y = b.span();
   auto s = sum.span();
