@@ -193,6 +193,32 @@ __global__ void mse_kernel(const float* p, const float* t, const float* w, std::
   if (threadIdx.x == 0) atomicAdd(loss_sum, total);
 }
 
+__global__ void batch_norm_eval_backward_kernel(const float* x, const float* dy, const float* gamma,
+                                               const float* running_mean, const float* running_var, float eps,
+                                               std::int64_t batch, std::int64_t channels, std::int64_t plane,
+                                               float* dx, float* dgamma, float* dbeta) {
+  __shared__ double shared_double[kThreads];
+  const std::int64_t c = blockIdx.x;
+  const float inv_std = 1.0f / sqrtf(running_var[c] + eps);
+  const float mean = running_mean[c];
+  const float scale = gamma[c] * inv_std;
+  double sum_g = 0.0, sum_gx = 0.0;
+  const std::int64_t count = batch * plane;
+  for (std::int64_t e = threadIdx.x; e < count; e += blockDim.x) {
+    const std::int64_t k = ((e / plane) * channels + c) * plane + e % plane;
+    const float g = dy[k];
+    sum_g += g;
+    sum_gx += static_cast<double>(g) * ((x[k] - mean) * inv_std);
+    dx[k] = g * scale;
+  }
+  const double total_g = block_sum(sum_g, shared_double);
+  const double total_gx = block_sum(sum_gx, shared_double);
+  if (threadIdx.x == 0) {
+    dbeta[c] += static_cast<float>(total_g);
+    dgamma[c] += static_cast<float>(total_gx);
+  }
+}
+
 // Which tensor of the list holds flat index k: binary search in the prefix sums.
 __device__ int tensor_of(const std::int64_t* offsets, int count, std::int64_t k) {
   int low = 0, high = count - 1;
@@ -380,6 +406,13 @@ void float_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, cudaStream_
 }
 void bf16_to_float(const std::uint16_t* x, float* y, std::int64_t n, cudaStream_t stream) {
   if (n > 0) from_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
+}
+void batch_norm_eval_backward(const float* x, const float* dy, const float* gamma, const float* running_mean,
+                              const float* running_var, float eps, std::int64_t batch, std::int64_t channels,
+                              std::int64_t plane, float* dx, float* dgamma, float* dbeta, cudaStream_t stream) {
+  if (channels > 0)
+    batch_norm_eval_backward_kernel<<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
+        x, dy, gamma, running_mean, running_var, eps, batch, channels, plane, dx, dgamma, dbeta);
 }
 void adaptive_avg_pool_forward(const float* x, float* y, std::int64_t planes, std::int64_t h, std::int64_t w,
                                std::int64_t out_h, std::int64_t out_w, cudaStream_t stream) {

@@ -84,6 +84,13 @@ void scale_all(const TensorList& tensors, float factor, cudaStream_t stream);
 void float_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, cudaStream_t stream);
 void bf16_to_float(const std::uint16_t* x, float* y, std::int64_t n, cudaStream_t stream);
 
+// Eval-mode batch norm backward (cuDNN's backward is train-mode only), one block per channel,
+// the running statistics being constants: x_hat = (x - mean) / sqrt(var + eps),
+// dx = dy * gamma / sqrt(var + eps), dgamma += sum dy * x_hat, dbeta += sum dy.
+void batch_norm_eval_backward(const float* x, const float* dy, const float* gamma, const float* running_mean,
+                              const float* running_var, float eps, std::int64_t batch, std::int64_t channels,
+                              std::int64_t plane, float* dx, float* dgamma, float* dbeta, cudaStream_t stream);
+
 // Adaptive average pooling (PyTorch's bins) forward and backward, NCHW.
 void adaptive_avg_pool_forward(const float* x, float* y, std::int64_t planes, std::int64_t h, std::int64_t w,
                                std::int64_t out_h, std::int64_t out_w, cudaStream_t stream);

@@ -592,11 +592,18 @@ Forward batch_norm_forward(BatchNorm& layer, float eps, float momentum, const Te
 
 Tensor batch_norm_backward(BatchNorm& layer, const nn::Context& context, const Tensor& grad_output) {
   const auto& saved = dynamic_cast<const BatchNormContext&>(context);
-  if (saved.mode != Mode::train) {
-    throw std::logic_error(layer.describe() +
-                           ": backward through eval-mode batch norm is not implemented on CUDA; train in Mode::train");
-  }
   if (grad_output.shape() != saved.input.shape()) throw std::invalid_argument(layer.describe() + ": gradient shape mismatch");
+  if (saved.mode != Mode::train) {
+    const auto& shape = saved.input.shape();
+    const auto channels = shape[1];
+    Tensor grad_input(shape, Device::cuda);
+    cuda_kernels::batch_norm_eval_backward(
+        saved.input.device_data(), grad_output.device_data(), layer.weight().value.device_data(),
+        layer.running_mean().device_data(), layer.running_var().device_data(), saved.eps, shape[0], channels,
+        element_count(shape) / (shape[0] * channels), grad_input.device_data(), layer.weight().grad.device_data(),
+        layer.bias().grad.device_data(), stream());
+    return grad_input;
+  }
   auto& descriptors = batch_norm_descriptors(saved.input.shape(), saved.input.size(1));
   Tensor grad_input(saved.input.shape(), Device::cuda);
   const float one = 1.0f, zero = 0.0f;
