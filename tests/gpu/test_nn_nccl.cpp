@@ -1,5 +1,6 @@
 // Runs under mpirun -np 2 with 2+ GPUs (label gpu): data-parallel training with the NCCL
-// gradient reducer matches one process training on the whole global batch on one GPU, the
+// gradient reducer (buckets launched during backward) matches one process training on the
+// whole global batch on one GPU, the
 // ranks end bit-identical, and a rank that stops calling makes the other fail by its deadline
 // with a clear message instead of hanging. Exit 77 (ctest: skipped) with the reason when
 // this build has no CUDA or fewer than 2 GPUs answer.
@@ -88,7 +89,13 @@ int run(int rank, int size) {
   {
     NcclGradientReducer reducer(MPI_COMM_WORLD, std::chrono::seconds(60), 256);  // tiny buckets: several groups
     reducer.broadcast_state(*net);
+    reducer.attach(*net);  // buckets start from the backward hook, overlapping backward
     const auto parallel = train(*net, &reducer, size, rank);
+    if (reducer.buckets_launched_during_backward() == 0) {
+      std::printf("rank %d: no bucket was launched during backward (the overlap hook did not fire)\n", rank);
+      ++failures;
+    }
+    reducer.detach();
     double worst = 0.0;
     for (std::size_t i = 0; i < parallel.size(); ++i)
       worst = std::max(worst, std::abs(static_cast<double>(parallel[i]) - reference[i]) /

@@ -57,7 +57,10 @@ Tensor Sequential::backward(const Context& context, const Tensor& grad_output) {
   const auto& saved = dynamic_cast<const SequentialContext&>(context);
   if (saved.children.size() != children_.size()) throw std::logic_error("Sequential: context from another network");
   Tensor g = grad_output;
-  for (std::size_t i = children_.size(); i-- > 0;) g = children_[i].second->backward(*saved.children[i], g);
+  for (std::size_t i = children_.size(); i-- > 0;) {
+    g = children_[i].second->backward(*saved.children[i], g);
+    if (backward_hook_) backward_hook_(i);
+  }
   return g;
 }
 

@@ -4,10 +4,12 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <map>
 #include <stdexcept>
 #include <thread>
 
 #include "slurmlab/nn/cuda_backend.hpp"
+#include "slurmlab/nn/layers.hpp"
 
 namespace slurmlab::nn {
 namespace {
@@ -63,6 +65,7 @@ NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::mil
 }
 
 NcclGradientReducer::~NcclGradientReducer() {
+  detach();
   if (comm_) {
     // Finalize flushes outstanding work; with a non-blocking communicator poll briefly, then
     // destroy (or abort when it does not settle).
@@ -144,8 +147,99 @@ void NcclGradientReducer::run_collective(const std::string& what, const std::fun
   SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(context.stream(), reduce_done_, 0));
 }
 
+void NcclGradientReducer::attach(Sequential& model) {
+  detach();
+  auto parameters = parameters_of(model);
+  std::map<const Parameter*, std::size_t> bucket_of;
+  std::size_t bytes = 0;
+  for (std::size_t i = parameters.size(); i-- > 0;) {  // reverse: the order backward finishes them
+    auto& grad = parameters[i].parameter->grad;
+    if (grad.device() != Device::cuda) fail("NcclGradientReducer::attach: gradient " + parameters[i].name + " is not on cuda; move the model with nn::to_device first");
+    if (attached_buckets_.empty() || bytes + grad.bytes() > bucket_bytes_) {
+      attached_buckets_.emplace_back();
+      bytes = 0;
+    }
+    attached_buckets_.back().grads.push_back(&grad);
+    bytes += grad.bytes();
+    bucket_of[parameters[i].parameter] = attached_buckets_.size() - 1;
+  }
+  child_buckets_.assign(model.size(), {});
+  for (std::size_t c = 0; c < model.size(); ++c)
+    for (auto& p : parameters_of(model[c])) child_buckets_[c].push_back(bucket_of.at(p.parameter));
+  for (auto& bucket : attached_buckets_) bucket.pending = bucket.grads.size();
+  attached_parameters_ = parameters.size();
+  attached_ = &model;
+  model.set_backward_hook([this](std::size_t child) { child_done(child); });
+}
+
+void NcclGradientReducer::detach() {
+  if (attached_) attached_->set_backward_hook({});
+  attached_ = nullptr;
+  attached_buckets_.clear();
+  child_buckets_.clear();
+  attached_parameters_ = 0;
+}
+
+void NcclGradientReducer::child_done(std::size_t child) {
+  if (size_ == 1 || child >= child_buckets_.size()) return;
+  for (auto b : child_buckets_[child]) {
+    auto& bucket = attached_buckets_[b];
+    if (bucket.pending > 0 && --bucket.pending == 0 && !bucket.launched) {
+      launch(bucket);
+      ++early_launches_;
+    }
+  }
+}
+
+void NcclGradientReducer::launch(Bucket& bucket) {
+  if (comm_ == nullptr) fail("NCCL gradient all-reduce: the communicator was aborted by an earlier failure");
+  auto& context = cuda::Context::get();
+  // The gradients' kernels are on the compute stream: the all-reduce starts after them.
+  SLURMLAB_CUDA_CHECK(cudaEventRecord(compute_done_, context.stream()));
+  SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_done_, 0));
+  ncclGroupStart();
+  for (auto* grad : bucket.grads)
+    ncclAllReduce(grad->device_data(), grad->device_data(), static_cast<std::size_t>(grad->numel()), ncclFloat32,
+                  ncclAvg, comm_, stream_);
+  const auto result = ncclGroupEnd();
+  if (result != ncclSuccess && result != ncclInProgress) {
+    fail("NCCL gradient all-reduce could not be enqueued on rank " + std::to_string(rank_) + ": " + nccl_text(result));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (ncclResult_t state = ncclInProgress; state == ncclInProgress;) {
+    ncclCommGetAsyncError(comm_, &state);
+    if (state != ncclSuccess && state != ncclInProgress) {
+      fail("NCCL gradient all-reduce failed on rank " + std::to_string(rank_) + ": " + nccl_text(state));
+    }
+    if (state == ncclInProgress && std::chrono::steady_clock::now() > deadline) {
+      fail("NCCL gradient all-reduce on rank " + std::to_string(rank_) + " was not launched within " +
+           std::to_string(timeout_.count()) + " ms");
+    }
+  }
+  bucket.launched = true;
+  ++buckets_;
+}
+
 void NcclGradientReducer::average_gradients(const std::vector<NamedParameter>& parameters) {
   if (size_ == 1) return;
+  if (attached_) {
+    if (parameters.size() != attached_parameters_) {
+      fail("NcclGradientReducer: average_gradients got " + std::to_string(parameters.size()) +
+           " parameters but the attached model has " + std::to_string(attached_parameters_) +
+           "; pass parameters_of(model) or detach");
+    }
+    for (auto& bucket : attached_buckets_)
+      if (!bucket.launched) launch(bucket);
+    // Everything launched is on stream_: one event after the last bucket covers them all.
+    SLURMLAB_CUDA_CHECK(cudaEventRecord(reduce_done_, stream_));
+    wait_for("gradient all-reduce", reduce_done_);
+    SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(cuda::Context::get().stream(), reduce_done_, 0));
+    for (auto& bucket : attached_buckets_) {
+      bucket.launched = false;
+      bucket.pending = bucket.grads.size();
+    }
+    return;
+  }
   std::size_t begin = 0;
   while (begin < parameters.size()) {
     std::size_t end = begin, bytes = 0;

@@ -2,8 +2,11 @@
 // NcclGradientReducer: the GradientReducer of the CUDA backend (built with SLURMLAB_HAVE_CUDA).
 // Gradients stay on the GPU and are averaged with NCCL (ncclAvg, in place) on the reducer's
 // own stream, in buckets of about `bucket_bytes` (one ncclGroupStart/End per bucket, so many
-// small tensors cost one launch), ordered after the backward pass by a CUDA event and before
-// the optimizer step by another.
+// small tensors cost one launch), ordered after the gradients' kernels by a CUDA event and
+// before the optimizer step by another. After attach(model), buckets (formed in reverse
+// parameter order, the order backward produces them, as PyTorch DDP) are launched from the
+// model's backward hook as soon as all their gradients are final, overlapping communication
+// with the rest of backward; average_gradients then launches what is left and waits.
 //
 // Set-up is collective over an MPI communicator: rank 0 creates the NCCL unique id, MPI_Bcast
 // hands it to every rank, and each rank joins with ncclCommInitRankConfig on its current CUDA
@@ -32,6 +35,8 @@ struct CUevent_st;
 
 namespace slurmlab::nn {
 
+class Sequential;
+
 class NcclGradientReducer final : public GradientReducer {
  public:
   using FailureHandler = std::function<void(const std::string& message)>;
@@ -49,12 +54,27 @@ class NcclGradientReducer final : public GradientReducer {
   void sum_metrics(std::span<double> values) override;
   std::size_t buckets_reduced() const { return buckets_; }
 
+  // Overlap with backward: sets `model`'s backward hook. While attached, average_gradients
+  // must get parameters_of(model) and be called after every backward (no gradient
+  // accumulation across backwards; detach for that). The model must outlive the attachment.
+  void attach(Sequential& model);
+  void detach();
+  // Buckets launched from the backward hook (before average_gradients was called).
+  std::size_t buckets_launched_during_backward() const { return early_launches_; }
+
  private:
   // Enqueues `work` (NCCL calls in one group) on the reducer's stream after the compute
   // stream's work, then waits for it under the deadline; the compute stream waits for it too.
   void run_collective(const std::string& what, const std::function<void()>& work);
   void wait_for(const std::string& what, CUevent_st* done);
   [[noreturn]] void fail(const std::string& message);
+  struct Bucket {
+    std::vector<Tensor*> grads;
+    std::size_t pending = 0;  // gradients not yet final in this step
+    bool launched = false;
+  };
+  void launch(Bucket& bucket);  // enqueue the bucket's all-reduce, do not wait
+  void child_done(std::size_t child);
 
   MPI_Comm communicator_;
   int size_ = 1, rank_ = 0;
@@ -66,6 +86,11 @@ class NcclGradientReducer final : public GradientReducer {
   CUevent_st* compute_done_ = nullptr;
   CUevent_st* reduce_done_ = nullptr;
   std::size_t buckets_ = 0;
+  Sequential* attached_ = nullptr;
+  std::vector<Bucket> attached_buckets_;
+  std::vector<std::vector<std::size_t>> child_buckets_;  // per child: a bucket index per parameter
+  std::size_t attached_parameters_ = 0;
+  std::size_t early_launches_ = 0;
 };
 
 }  // namespace slurmlab::nn
