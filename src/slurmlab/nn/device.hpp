@@ -27,7 +27,8 @@ enum class Tf32 { off, on };
 // switch above). bf16: autocast-style mixed precision: the inputs and weights of the products
 // are rounded to bfloat16 on the fly, products accumulate in fp32 and write fp32 outputs;
 // master weights, gradients, optimizer state, losses, batch norm and activations stay fp32.
-// bf16 has float32's exponent range, so no loss scaling is needed (unlike fp16).
+// bf16 has float32's exponent range, so no loss scaling is needed (unlike fp16). A
+// convolution shape for which cuDNN offers no bf16 engine runs in float32/TF32 instead.
 enum class Precision { float32, bf16 };
 std::string to_string(Precision precision);
 Precision parse_precision(const std::string& text);  // "fp32"|"float32"|"bf16", else UsageError

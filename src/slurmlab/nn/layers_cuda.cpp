@@ -22,6 +22,7 @@
 #include <cudnn.h>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <stdexcept>
 #include <tuple>
@@ -52,9 +53,10 @@ int as_int(std::int64_t value, const char* what) {
 // --- RAII wrappers for the cuDNN descriptors ---------------------------------------------
 struct TensorDescriptor {
   cudnnTensorDescriptor_t handle = nullptr;
-  TensorDescriptor(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
+  TensorDescriptor(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                   cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     SLURMLAB_CUDNN_CHECK(cudnnCreateTensorDescriptor(&handle));
-    SLURMLAB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(handle, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n, "batch"),
+    SLURMLAB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(handle, CUDNN_TENSOR_NCHW, type, as_int(n, "batch"),
                                                     as_int(c, "channels"), as_int(h, "height"), as_int(w, "width")));
   }
   TensorDescriptor() { SLURMLAB_CUDNN_CHECK(cudnnCreateTensorDescriptor(&handle)); }
@@ -64,9 +66,10 @@ struct TensorDescriptor {
 };
 struct FilterDescriptor {
   cudnnFilterDescriptor_t handle = nullptr;
-  FilterDescriptor(std::int64_t k, std::int64_t c, std::int64_t r, std::int64_t s) {
+  FilterDescriptor(std::int64_t k, std::int64_t c, std::int64_t r, std::int64_t s,
+                   cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     SLURMLAB_CUDNN_CHECK(cudnnCreateFilterDescriptor(&handle));
-    SLURMLAB_CUDNN_CHECK(cudnnSetFilter4dDescriptor(handle, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(k, "filters"),
+    SLURMLAB_CUDNN_CHECK(cudnnSetFilter4dDescriptor(handle, type, CUDNN_TENSOR_NCHW, as_int(k, "filters"),
                                                     as_int(c, "channels"), as_int(r, "kernel"), as_int(s, "kernel")));
   }
   ~FilterDescriptor() { cudnnDestroyFilterDescriptor(handle); }
@@ -75,13 +78,15 @@ struct FilterDescriptor {
 };
 struct ConvolutionDescriptor {
   cudnnConvolutionDescriptor_t handle = nullptr;
-  ConvolutionDescriptor(int padding, int stride, bool tf32) {
+  // math: 0 float32 (CUDNN_FMA_MATH: no tensor cores, exact float32 products), 1 TF32
+  // (CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores for float32 data on Ampere and
+  // later), 2 bf16 data (CUDNN_TENSOR_OP_MATH). Accumulation is float32 in all three.
+  ConvolutionDescriptor(int padding, int stride, int math) {
     SLURMLAB_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&handle));
     SLURMLAB_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(handle, padding, padding, stride, stride, 1, 1,
                                                          CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    // CUDNN_FMA_MATH: float32 arithmetic only (no TF32 tensor cores); CUDNN_DEFAULT_MATH lets
-    // cuDNN use TF32 tensor cores for float32 convolutions on Ampere and later.
-    SLURMLAB_CUDNN_CHECK(cudnnSetConvolutionMathType(handle, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    SLURMLAB_CUDNN_CHECK(cudnnSetConvolutionMathType(
+        handle, math == 2 ? CUDNN_TENSOR_OP_MATH : (math == 1 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH)));
   }
   ~ConvolutionDescriptor() { cudnnDestroyConvolutionDescriptor(handle); }
   ConvolutionDescriptor(const ConvolutionDescriptor&) = delete;
@@ -103,10 +108,11 @@ struct PoolingDescriptor {
 
 // --- Convolution plans --------------------------------------------------------------------
 using ConvKey = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                           std::int64_t, std::int64_t, bool>;  // n, c, h, w, k, kernel, stride, padding, tf32
+                           std::int64_t, std::int64_t, int>;  // n, c, h, w, k, kernel, stride, padding, math
 
 struct ConvPlan {
-  TensorDescriptor x, y, bias;
+  int math;
+  TensorDescriptor x, y, y_float, bias;  // x, y in the data type of `math`; y_float for the bias
   FilterDescriptor w;
   ConvolutionDescriptor conv;
   Shape output_shape;
@@ -116,12 +122,15 @@ struct ConvPlan {
   std::size_t forward_bytes = 0, data_bytes = 0, filter_bytes = 0;
 
   ConvPlan(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t wi, std::int64_t k, std::int64_t kernel,
-           std::int64_t stride, std::int64_t padding, bool tf32)
-      : x(n, c, h, wi), y(), bias(1, k, 1, 1), w(k, c, kernel, kernel),
-        conv(as_int(padding, "padding"), as_int(stride, "stride"), tf32) {
+           std::int64_t stride, std::int64_t padding, int math_mode)
+      : math(math_mode), x(n, c, h, wi, math_mode == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT), y(), y_float(),
+        bias(1, k, 1, 1), w(k, c, kernel, kernel, math_mode == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
+        conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode) {
     int on = 0, oc = 0, oh = 0, ow = 0;
     SLURMLAB_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv.handle, x.handle, w.handle, &on, &oc, &oh, &ow));
-    SLURMLAB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y.handle, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, on, oc, oh, ow));
+    SLURMLAB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y.handle, CUDNN_TENSOR_NCHW,
+                                                    math == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT, on, oc, oh, ow));
+    SLURMLAB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_float.handle, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, on, oc, oh, ow));
     output_shape = {on, oc, oh, ow};
     const std::size_t cap = Context::get().workspace_cap();
     cudnnHandle_t handle = dnn();
@@ -176,14 +185,14 @@ ConvPlan& conv_plan(const ConvKey& key) {
   static std::map<ConvKey, std::unique_ptr<ConvPlan>> plans;
   auto& slot = plans[key];
   if (!slot) {
-    const auto& [n, c, h, w, k, kernel, stride, padding, tf32] = key;
-    slot = std::make_unique<ConvPlan>(n, c, h, w, k, kernel, stride, padding, tf32);
+    const auto& [n, c, h, w, k, kernel, stride, padding, math] = key;
+    slot = std::make_unique<ConvPlan>(n, c, h, w, k, kernel, stride, padding, math);
   }
   return *slot;
 }
 
 struct ConvContext final : nn::Context {
-  Tensor input;
+  Tensor input;  // float32, or its bf16 copy when the plan computes in bf16
   ConvKey key;
 };
 
@@ -363,22 +372,43 @@ Tensor linear_backward(Linear& layer, const nn::Context& context, const Tensor& 
 Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
   auto& w = layer.weight().value;
   require_cuda(w, "Conv2d");
-  const ConvKey key{input.size(0), input.size(1), input.size(2), input.size(3), w.size(0), w.size(2),
-                    layer.stride(), layer.padding(), tf32_on()};
-  auto& plan = conv_plan(key);
-  Tensor output(plan.output_shape, Device::cuda);
-  const float one = 1.0f, zero = 0.0f;
-  void* workspace = Context::get().workspace(plan.forward_bytes);
-  SLURMLAB_CUDNN_CHECK(cudnnConvolutionForward(dnn(), &one, plan.x.handle, input.device_data(), plan.w.handle,
-                                               w.device_data(), plan.conv.handle, plan.forward_algo, workspace,
-                                               plan.forward_bytes, &zero, plan.y.handle, output.device_data()));
-  if (layer.bias().value.numel() > 0) {
-    SLURMLAB_CUDNN_CHECK(cudnnAddTensor(dnn(), &one, plan.bias.handle, layer.bias().value.device_data(), &one,
-                                        plan.y.handle, output.device_data()));
+  ConvKey key{input.size(0), input.size(1), input.size(2), input.size(3), w.size(0), w.size(2),
+              layer.stride(), layer.padding(), bf16_on() ? 2 : (tf32_on() ? 1 : 0)};
+  ConvPlan* plan = nullptr;
+  if (std::get<8>(key) == 2) {
+    // Shapes cuDNN has no bf16 engine for run in float32/TF32 instead (remembered per shape).
+    static std::set<ConvKey> unsupported;
+    if (!unsupported.count(key)) {
+      try {
+        plan = &conv_plan(key);
+      } catch (const std::runtime_error&) {
+        unsupported.insert(key);
+      }
+    }
+    if (plan == nullptr) std::get<8>(key) = tf32_on() ? 1 : 0;
   }
+  if (plan == nullptr) plan = &conv_plan(key);
+  const bool bf16 = plan->math == 2;
+  Tensor output(plan->output_shape, Device::cuda);
+  const float one = 1.0f, zero = 0.0f;
   auto context = std::make_unique<ConvContext>();
-  context->input = input;
   context->key = key;
+  context->input = bf16 ? to_bf16(input) : input;
+  const Tensor w_operand = bf16 ? to_bf16(w) : w;
+  Tensor y_operand = bf16 ? Tensor({(output.numel() + 1) / 2}, Device::cuda) : output;
+  void* workspace = Context::get().workspace(plan->forward_bytes);
+  SLURMLAB_CUDNN_CHECK(cudnnConvolutionForward(dnn(), &one, plan->x.handle, context->input.device_data(), plan->w.handle,
+                                               w_operand.device_data(), plan->conv.handle, plan->forward_algo,
+                                               workspace, plan->forward_bytes, &zero, plan->y.handle,
+                                               y_operand.device_data()));
+  if (bf16) {
+    cuda_kernels::bf16_to_float(reinterpret_cast<const std::uint16_t*>(y_operand.device_data()), output.device_data(),
+                                output.numel(), stream());
+  }
+  if (layer.bias().value.numel() > 0) {
+    SLURMLAB_CUDNN_CHECK(cudnnAddTensor(dnn(), &one, plan->bias.handle, layer.bias().value.device_data(), &one,
+                                        plan->y_float.handle, output.device_data()));
+  }
   return {output, std::move(context)};
 }
 
@@ -386,23 +416,43 @@ Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& 
   const auto& saved = dynamic_cast<const ConvContext&>(context);
   auto& plan = conv_plan(saved.key);
   if (grad_output.shape() != plan.output_shape) throw std::invalid_argument("Conv2d: gradient shape mismatch");
+  const bool bf16 = plan.math == 2;
   const float one = 1.0f, zero = 0.0f;
   auto& w = layer.weight();
   if (layer.bias().value.numel() > 0) {
-    SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardBias(dnn(), &one, plan.y.handle, grad_output.device_data(), &one,
+    SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardBias(dnn(), &one, plan.y_float.handle, grad_output.device_data(), &one,
                                                       plan.bias.handle, layer.bias().grad.device_data()));
   }
+  const Tensor g_operand = bf16 ? to_bf16(grad_output) : grad_output;
+  const Tensor w_operand = bf16 ? to_bf16(w.value) : w.value;
+  // bf16: the weight gradient of the bf16 weight copy, then added into the float32 master
+  // gradient (autocast's cast-back); float32: accumulated in place (beta = 1).
+  Tensor dw_operand = bf16 ? Tensor({(w.grad.numel() + 1) / 2}, Device::cuda) : w.grad;
   void* workspace = Context::get().workspace(plan.filter_bytes);
   SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn(), &one, plan.x.handle, saved.input.device_data(),
-                                                      plan.y.handle, grad_output.device_data(), plan.conv.handle,
-                                                      plan.filter_algo, workspace, plan.filter_bytes, &one,
-                                                      plan.w.handle, w.grad.device_data()));
-  Tensor grad_input(saved.input.shape(), Device::cuda);
+                                                      plan.y.handle, g_operand.device_data(), plan.conv.handle,
+                                                      plan.filter_algo, workspace, plan.filter_bytes,
+                                                      bf16 ? &zero : &one, plan.w.handle,
+                                                      dw_operand.device_data()));
+  if (bf16) {
+    Tensor dw(w.grad.shape(), Device::cuda);
+    cuda_kernels::bf16_to_float(reinterpret_cast<const std::uint16_t*>(dw_operand.device_data()), dw.device_data(),
+                                dw.numel(), stream());
+    cuda_kernels::add(w.grad.device_data(), dw.device_data(), w.grad.device_data(), dw.numel(), stream());
+  }
+  const Shape input_shape{std::get<0>(saved.key), std::get<1>(saved.key), std::get<2>(saved.key),
+                          std::get<3>(saved.key)};
+  Tensor grad_input(input_shape, Device::cuda);
+  Tensor dx_operand = bf16 ? Tensor({(grad_input.numel() + 1) / 2}, Device::cuda) : grad_input;
   workspace = Context::get().workspace(plan.data_bytes);
-  SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn(), &one, plan.w.handle, w.value.device_data(), plan.y.handle,
-                                                    grad_output.device_data(), plan.conv.handle, plan.data_algo,
+  SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn(), &one, plan.w.handle, w_operand.device_data(), plan.y.handle,
+                                                    g_operand.device_data(), plan.conv.handle, plan.data_algo,
                                                     workspace, plan.data_bytes, &zero, plan.x.handle,
-                                                    grad_input.device_data()));
+                                                    dx_operand.device_data()));
+  if (bf16) {
+    cuda_kernels::bf16_to_float(reinterpret_cast<const std::uint16_t*>(dx_operand.device_data()),
+                                grad_input.device_data(), grad_input.numel(), stream());
+  }
   return grad_input;
 }
 
