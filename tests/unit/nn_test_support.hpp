@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "slurmlab/nn/device.hpp"
 #include "slurmlab/nn/layer.hpp"
 
 namespace slurmlab::nn::testing {
@@ -17,9 +18,21 @@ template <Device D>
 struct Backend {
   static constexpr Device device = D;
 };
-// The CUDA backend adds Backend<Device::cuda> here (under SLURMLAB_HAVE_CUDA, skipping when
-// no GPU answers); every typed test then runs on it too.
+// With SLURMLAB_HAVE_CUDA every typed test also runs on the CUDA backend; its fixtures skip
+// with the runtime's reason when no GPU answers (skip_without_device).
+#if defined(SLURMLAB_HAVE_CUDA)
+using Backends = ::testing::Types<Backend<Device::cpu>, Backend<Device::cuda>>;
+#else
 using Backends = ::testing::Types<Backend<Device::cpu>>;
+#endif
+
+// For a fixture's SetUp: GTEST_SKIP() with the reason when `device` cannot run here.
+#define SLURMLAB_SKIP_WITHOUT_DEVICE(device)                                            \
+  do {                                                                                  \
+    std::string slurmlab_reason_;                                                       \
+    if ((device) == ::slurmlab::nn::Device::cuda && !::slurmlab::nn::cuda_usable(&slurmlab_reason_)) \
+      GTEST_SKIP() << "CUDA backend not testable here: " << slurmlab_reason_;           \
+  } while (0)
 
 inline Tensor random_tensor(Shape shape, Generator& generator, float low = -1.0f, float high = 1.0f) {
   Tensor t(std::move(shape));
@@ -57,6 +70,9 @@ struct GradientCheckOptions {
   double tolerance = 2e-3;      // on |numeric - analytic| / max(1, |numeric|, |analytic|)
   std::size_t max_checks = 300; // per tensor, spread evenly
   Mode mode = Mode::train;
+  // Where forward and backward run. The parameters live on the host between evaluations (the
+  // finite differences perturb them there) and move to `device` for each forward.
+  Device device = Device::cpu;
 };
 
 // Checks d(sum(w * layer(x)))/dx and /dtheta for every parameter against central
@@ -64,13 +80,22 @@ struct GradientCheckOptions {
 // output element matter with a different weight.
 inline void check_gradients(Layer& layer, Tensor input, Generator& generator,
                             const GradientCheckOptions& options = {}) {
-  auto first = layer.forward(input, options.mode);
+  const Device device = options.device;
+  to_device(layer, device);
+  auto first = layer.forward(input.to(device), options.mode);
   Tensor projection = random_tensor(first.output.shape(), generator);
   zero_grad(layer);
-  Tensor analytic_input = layer.backward(*first.context, projection);
+  Tensor analytic_input = layer.backward(*first.context, projection.to(device)).to(Device::cpu);
+  first.context.reset();
+  to_device(layer, Device::cpu);
   ASSERT_EQ(analytic_input.shape(), input.shape());
 
-  auto loss = [&] { return weighted_sum(layer.forward(input, options.mode).output, projection); };
+  auto loss = [&] {
+    to_device(layer, device);
+    Tensor output = layer.forward(input.to(device), options.mode).output.to(Device::cpu);
+    to_device(layer, Device::cpu);
+    return weighted_sum(output, projection);
+  };
   auto check_tensor = [&](Tensor& values, const Tensor& analytic, const std::string& what) {
     const auto n = static_cast<std::size_t>(values.numel());
     const std::size_t stride = std::max<std::size_t>(1, n / options.max_checks);

@@ -6,13 +6,13 @@
 #include <utility>
 
 #include "nn_test_support.hpp"
+#include "slurmlab/nn/device.hpp"
 #include "slurmlab/nn/layers.hpp"
 
 namespace slurmlab::nn {
 namespace {
 
 using testing::avoid_zero;
-using testing::check_gradients;
 using testing::distinct_tensor;
 using testing::expect_close;
 using testing::random_tensor;
@@ -21,9 +21,19 @@ template <typename B>
 class LayerTest : public ::testing::Test {
  protected:
   static constexpr Device device = B::device;
-  // Runs forward on the backend and brings the output back to the host.
+  void SetUp() override { SLURMLAB_SKIP_WITHOUT_DEVICE(device); }
+  // Runs forward on the backend and brings the output back to the host; the layer's
+  // parameters and buffers visit the backend for the call and return to the host.
   static Tensor run(Layer& layer, const Tensor& host_input, Mode mode = Mode::train) {
-    return layer.forward(host_input.to(device), mode).output.to(Device::cpu);
+    to_device(layer, device);
+    Tensor output = layer.forward(host_input.to(device), mode).output.to(Device::cpu);
+    to_device(layer, Device::cpu);
+    return output;
+  }
+  static void check_gradients(Layer& layer, Tensor input, Generator& generator,
+                              testing::GradientCheckOptions options = {}) {
+    options.device = device;
+    testing::check_gradients(layer, std::move(input), generator, options);
   }
   Generator generator{1234};
 };
@@ -43,7 +53,7 @@ TYPED_TEST(LayerTest, LinearMatchesLoopsAndGradients) {
         expected.at({n, o}) = static_cast<float>(sum);
       }
     expect_close(y, expected, 1e-5, layer.describe());
-    check_gradients(layer, x, this->generator);
+    this->check_gradients(layer, x, this->generator);
   }
 }
 
@@ -93,7 +103,7 @@ TYPED_TEST(LayerTest, Conv2dMatchesDirectConvolution) {
           for (int ox = 0; ox < ow; ++ox)
             expected.at({n, o, oy, ox}) = static_cast<float>(naive_conv(x, conv, n, o, oy, ox, cs.k, cs.stride, cs.pad));
     expect_close(y, expected, 1e-5, conv.describe());
-    check_gradients(conv, x, this->generator);
+    this->check_gradients(conv, x, this->generator);
   }
 }
 
@@ -117,7 +127,7 @@ TYPED_TEST(LayerTest, ActivationsMatchFormulasAndGradients) {
     }
     expect_close(y, expected, 1e-6, layer.describe());
     // Step below the 0.05 margin, so no ReLU difference crosses the kink.
-    check_gradients(layer, x, this->generator, {.step = 1e-2f});
+    this->check_gradients(layer, x, this->generator, {.step = 1e-2f});
   }
 }
 
@@ -127,7 +137,7 @@ TYPED_TEST(LayerTest, FlattenKeepsDataAndBatchAxis) {
   Tensor y = this->run(flatten, x);
   ASSERT_EQ(y.shape(), (Shape{2, 60}));
   EXPECT_EQ(y.to_vector(), x.to_vector());
-  check_gradients(flatten, x, this->generator);
+  this->check_gradients(flatten, x, this->generator);
 }
 
 TYPED_TEST(LayerTest, MaxPoolMatchesWindowsAndGradients) {
@@ -153,7 +163,7 @@ TYPED_TEST(LayerTest, MaxPoolMatchesWindowsAndGradients) {
             ASSERT_EQ(y.at({n, c, oy, ox}), best);
           }
     // Values are 0.02 apart: a 0.005 step never changes a window's winner.
-    check_gradients(pool, x, this->generator, {.step = 5e-3f});
+    this->check_gradients(pool, x, this->generator, {.step = 5e-3f});
   }
 }
 
@@ -173,7 +183,7 @@ TYPED_TEST(LayerTest, AvgPoolMatchesWindowsAndGradients) {
           expected.at({n, c, oy, ox}) = static_cast<float>(sum / 9);
         }
   expect_close(y, expected, 1e-6, "AvgPool2d");
-  check_gradients(pool, x, this->generator);
+  this->check_gradients(pool, x, this->generator);
 }
 
 TYPED_TEST(LayerTest, AdaptiveAvgPoolUsesPyTorchBins) {
@@ -192,7 +202,7 @@ TYPED_TEST(LayerTest, AdaptiveAvgPoolUsesPyTorchBins) {
             for (int ix = cols[ox][0]; ix < cols[ox][1]; ++ix) sum += x.at({n, c, iy, ix});
           EXPECT_NEAR(y.at({n, c, oy, ox}), sum / 9.0, 1e-6);
         }
-  check_gradients(pool, x, this->generator);
+  this->check_gradients(pool, x, this->generator);
   AdaptiveAvgPool2d identity(7, 5);
   EXPECT_EQ(this->run(identity, x).to_vector(), x.to_vector());
 }
@@ -240,8 +250,8 @@ TYPED_TEST(LayerTest, BatchNormTrainEvalAndRunningStatistics) {
                                   bn.bias().value.data()[c];
           EXPECT_NEAR(e.data()[k], expected, 1e-5);
         }
-    check_gradients(bn, x, this->generator, {.step = 1e-2f, .tolerance = 3e-3});
-    check_gradients(bn, x, this->generator, {.step = 1e-2f, .mode = Mode::eval});
+    this->check_gradients(bn, x, this->generator, {.step = 1e-2f, .tolerance = 3e-3});
+    this->check_gradients(bn, x, this->generator, {.step = 1e-2f, .mode = Mode::eval});
   }
 }
 
@@ -285,7 +295,7 @@ TYPED_TEST(LayerTest, SequentialAndResidualComposeGradients) {
   EXPECT_EQ(names, (std::vector<std::string>{"0.body.0.weight", "0.body.0.bias", "1.body.weight", "1.body.bias",
                                              "1.shortcut.weight", "1.shortcut.bias", "3.weight", "3.bias"}));
   Tensor x = random_tensor({2, 2, 5, 4}, this->generator);
-  check_gradients(net, x, this->generator);
+  this->check_gradients(net, x, this->generator);
 }
 
 TYPED_TEST(LayerTest, ResidualAddsIdentityOrShortcut) {

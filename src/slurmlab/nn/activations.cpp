@@ -6,6 +6,10 @@
 
 #include "slurmlab/nn/layers.hpp"
 
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda_backend.hpp"
+#endif
+
 namespace slurmlab::nn {
 
 std::string to_string(Activation activation) {
@@ -77,6 +81,9 @@ SLURMLAB_VECTOR_CLONES void relu_backward(const float* __restrict x, const float
 }  // namespace
 
 Forward ActivationLayer::forward(const Tensor& input, Mode) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::activation_forward(kind_, input);
+#endif
   require_cpu(input, describe());
   Tensor output(input.shape());
   const auto x = input.span();
@@ -102,6 +109,9 @@ Forward ActivationLayer::forward(const Tensor& input, Mode) {
 }
 
 Tensor ActivationLayer::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::activation_backward(kind_, context, grad_output);
+#endif
   const auto& saved = dynamic_cast<const SavedTensor&>(context).tensor;
   if (grad_output.numel() != saved.numel()) throw std::invalid_argument(describe() + ": gradient shape mismatch");
   Tensor grad_input(saved.shape());
@@ -150,6 +160,9 @@ void Dropout::visit_generators(const std::string& prefix, const GeneratorVisitor
 }
 
 Forward Dropout::forward(const Tensor& input, Mode mode) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::dropout_forward(p_, generator_, input, mode);
+#endif
   require_cpu(input, "Dropout");
   if (mode == Mode::eval || p_ == 0.0f) return {input, std::make_unique<Context>()};
   auto context = std::make_unique<SavedTensor>();
@@ -165,6 +178,9 @@ Forward Dropout::forward(const Tensor& input, Mode mode) {
 }
 
 Tensor Dropout::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::dropout_backward(context, grad_output);
+#endif
   const auto* saved = dynamic_cast<const SavedTensor*>(&context);
   if (saved == nullptr) return grad_output;  // eval mode or p == 0: identity
   Tensor grad_input(grad_output.shape());

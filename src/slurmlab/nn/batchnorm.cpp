@@ -6,6 +6,10 @@
 
 #include "slurmlab/nn/layers.hpp"
 
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda_backend.hpp"
+#endif
+
 namespace slurmlab::nn {
 
 namespace {
@@ -49,7 +53,6 @@ void BatchNorm::visit_buffers(const std::string& prefix, const BufferVisitor& vi
 }
 
 Forward BatchNorm::forward(const Tensor& input, Mode mode) {
-  require_cpu(input, describe());
   const bool shape_ok = spatial_dims_ == 2 ? input.dim() == 4 : (input.dim() == 2 || input.dim() == 3);
   if (!shape_ok || input.size(1) != features_) {
     throw std::invalid_argument(describe() + ": expected " +
@@ -61,6 +64,10 @@ Forward BatchNorm::forward(const Tensor& input, Mode mode) {
   if (mode == Mode::train && count < 2) {
     throw std::invalid_argument(describe() + ": training needs more than one value per channel (batch size 1?)");
   }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::batch_norm_forward(*this, eps_, momentum_, input, mode);
+#endif
+  require_cpu(input, describe());
   auto context = std::make_unique<BatchNormContext>();
   context->mode = mode;
   context->shape = input.shape();
@@ -110,6 +117,9 @@ Forward BatchNorm::forward(const Tensor& input, Mode mode) {
 }
 
 Tensor BatchNorm::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::batch_norm_backward(*this, context, grad_output);
+#endif
   const auto& saved = dynamic_cast<const BatchNormContext&>(context);
   if (grad_output.shape() != saved.shape) throw std::invalid_argument(describe() + ": gradient shape mismatch");
   Layout l{saved.shape[0], features_, element_count(saved.shape) / (saved.shape[0] * features_)};

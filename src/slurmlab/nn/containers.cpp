@@ -3,6 +3,10 @@
 
 #include "slurmlab/nn/layers.hpp"
 
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda_backend.hpp"
+#endif
+
 namespace slurmlab::nn {
 
 namespace {
@@ -18,6 +22,9 @@ Tensor add(const Tensor& a, const Tensor& b, const std::string& where) {
     throw std::invalid_argument(where + ": shapes " + to_string(a.shape()) + " and " + to_string(b.shape()) +
                                 " differ; give the Residual a shortcut that matches the body's output");
   }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (a.device() == Device::cuda) return cuda::add(a, b);
+#endif
   Tensor sum(a.shape());
   const auto x = a.span(), y = b.span();
   auto s = sum.span();
@@ -50,7 +57,10 @@ Tensor Sequential::backward(const Context& context, const Tensor& grad_output) {
   const auto& saved = dynamic_cast<const SequentialContext&>(context);
   if (saved.children.size() != children_.size()) throw std::logic_error("Sequential: context from another network");
   Tensor g = grad_output;
-  for (std::size_t i = children_.size(); i-- > 0;) g = children_[i].second->backward(*saved.children[i], g);
+  for (std::size_t i = children_.size(); i-- > 0;) {
+    g = children_[i].second->backward(*saved.children[i], g);
+    if (backward_hook_) backward_hook_(i);
+  }
   return g;
 }
 

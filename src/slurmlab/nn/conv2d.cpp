@@ -8,6 +8,10 @@
 
 #include "slurmlab/nn/layers.hpp"
 
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda_backend.hpp"
+#endif
+
 namespace slurmlab::nn {
 
 namespace {
@@ -134,13 +138,16 @@ void Conv2d::visit_parameters(const std::string& prefix, const ParameterVisitor&
 
 Forward Conv2d::forward(const Tensor& input, Mode) {
   require_shape(input, 4, in_, describe());
-  require_cpu(input, "Conv2d");
   Geometry g{input.size(0), in_, input.size(2), input.size(3), kernel_, stride_, padding_, 0, 0};
   g.out_h = (g.h + 2 * g.pad - g.k) / g.stride + 1;
   g.out_w = (g.w + 2 * g.pad - g.k) / g.stride + 1;
   if (g.h + 2 * g.pad < g.k || g.w + 2 * g.pad < g.k) {
     throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " is smaller than the kernel");
   }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::conv2d_forward(*this, input);
+#endif
+  require_cpu(input, "Conv2d");
   const std::int64_t total = g.n * g.positions();
   auto context = std::make_unique<Conv2dContext>();
   context->geometry = g;
@@ -167,6 +174,9 @@ Forward Conv2d::forward(const Tensor& input, Mode) {
 }
 
 Tensor Conv2d::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::conv2d_backward(*this, context, grad_output);
+#endif
   const auto& saved = dynamic_cast<const Conv2dContext&>(context);
   const Geometry& g = saved.geometry;
   if (grad_output.shape() != Shape{g.n, out_, g.out_h, g.out_w}) {

@@ -174,9 +174,15 @@ class Sequential final : public Layer {
   void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
   std::size_t size() const { return children_.size(); }
   Layer& operator[](std::size_t i) { return *children_.at(i).second; }
+  // Called with the child's index right after each child's backward, when that child's
+  // parameter gradients are final: a data-parallel reducer starts all-reducing them while
+  // backward continues (NcclGradientReducer::attach). Empty: no hook.
+  using BackwardHook = std::function<void(std::size_t child)>;
+  void set_backward_hook(BackwardHook hook) { backward_hook_ = std::move(hook); }
 
  private:
   std::vector<std::pair<std::string, std::unique_ptr<Layer>>> children_;
+  BackwardHook backward_hook_;
 };
 
 // y = body(x) + shortcut(x), the shortcut being the identity when none is given

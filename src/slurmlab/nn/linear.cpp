@@ -6,6 +6,10 @@
 
 #include "slurmlab/nn/layers.hpp"
 
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda_backend.hpp"
+#endif
+
 namespace slurmlab::nn {
 
 void require_shape(const Tensor& input, std::int64_t rank, std::int64_t channels, const std::string& layer) {
@@ -127,10 +131,13 @@ void Linear::visit_parameters(const std::string& prefix, const ParameterVisitor&
 
 Forward Linear::forward(const Tensor& input, Mode) {
   require_shape(input, 2, -1, describe());
-  require_cpu(input, "Linear");
   if (input.size(1) != in_) {
     throw std::invalid_argument(describe() + ": input has " + std::to_string(input.size(1)) + " features");
   }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::linear_forward(*this, input);
+#endif
+  require_cpu(input, "Linear");
   const auto n = input.size(0);
   Tensor output({n, out_});
   float* y = output.data();
@@ -159,6 +166,9 @@ Forward Linear::forward(const Tensor& input, Mode) {
 }
 
 Tensor Linear::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::linear_backward(*this, context, grad_output);
+#endif
   const auto& saved = dynamic_cast<const LinearContext&>(context);
   const auto n = saved.input.size(0);
   if (grad_output.shape() != Shape{n, out_}) throw std::invalid_argument(describe() + ": gradient shape mismatch");

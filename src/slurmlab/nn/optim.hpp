@@ -32,6 +32,8 @@ class Optimizer {
   std::vector<NamedParameter> parameters_;
   double learning_rate_;
   std::int64_t steps_ = 0;
+  // The CUDA backend's device tables of parameter pointers for its fused step (unused on CPU).
+  std::shared_ptr<void> device_tables_;
 };
 
 struct SgdOptions {

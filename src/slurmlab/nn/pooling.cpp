@@ -6,6 +6,10 @@
 
 #include "slurmlab/nn/layers.hpp"
 
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda_backend.hpp"
+#endif
+
 namespace slurmlab::nn {
 
 namespace {
@@ -32,6 +36,9 @@ std::string MaxPool2d::describe() const {
 
 Forward MaxPool2d::forward(const Tensor& input, Mode) {
   require_shape(input, 4, -1, describe());
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::pool_forward(cuda::PoolKind::max, kernel_, stride_, padding_, input);
+#endif
   require_cpu(input, "MaxPool2d");
   const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
   const auto oh = (h + 2 * padding_ - kernel_) / stride_ + 1;
@@ -92,6 +99,9 @@ Forward MaxPool2d::forward(const Tensor& input, Mode) {
 }
 
 Tensor MaxPool2d::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::pool_backward(context, grad_output);
+#endif
   const auto& saved = dynamic_cast<const MaxPoolContext&>(context);
   if (static_cast<std::size_t>(grad_output.numel()) != saved.argmax.size()) {
     throw std::invalid_argument(describe() + ": gradient shape mismatch");
@@ -115,6 +125,9 @@ std::string AvgPool2d::describe() const {
 
 Forward AvgPool2d::forward(const Tensor& input, Mode) {
   require_shape(input, 4, -1, describe());
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::pool_forward(cuda::PoolKind::average, kernel_, stride_, 0, input);
+#endif
   require_cpu(input, "AvgPool2d");
   const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
   if (h < kernel_ || w < kernel_) throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " too small");
@@ -139,6 +152,9 @@ Forward AvgPool2d::forward(const Tensor& input, Mode) {
 }
 
 Tensor AvgPool2d::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::pool_backward(context, grad_output);
+#endif
   const auto& shape = dynamic_cast<const PoolShape&>(context).input_shape;
   const auto n = shape[0], c = shape[1], h = shape[2], w = shape[3];
   const auto oh = (h - kernel_) / stride_ + 1, ow = (w - kernel_) / stride_ + 1;
@@ -175,6 +191,9 @@ std::int64_t bin_end(std::int64_t i, std::int64_t in, std::int64_t out) { return
 
 Forward AdaptiveAvgPool2d::forward(const Tensor& input, Mode) {
   require_shape(input, 4, -1, describe());
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::adaptive_avg_pool_forward(out_h_, out_w_, input);
+#endif
   require_cpu(input, "AdaptiveAvgPool2d");
   const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
   Tensor output({n, c, out_h_, out_w_});
@@ -199,6 +218,9 @@ Forward AdaptiveAvgPool2d::forward(const Tensor& input, Mode) {
 }
 
 Tensor AdaptiveAvgPool2d::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::adaptive_avg_pool_backward(context, grad_output);
+#endif
   const auto& shape = dynamic_cast<const PoolShape&>(context).input_shape;
   const auto n = shape[0], c = shape[1], h = shape[2], w = shape[3];
   if (grad_output.shape() != Shape{n, c, out_h_, out_w_}) {

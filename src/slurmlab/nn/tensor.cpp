@@ -8,6 +8,10 @@
 #include <new>
 #include <stdexcept>
 
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda_backend.hpp"
+#endif
+
 namespace slurmlab::nn {
 
 std::string to_string(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
@@ -76,7 +80,7 @@ class HostCachingAllocator final : public CachingAllocator {
     return std::make_shared<Storage>(block, bytes, capacity, Device::cpu, this);
   }
 
-  void give_back(void* block, std::size_t capacity) {
+  void give_back(void* block, std::size_t capacity) override {
     std::lock_guard lock(mutex_);
     free_blocks_.emplace(capacity, block);
     stats_.bytes_cached += capacity;
@@ -113,15 +117,19 @@ HostCachingAllocator& host_allocator() {
 
 CachingAllocator& CachingAllocator::for_device(Device device) {
   if (device == Device::cpu) return host_allocator();
+#if defined(SLURMLAB_HAVE_CUDA)
+  return cuda::allocator();
+#else
   throw std::runtime_error(
       "no CUDA tensor allocator in this part of slurmlab::nn yet; use --device cpu (the CUDA backend plugs in here)");
+#endif
 }
 
 Storage::Storage(void* data, std::size_t bytes, std::size_t capacity, Device device, CachingAllocator* owner)
     : data_(data), bytes_(bytes), capacity_(capacity), device_(device), owner_(owner) {}
 
 Storage::~Storage() {
-  if (device_ == Device::cpu) static_cast<HostCachingAllocator*>(owner_)->give_back(data_, capacity_);
+  owner_->give_back(data_, capacity_);
 }
 
 Tensor::Tensor(Shape shape, Device device) : shape_(std::move(shape)), device_(device) {
@@ -173,6 +181,14 @@ const float* Tensor::data() const {
   require_host("Tensor::data");
   return static_cast<const float*>(storage_->data());
 }
+float* Tensor::device_data() {
+  if (!storage_) throw std::logic_error("Tensor::device_data on an undefined tensor");
+  return static_cast<float*>(storage_->data());
+}
+const float* Tensor::device_data() const {
+  if (!storage_) throw std::logic_error("Tensor::device_data on an undefined tensor");
+  return static_cast<const float*>(storage_->data());
+}
 std::span<float> Tensor::span() { return {data(), static_cast<std::size_t>(numel())}; }
 std::span<const float> Tensor::span() const { return {data(), static_cast<std::size_t>(numel())}; }
 
@@ -221,21 +237,37 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(Device device) const {
   if (device == device_) return *this;
-  // Host <-> CUDA copies arrive with the CUDA backend (tensor_cuda.cu).
+#if defined(SLURMLAB_HAVE_CUDA)
+  Tensor copy(shape_, device);
+  cuda::copy(copy.device_data(), device, device_data(), device_, bytes());
+  return copy;
+#else
   throw std::runtime_error("Tensor::to(" + nn::to_string(device) + "): this build has no CUDA tensor support");
+#endif
 }
 
-void Tensor::fill(float value) { std::fill_n(data(), numel(), value); }
+void Tensor::fill(float value) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (device_ == Device::cuda) return cuda::fill(*this, value);
+#endif
+  std::fill_n(data(), numel(), value);
+}
 
 void Tensor::copy_from(const Tensor& other) {
   if (other.numel() != numel()) {
     throw std::invalid_argument("copy_from: shapes " + to_string(other.shape()) + " and " + to_string(shape_) +
                                 " hold different element counts");
   }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (device_ == Device::cuda || other.device_ == Device::cuda) {
+    return cuda::copy(device_data(), device_, other.device_data(), other.device_, bytes());
+  }
+#endif
   std::memcpy(data(), other.data(), bytes());
 }
 
 std::vector<float> Tensor::to_vector() const {
+  if (device_ != Device::cpu) return to(Device::cpu).to_vector();
   auto values = span();
   return {values.begin(), values.end()};
 }

@@ -6,8 +6,8 @@
 // the same activations every iteration stops calling malloc (or cudaMalloc) after its first
 // step. Tensors share storage on copy (like torch.Tensor); clone() makes a deep copy.
 //
-// Only CPU storage is implemented in this file set; the CUDA backend adds its allocator and
-// kernels per file (tensor_cuda.cu beside tensor.cpp) and plugs into Device::cuda.
+// CPU storage is implemented here; with SLURMLAB_HAVE_CUDA the CUDA backend
+// (cuda_context.cpp) supplies Device::cuda's allocator, fill and copies.
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -48,6 +48,8 @@ class CachingAllocator {
   // Returns every cached block to the system.
   virtual void release_cached() = 0;
   virtual Device device() const = 0;
+  // Takes a block back into the cache (Storage's destructor calls this).
+  virtual void give_back(void* block, std::size_t capacity) = 0;
 
   // The process-wide allocator for `device` (throws std::runtime_error for a device this
   // build has no allocator for).
@@ -95,6 +97,9 @@ class Tensor {
   // Raw pointers; host access (data/span/at) requires a CPU tensor.
   float* data();
   const float* data() const;
+  // The storage pointer on the tensor's own device, for backends (CUDA kernels, NCCL).
+  float* device_data();
+  const float* device_data() const;
   std::span<float> span();
   std::span<const float> span() const;
   float& at(std::initializer_list<std::int64_t> index);

@@ -1,0 +1,321 @@
+// The CUDA backend of slurmlab::nn against the CPU backend (the independent truth, itself
+// tested against loops, finite differences and PyTorch): whole-model forward and backward for
+// the MLP, the tutorial CNN and AlexNet; the fused losses and optimizer steps; bf16 mixed
+// precision; the caching allocator (no device memory growth over 100 training steps).
+// Label gpu: every test skips with the runtime's reason when no GPU answers.
+//
+// Tolerances (TF32 off, so both sides compute float32 products; they differ only in summation
+// order, cuDNN's algorithm choice and the CPU's rational tanh vs tanhf):
+//   MLP 1e-5, tutorial CNN 1e-4, AlexNet 1e-3 (relative to the largest magnitude of each
+//   compared tensor); optimizer steps 1e-6; bf16 products: MLP 3e-2, tutorial CNN 5e-2
+//   (logits) and 1e-1 (gradients) (8-bit mantissa operands).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "slurmlab/nn/device.hpp"
+#include "slurmlab/nn/layers.hpp"
+#include "slurmlab/nn/losses.hpp"
+#include "slurmlab/nn/models.hpp"
+#include "slurmlab/nn/optim.hpp"
+
+namespace slurmlab::nn {
+namespace {
+
+class CudaBackend : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string reason;
+    if (!cuda_usable(&reason)) GTEST_SKIP() << "no GPU for the CUDA backend: " << reason;
+    configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::float32});
+  }
+};
+
+Tensor random_tensor(Shape shape, Generator& generator, float low = -1.0f, float high = 1.0f) {
+  Tensor t(std::move(shape));
+  for (auto& v : t.span()) v = generator.uniform(low, high);
+  return t;
+}
+
+// max |actual - expected| / max |expected| (0 when both are all zero).
+double relative_error(const Tensor& actual, const Tensor& expected) {
+  const auto a = actual.to_vector(), e = expected.to_vector();
+  EXPECT_EQ(a.size(), e.size());
+  double worst = 0.0, scale = 0.0;
+  for (std::size_t i = 0; i < std::min(a.size(), e.size()); ++i) {
+    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - e[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(e[i])));
+  }
+  return scale == 0.0 ? worst : worst / scale;
+}
+
+std::vector<std::int64_t> random_labels(std::int64_t n, std::int64_t classes, Generator& generator) {
+  std::vector<std::int64_t> labels;
+  for (std::int64_t i = 0; i < n; ++i) labels.push_back(static_cast<std::int64_t>(generator.below(static_cast<std::uint64_t>(classes))));
+  return labels;
+}
+
+// One training-mode forward and backward of two identically initialised networks, one per
+// backend; compares the output, the loss, every parameter gradient and every buffer.
+void expect_backends_agree(const std::function<std::unique_ptr<Sequential>()>& make, const Shape& input_shape,
+                           std::int64_t classes, double tolerance) {
+  Generator data(7);
+  Tensor x = random_tensor(input_shape, data);
+  const auto labels = random_labels(input_shape[0], classes, data);
+  auto cpu_net = make();
+  auto gpu_net = make();
+  to_device(*gpu_net, Device::cuda);
+
+  auto cpu_forward = cpu_net->forward(x, Mode::train);
+  auto cpu_loss = softmax_cross_entropy(cpu_forward.output, labels);
+  cpu_net->backward(*cpu_forward.context, cpu_loss.grad);
+
+  auto gpu_forward = gpu_net->forward(x.to(Device::cuda), Mode::train);
+  ASSERT_EQ(gpu_forward.output.device(), Device::cuda);
+  auto gpu_loss = softmax_cross_entropy(gpu_forward.output, labels);
+  gpu_net->backward(*gpu_forward.context, gpu_loss.grad);
+
+  EXPECT_LT(relative_error(gpu_forward.output, cpu_forward.output), tolerance) << "logits";
+  EXPECT_NEAR(gpu_loss.loss, cpu_loss.loss, tolerance * std::max(1.0, std::abs(cpu_loss.loss)));
+  auto cpu_parameters = parameters_of(*cpu_net);
+  auto gpu_parameters = parameters_of(*gpu_net);
+  ASSERT_EQ(cpu_parameters.size(), gpu_parameters.size());
+  for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
+    EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), tolerance)
+        << "gradient of " << cpu_parameters[i].name;
+  }
+  auto cpu_buffers = buffers_of(*cpu_net);
+  auto gpu_buffers = buffers_of(*gpu_net);
+  ASSERT_EQ(cpu_buffers.size(), gpu_buffers.size());
+  for (std::size_t i = 0; i < cpu_buffers.size(); ++i)
+    EXPECT_LT(relative_error(*gpu_buffers[i].buffer, *cpu_buffers[i].buffer), tolerance) << cpu_buffers[i].name;
+}
+
+TEST_F(CudaBackend, ContextStatesItsPolicies) {
+  const auto text = describe_cuda();
+  EXPECT_NE(text.find("TF32 off"), std::string::npos) << text;
+  EXPECT_NE(text.find("precision float32"), std::string::npos) << text;
+  EXPECT_NE(text.find("workspace cap"), std::string::npos) << text;
+}
+
+TEST_F(CudaBackend, TensorsRoundTripAndFill) {
+  Generator g(1);
+  Tensor host = random_tensor({3, 1000}, g);
+  Tensor device = host.to(Device::cuda);
+  EXPECT_EQ(device.device(), Device::cuda);
+  EXPECT_EQ(device.to_vector(), host.to_vector());
+  Tensor copy = device.clone();
+  copy.fill(2.5f);
+  EXPECT_EQ(device.to_vector(), host.to_vector()) << "clone shares no storage";
+  for (float v : copy.to_vector()) ASSERT_EQ(v, 2.5f);
+  EXPECT_THROW(static_cast<void>(device.data()), std::logic_error);
+}
+
+TEST_F(CudaBackend, MlpMatchesCpu) {
+  expect_backends_agree(
+      [] {
+        Generator init(11);
+        return make_mlp(20, 64, 5, Activation::gelu, init);
+      },
+      {32, 20}, 5, 1e-5);
+}
+
+TEST_F(CudaBackend, TutorialCnnMatchesCpu) {
+  expect_backends_agree(
+      [] {
+        Generator init(12);
+        return make_tutorial_cnn(3, 10, 0.0f, init);  // dropout 0: the masks differ by design
+      },
+      {16, 3, 32, 32}, 10, 1e-4);
+}
+
+TEST_F(CudaBackend, AlexNetMatchesCpu) {
+  expect_backends_agree(
+      [] {
+        Generator init(13);
+        return make_alexnet(10, 0.0f, init);
+      },
+      {4, 3, 64, 64}, 10, 1e-3);
+}
+
+TEST_F(CudaBackend, LossesMatchCpu) {
+  Generator g(5);
+  Tensor logits = random_tensor({37, 11}, g, -4.0f, 4.0f);
+  const auto labels = random_labels(37, 11, g);
+  auto cpu = softmax_cross_entropy(logits, labels);
+  auto gpu = softmax_cross_entropy(logits.to(Device::cuda), labels);
+  EXPECT_NEAR(gpu.loss, cpu.loss, 1e-6 * std::abs(cpu.loss));
+  EXPECT_LT(relative_error(gpu.grad, cpu.grad), 1e-6);
+  EXPECT_EQ(correct_predictions(logits.to(Device::cuda), labels), correct_predictions(logits, labels));
+
+  Tensor prediction = random_tensor({9, 4}, g), target = random_tensor({9, 4}, g);
+  std::vector<float> weights;
+  for (int i = 0; i < 9; ++i) weights.push_back(g.uniform(0.5f, 2.0f));
+  auto cpu_mse = mse_loss(prediction, target, weights);
+  auto gpu_mse = mse_loss(prediction.to(Device::cuda), target.to(Device::cuda), weights);
+  EXPECT_NEAR(gpu_mse.loss, cpu_mse.loss, 1e-6 * cpu_mse.loss);
+  EXPECT_LT(relative_error(gpu_mse.grad, cpu_mse.grad), 1e-6);
+}
+
+// The fused one-launch optimizer step against the CPU loops, five steps with fixed gradients.
+void expect_optimizer_agrees(const std::function<std::unique_ptr<Optimizer>(std::vector<NamedParameter>)>& make) {
+  Generator init(3);
+  auto cpu_net = make_mlp(6, 9, 3, Activation::tanh, init);
+  Generator init_again(3);
+  auto gpu_net = make_mlp(6, 9, 3, Activation::tanh, init_again);
+  to_device(*gpu_net, Device::cuda);
+  auto cpu_opt = make(parameters_of(*cpu_net));
+  auto gpu_opt = make(parameters_of(*gpu_net));
+  Generator grads(4);
+  for (int step = 0; step < 5; ++step) {
+    auto cpu_parameters = parameters_of(*cpu_net);
+    auto gpu_parameters = parameters_of(*gpu_net);
+    for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
+      Tensor g = random_tensor(cpu_parameters[i].parameter->grad.shape(), grads);
+      cpu_parameters[i].parameter->grad.copy_from(g);
+      gpu_parameters[i].parameter->grad.copy_from(g);
+    }
+    cpu_opt->step();
+    gpu_opt->step();
+  }
+  auto cpu_parameters = parameters_of(*cpu_net);
+  auto gpu_parameters = parameters_of(*gpu_net);
+  for (std::size_t i = 0; i < cpu_parameters.size(); ++i)
+    EXPECT_LT(relative_error(gpu_parameters[i].parameter->value, cpu_parameters[i].parameter->value), 1e-6)
+        << cpu_opt->describe() << " " << cpu_parameters[i].name;
+}
+
+TEST_F(CudaBackend, FusedOptimizerStepsMatchCpu) {
+  expect_optimizer_agrees([](std::vector<NamedParameter> p) {
+    return std::make_unique<Sgd>(std::move(p), SgdOptions{.learning_rate = 0.05, .momentum = 0.9, .weight_decay = 1e-3,
+                                                          .dampening = 0.1, .nesterov = false});
+  });
+  expect_optimizer_agrees([](std::vector<NamedParameter> p) {
+    return std::make_unique<Sgd>(std::move(p), SgdOptions{.learning_rate = 0.05, .momentum = 0.9, .nesterov = true});
+  });
+  expect_optimizer_agrees([](std::vector<NamedParameter> p) {
+    return std::make_unique<Adam>(std::move(p), AdamOptions{.learning_rate = 1e-2, .weight_decay = 1e-2});
+  });
+  expect_optimizer_agrees([](std::vector<NamedParameter> p) { return make_adamw(std::move(p), 1e-2, 0.05); });
+}
+
+TEST_F(CudaBackend, GradientClippingMatchesCpu) {
+  Generator init(8), init_again(8), grads(9);
+  auto cpu_net = make_mlp(4, 8, 2, Activation::relu, init);
+  auto gpu_net = make_mlp(4, 8, 2, Activation::relu, init_again);
+  to_device(*gpu_net, Device::cuda);
+  auto cpu_parameters = parameters_of(*cpu_net);
+  auto gpu_parameters = parameters_of(*gpu_net);
+  for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
+    Tensor g = random_tensor(cpu_parameters[i].parameter->grad.shape(), grads, -3.0f, 3.0f);
+    cpu_parameters[i].parameter->grad.copy_from(g);
+    gpu_parameters[i].parameter->grad.copy_from(g);
+  }
+  const double cpu_norm = clip_gradient_norm(cpu_parameters, 1.0);
+  const double gpu_norm = clip_gradient_norm(gpu_parameters, 1.0);
+  EXPECT_NEAR(gpu_norm, cpu_norm, 1e-6 * cpu_norm);
+  for (std::size_t i = 0; i < cpu_parameters.size(); ++i)
+    EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), 1e-6);
+}
+
+TEST_F(CudaBackend, Bf16MixedPrecisionStaysCloseToFloat32) {
+  configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::bf16});
+  EXPECT_NE(describe_cuda().find("precision bf16"), std::string::npos);
+  Generator init(21), init_again(21), data(22);
+  auto cpu_net = make_mlp(64, 128, 10, Activation::relu, init);
+  auto gpu_net = make_mlp(64, 128, 10, Activation::relu, init_again);
+  to_device(*gpu_net, Device::cuda);
+  Tensor x = random_tensor({32, 64}, data);
+  auto cpu = cpu_net->forward(x, Mode::train);
+  auto gpu = gpu_net->forward(x.to(Device::cuda), Mode::train);
+  const double error = relative_error(gpu.output, cpu.output);
+  EXPECT_LT(error, 3e-2);
+  EXPECT_GT(error, 0.0) << "bf16 operands must change the result: is the bf16 path taken?";
+  Tensor g = random_tensor(cpu.output.shape(), data);
+  cpu_net->backward(*cpu.context, g);
+  gpu_net->backward(*gpu.context, g.to(Device::cuda));
+  auto cpu_parameters = parameters_of(*cpu_net);
+  auto gpu_parameters = parameters_of(*gpu_net);
+  for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
+    EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), 3e-2)
+        << cpu_parameters[i].name;
+    EXPECT_EQ(gpu_parameters[i].parameter->value.dtype(), DType::float32) << "master weights stay float32";
+  }
+  configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::float32});
+}
+
+// bf16 convolutions (cuDNN) through the tutorial CNN, batch norm and all. The tolerances are
+// estimates (8-bit mantissa operands through four product layers), to be confirmed on a GPU.
+TEST_F(CudaBackend, Bf16TutorialCnnStaysCloseToFloat32) {
+  configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::bf16});
+  Generator init(41), init_again(41), data(42);
+  auto cpu_net = make_tutorial_cnn(3, 10, 0.0f, init);
+  auto gpu_net = make_tutorial_cnn(3, 10, 0.0f, init_again);
+  to_device(*gpu_net, Device::cuda);
+  Tensor x = random_tensor({32, 3, 32, 32}, data);
+  const auto labels = random_labels(32, 10, data);
+  auto cpu = cpu_net->forward(x, Mode::train);
+  auto gpu = gpu_net->forward(x.to(Device::cuda), Mode::train);
+  const double error = relative_error(gpu.output, cpu.output);
+  EXPECT_LT(error, 5e-2);
+  EXPECT_GT(error, 0.0) << "bf16 operands must change the result: is the bf16 path taken?";
+  auto cpu_loss = softmax_cross_entropy(cpu.output, labels);
+  auto gpu_loss = softmax_cross_entropy(gpu.output, labels);
+  cpu_net->backward(*cpu.context, cpu_loss.grad);
+  gpu_net->backward(*gpu.context, gpu_loss.grad);
+  auto cpu_parameters = parameters_of(*cpu_net);
+  auto gpu_parameters = parameters_of(*gpu_net);
+  for (std::size_t i = 0; i < cpu_parameters.size(); ++i)
+    EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), 1e-1)
+        << cpu_parameters[i].name;
+  configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::float32});
+}
+
+// After the first steps every tensor of a step comes from the allocator's cache: no
+// cudaMalloc, no growth of the peak.
+TEST_F(CudaBackend, NoDeviceMemoryGrowthOver100Steps) {
+  Generator init(31), data(32);
+  auto net = make_tutorial_cnn(3, 10, 0.25f, init);
+  to_device(*net, Device::cuda);
+  auto optimizer = make_adamw(parameters_of(*net), 1e-3);
+  Tensor x = random_tensor({64, 3, 32, 32}, data).to(Device::cuda);
+  const auto labels = random_labels(64, 10, data);
+  auto step = [&] {
+    optimizer->zero_grad();
+    auto f = net->forward(x, Mode::train);
+    auto loss = softmax_cross_entropy(f.output, labels);
+    net->backward(*f.context, loss.grad);
+    optimizer->step();
+    return loss.loss;
+  };
+  auto& allocator = CachingAllocator::for_device(Device::cuda);
+  for (int i = 0; i < 3; ++i) step();
+  synchronize(Device::cuda);
+  const auto warm = allocator.statistics();
+  reset_cuda_peak_bytes();
+  const auto peak_before = cuda_peak_bytes();
+  double first = 0.0, last = 0.0;
+  for (int i = 0; i < 100; ++i) {
+    const double loss = step();
+    if (i == 0) first = loss;
+    last = loss;
+  }
+  synchronize(Device::cuda);
+  const auto after = allocator.statistics();
+  EXPECT_EQ(after.fresh_allocations, warm.fresh_allocations) << "a training step called cudaMalloc";
+  EXPECT_EQ(after.bytes_in_use, warm.bytes_in_use) << "tensors leaked across steps";
+  EXPECT_GT(after.reused_allocations, warm.reused_allocations);
+  const auto peak = cuda_peak_bytes();
+  EXPECT_GE(peak, peak_before);
+  EXPECT_LE(peak, warm.bytes_in_use + warm.bytes_cached + (std::size_t{256} << 20))
+      << "peak beyond the cached blocks and the workspace cap";
+  EXPECT_LT(last, first) << "100 AdamW steps on one batch must lower its loss";
+}
+
+}  // namespace
+}  // namespace slurmlab::nn

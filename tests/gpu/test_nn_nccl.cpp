@@ -1,0 +1,170 @@
+// Runs under mpirun -np 2 with 2+ GPUs (label gpu): data-parallel training with the NCCL
+// gradient reducer (buckets launched during backward) matches one process training on the
+// whole global batch on one GPU, the
+// ranks end bit-identical, and a rank that stops calling makes the other fail by its deadline
+// with a clear message instead of hanging. Exit 77 (ctest: skipped) with the reason when
+// this build has no CUDA or fewer than 2 GPUs answer.
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "slurmlab/nn/device.hpp"
+
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/cluster/gpu_probe.hpp"
+#include "slurmlab/nn/layers.hpp"
+#include "slurmlab/nn/losses.hpp"
+#include "slurmlab/nn/nccl_gradient_reducer.hpp"
+#include "slurmlab/nn/optim.hpp"
+#endif
+
+namespace {
+constexpr int kSkipped = 77;
+
+#if defined(SLURMLAB_HAVE_CUDA)
+using namespace slurmlab::nn;
+
+constexpr std::int64_t kSamples = 64, kGlobalBatch = 16, kSteps = 10;
+
+std::unique_ptr<Sequential> make_net(std::uint64_t seed) {
+  Generator g(seed);
+  auto net = std::make_unique<Sequential>();
+  net->add(std::make_unique<Conv2d>(2, 4, 3, g, 1, 1)).add(tanh_layer()).add(std::make_unique<MaxPool2d>(2));
+  net->add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(4 * 4 * 4, 4, g));
+  return net;
+}
+
+std::vector<float> train(Sequential& net, GradientReducer* reducer, int world, int rank) {
+  Generator data(3);
+  Tensor images({kSamples, 2, 8, 8});
+  for (auto& v : images.span()) v = data.uniform(-1.0f, 1.0f);
+  std::vector<std::int64_t> labels;
+  for (int i = 0; i < kSamples; ++i) labels.push_back(static_cast<std::int64_t>(data.below(4)));
+  ShardedBatches sampler(kSamples, kGlobalBatch, world, rank, 11);
+  Sgd sgd(parameters_of(net), {.learning_rate = 0.1, .momentum = 0.9});
+  for (std::int64_t step = 0; step < kSteps; ++step) {
+    const auto indices = sampler.local_indices(step / sampler.batches_per_epoch(), step % sampler.batches_per_epoch());
+    Tensor x({static_cast<std::int64_t>(indices.size()), 2, 8, 8});
+    std::vector<std::int64_t> y;
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      std::copy_n(images.data() + indices[i] * 128, 128, x.data() + static_cast<std::int64_t>(i) * 128);
+      y.push_back(labels[static_cast<std::size_t>(indices[i])]);
+    }
+    sgd.zero_grad();
+    auto f = net.forward(x.to(Device::cuda), Mode::train);
+    auto loss = softmax_cross_entropy(f.output, y);
+    net.backward(*f.context, loss.grad);
+    if (reducer) reducer->average_gradients(sgd.parameters());
+    sgd.step();
+  }
+  std::vector<float> weights;
+  for (auto& p : parameters_of(net)) {
+    auto v = p.parameter->value.to_vector();
+    weights.insert(weights.end(), v.begin(), v.end());
+  }
+  return weights;
+}
+
+int run(int rank, int size) {
+  const auto status = slurmlab::cluster::probe_gpu_runtime();
+  if (status.device_count < 2 || size < 2) {
+    if (rank == 0)
+      std::printf("SKIP: needs 2 ranks and 2 GPUs (ranks %d, GPUs %d%s%s)\n", size, status.device_count,
+                  status.note.empty() ? "" : ": ", status.note.c_str());
+    return kSkipped;
+  }
+  configure_cuda({.device = rank % status.device_count});
+  int failures = 0;
+  auto reference_net = make_net(1);
+  to_device(*reference_net, Device::cuda);
+  const auto reference = train(*reference_net, nullptr, 1, 0);
+
+  auto net = make_net(rank == 0 ? 1 : 100 + static_cast<std::uint64_t>(rank));
+  to_device(*net, Device::cuda);
+  {
+    NcclGradientReducer reducer(MPI_COMM_WORLD, std::chrono::seconds(60), 256);  // tiny buckets: several groups
+    reducer.broadcast_state(*net);
+    reducer.attach(*net);  // buckets start from the backward hook, overlapping backward
+    const auto parallel = train(*net, &reducer, size, rank);
+    if (reducer.buckets_launched_during_backward() == 0) {
+      std::printf("rank %d: no bucket was launched during backward (the overlap hook did not fire)\n", rank);
+      ++failures;
+    }
+    reducer.detach();
+    double worst = 0.0;
+    for (std::size_t i = 0; i < parallel.size(); ++i)
+      worst = std::max(worst, std::abs(static_cast<double>(parallel[i]) - reference[i]) /
+                                  std::max(1.0, std::abs(static_cast<double>(reference[i]))));
+    // Float sums in another order over 10 SGD steps (the CPU MPI test sees about 1e-7).
+    if (!(worst < 1e-4)) {
+      std::printf("rank %d: NCCL data parallel differs from one process by %g\n", rank, worst);
+      ++failures;
+    }
+    if (reducer.buckets_reduced() < static_cast<std::size_t>(2 * kSteps)) {
+      std::printf("rank %d: expected several buckets per step, got %zu in all\n", rank, reducer.buckets_reduced());
+      ++failures;
+    }
+    std::vector<float> root = parallel;
+    MPI_Bcast(root.data(), static_cast<int>(root.size()), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    if (root != parallel) {
+      std::printf("rank %d: weights drifted from rank 0\n", rank);
+      ++failures;
+    }
+  }
+
+  // The failure path: rank 1 never joins the all-reduce; rank 0 must give up by its deadline.
+  {
+    std::string message;
+    NcclGradientReducer reducer(MPI_COMM_WORLD, std::chrono::seconds(3), 25u << 20,
+                                [&](const std::string& m) { message = m; });
+    if (rank == 0) {
+      const auto start = std::chrono::steady_clock::now();
+      bool threw = false;
+      try {
+        reducer.average_gradients(parameters_of(*net));
+      } catch (const std::runtime_error& error) {
+        threw = true;
+        if (message != error.what()) ++failures;
+      }
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (!threw || message.find("did not complete") == std::string::npos || waited > 30.0) {
+        std::printf("rank 0: expected a timeout failure within the deadline, got '%s' after %.1f s\n", message.c_str(),
+                    waited);
+        ++failures;
+      }
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+  int total = 0;
+  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (rank == 0) std::printf("%s\n", total == 0 ? "PASS" : "FAIL");
+  return total == 0 ? 0 : 1;
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  int code = kSkipped;
+#if defined(SLURMLAB_HAVE_CUDA)
+  try {
+    code = run(rank, size);
+  } catch (const std::exception& error) {
+    std::printf("rank %d: %s\n", rank, error.what());
+    code = 1;
+  }
+#else
+  if (rank == 0) std::printf("SKIP: this build has no CUDA backend\n");
+#endif
+  MPI_Finalize();
+  return code;
+}
