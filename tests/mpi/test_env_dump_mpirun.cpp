@@ -15,18 +15,7 @@ namespace {
 
 const std::string kBin = SLURMLAB_BINARY_DIR "/bin";
 
-std::string mpirun(int ranks) {
-  // Root may run mpirun only when asked explicitly (CI runs as root); -x passes the mask.
-  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
-         "mpirun --bind-to none -np " + std::to_string(ranks) + " ";
-}
 
-fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::path(SLURMLAB_BINARY_DIR) / "test-output" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 // Four ranks; with `mask`, every rank sees CUDA_VISIBLE_DEVICES=mask (as --gpus-per-node gives).
 CommandResult env_dump(const fs::path& dir, const std::string& mask, const std::string& flags) {

@@ -17,17 +17,7 @@ namespace {
 
 const std::string kProgram = SLURMLAB_BINARY_DIR "/bin/logdet-histogram";
 
-std::string mpirun(int ranks) {
-  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
-         "mpirun --bind-to none -np " + std::to_string(ranks) + " ";
-}
 
-fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::path(SLURMLAB_BINARY_DIR) / "test-output" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 // A 1-D dataset read through the HDF5 C API, independently of the writer.
 template <class T>

@@ -64,4 +64,22 @@ inline int count_occurrences(const std::string& text, const std::string& needle)
   return count;
 }
 
+// "mpirun -np N " for the mpi-label driver tests: oversubscribed (2 cores here), no core
+// binding, and allowed for root (CI runs as root).
+inline std::string mpirun(int ranks) {
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+         "mpirun --bind-to none -np " +
+         std::to_string(ranks) + " ";
+}
+
+#ifdef SLURMLAB_BINARY_DIR
+// An empty directory under the build tree (kept after the test for a person to look at).
+inline std::filesystem::path fresh_dir(const std::string& name) {
+  auto dir = std::filesystem::path(SLURMLAB_BINARY_DIR) / "test-output" / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+#endif
+
 }  // namespace slurmlab::testing

@@ -30,14 +30,8 @@ int main(int argc, char** argv) {
         .add_flag("share-gpus", share_gpus, "allow several tasks on one GPU (otherwise reported as an error)")
         .add_flag("strict", strict, "exit with status 1 when a diagnostic of level error is found");
 
-    std::ostringstream help;
-    auto outcome = cli::OptionParser::Outcome::Run;
-    session.run_collectively([&] { outcome = parser.parse(count, args, help); });
+    cli::parse_on_all_ranks(session, parser, count, args);
     const cli::Console console(session.is_root());
-    if (outcome == cli::OptionParser::Outcome::Exit) {
-      if (session.is_root()) std::cout << help.str() << std::flush;
-      throw ProgramExit(0);
-    }
 
     const auto env = cluster::Environment::from_process();
     const auto preference = cluster::parse_device_preference(parser.common().device);

@@ -73,18 +73,9 @@ int main(int argc, char** argv) {
         .add_flag("fp32", options.fp32, "single precision SYRK + POTRF (error vs FP64 reported)")
         .add("threads", options.threads, "OpenBLAS threads per rank on the CPU path (0: OpenBLAS's default)");
 
-    std::ostringstream help;
-    auto outcome = cli::OptionParser::Outcome::Run;
     logdet::RunPlan plan{};
-    session.run_collectively([&] {
-      outcome = parser.parse(count, args, help);
-      if (outcome == cli::OptionParser::Outcome::Run) plan = logdet::check_options(options);
-    });
+    cli::parse_on_all_ranks(session, parser, count, args, [&] { plan = logdet::check_options(options); });
     const cli::Console console(session.is_root());
-    if (outcome == cli::OptionParser::Outcome::Exit) {
-      if (session.is_root()) std::cout << help.str() << std::flush;
-      throw ProgramExit(0);
-    }
 
     const auto env = cluster::Environment::from_process();
     const auto preference = cluster::parse_device_preference(parser.common().device);

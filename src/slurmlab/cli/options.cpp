@@ -3,7 +3,10 @@
 #include <fstream>
 #include <ostream>
 
+#include <iostream>
+
 #include "slurmlab/cli/errors.hpp"
+#include "slurmlab/cluster/mpi_session.hpp"
 #include "slurmlab/cluster/gpu_binding.hpp"
 
 namespace po = boost::program_options;
@@ -95,6 +98,20 @@ OptionParser::Outcome OptionParser::parse(int argc, const char* const argv[], st
     return Outcome::Exit;
   }
   return Outcome::Run;
+}
+
+void parse_on_all_ranks(const cluster::MpiSession& session, OptionParser& parser, int argc, char** argv,
+                        const std::function<void()>& validate) {
+  std::ostringstream text;
+  auto outcome = OptionParser::Outcome::Run;
+  session.run_collectively([&] {
+    outcome = parser.parse(argc, argv, text);
+    if (outcome == OptionParser::Outcome::Run && validate) validate();
+  });
+  if (outcome == OptionParser::Outcome::Exit) {
+    if (session.is_root()) std::cout << text.str() << std::flush;
+    throw ProgramExit(0);
+  }
 }
 
 }  // namespace slurmlab::cli

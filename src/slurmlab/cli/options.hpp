@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace slurmlab::cluster {
+class MpiSession;
+}
+
 namespace slurmlab::cli {
 
 struct CommonOptions {
@@ -68,5 +72,12 @@ class OptionParser {
   boost::program_options::options_description specific_{"Program options"};
   std::vector<Printer> printers_;
 };
+
+// The start of every program's main(): parses the options on every rank together (a bad
+// option ends all ranks with one message from rank 0 and exit status 2), then runs
+// `validate` (the program's own checks) the same way; after --help or --print-config rank 0
+// prints and every rank ends with status 0 (ProgramExit).
+void parse_on_all_ranks(const cluster::MpiSession& session, OptionParser& parser, int argc, char** argv,
+                        const std::function<void()>& validate = {});
 
 }  // namespace slurmlab::cli
