@@ -9,9 +9,21 @@ namespace slurmlab::nn {
 
 namespace {
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SLURMLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SLURMLAB_VECTOR_CLONES
+#endif
+// Helpers are inlined into each clone so they get its instruction set.
+#if defined(__GNUC__)
+#define SLURMLAB_INLINE inline __attribute__((always_inline))
+#else
+#define SLURMLAB_INLINE inline
+#endif
+
 // The same rational tanh as ActivationLayer (activations.cpp), so both networks agree to a
 // float ulp or two: a 13/6 rational function on [-7.9, 7.9], branch-free so loops vectorize.
-inline float rational_tanh(float x) {
+SLURMLAB_INLINE float rational_tanh(float x) {
   constexpr float kClamp = 7.90531110763549805f;
   const float low = x < -kClamp ? -kClamp : x;
   const float c = low > kClamp ? kClamp : low;
@@ -29,101 +41,144 @@ inline float rational_tanh(float x) {
   return p / q;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SLURMLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SLURMLAB_VECTOR_CLONES
-#endif
-
 struct Sizes {
   std::int64_t rows, in, hidden, out;
   bool tanh;
 };
 
-// Forward of one row into a (hidden activations); returns nothing, writes y[out].
-inline void forward_row(const Sizes& s, const float* __restrict x, const float* __restrict w1t,
-                        const float* __restrict b1, const float* __restrict w2, const float* __restrict b2,
-                        float* __restrict a, float* __restrict y) {
-  const auto H = s.hidden;
-  for (std::int64_t j = 0; j < H; ++j) a[j] = b1[j];
-  for (std::int64_t k = 0; k < s.in; ++k) {
-    const float xk = x[k];
-    const float* __restrict w = w1t + k * H;
-    for (std::int64_t j = 0; j < H; ++j) a[j] += xk * w[j];
-  }
-  if (s.tanh) {
-    for (std::int64_t j = 0; j < H; ++j) a[j] = rational_tanh(a[j]);
-  } else {
-    for (std::int64_t j = 0; j < H; ++j) a[j] = a[j] > 0.0f ? a[j] : 0.0f;
-  }
-  for (std::int64_t o = 0; o < s.out; ++o) {
-    const float* __restrict w = w2 + o * H;
-    float sum = 0.0f;
-    for (std::int64_t j = 0; j < H; ++j) sum += a[j] * w[j];
-    y[o] = sum + b2[o];
-  }
+// Rows are processed in blocks, column by column: for each hidden unit a loop over the
+// block's rows, which is contiguous and vectorizes (the generic layers' layout, without their
+// tensors, contexts and separate passes). The block's activations stay in L1.
+constexpr std::int64_t kBlock = 256;
+
+// sum_i a[i] * b[i] with 16 partial sums, so the loop vectorizes without -ffast-math.
+SLURMLAB_INLINE float dot(const float* __restrict a, const float* __restrict b, std::int64_t n) {
+  float acc[16] = {};
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
+  float sum = 0.0f;
+  for (; i < n; ++i) sum += a[i] * b[i];
+  for (int l = 0; l < 16; ++l) sum += acc[l];
+  return sum;
+}
+SLURMLAB_INLINE float total(const float* __restrict a, std::int64_t n) {
+  float acc[16] = {};
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += a[i + l];
+  float sum = 0.0f;
+  for (; i < n; ++i) sum += a[i];
+  for (int l = 0; l < 16; ++l) sum += acc[l];
+  return sum;
 }
 
-SLURMLAB_VECTOR_CLONES double loss_rows(const Sizes& s, const float* x, const float* t, const float* weights,
-                                        const float* w1t, const float* b1, const float* w2, const float* b2,
-                                        float* a, float* y) {
-  double total = 0.0, weight_total = 0.0;
-  for (std::int64_t r = 0; r < s.rows; ++r) {
-    forward_row(s, x + r * s.in, w1t, b1, w2, b2, a, y);
-    const double w = weights ? weights[r] : 1.0;
-    weight_total += w;
+// Forward of rows [0, n) of a block: xt is feature-major ([in][n], stride `stride`),
+// activations into act ([hidden][kBlock]), outputs into y ([out][kBlock]).
+SLURMLAB_INLINE void forward_block(const Sizes& s, std::int64_t n, const float* __restrict xt, std::int64_t stride,
+                          const float* __restrict w1t, const float* __restrict b1, const float* __restrict w2,
+                          const float* __restrict b2, float* __restrict act, float* __restrict y) {
+  for (std::int64_t o = 0; o < s.out; ++o)
+    for (std::int64_t r = 0; r < n; ++r) y[o * kBlock + r] = b2[o];
+  for (std::int64_t j = 0; j < s.hidden; ++j) {
+    float* __restrict a = act + j * kBlock;
+    for (std::int64_t r = 0; r < n; ++r) a[r] = b1[j];
+    for (std::int64_t k = 0; k < s.in; ++k) {
+      const float w = w1t[k * s.hidden + j];
+      const float* __restrict xk = xt + k * stride;
+      for (std::int64_t r = 0; r < n; ++r) a[r] += xk[r] * w;
+    }
+    if (s.tanh) {
+      for (std::int64_t r = 0; r < n; ++r) a[r] = rational_tanh(a[r]);
+    } else {
+      for (std::int64_t r = 0; r < n; ++r) a[r] = a[r] > 0.0f ? a[r] : 0.0f;
+    }
     for (std::int64_t o = 0; o < s.out; ++o) {
-      const double d = static_cast<double>(y[o]) - t[r * s.out + o];
-      total += w * d * d;
+      const float w = w2[o * s.hidden + j];
+      float* __restrict yo = y + o * kBlock;
+      for (std::int64_t r = 0; r < n; ++r) yo[r] += a[r] * w;
     }
   }
-  return total / (weight_total * static_cast<double>(s.out));
 }
 
-SLURMLAB_VECTOR_CLONES void predict_rows(const Sizes& s, const float* x, const float* w1t, const float* b1,
-                                         const float* w2, const float* b2, float* a, float* y) {
-  for (std::int64_t r = 0; r < s.rows; ++r) forward_row(s, x + r * s.in, w1t, b1, w2, b2, a, y + r * s.out);
+// x row-major [rows][in] -> feature-major [in][rows] (a copy only when in > 1).
+const float* feature_major(const Sizes& s, const float* x, std::vector<float>& scratch) {
+  if (s.in == 1) return x;
+  scratch.resize(static_cast<std::size_t>(s.rows * s.in));
+  for (std::int64_t r = 0; r < s.rows; ++r)
+    for (std::int64_t k = 0; k < s.in; ++k) scratch[static_cast<std::size_t>(k * s.rows + r)] = x[r * s.in + k];
+  return scratch.data();
+}
+
+SLURMLAB_VECTOR_CLONES double loss_rows(const Sizes& s, const float* xt, const float* t, const float* weights,
+                                        const float* w1t, const float* b1, const float* w2, const float* b2,
+                                        float* act, float* y) {
+  double sum = 0.0, weight_total = 0.0;
+  for (std::int64_t first = 0; first < s.rows; first += kBlock) {
+    const auto n = std::min(kBlock, s.rows - first);
+    forward_block(s, n, xt + first, s.rows, w1t, b1, w2, b2, act, y);
+    for (std::int64_t r = 0; r < n; ++r) {
+      const double w = weights ? weights[first + r] : 1.0;
+      weight_total += w;
+      for (std::int64_t o = 0; o < s.out; ++o) {
+        const double d = static_cast<double>(y[o * kBlock + r]) - t[(first + r) * s.out + o];
+        sum += w * d * d;
+      }
+    }
+  }
+  return sum / (weight_total * static_cast<double>(s.out));
+}
+
+SLURMLAB_VECTOR_CLONES void predict_rows(const Sizes& s, const float* xt, const float* w1t, const float* b1,
+                                         const float* w2, const float* b2, float* act, float* y, float* out) {
+  for (std::int64_t first = 0; first < s.rows; first += kBlock) {
+    const auto n = std::min(kBlock, s.rows - first);
+    forward_block(s, n, xt + first, s.rows, w1t, b1, w2, b2, act, y);
+    for (std::int64_t r = 0; r < n; ++r)
+      for (std::int64_t o = 0; o < s.out; ++o) out[(first + r) * s.out + o] = y[o * kBlock + r];
+  }
 }
 
 // Forward, weighted MSE and backward for every row, gradients summed into g_*.
-SLURMLAB_VECTOR_CLONES double train_rows(const Sizes& s, const float* __restrict x, const float* __restrict t,
+SLURMLAB_VECTOR_CLONES double train_rows(const Sizes& s, const float* __restrict xt, const float* __restrict t,
                                          const float* __restrict weights, double norm, const float* __restrict w1t,
                                          const float* __restrict b1, const float* __restrict w2,
                                          const float* __restrict b2, float* __restrict g_w1t,
                                          float* __restrict g_b1, float* __restrict g_w2, float* __restrict g_b2,
-                                         float* __restrict a, float* __restrict ga, float* __restrict y) {
-  const auto H = s.hidden;
-  double total = 0.0;
-  for (std::int64_t r = 0; r < s.rows; ++r) {
-    const float* __restrict xr = x + r * s.in;
-    forward_row(s, xr, w1t, b1, w2, b2, a, y);
-    const double w = weights ? weights[r] : 1.0;
-    for (std::int64_t j = 0; j < H; ++j) ga[j] = 0.0f;
+                                         float* __restrict act, float* __restrict y, float* __restrict gy,
+                                         float* __restrict gh) {
+  double sum = 0.0;
+  for (std::int64_t first = 0; first < s.rows; first += kBlock) {
+    const auto n = std::min(kBlock, s.rows - first);
+    forward_block(s, n, xt + first, s.rows, w1t, b1, w2, b2, act, y);
     for (std::int64_t o = 0; o < s.out; ++o) {
-      const double d = static_cast<double>(y[o]) - t[r * s.out + o];
-      total += w * d * d;
-      const auto gy = static_cast<float>(2.0 * w * d / norm);  // as nn::mse_loss
-      g_b2[o] += gy;
-      float* __restrict gw = g_w2 + o * H;
-      const float* __restrict wo = w2 + o * H;
-      for (std::int64_t j = 0; j < H; ++j) {
-        gw[j] += gy * a[j];
-        ga[j] += gy * wo[j];
+      for (std::int64_t r = 0; r < n; ++r) {
+        const double w = weights ? weights[first + r] : 1.0;
+        const double d = static_cast<double>(y[o * kBlock + r]) - t[(first + r) * s.out + o];
+        sum += w * d * d;
+        gy[o * kBlock + r] = static_cast<float>(2.0 * w * d / norm);  // as nn::mse_loss
       }
+      g_b2[o] += total(gy + o * kBlock, n);
     }
-    if (s.tanh) {
-      for (std::int64_t j = 0; j < H; ++j) ga[j] *= 1.0f - a[j] * a[j];
-    } else {
-      for (std::int64_t j = 0; j < H; ++j) ga[j] = a[j] > 0.0f ? ga[j] : 0.0f;
-    }
-    for (std::int64_t j = 0; j < H; ++j) g_b1[j] += ga[j];
-    for (std::int64_t k = 0; k < s.in; ++k) {
-      const float xk = xr[k];
-      float* __restrict gw = g_w1t + k * H;
-      for (std::int64_t j = 0; j < H; ++j) gw[j] += xk * ga[j];
+    for (std::int64_t j = 0; j < s.hidden; ++j) {
+      const float* __restrict a = act + j * kBlock;
+      for (std::int64_t r = 0; r < n; ++r) gh[r] = 0.0f;
+      for (std::int64_t o = 0; o < s.out; ++o) {
+        const float* __restrict go = gy + o * kBlock;
+        g_w2[o * s.hidden + j] += dot(go, a, n);
+        const float w = w2[o * s.hidden + j];
+        for (std::int64_t r = 0; r < n; ++r) gh[r] += go[r] * w;
+      }
+      if (s.tanh) {
+        for (std::int64_t r = 0; r < n; ++r) gh[r] *= 1.0f - a[r] * a[r];
+      } else {
+        for (std::int64_t r = 0; r < n; ++r) gh[r] = a[r] > 0.0f ? gh[r] : 0.0f;
+      }
+      g_b1[j] += total(gh, n);
+      for (std::int64_t k = 0; k < s.in; ++k) g_w1t[k * s.hidden + j] += dot(gh, xt + k * s.rows + first, n);
     }
   }
-  return total / norm;
+  return sum / norm;
 }
 
 Parameter& parameter_named(Layer& mlp, const std::string& name) {
@@ -161,8 +216,8 @@ FusedMlp::FusedMlp(std::int64_t in, std::int64_t hidden, std::int64_t out, Activ
   for (auto* v : {&b1_, &g_b1_, &m_b1_, &v_b1_}) v->assign(nh, 0.0f);
   for (auto* v : {&w2_, &g_w2_, &m_w2_, &v_w2_}) v->assign(n2, 0.0f);
   for (auto* v : {&b2_, &g_b2_, &m_b2_, &v_b2_}) v->assign(no, 0.0f);
-  hidden_scratch_.assign(nh * 2, 0.0f);
-  grad_scratch_.assign(no, 0.0f);
+  hidden_scratch_.assign(static_cast<std::size_t>((hidden + 1) * kBlock), 0.0f);  // activations + gh
+  grad_scratch_.assign(static_cast<std::size_t>(2 * out * kBlock), 0.0f);         // y + gy
 }
 
 void FusedMlp::load_from(Layer& mlp, Adam* optimizer) {
@@ -243,14 +298,16 @@ void FusedMlp::check_batch(std::size_t x_size, std::size_t target_size, std::siz
 void FusedMlp::predict(std::span<const float> x, std::span<float> predictions) const {
   check_batch(x.size(), predictions.size(), 0);
   const Sizes s{static_cast<std::int64_t>(x.size()) / in_, in_, hidden_, out_, activation_ == Activation::tanh};
-  predict_rows(s, x.data(), w1t_.data(), b1_.data(), w2_.data(), b2_.data(), hidden_scratch_.data(),
+  const float* xt = feature_major(s, x.data(), input_scratch_);
+  predict_rows(s, xt, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
                predictions.data());
 }
 
 double FusedMlp::loss(std::span<const float> x, std::span<const float> target, std::span<const float> weights) const {
   check_batch(x.size(), target.size(), weights.size());
   const Sizes s{static_cast<std::int64_t>(x.size()) / in_, in_, hidden_, out_, activation_ == Activation::tanh};
-  return loss_rows(s, x.data(), target.data(), weights.empty() ? nullptr : weights.data(), w1t_.data(), b1_.data(),
+  const float* xt = feature_major(s, x.data(), input_scratch_);
+  return loss_rows(s, xt, target.data(), weights.empty() ? nullptr : weights.data(), w1t_.data(), b1_.data(),
                    w2_.data(), b2_.data(), hidden_scratch_.data(), grad_scratch_.data());
 }
 
@@ -288,10 +345,11 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
   if (!(weight_total > 0.0)) throw std::invalid_argument("FusedMlp: sample weights must sum to a positive number");
   const double norm = weight_total * static_cast<double>(out_);
   for (auto* g : {&g_w1t_, &g_b1_, &g_w2_, &g_b2_}) std::fill(g->begin(), g->end(), 0.0f);
-  const double loss = train_rows(s, x.data(), target.data(), weights.empty() ? nullptr : weights.data(), norm,
-                                 w1t_.data(), b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(), g_b1_.data(),
-                                 g_w2_.data(), g_b2_.data(), hidden_scratch_.data(),
-                                 hidden_scratch_.data() + hidden_, grad_scratch_.data());
+  const float* xt = feature_major(s, x.data(), input_scratch_);
+  const double loss = train_rows(s, xt, target.data(), weights.empty() ? nullptr : weights.data(), norm, w1t_.data(),
+                                 b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(), g_b1_.data(), g_w2_.data(),
+                                 g_b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
+                                 grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock);
   ++steps_;
   const double bias_correction1 = 1.0 - std::pow(adam_.beta1, static_cast<double>(steps_));
   const double bias_correction2 = 1.0 - std::pow(adam_.beta2, static_cast<double>(steps_));

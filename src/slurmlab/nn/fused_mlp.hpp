@@ -2,8 +2,9 @@
 // FusedMlp: Linear(in, hidden) - tanh|ReLU - Linear(hidden, out) trained with weighted MSE
 // and Adam in one pass over the rows, for networks so small (fit-regression's 1 -> 16 -> 1)
 // that the generic layers' per-call tensors, contexts and separate loops cost more than the
-// arithmetic. Per row it runs forward, loss, backward and gradient accumulation on
-// hidden-length vectors (vectorized, AVX2 clone on x86-64), then one Adam update.
+// arithmetic. It walks the rows in L1-sized blocks, forward, loss and backward per block with
+// every loop running over contiguous rows (vectorized, AVX2 clone on x86-64), then one Adam
+// update.
 //
 // It is the same network as make_mlp(in, hidden, out, activation) with nn::mse_loss and
 // nn::Adam (PyTorch's update rule, same float32 operation order); tests compare them step by
@@ -57,7 +58,7 @@ class FusedMlp {
   std::vector<float> w1t_, b1_, w2_, b2_;
   std::vector<float> g_w1t_, g_b1_, g_w2_, g_b2_;
   std::vector<float> m_w1t_, m_b1_, m_w2_, m_b2_, v_w1t_, v_b1_, v_w2_, v_b2_;
-  mutable std::vector<float> hidden_scratch_, grad_scratch_;
+  mutable std::vector<float> hidden_scratch_, grad_scratch_, input_scratch_;
 };
 
 }  // namespace slurmlab::nn
