@@ -262,7 +262,13 @@ TEST(FitRegressionProgram, WithoutTheReleaseItFitsSyntheticDataAndSaysSo) {
                            "checkpoints/hidden-32/last.h5"}) {
     EXPECT_TRUE(fs::exists(dir / "out" / file)) << file;
   }
-  EXPECT_TRUE(fs::exists(dir / "out" / "tensorboard" / "hidden-4"));
+  // TensorBoard: the losses every epoch and the Hubble diagram as an image (every 100 epochs).
+  std::string events;
+  for (const auto& entry : fs::directory_iterator(dir / "out" / "tensorboard" / "hidden-4"))
+    events += slurmlab::testing::read_file(entry.path());
+  EXPECT_EQ(slurmlab::testing::count_occurrences(events, "loss/validation"), 300);
+  EXPECT_EQ(slurmlab::testing::count_occurrences(events, "loss/train"), 300);
+  EXPECT_EQ(slurmlab::testing::count_occurrences(events, "\x89PNG"), 3);
   // The synthetic table is flat LambdaCDM with Omega_m = 0.3.
   EXPECT_NE(result.output.find("Omega_m = 0.3"), std::string::npos) << result.output;
 }

@@ -53,7 +53,7 @@ std::string format_summary(const RunPlan& plan, const Dataset& d, const Results&
   out << "\n  model: standardised inputs" << (plan.log_z ? " (log10 of redshifts)" : "") << ", "
       << network_text(plan, d.feature_names.size(), plan.hidden.front()) << ", Adam lr " << plan.lr << ", "
       << (plan.batch_size == 0 ? std::string("full batch") : "batches of " + std::to_string(plan.batch_size)) << ", "
-      << (plan.weighted ? "MSE weighted by 1/" + d.target_name + "_error^2" : std::string("MSE")) << ", up to "
+      << (plan.weighted ? "MSE weighted by 1/" + plan.error_column.value_or("error") + "^2" : std::string("MSE")) << ", up to "
       << plan.epochs << " epochs" << (plan.patience > 0 ? ", early stopping patience " + std::to_string(plan.patience) : "")
       << "\n\n";
 
