@@ -34,10 +34,14 @@ int main(int argc, char** argv) {
   std::string dump;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--epochs") epochs = std::stoll(argv[i + 1]);
-    else if (flag == "--repeats") repeats = std::stoll(argv[i + 1]);
-    else if (flag == "--hidden") hidden = std::stoll(argv[i + 1]);
-    else if (flag == "--dump") dump = argv[i + 1];
+    if (flag == "--epochs")
+      epochs = std::stoll(argv[i + 1]);
+    else if (flag == "--repeats")
+      repeats = std::stoll(argv[i + 1]);
+    else if (flag == "--hidden")
+      hidden = std::stoll(argv[i + 1]);
+    else if (flag == "--dump")
+      dump = argv[i + 1];
     else {
       std::fprintf(stderr, "fit_epochs: unknown option %s\n", argv[i]);
       return 2;
@@ -97,13 +101,15 @@ int main(int argc, char** argv) {
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   const auto rows = static_cast<long long>(t_train.size()), val_rows = static_cast<long long>(t_val.size());
-  std::printf("{\"framework\": \"slurmlab fused\", \"hidden\": %lld, \"train_rows\": %lld, \"val_rows\": %lld, "
-              "\"epochs\": %lld, \"epochs_per_s\": %.1f, \"final_val_loss\": %.5f, \"synthetic\": %s}\n",
-              static_cast<long long>(hidden), rows, val_rows, static_cast<long long>(epochs), median(fused), fused_loss,
-              synthetic ? "true" : "false");
-  std::printf("{\"framework\": \"slurmlab layers\", \"hidden\": %lld, \"train_rows\": %lld, \"val_rows\": %lld, "
-              "\"epochs\": %lld, \"epochs_per_s\": %.1f, \"final_val_loss\": %.5f, \"synthetic\": %s}\n",
-              static_cast<long long>(hidden), rows, val_rows, static_cast<long long>(epochs), median(layers),
-              layers_loss, synthetic ? "true" : "false");
+  std::printf(
+      "{\"framework\": \"slurmlab fused\", \"hidden\": %lld, \"train_rows\": %lld, \"val_rows\": %lld, "
+      "\"epochs\": %lld, \"epochs_per_s\": %.1f, \"final_val_loss\": %.5f, \"synthetic\": %s}\n",
+      static_cast<long long>(hidden), rows, val_rows, static_cast<long long>(epochs), median(fused), fused_loss,
+      synthetic ? "true" : "false");
+  std::printf(
+      "{\"framework\": \"slurmlab layers\", \"hidden\": %lld, \"train_rows\": %lld, \"val_rows\": %lld, "
+      "\"epochs\": %lld, \"epochs_per_s\": %.1f, \"final_val_loss\": %.5f, \"synthetic\": %s}\n",
+      static_cast<long long>(hidden), rows, val_rows, static_cast<long long>(epochs), median(layers), layers_loss,
+      synthetic ? "true" : "false");
   return 0;
 }

@@ -35,7 +35,7 @@ std::string without_timing(const std::string& summary) {
   std::istringstream in(summary);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.find("synthetic-pantheon.dat") != std::string::npos) continue;  // names the output dir
+    if (line.find("synthetic-pantheon.dat") != std::string::npos) continue;                  // names the output dir
     line = std::regex_replace(line, std::regex("\\s+\\d+(\\s+\\(stopped early\\))?$"), "");  // epochs/s column
     out += line + "\n";
   }

@@ -15,10 +15,10 @@ TEST(FitRegressionSlurm, JobFitsTheSupernovaeOnOneCpuTask) {
   SKIP_WITHOUT_SLURM();
   const auto real = kSource / ".." / "shared" / "data" / "Pantheon+SH0ES.dat";
   const bool have_real = fs::exists(real);
-  const std::string env = "--export=ALL,FIT_EPOCHS=600" +
-                          (have_real ? ",FIT_TABLE=" + fs::canonical(real).string() : std::string());
-  const auto id = submit_and_wait(env + " " + (kSource / "jobs" / "fit-regression.sbatch").string(), "fit-regression",
-                                  300);
+  const std::string env =
+      "--export=ALL,FIT_EPOCHS=600" + (have_real ? ",FIT_TABLE=" + fs::canonical(real).string() : std::string());
+  const auto id =
+      submit_and_wait(env + " " + (kSource / "jobs" / "fit-regression.sbatch").string(), "fit-regression", 300);
   ASSERT_FALSE(id.empty());
   const auto output = read_file(kWorkDir / ("fit-regression-" + id + ".out"));
   const auto results = kWorkDir / ("fit-regression-" + id);

@@ -134,7 +134,7 @@ TEST(FitRegression, GapGrowthEpochOnConstructedCurves) {
   const auto grows = fit::gap_growth_epoch(train, val);
   EXPECT_GE(grows, 150);
   EXPECT_LE(grows, 320);
-  EXPECT_EQ(fit::gap_growth_epoch(train, flat_val), -1);  // a constant gap never grows
+  EXPECT_EQ(fit::gap_growth_epoch(train, flat_val), -1);       // a constant gap never grows
   EXPECT_EQ(fit::argmin_epoch({3.0, 2.0, 1.0, 1.0, 2.0}), 2);  // the first minimum
 }
 
@@ -237,8 +237,9 @@ TEST(FitRegression, LoaderErrorsNameTheColumn) {
 
 TEST(FitRegressionProgram, BadInputExitsWithTwoAndOneLine) {
   const auto dir = scratch("bad");
-  for (const std::string& flags : std::vector<std::string>{"--hidden 0", "--epochs -3", "--holdout-z 3,1", "--table /nonexistent/p.dat",
-                                  "--table " + synthetic_table().string() + " --target NOPE", "--no-such-flag"}) {
+  for (const std::string& flags :
+       std::vector<std::string>{"--hidden 0", "--epochs -3", "--holdout-z 3,1", "--table /nonexistent/p.dat",
+                                "--table " + synthetic_table().string() + " --target NOPE", "--no-such-flag"}) {
     const auto result = run_command("cd " + dir.string() + " && " + kProgram + " --output-dir out " + flags, 60);
     EXPECT_EQ(result.exit_code, 2) << flags << ": " << result.output;
     // One sentence naming the problem (an unknown flag is followed by the usage text).
@@ -257,9 +258,9 @@ TEST(FitRegressionProgram, WithoutTheReleaseItFitsSyntheticDataAndSaysSo) {
                                   120);
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_GE(slurmlab::testing::count_occurrences(result.output, "SYNTHETIC DATA"), 2) << result.output;
-  for (const auto* file : {"metrics.h5", "summary.txt", "loss_curves.png", "loss_sweep.png", "hubble.png",
-                           "residuals.png", "synthetic-pantheon.dat", "checkpoints/hidden-4/best.h5",
-                           "checkpoints/hidden-32/last.h5"}) {
+  for (const auto* file :
+       {"metrics.h5", "summary.txt", "loss_curves.png", "loss_sweep.png", "hubble.png", "residuals.png",
+        "synthetic-pantheon.dat", "checkpoints/hidden-4/best.h5", "checkpoints/hidden-32/last.h5"}) {
     EXPECT_TRUE(fs::exists(dir / "out" / file)) << file;
   }
   // TensorBoard: the losses every epoch and the Hubble diagram as an image (every 100 epochs).

@@ -83,10 +83,18 @@ void compare_training(const Case& c) {
 
 }  // namespace
 
-TEST(FusedMlp, MatchesGenericLayersTanhOneFeature) { compare_training({1, 16, 1, 300, Activation::tanh, false}); }
-TEST(FusedMlp, MatchesGenericLayersTanhWeighted) { compare_training({1, 16, 1, 300, Activation::tanh, true}); }
-TEST(FusedMlp, MatchesGenericLayersReluSeveralFeatures) { compare_training({5, 13, 1, 600, Activation::relu, true}); }  // 3 blocks of 256 rows
-TEST(FusedMlp, MatchesGenericLayersSeveralOutputs) { compare_training({3, 9, 2, 517, Activation::tanh, false}); }
+TEST(FusedMlp, MatchesGenericLayersTanhOneFeature) {
+  compare_training({1, 16, 1, 300, Activation::tanh, false});
+}
+TEST(FusedMlp, MatchesGenericLayersTanhWeighted) {
+  compare_training({1, 16, 1, 300, Activation::tanh, true});
+}
+TEST(FusedMlp, MatchesGenericLayersReluSeveralFeatures) {
+  compare_training({5, 13, 1, 600, Activation::relu, true});
+}  // 3 blocks of 256 rows
+TEST(FusedMlp, MatchesGenericLayersSeveralOutputs) {
+  compare_training({3, 9, 2, 517, Activation::tanh, false});
+}
 
 TEST(FusedMlp, OptimizerStateRoundTripsThroughAdam) {
   Generator init(3);

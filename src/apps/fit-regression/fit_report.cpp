@@ -25,11 +25,12 @@ std::string format(const char* pattern, double value) {
   return text;
 }
 
-std::string epoch_text(std::int64_t epoch) { return epoch < 0 ? "never" : std::to_string(epoch); }
+std::string epoch_text(std::int64_t epoch) {
+  return epoch < 0 ? "never" : std::to_string(epoch);
+}
 
 std::string network_text(const RunPlan& plan, std::size_t features, std::int64_t hidden) {
-  return std::to_string(features) + " -> " + std::to_string(hidden) + " (" + nn::to_string(plan.activation) +
-         ") -> 1";
+  return std::to_string(features) + " -> " + std::to_string(hidden) + " (" + nn::to_string(plan.activation) + ") -> 1";
 }
 
 }  // namespace
@@ -53,9 +54,9 @@ std::string format_summary(const RunPlan& plan, const Dataset& d, const Results&
   out << "\n  model: standardised inputs" << (plan.log_z ? " (log10 of redshifts)" : "") << ", "
       << network_text(plan, d.feature_names.size(), plan.hidden.front()) << ", Adam lr " << plan.lr << ", "
       << (plan.batch_size == 0 ? std::string("full batch") : "batches of " + std::to_string(plan.batch_size)) << ", "
-      << (plan.weighted ? "MSE weighted by 1/" + plan.error_column.value_or("error") + "^2" : std::string("MSE")) << ", up to "
-      << plan.epochs << " epochs" << (plan.patience > 0 ? ", early stopping patience " + std::to_string(plan.patience) : "")
-      << "\n\n";
+      << (plan.weighted ? "MSE weighted by 1/" + plan.error_column.value_or("error") + "^2" : std::string("MSE"))
+      << ", up to " << plan.epochs << " epochs"
+      << (plan.patience > 0 ? ", early stopping patience " + std::to_string(plan.patience) : "") << "\n\n";
 
   out << "  hidden  epochs  best epoch  gap grows  best val MSE  val RMS  test RMS  constant RMS  epochs/s\n";
   for (const auto& run : r.sweep) {
@@ -68,8 +69,8 @@ std::string format_summary(const RunPlan& plan, const Dataset& d, const Results&
     out << line;
   }
   const auto& main = r.sweep.front();
-  out << "\n  Network (hidden " << main.hidden << "): validation RMS " << format("%.4f", main.val_rms)
-      << " vs " << format("%.4f", main.constant_val_rms) << " for a constant (the training mean), "
+  out << "\n  Network (hidden " << main.hidden << "): validation RMS " << format("%.4f", main.val_rms) << " vs "
+      << format("%.4f", main.constant_val_rms) << " for a constant (the training mean), "
       << format("%.1f", main.constant_val_rms / main.val_rms) << "x smaller.\n";
   out << "  Overfitting: validation loss is smallest at epoch " << main.best_epoch << " of " << main.epochs_run
       << " (best checkpoint); the train/validation gap ";
@@ -223,8 +224,10 @@ void write_metrics(const fs::path& path, const RunPlan& plan, const Dataset& d, 
 
 io::Figure hubble_figure(const Dataset& d, const TrainingRun& run, const Results& r, const std::string& title) {
   io::Figure figure(1100, 700);
-  figure.title(title).x_label(d.redshift_name).y_label(d.target_name).log_x(
-      *std::min_element(d.redshift.begin(), d.redshift.end()) > 0.0);
+  figure.title(title)
+      .x_label(d.redshift_name)
+      .y_label(d.target_name)
+      .log_x(*std::min_element(d.redshift.begin(), d.redshift.end()) > 0.0);
   auto pick = [&](const std::vector<std::int64_t>& rows, std::vector<double>& z, std::vector<double>& y,
                   std::vector<double>& e) {
     for (auto i : rows) {

@@ -39,7 +39,9 @@ bool parse_double(const std::string& text, double& value) {
   }
 }
 
-bool is_redshift_name(const std::string& name) { return !name.empty() && name[0] == 'z'; }
+bool is_redshift_name(const std::string& name) {
+  return !name.empty() && name[0] == 'z';
+}
 
 }  // namespace
 
@@ -335,7 +337,8 @@ std::int64_t gap_growth_epoch(const std::vector<double>& train, const std::vecto
   std::size_t converged = 0;
   while (converged < n && val[converged] > best + 0.1 * std::abs(best)) ++converged;
   const auto window = std::min<std::size_t>(n, std::max<std::size_t>(5, n / 50));
-  std::vector<double> smooth(n, std::numeric_limits<double>::infinity());  // smooth[e]: mean of the gap over (e - window, e]
+  std::vector<double> smooth(
+      n, std::numeric_limits<double>::infinity());  // smooth[e]: mean of the gap over (e - window, e]
   double sum = 0;
   for (std::size_t e = 0; e < n; ++e) {
     sum += val[e] - train[e];
@@ -553,7 +556,8 @@ Results run_fits(const RunPlan& plan, const Dataset& d, const TableSource& sourc
   if (k > 1) {
     // The validation gain of each added feature: the first 1, 2, ..., k features at the main width.
     for (std::size_t f = 1; f < k; ++f)
-      results.feature_runs.push_back(train_network(d, plan, plan.hidden.front(), f, seed, hooks(plan.hidden.front(), f)));
+      results.feature_runs.push_back(
+          train_network(d, plan, plan.hidden.front(), f, seed, hooks(plan.hidden.front(), f)));
     results.feature_runs.push_back(results.sweep.front());
   }
   return results;

@@ -28,11 +28,11 @@ namespace slurmlab::fit {
 struct ProgramOptions {
   std::string table;  // empty: data/Pantheon+SH0ES.dat if present, else a synthetic table
   std::string target = "m_b_corr";
-  std::string features = "zCMB";                     // comma list
-  std::string error_column = "m_b_corr_err_DIAG";    // "none": no error column
-  bool weighted = false;                             // weights 1/error^2 in the MSE
-  bool log_z = false;                                // log10 of redshift features (z*) before standardising
-  std::string hidden = "16";                         // width, or a comma list (the sweep)
+  std::string features = "zCMB";                   // comma list
+  std::string error_column = "m_b_corr_err_DIAG";  // "none": no error column
+  bool weighted = false;                           // weights 1/error^2 in the MSE
+  bool log_z = false;                              // log10 of redshift features (z*) before standardising
+  std::string hidden = "16";                       // width, or a comma list (the sweep)
   std::string activation = "tanh";
   std::int64_t epochs = 3000;
   double lr = 0.01;
@@ -83,10 +83,10 @@ struct Dataset {
   std::vector<std::string> feature_names;
   std::string target_name;
   std::size_t rows = 0;
-  std::vector<std::vector<double>> raw;   // [row][feature], before log10 / standardisation
+  std::vector<std::vector<double>> raw;  // [row][feature], before log10 / standardisation
   std::vector<double> target;
-  std::vector<double> error;              // empty without an error column
-  std::vector<double> redshift;           // the x axis of the Hubble diagram (zCMB or the first z feature)
+  std::vector<double> error;     // empty without an error column
+  std::vector<double> redshift;  // the x axis of the Hubble diagram (zCMB or the first z feature)
   std::string redshift_name;
   // The LambdaCDM fit's points: every row of the table's zHD, m_b_corr, m_b_corr_err_DIAG
   // when it has them (the physics is about the standardised magnitudes, whatever the network
@@ -120,7 +120,7 @@ Standardizer fit_standardizer(const Dataset& d, bool log_z);
 // Per-epoch history and the analysis of one trained network.
 struct TrainingRun {
   std::int64_t hidden = 0;
-  std::size_t features = 0;  // the first `features` of the dataset's features
+  std::size_t features = 0;                  // the first `features` of the dataset's features
   std::vector<double> train_loss, val_loss;  // target units squared, per epoch (weighted if --weighted)
   std::int64_t epochs_run = 0;
   bool stopped_early = false;
@@ -129,7 +129,7 @@ struct TrainingRun {
   double best_val_loss = 0;
   // At the best epoch's weights, unweighted: RMS of target - prediction (target units).
   double train_rms = 0, val_rms = 0, test_rms = 0, holdout_rms = 0;
-  double constant_val_rms = 0;  // predicting the training mean
+  double constant_val_rms = 0;                  // predicting the training mean
   std::vector<double> grid_z, grid_prediction;  // the network on a redshift grid (best weights)
   std::vector<double> val_prediction;           // on the validation rows (best weights)
   double seconds = 0;
@@ -173,10 +173,10 @@ std::int64_t gap_growth_epoch(const std::vector<double>& train, const std::vecto
 // Everything one program run computes.
 struct Results {
   TableSource source;
-  std::vector<TrainingRun> sweep;          // one per --hidden width, all features
-  std::vector<TrainingRun> feature_runs;   // first 1..k features at the main width (k > 1)
+  std::vector<TrainingRun> sweep;         // one per --hidden width, all features
+  std::vector<TrainingRun> feature_runs;  // first 1..k features at the main width (k > 1)
   std::optional<cosmology::LcdmFit> lcdm;
-  std::string lcdm_skipped;                // why there is no fit
+  std::string lcdm_skipped;                 // why there is no fit
   std::vector<double> lcdm_grid, eds_grid;  // the two models on the main run's z grid (target units)
 };
 

@@ -76,8 +76,8 @@ SLURMLAB_INLINE float total(const float* __restrict a, std::int64_t n) {
 // Forward of rows [0, n) of a block: xt is feature-major ([in][n], stride `stride`),
 // activations into act ([hidden][kBlock]), outputs into y ([out][kBlock]).
 SLURMLAB_INLINE void forward_block(const Sizes& s, std::int64_t n, const float* __restrict xt, std::int64_t stride,
-                          const float* __restrict w1t, const float* __restrict b1, const float* __restrict w2,
-                          const float* __restrict b2, float* __restrict act, float* __restrict y) {
+                                   const float* __restrict w1t, const float* __restrict b1, const float* __restrict w2,
+                                   const float* __restrict b2, float* __restrict act, float* __restrict y) {
   for (std::int64_t o = 0; o < s.out; ++o)
     for (std::int64_t r = 0; r < n; ++r) y[o * kBlock + r] = b2[o];
   for (std::int64_t j = 0; j < s.hidden; ++j) {
@@ -111,8 +111,8 @@ const float* feature_major(const Sizes& s, const float* x, std::vector<float>& s
 }
 
 SLURMLAB_VECTOR_CLONES double loss_rows(const Sizes& s, const float* xt, const float* t, const float* weights,
-                                        const float* w1t, const float* b1, const float* w2, const float* b2,
-                                        float* act, float* y) {
+                                        const float* w1t, const float* b1, const float* w2, const float* b2, float* act,
+                                        float* y) {
   double sum = 0.0, weight_total = 0.0;
   for (std::int64_t first = 0; first < s.rows; first += kBlock) {
     const auto n = std::min(kBlock, s.rows - first);
@@ -143,10 +143,9 @@ SLURMLAB_VECTOR_CLONES void predict_rows(const Sizes& s, const float* xt, const 
 SLURMLAB_VECTOR_CLONES double train_rows(const Sizes& s, const float* __restrict xt, const float* __restrict t,
                                          const float* __restrict weights, double norm, const float* __restrict w1t,
                                          const float* __restrict b1, const float* __restrict w2,
-                                         const float* __restrict b2, float* __restrict g_w1t,
-                                         float* __restrict g_b1, float* __restrict g_w2, float* __restrict g_b2,
-                                         float* __restrict act, float* __restrict y, float* __restrict gy,
-                                         float* __restrict gh) {
+                                         const float* __restrict b2, float* __restrict g_w1t, float* __restrict g_b1,
+                                         float* __restrict g_w2, float* __restrict g_b2, float* __restrict act,
+                                         float* __restrict y, float* __restrict gy, float* __restrict gh) {
   double sum = 0.0;
   for (std::int64_t first = 0; first < s.rows; first += kBlock) {
     const auto n = std::min(kBlock, s.rows - first);
@@ -185,7 +184,8 @@ Parameter& parameter_named(Layer& mlp, const std::string& name) {
   Parameter* found = nullptr;
   for (auto& p : parameters_of(mlp))
     if (p.name == name) found = p.parameter;
-  if (!found) throw std::invalid_argument("FusedMlp: the network has no parameter '" + name + "' (not a make_mlp network)");
+  if (!found)
+    throw std::invalid_argument("FusedMlp: the network has no parameter '" + name + "' (not a make_mlp network)");
   return *found;
 }
 
@@ -240,7 +240,7 @@ void FusedMlp::load_from(Layer& mlp, Adam* optimizer) {
     if (base == "0.weight") {
       transpose_into(state.data(), (second ? v_w1t_ : m_w1t_).data(), hidden_, in_);
     } else {
-      auto& target = base == "0.bias" ? (second ? v_b1_ : m_b1_)
+      auto& target = base == "0.bias"     ? (second ? v_b1_ : m_b1_)
                      : base == "2.weight" ? (second ? v_w2_ : m_w2_)
                                           : (second ? v_b2_ : m_b2_);
       check_size(state, target.size(), name);
@@ -269,7 +269,7 @@ void FusedMlp::store_to(Layer& mlp, Adam* optimizer) const {
     if (base == "0.weight") {
       transpose_into((second ? v_w1t_ : m_w1t_).data(), state.data(), in_, hidden_);
     } else {
-      const auto& source = base == "0.bias" ? (second ? v_b1_ : m_b1_)
+      const auto& source = base == "0.bias"     ? (second ? v_b1_ : m_b1_)
                            : base == "2.weight" ? (second ? v_w2_ : m_w2_)
                                                 : (second ? v_b2_ : m_b2_);
       std::copy(source.begin(), source.end(), state.data());
