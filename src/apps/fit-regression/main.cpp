@@ -1,0 +1,177 @@
+// fit-regression: a one-hidden-layer network regresses a Pantheon+SH0ES column (m_b_corr by
+// default) on redshift and other columns, with every epoch's train and validation loss, the
+// epoch where overfitting starts, a width sweep, the validation gain of each added feature,
+// and a flat LambdaCDM fit beside it (Omega_m, and Einstein-de Sitter rejected at N sigma).
+//
+// The network has tens of parameters: it trains on the CPU of rank 0 (FusedMlp, one pass per
+// epoch); a GPU would only add kernel-launch latency. Other ranks (if any) wait; run it with
+// one task (jobs/fit-regression.sbatch).
+#include <mpi.h>
+
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "fit_training.hpp"
+#include "slurmlab/cli/console.hpp"
+#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/cli/options.hpp"
+#include "slurmlab/cli/progress.hpp"
+#include "slurmlab/cluster/rank_context.hpp"
+#include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/io/output_pattern.hpp"
+#include "slurmlab/io/tensorboard.hpp"
+#include "slurmlab/nn/checkpoint.hpp"
+
+namespace fs = std::filesystem;
+using namespace slurmlab;
+
+int main(int argc, char** argv) {
+  return cluster::run_mpi_program(
+      argc, argv, "fit-regression", [](cluster::MpiSession& session, int count, char** args) {
+        fit::ProgramOptions options;
+        cli::OptionParser parser(
+            "fit-regression",
+            "A two-layer network (standardised inputs, one hidden layer) fits a Pantheon+SH0ES column against "
+            "redshift\n"
+            "and other columns, shows when it starts to overfit, and a flat LambdaCDM fit beside it.\n"
+            "Without data/Pantheon+SH0ES.dat (tools/fetch-data) or --table it fits a synthetic table and says so.\n"
+            "The network is tiny: it trains on the CPU of rank 0; run it with one task (jobs/fit-regression.sbatch).",
+            "fit-regression-%j");
+        parser
+            .add("table", options.table,
+                 "Pantheon+SH0ES.dat-format table (default: data/Pantheon+SH0ES.dat, else synthetic)")
+            .add("target", options.target, "column to predict")
+            .add("features", options.features,
+                 "input columns, comma list (e.g. zCMB,x1,c,HOST_LOGMASS,HOST_ANGSEP,VPEC)")
+            .add("error-column", options.error_column, "the target's error column (none: no errors, no LambdaCDM fit)")
+            .add_flag("weighted", options.weighted, "weight the MSE by 1/error^2")
+            .add_flag("log-z", options.log_z, "log10 of redshift features (names starting with z) before standardising")
+            .add("hidden", options.hidden, "hidden width, or a comma list for a sweep (e.g. 4,32,512)")
+            .add("activation", options.activation, "tanh or relu")
+            .add("epochs", options.epochs, "epochs (full passes over the training rows)")
+            .add("lr", options.lr, "Adam learning rate")
+            .add("batch-size", options.batch_size, "rows per step; 0 = full batch")
+            .add("val-fraction", options.val_fraction, "fraction of rows for validation")
+            .add("test-fraction", options.test_fraction, "fraction of rows for the test set")
+            .add("holdout-z", options.holdout_z,
+                 "LO,HI: hold out rows with redshift in [LO, HI] (extrapolation), or none")
+            .add("patience", options.patience, "early stopping: epochs without improvement (0 = off)")
+            .add("min-delta", options.min_delta, "early stopping: smallest validation-loss decrease that counts")
+            .add("image-every", options.image_every,
+                 "TensorBoard prediction image and checkpoints every N epochs (0: at the end)")
+            .add("lcdm-z-min", options.z_min_lcdm, "the LambdaCDM fit uses zHD above this (Pantheon+: 0.01)");
+
+        std::ostringstream help;
+        auto outcome = cli::OptionParser::Outcome::Run;
+        fit::RunPlan plan{};
+        session.run_collectively([&] {
+          outcome = parser.parse(count, args, help);
+          if (outcome == cli::OptionParser::Outcome::Run) {
+            plan = fit::check_options(options);
+            cluster::parse_device_preference(parser.common().device);  // checks the spelling
+          }
+        });
+        const cli::Console console(session.is_root());
+        if (outcome == cli::OptionParser::Outcome::Exit) {
+          if (session.is_root()) std::cout << help.str() << std::flush;
+          throw ProgramExit(0);
+        }
+
+        const auto env = cluster::Environment::from_process();
+        // CPU on purpose: the whole network fits in a few cache lines.
+        const auto context =
+            cluster::RankContext::establish(session, env, cluster::DevicePreference::Cpu, /*allow_sharing=*/true);
+        if (parser.common().device == "cuda") {
+          console.line(
+              "fit-regression: --device cuda ignored: this network has tens of parameters and trains faster on "
+              "the CPU than a GPU could launch its kernels.");
+        }
+        if (session.size() > 1) {
+          console.line("fit-regression: " + std::to_string(session.size()) +
+                       " ranks, but the network trains on rank 0 alone; the others wait (use --ntasks=1).");
+        }
+
+        fs::path output_dir;
+        session.run_collectively([&] {
+          output_dir =
+              session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
+          if (session.is_root()) fs::create_directories(output_dir);
+        });
+
+        session.run_collectively([&] {
+          if (!session.is_root()) return;
+          const auto seed = parser.common().seed;
+          const auto source = fit::resolve_table(plan, output_dir);
+          if (source.synthetic) console.line("*** " + source.note + " ***");
+          const auto table = data::WhitespaceTable::read(source.path);
+          const auto dataset = fit::load_dataset(table, plan, seed);
+          console.line("fit-regression: " + std::to_string(dataset.rows) + " rows from " + source.path.string() + ", " +
+                       std::to_string(plan.hidden.size()) + " width(s), up to " + std::to_string(plan.epochs) +
+                       " epochs each; " + context.node_name + " CPU");
+
+          std::vector<std::unique_ptr<io::EventWriter>> writers;
+          std::vector<std::unique_ptr<cli::Progress>> bars;
+          auto hooks_for = [&](const std::string& name, std::int64_t hidden, std::size_t features,
+                               const fit::Results& partial) {
+            writers.push_back(std::make_unique<io::EventWriter>(output_dir / "tensorboard" / name));
+            auto* events = writers.back().get();
+            cli::Progress::Options progress_options;
+            progress_options.label = name;
+            progress_options.unit = "epoch";
+            progress_options.enabled = session.is_root();
+            bars.push_back(std::make_unique<cli::Progress>(plan.epochs, progress_options));
+            auto* bar = bars.back().get();
+            fit::EpochHooks hooks;
+            hooks.after_epoch = [&, events, bar, name, hidden, features](
+                                    const fit::TrainingRun& run, std::int64_t epoch, const fit::Predictor& current) {
+              events->scalar("loss/train", epoch, run.train_loss.back());
+              events->scalar("loss/validation", epoch, run.val_loss.back());
+              const bool last = epoch + 1 == plan.epochs;
+              if (plan.image_every > 0 && ((epoch + 1) % plan.image_every == 0 || last) && !run.grid_z.empty()) {
+                fit::TrainingRun now = run;
+                now.grid_prediction =
+                    current.on_grid(run.grid_z, static_cast<std::size_t>(dataset.grid_feature), features);
+                events->image("prediction", epoch,
+                              fit::hubble_figure(dataset, now, partial,
+                                                 name + ", epoch " + std::to_string(epoch) +
+                                                     (source.synthetic ? " [SYNTHETIC DATA]" : "")));
+              }
+              std::ostringstream extra;
+              extra.precision(4);
+              extra << "train " << run.train_loss.back() << "  val " << run.val_loss.back() << "  best epoch "
+                    << run.best_epoch;
+              bar->update(epoch + 1, extra.str());
+              (void)hidden;
+            };
+            hooks.finished = [bar](const fit::TrainingRun& run) {
+              bar->finish("best epoch " + std::to_string(run.best_epoch) +
+                          (run.stopped_early ? ", stopped early" : ""));
+            };
+            hooks.save = [&, name](nn::Layer& net, nn::Adam& optimizer, std::int64_t epoch, const std::string& which) {
+              nn::TrainingPosition position;
+              position.epoch = epoch;
+              position.step = optimizer.steps_taken();
+              nn::save_checkpoint(output_dir / "checkpoints" / name / (which + ".h5"), net, &optimizer, position);
+            };
+            return hooks;
+          };
+
+          const auto results = fit::run_fits(plan, dataset, source, seed, hooks_for);
+          for (auto& events : writers) {
+            events->end_session(io::SessionStatus::success);
+            events->close();
+          }
+          const auto summary = fit::format_summary(plan, dataset, results);
+          console.line(summary);
+          io::write_file_atomically(output_dir / "summary.txt", summary);
+          fit::write_metrics(output_dir / "metrics.h5", plan, dataset, results, seed,
+                             context.slurm.job_id.value_or(""));
+          fit::write_figures(output_dir, plan, dataset, results);
+          console.line(
+              "Results: " + fs::absolute(output_dir).string() +
+              " (metrics.h5, summary.txt, loss_curves.png, hubble.png, residuals.png, tensorboard/, checkpoints/)");
+        });
+        return 0;
+      });
+}

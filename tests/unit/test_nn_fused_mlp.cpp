@@ -1,0 +1,126 @@
+// FusedMlp against the generic layers (make_mlp + mse_loss + Adam): same predictions, losses
+// and weights after many steps, to float tolerance, for tanh and ReLU, with and without
+// sample weights, several inputs and outputs; the weight/moment round trip; bad shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "slurmlab/nn/fused_mlp.hpp"
+#include "slurmlab/nn/losses.hpp"
+#include "slurmlab/nn/models.hpp"
+
+using namespace slurmlab::nn;
+
+namespace {
+
+struct Case {
+  std::int64_t in, hidden, out, rows;
+  Activation activation;
+  bool weighted;
+};
+
+std::vector<float> random_values(std::size_t n, Generator& g, float scale) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = scale * g.normal();
+  return v;
+}
+
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, float tolerance, const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], tolerance) << what << " element " << i;
+}
+
+std::vector<float> values_of(Layer& net) {
+  std::vector<float> all;
+  for (auto& p : parameters_of(net)) {
+    const auto v = p.parameter->value.to_vector();
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
+}
+
+void compare_training(const Case& c) {
+  Generator init(7), data(11);
+  auto reference = make_mlp(c.in, c.hidden, c.out, c.activation, init);
+  AdamOptions adam;
+  adam.learning_rate = 0.01;
+  Adam optimizer(parameters_of(*reference), adam);
+  FusedMlp fused(c.in, c.hidden, c.out, c.activation, adam);
+  fused.load_from(*reference);
+
+  const auto x = random_values(static_cast<std::size_t>(c.rows * c.in), data, 1.0f);
+  const auto t = random_values(static_cast<std::size_t>(c.rows * c.out), data, 1.0f);
+  std::vector<float> w;
+  if (c.weighted)
+    for (std::int64_t r = 0; r < c.rows; ++r) w.push_back(0.2f + data.uniform(0.0f, 2.0f));
+  const auto input = Tensor::from({c.rows, c.in}, x);
+  const auto target = Tensor::from({c.rows, c.out}, t);
+
+  for (int step = 0; step < 50; ++step) {
+    zero_grad(*reference);
+    auto forward = reference->forward(input, Mode::train);
+    const auto loss = mse_loss(forward.output, target, w);
+    reference->backward(*forward.context, loss.grad);
+    optimizer.step();
+    const double fused_loss = fused.train_step(x, t, w);
+    EXPECT_NEAR(fused_loss, loss.loss, 1e-5 * (1.0 + loss.loss)) << "step " << step;
+  }
+  // Weights after 50 Adam steps agree to float tolerance.
+  auto copy = make_mlp(c.in, c.hidden, c.out, c.activation, init);
+  Adam copy_optimizer(parameters_of(*copy), adam);
+  fused.store_to(*copy, &copy_optimizer);
+  expect_close(values_of(*copy), values_of(*reference), 2e-4f, "weights");
+  EXPECT_EQ(copy_optimizer.steps_taken(), optimizer.steps_taken());
+
+  // Predictions and the evaluation loss.
+  std::vector<float> predicted(static_cast<std::size_t>(c.rows * c.out));
+  fused.predict(x, predicted);
+  const auto eval = reference->forward(input, Mode::eval);
+  expect_close(predicted, eval.output.to_vector(), 2e-4f, "predictions");
+  EXPECT_NEAR(fused.loss(x, t, w), mse_loss(eval.output, target, w).loss, 1e-4);
+}
+
+}  // namespace
+
+TEST(FusedMlp, MatchesGenericLayersTanhOneFeature) {
+  compare_training({1, 16, 1, 300, Activation::tanh, false});
+}
+TEST(FusedMlp, MatchesGenericLayersTanhWeighted) {
+  compare_training({1, 16, 1, 300, Activation::tanh, true});
+}
+TEST(FusedMlp, MatchesGenericLayersReluSeveralFeatures) {
+  compare_training({5, 13, 1, 600, Activation::relu, true});
+}  // 3 blocks of 256 rows
+TEST(FusedMlp, MatchesGenericLayersSeveralOutputs) {
+  compare_training({3, 9, 2, 517, Activation::tanh, false});
+}
+
+TEST(FusedMlp, OptimizerStateRoundTripsThroughAdam) {
+  Generator init(3);
+  auto net = make_mlp(2, 5, 1, Activation::tanh, init);
+  Adam optimizer(parameters_of(*net), {});
+  FusedMlp a(2, 5, 1, Activation::tanh);
+  a.load_from(*net);
+  const std::vector<float> x{0.1f, -0.3f, 0.7f, 1.2f, -0.5f, 0.2f}, t{0.5f, -0.1f, 0.9f};
+  for (int i = 0; i < 5; ++i) a.train_step(x, t);
+  a.store_to(*net, &optimizer);
+  FusedMlp b(2, 5, 1, Activation::tanh);
+  b.load_from(*net, &optimizer);
+  // Same state: the next steps are identical bit for bit.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(a.train_step(x, t), b.train_step(x, t));
+  EXPECT_EQ(a.steps_taken(), 10);
+}
+
+TEST(FusedMlp, RefusesBadShapesAndActivations) {
+  EXPECT_THROW(FusedMlp(1, 4, 1, Activation::gelu), std::invalid_argument);
+  EXPECT_THROW(FusedMlp(0, 4, 1, Activation::tanh), std::invalid_argument);
+  FusedMlp net(2, 4, 1, Activation::tanh);
+  const std::vector<float> x{1, 2, 3}, t{1};
+  EXPECT_THROW(net.train_step(x, t), std::invalid_argument);
+  const std::vector<float> x2{1, 2}, w{1, 1};
+  EXPECT_THROW(net.train_step(x2, t, w), std::invalid_argument);
+  Generator init(1);
+  auto wrong = make_mlp(3, 4, 1, Activation::tanh, init);
+  EXPECT_THROW(net.load_from(*wrong), std::invalid_argument);
+}
