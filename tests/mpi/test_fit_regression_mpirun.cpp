@@ -16,18 +16,7 @@ namespace {
 
 const std::string kProgram = SLURMLAB_BINARY_DIR "/bin/fit-regression";
 
-std::string mpirun(int ranks) {
-  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
-         "mpirun --bind-to none -np " +
-         std::to_string(ranks) + " ";
-}
 
-fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::path(SLURMLAB_BINARY_DIR) / "test-output" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 // The summary without timing columns and lines.
 std::string without_timing(const std::string& summary) {

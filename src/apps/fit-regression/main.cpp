@@ -62,21 +62,9 @@ int main(int argc, char** argv) {
                  "TensorBoard prediction image and checkpoints every N epochs (0: at the end)")
             .add("lcdm-z-min", options.z_min_lcdm, "the LambdaCDM fit uses zHD above this (Pantheon+: 0.01)");
 
-        std::ostringstream help;
-        auto outcome = cli::OptionParser::Outcome::Run;
         fit::RunPlan plan{};
-        session.run_collectively([&] {
-          outcome = parser.parse(count, args, help);
-          if (outcome == cli::OptionParser::Outcome::Run) {
-            plan = fit::check_options(options);
-            cluster::parse_device_preference(parser.common().device);  // checks the spelling
-          }
-        });
+        cli::parse_on_all_ranks(session, parser, count, args, [&] { plan = fit::check_options(options); });
         const cli::Console console(session.is_root());
-        if (outcome == cli::OptionParser::Outcome::Exit) {
-          if (session.is_root()) std::cout << help.str() << std::flush;
-          throw ProgramExit(0);
-        }
 
         const auto env = cluster::Environment::from_process();
         // CPU on purpose: the whole network fits in a few cache lines.
