@@ -107,7 +107,7 @@ std::string format_summary(const RunPlan& plan, const Dataset& d, const Results&
   out << "\n";
   if (r.lcdm) {
     out << "  (LambdaCDM on " << d.lcdm_columns << ")\n";
-    out << r.lcdm->summary();
+    out << r.lcdm->summary() << "\n";
   } else {
     out << "No LambdaCDM fit: " << r.lcdm_skipped << "\n";
   }
