@@ -2,7 +2,8 @@
 // repeated, median reported. torch_train_step.py measures the same steps in PyTorch; run.sh
 // runs both with the same thread count and prints the ratios.
 //
-// usage: nn_train_step mlp|cnn|alexnet [repeats]   (prints one JSON line)
+// usage: nn_train_step mlp|mlp-fused|cnn|alexnet [repeats]   (prints one JSON line)
+// mlp-fused: the same MLP step through nn::FusedMlp (one pass per step), peer: torch "mlp".
 #include <cblas.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "slurmlab/nn/fused_mlp.hpp"
 #include "slurmlab/nn/losses.hpp"
 #include "slurmlab/nn/models.hpp"
 #include "slurmlab/nn/optim.hpp"
@@ -19,7 +21,7 @@ using namespace slurmlab::nn;
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: nn_train_step mlp|cnn|alexnet [repeats]\n");
+    std::fprintf(stderr, "usage: nn_train_step mlp|mlp-fused|cnn|alexnet [repeats]\n");
     return 2;
   }
   const std::string model = argv[1];
@@ -29,7 +31,7 @@ int main(int argc, char** argv) {
   Tensor x, target;
   std::vector<std::int64_t> labels;
   std::int64_t batch = 0;
-  if (model == "mlp") {  // 1-64-1, 1400 rows, full batch (the Pantheon+ fit)
+  if (model == "mlp" || model == "mlp-fused") {  // 1-64-1, 1400 rows, full batch (the Pantheon+ fit)
     batch = 1400;
     net = make_mlp(1, 64, 1, Activation::tanh, g);
     x = Tensor({batch, 1});
@@ -49,10 +51,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nn_train_step: unknown model '%s'\n", model.c_str());
     return 2;
   }
-  Adam adam(parameters_of(*net), {.learning_rate = 1e-3});
   std::vector<double> times;
   double last_loss = 0.0;
-  for (int r = 0; r < repeats + 3; ++r) {  // 3 warm-up steps (allocator cache, OpenBLAS threads)
+  if (model == "mlp-fused") {
+    FusedMlp fused(1, 64, 1, Activation::tanh, {.learning_rate = 1e-3});
+    fused.load_from(*net);  // the same initial weights as the generic MLP
+    for (int r = 0; r < repeats + 3; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      last_loss = fused.train_step(x.span(), target.span());
+      const auto stop = std::chrono::steady_clock::now();
+      if (r >= 3) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+    }
+  }
+  Adam adam(parameters_of(*net), {.learning_rate = 1e-3});
+  for (int r = 0; model != "mlp-fused" && r < repeats + 3; ++r) {  // 3 warm-up steps (allocator cache, OpenBLAS threads)
     const auto start = std::chrono::steady_clock::now();
     adam.zero_grad();
     auto f = net->forward(x, Mode::train);
