@@ -1,4 +1,5 @@
 #include "slurmlab/nn/fused_mlp.hpp"
+#include "slurmlab/nn/rational_tanh.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -21,25 +22,7 @@ namespace {
 #define SLURMLAB_INLINE inline
 #endif
 
-// The same rational tanh as ActivationLayer (activations.cpp), so both networks agree to a
-// float ulp or two: a 13/6 rational function on [-7.9, 7.9], branch-free so loops vectorize.
-SLURMLAB_INLINE float rational_tanh(float x) {
-  constexpr float kClamp = 7.90531110763549805f;
-  const float low = x < -kClamp ? -kClamp : x;
-  const float c = low > kClamp ? kClamp : low;
-  const float x2 = c * c;
-  float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
-  p = p * x2 + -8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  p = p * c;
-  float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  return p / q;
-}
+using detail::rational_tanh;  // the same tanh as ActivationLayer
 
 struct Sizes {
   std::int64_t rows, in, hidden, out;
