@@ -1,6 +1,8 @@
 #include "slurmlab/nn/fused_mlp.hpp"
 #include "slurmlab/nn/rational_tanh.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -122,16 +124,17 @@ SLURMLAB_VECTOR_CLONES void predict_rows(const Sizes& s, const float* xt, const 
   }
 }
 
-// Forward, weighted MSE and backward for every row, gradients summed into g_*.
+// Forward, weighted MSE and backward for rows [begin, end), gradients summed into g_*.
 SLURMLAB_VECTOR_CLONES double train_rows(const Sizes& s, const float* __restrict xt, const float* __restrict t,
                                          const float* __restrict weights, double norm, const float* __restrict w1t,
                                          const float* __restrict b1, const float* __restrict w2,
                                          const float* __restrict b2, float* __restrict g_w1t, float* __restrict g_b1,
                                          float* __restrict g_w2, float* __restrict g_b2, float* __restrict act,
-                                         float* __restrict y, float* __restrict gy, float* __restrict gh) {
+                                         float* __restrict y, float* __restrict gy, float* __restrict gh,
+                                         std::int64_t begin, std::int64_t end) {
   double sum = 0.0;
-  for (std::int64_t first = 0; first < s.rows; first += kBlock) {
-    const auto n = std::min(kBlock, s.rows - first);
+  for (std::int64_t first = begin; first < end; first += kBlock) {
+    const auto n = std::min(kBlock, end - first);
     forward_block(s, n, xt + first, s.rows, w1t, b1, w2, b2, act, y);
     for (std::int64_t o = 0; o < s.out; ++o) {
       for (std::int64_t r = 0; r < n; ++r) {
@@ -329,10 +332,44 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
   const double norm = weight_total * static_cast<double>(out_);
   for (auto* g : {&g_w1t_, &g_b1_, &g_w2_, &g_b2_}) std::fill(g->begin(), g->end(), 0.0f);
   const float* xt = feature_major(s, x.data(), input_scratch_);
-  const double loss = train_rows(s, xt, target.data(), weights.empty() ? nullptr : weights.data(), norm, w1t_.data(),
-                                 b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(), g_b1_.data(), g_w2_.data(),
-                                 g_b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
-                                 grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock);
+  const float* w = weights.empty() ? nullptr : weights.data();
+  // Two cores take half the rows each when there are at least two blocks of them, each into
+  // its own gradients and scratch; the halves are added in a fixed order, so a run is
+  // reproducible for a given thread count (OMP_NUM_THREADS=1 keeps one thread).
+  const bool split = s.rows >= 2 * kBlock && omp_get_max_threads() >= 2;
+  double loss = 0.0;
+  if (!split) {
+    loss = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(),
+                      g_b1_.data(), g_w2_.data(), g_b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
+                      grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock, 0, s.rows);
+  } else {
+    auto& other = second_half_;
+    other.resize(g_w1t_.size(), g_b1_.size(), g_w2_.size(), g_b2_.size(), hidden_scratch_.size(), grad_scratch_.size());
+    const std::int64_t middle = s.rows / 2;
+    double part[2] = {0.0, 0.0};
+#pragma omp parallel num_threads(2)
+    {
+      if (omp_get_thread_num() == 0) {
+        part[0] = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(),
+                             g_w1t_.data(), g_b1_.data(), g_w2_.data(), g_b2_.data(), hidden_scratch_.data(),
+                             grad_scratch_.data(), grad_scratch_.data() + out_ * kBlock,
+                             hidden_scratch_.data() + hidden_ * kBlock, 0, middle);
+      } else {
+        part[1] = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(),
+                             other.g_w1t.data(), other.g_b1.data(), other.g_w2.data(), other.g_b2.data(),
+                             other.hidden.data(), other.grad.data(), other.grad.data() + out_ * kBlock,
+                             other.hidden.data() + hidden_ * kBlock, middle, s.rows);
+      }
+    }
+    loss = part[0] + part[1];
+    auto add = [](std::vector<float>& into, const std::vector<float>& from) {
+      for (std::size_t i = 0; i < into.size(); ++i) into[i] += from[i];
+    };
+    add(g_w1t_, other.g_w1t);
+    add(g_b1_, other.g_b1);
+    add(g_w2_, other.g_w2);
+    add(g_b2_, other.g_b2);
+  }
   ++steps_;
   const double bias_correction1 = 1.0 - std::pow(adam_.beta1, static_cast<double>(steps_));
   const double bias_correction2 = 1.0 - std::pow(adam_.beta2, static_cast<double>(steps_));

@@ -59,6 +59,20 @@ class FusedMlp {
   std::vector<float> g_w1t_, g_b1_, g_w2_, g_b2_;
   std::vector<float> m_w1t_, m_b1_, m_w2_, m_b2_, v_w1t_, v_b1_, v_w2_, v_b2_;
   mutable std::vector<float> hidden_scratch_, grad_scratch_, input_scratch_;
+  // The second core's gradients and scratch when a step splits its rows in two (zeroed by
+  // resize every step).
+  struct HalfStep {
+    std::vector<float> g_w1t, g_b1, g_w2, g_b2, hidden, grad;
+    void resize(std::size_t w1t, std::size_t b1, std::size_t w2, std::size_t b2, std::size_t h, std::size_t gr) {
+      g_w1t.assign(w1t, 0.0f);
+      g_b1.assign(b1, 0.0f);
+      g_w2.assign(w2, 0.0f);
+      g_b2.assign(b2, 0.0f);
+      hidden.resize(h);
+      grad.resize(gr);
+    }
+  };
+  HalfStep second_half_;
 };
 
 }  // namespace slurmlab::nn
