@@ -41,85 +41,32 @@ void check_cudnn(int status, const char* call, const char* file, int line) {
 
 namespace {
 
-// The host allocator's size classes (tensor.cpp): 256-byte steps to 1 MiB, powers of two above.
-std::size_t size_class(std::size_t bytes) {
-  constexpr std::size_t kSmall = 256;
-  constexpr std::size_t kLarge = std::size_t{1} << 20;
-  if (bytes == 0) return kSmall;
-  if (bytes <= kLarge) return (bytes + kSmall - 1) / kSmall * kSmall;
-  std::size_t rounded = kLarge;
-  while (rounded < bytes) rounded <<= 1;
-  return rounded;
-}
-
 std::size_t peak_bytes = 0;
 std::size_t workspace_in_use = 0;
 
 class DeviceCachingAllocator final : public CachingAllocator {
  public:
-  std::shared_ptr<Storage> allocate(std::size_t bytes) override {
-    Context::get();  // the device is selected before the first cudaMalloc
-    const std::size_t capacity = size_class(bytes);
-    void* block = nullptr;
-    {
-      std::lock_guard lock(mutex_);
-      auto found = free_blocks_.find(capacity);
-      if (found != free_blocks_.end()) {
-        block = found->second;
-        free_blocks_.erase(found);
-        stats_.bytes_cached -= capacity;
-        ++stats_.reused_allocations;
-      } else {
-        ++stats_.fresh_allocations;
-      }
-      stats_.bytes_in_use += capacity;
-      peak_bytes = std::max(peak_bytes, stats_.bytes_in_use + workspace_in_use);
-    }
-    if (block == nullptr) {
-      cudaError_t status = cudaMalloc(&block, capacity);
-      if (status == cudaErrorMemoryAllocation) {
-        // Give the cache back to the driver and try once more (PyTorch does the same).
-        cudaGetLastError();
-        release_cached();
-        status = cudaMalloc(&block, capacity);
-      }
-      if (status != cudaSuccess) {
-        std::lock_guard lock(mutex_);
-        stats_.bytes_in_use -= capacity;
-        check_cuda(status, "cudaMalloc", __FILE__, __LINE__);
-      }
-    }
-    return std::make_shared<Storage>(block, bytes, capacity, Device::cuda, this);
-  }
-
-  // Stream-ordered reuse: every kernel that used the block was queued on the context's one
-  // stream before any kernel of the next owner, so the block can be handed out at once.
-  void give_back(void* block, std::size_t capacity) override {
-    std::lock_guard lock(mutex_);
-    free_blocks_.emplace(capacity, block);
-    stats_.bytes_cached += capacity;
-    stats_.bytes_in_use -= capacity;
-  }
-
-  Statistics statistics() const override {
-    std::lock_guard lock(mutex_);
-    return stats_;
-  }
-
-  void release_cached() override {
-    Context::get().synchronize();
-    std::lock_guard lock(mutex_);
-    for (auto& [capacity, block] : free_blocks_) cudaFree(block);
-    free_blocks_.clear();
-    stats_.bytes_cached = 0;
-  }
-
   Device device() const override { return Device::cuda; }
 
- private:
-  mutable std::mutex mutex_;
-  std::multimap<std::size_t, void*> free_blocks_;
-  Statistics stats_;
+ protected:
+  // Stream-ordered reuse: every kernel that used a cached block was queued on the context's
+  // one stream before any kernel of its next owner, so blocks are handed out at once.
+  void* obtain(std::size_t capacity) override {
+    Context::get();  // the device is selected before the first cudaMalloc
+    void* block = nullptr;
+    cudaError_t status = cudaMalloc(&block, capacity);
+    if (status == cudaErrorMemoryAllocation) {
+      // Give the cache back to the driver and try once more (PyTorch does the same).
+      cudaGetLastError();
+      release_cached();
+      status = cudaMalloc(&block, capacity);
+    }
+    check_cuda(status, "cudaMalloc", __FILE__, __LINE__);
+    return block;
+  }
+  void return_to_system(void* block) override { cudaFree(block); }
+  void before_release() override { Context::get().synchronize(); }
+  void on_bytes_in_use(std::size_t bytes) override { peak_bytes = std::max(peak_bytes, bytes + workspace_in_use); }
 };
 
 std::unique_ptr<Context>& context_slot() {

@@ -36,75 +36,19 @@ std::string to_string(const Shape& shape) {
 
 namespace {
 
-// Size classes: multiples of 256 bytes up to 1 MiB, powers of two above, so a block freed
-// by one step fits the same request in the next step and slightly different sizes share.
-std::size_t size_class(std::size_t bytes) {
-  constexpr std::size_t kSmall = 256;
-  constexpr std::size_t kLarge = std::size_t{1} << 20;
-  if (bytes == 0) return kSmall;
-  if (bytes <= kLarge) return (bytes + kSmall - 1) / kSmall * kSmall;
-  std::size_t rounded = kLarge;
-  while (rounded < bytes) rounded <<= 1;
-  return rounded;
-}
-
 class HostCachingAllocator final : public CachingAllocator {
  public:
   ~HostCachingAllocator() override { release_cached(); }
-
-  std::shared_ptr<Storage> allocate(std::size_t bytes) override {
-    const std::size_t capacity = size_class(bytes);
-    void* block = nullptr;
-    {
-      std::lock_guard lock(mutex_);
-      auto found = free_blocks_.find(capacity);
-      if (found != free_blocks_.end()) {
-        block = found->second;
-        free_blocks_.erase(found);
-        stats_.bytes_cached -= capacity;
-        ++stats_.reused_allocations;
-      } else {
-        ++stats_.fresh_allocations;
-      }
-      stats_.bytes_in_use += capacity;
-    }
-    if (block == nullptr) {
-      // 64-byte alignment: AVX-512 loads and whole cache lines for OpenBLAS.
-      block = std::aligned_alloc(64, capacity);
-      if (block == nullptr) {
-        std::lock_guard lock(mutex_);
-        stats_.bytes_in_use -= capacity;
-        throw std::bad_alloc();
-      }
-    }
-    return std::make_shared<Storage>(block, bytes, capacity, Device::cpu, this);
-  }
-
-  void give_back(void* block, std::size_t capacity) override {
-    std::lock_guard lock(mutex_);
-    free_blocks_.emplace(capacity, block);
-    stats_.bytes_cached += capacity;
-    stats_.bytes_in_use -= capacity;
-  }
-
-  Statistics statistics() const override {
-    std::lock_guard lock(mutex_);
-    return stats_;
-  }
-
-  void release_cached() override {
-    std::lock_guard lock(mutex_);
-    for (auto& [capacity, block] : free_blocks_) std::free(block);
-    free_blocks_.clear();
-    stats_.bytes_cached = 0;
-  }
-
   Device device() const override { return Device::cpu; }
 
- private:
-  mutable std::mutex mutex_;
-  std::multimap<std::size_t, void*> free_blocks_;
-  Statistics stats_;
+ protected:
+  void* obtain(std::size_t capacity) override {
+    // 64-byte alignment: AVX-512 loads and whole cache lines for OpenBLAS.
+    void* block = std::aligned_alloc(64, capacity);
+    if (block == nullptr) throw std::bad_alloc();
+    return block;
+  }
+  void return_to_system(void* block) override { std::free(block); }
 };
 
 HostCachingAllocator& host_allocator() {
@@ -114,6 +58,65 @@ HostCachingAllocator& host_allocator() {
 }
 
 }  // namespace
+
+std::size_t CachingAllocator::size_class(std::size_t bytes) {
+  constexpr std::size_t kSmall = 256;
+  constexpr std::size_t kLarge = std::size_t{1} << 20;
+  if (bytes == 0) return kSmall;
+  if (bytes <= kLarge) return (bytes + kSmall - 1) / kSmall * kSmall;
+  std::size_t rounded = kLarge;
+  while (rounded < bytes) rounded <<= 1;
+  return rounded;
+}
+
+std::shared_ptr<Storage> CachingAllocator::allocate(std::size_t bytes) {
+  const std::size_t capacity = size_class(bytes);
+  void* block = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    auto found = free_blocks_.find(capacity);
+    if (found != free_blocks_.end()) {
+      block = found->second;
+      free_blocks_.erase(found);
+      stats_.bytes_cached -= capacity;
+      ++stats_.reused_allocations;
+    } else {
+      ++stats_.fresh_allocations;
+    }
+    stats_.bytes_in_use += capacity;
+    on_bytes_in_use(stats_.bytes_in_use);
+  }
+  if (block == nullptr) {
+    try {
+      block = obtain(capacity);  // outside the lock: it may call release_cached()
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      stats_.bytes_in_use -= capacity;
+      throw;
+    }
+  }
+  return std::make_shared<Storage>(block, bytes, capacity, device(), this);
+}
+
+void CachingAllocator::give_back(void* block, std::size_t capacity) {
+  std::lock_guard lock(mutex_);
+  free_blocks_.emplace(capacity, block);
+  stats_.bytes_cached += capacity;
+  stats_.bytes_in_use -= capacity;
+}
+
+CachingAllocator::Statistics CachingAllocator::statistics() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void CachingAllocator::release_cached() {
+  before_release();
+  std::lock_guard lock(mutex_);
+  for (auto& [capacity, block] : free_blocks_) return_to_system(block);
+  free_blocks_.clear();
+  stats_.bytes_cached = 0;
+}
 
 CachingAllocator& CachingAllocator::for_device(Device device) {
   if (device == Device::cpu) return host_allocator();

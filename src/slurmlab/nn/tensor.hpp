@@ -11,7 +11,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -43,17 +45,36 @@ class CachingAllocator {
     std::size_t bytes_in_use = 0;       // bytes handed out and not yet returned
   };
   virtual ~CachingAllocator() = default;
-  virtual std::shared_ptr<Storage> allocate(std::size_t bytes) = 0;
-  virtual Statistics statistics() const = 0;
+
+  // A block of at least `bytes`: from the cache when one of its size class is free, else
+  // from the system (obtain). Throws what obtain throws (std::bad_alloc, CUDA errors).
+  std::shared_ptr<Storage> allocate(std::size_t bytes);
+  Statistics statistics() const;
   // Returns every cached block to the system.
-  virtual void release_cached() = 0;
-  virtual Device device() const = 0;
+  void release_cached();
   // Takes a block back into the cache (Storage's destructor calls this).
-  virtual void give_back(void* block, std::size_t capacity) = 0;
+  void give_back(void* block, std::size_t capacity);
+  virtual Device device() const = 0;
+
+  // Size classes: multiples of 256 bytes up to 1 MiB, powers of two above, so a block freed
+  // by one step fits the same request in the next step and slightly different sizes share.
+  static std::size_t size_class(std::size_t bytes);
 
   // The process-wide allocator for `device` (throws std::runtime_error for a device this
   // build has no allocator for).
   static CachingAllocator& for_device(Device device);
+
+ protected:
+  // What differs per device: where blocks come from and go back to.
+  virtual void* obtain(std::size_t capacity) = 0;
+  virtual void return_to_system(void* block) = 0;
+  virtual void before_release() {}                          // e.g. wait for queued kernels
+  virtual void on_bytes_in_use(std::size_t /*bytes*/) {}    // called under the lock
+
+ private:
+  mutable std::mutex mutex_;
+  std::multimap<std::size_t, void*> free_blocks_;
+  Statistics stats_;
 };
 
 class Storage {
