@@ -1,6 +1,8 @@
 // Runs under mpirun -np 4: the session's collectives and its collective failure path.
 #include <gtest/gtest.h>
 
+#include "../support/mpi_gtest.hpp"
+
 #include "slurmlab/cli/errors.hpp"
 #include "slurmlab/cluster/mpi_session.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
@@ -71,13 +73,5 @@ int main(int argc, char** argv) {
   cluster::MpiSession mpi(argc, argv, "test_mpi_session");
   session = &mpi;
   ::testing::InitGoogleTest(&argc, argv);
-  // Only rank 0 prints the gtest report; every rank's result counts (mpirun's status).
-  if (!mpi.is_root()) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int failed = RUN_ALL_TESTS();
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return any_failed;
+  return slurmlab::testing::run_all_tests_on_every_rank(mpi.is_root());
 }

@@ -1,6 +1,8 @@
 // Runs under mpirun -np 4: data-parallel SGD with gradients averaged by bucketed
 // MPI_Allreduce matches single-process training on the whole global batch.
 #include <gtest/gtest.h>
+
+#include "../support/mpi_gtest.hpp"
 #include <mpi.h>
 
 #include <cmath>
@@ -134,12 +136,5 @@ TEST(DataParallel, SmallBucketsGiveTheSameResult) {
 int main(int argc, char** argv) {
   cluster::MpiSession mpi(argc, argv, "test_nn_data_parallel");
   ::testing::InitGoogleTest(&argc, argv);
-  if (!mpi.is_root()) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int failed = RUN_ALL_TESTS();
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return any_failed;
+  return slurmlab::testing::run_all_tests_on_every_rank(mpi.is_root());
 }
