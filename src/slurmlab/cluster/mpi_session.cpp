@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -16,6 +17,23 @@ std::string host_name() {
   char name[256] = {};
   gethostname(name, sizeof name - 1);
   return name;
+}
+
+// One write(2) for a whole message: std::cerr sends every << piece as its own write, and
+// mpirun forwards each piece separately, so its MPI_ABORT banner could land inside our line.
+void write_stderr(const std::string& text) {
+  std::cerr.flush();
+  const char* data = text.data();
+  std::size_t left = text.size();
+  while (left > 0) {
+    ssize_t written = ::write(STDERR_FILENO, data, left);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return;  // nowhere left to report to
+    }
+    data += written;
+    left -= static_cast<std::size_t>(written);
+  }
 }
 
 }  // namespace
@@ -103,20 +121,20 @@ void MpiSession::run_collectively(const std::function<void()>& step) const {
   std::string reported = broadcast(message, worst.rank);
   if (rank_ == 0) {
     std::string where = size_ > 1 && worst.rank != 0 ? " (rank " + std::to_string(worst.rank) + ")" : "";
-    std::cerr << program_ << ": error" << where << ": " << reported << std::endl;
+    write_stderr(program_ + ": error" + where + ": " + reported + "\n");
   }
   throw ProgramExit(worst.code);
 }
 
 void MpiSession::abort(const std::string& message, int code) const {
   std::string where = size_ > 1 ? " on rank " + std::to_string(rank_) + " (" + host_name() + ")" : "";
-  std::cerr << program_ << ": error" << where << ": " << message << std::endl;
-  std::cerr.flush();
+  std::string text = program_ + ": error" + where + ": " + message + "\n";
   if (size_ == 1) {
+    write_stderr(text);
     MPI_Finalize();
     std::exit(code);
   }
-  std::cerr << program_ << ": ending all " << size_ << " ranks." << std::endl;
+  write_stderr(text + program_ + ": ending all " + std::to_string(size_) + " ranks.\n");
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);  // MPI_Abort does not return; keep the compiler and the reader sure of it
 }
