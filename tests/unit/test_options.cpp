@@ -17,9 +17,11 @@ struct Program {
   double eta = 1.0;
   std::string pattern = "env-%j-%t.txt";
   bool fp32 = false;
+  unsigned count = 3;
   OptionParser parser{"demo", "A demo program.", "demo-%j"};
   Program() {
     parser.add("dim", dim, "matrix size").add("eta", eta, "LKJ shape").add("pattern", pattern, "file pattern");
+    parser.add("count", count, "an unsigned option");
     parser.add_flag("fp32", fp32, "single precision");
   }
   OptionParser::Outcome parse(std::vector<std::string> args, std::ostream& out) {
@@ -57,6 +59,7 @@ TEST(Options, DefaultsAndValues) {
   EXPECT_EQ(p.dim, 50);
   EXPECT_TRUE(p.fp32);
   EXPECT_EQ(p.parser.common().seed, 7u);
+  EXPECT_EQ(p.count, 3u);
   EXPECT_EQ(p.parser.common().device, "cpu");
   EXPECT_EQ(p.parser.common().output_dir, "demo-%j");
   EXPECT_DOUBLE_EQ(p.eta, 1.0);
@@ -67,6 +70,11 @@ TEST(Options, ErrorsAreOneLineNamingTheOption) {
            {{"--bogus"}, "--bogus"},
            {{"--dim", "abc"}, "--dim"},
            {{"--seed", "-1x"}, "--seed"},
+           {{"--seed", "-1"}, "--seed '-1' is not a whole number from 0 to 18446744073709551615"},
+           {{"--seed", "18446744073709551616"}, "--seed"},
+           {{"--count", "-2"}, "--count '-2' is not a whole number from 0 to 4294967295"},
+           {{"--count", "4294967296"}, "--count"},
+           {{"--count", "+3"}, "--count"},
            {{"--device", "gpu"}, "gpu"},
            {{"--dim"}, "--dim"},
            {{"stray"}, "stray"},
@@ -89,8 +97,8 @@ TEST(Options, HelpPrintsUsageAndExits) {
 TEST(Options, PrintConfigRoundTripsThroughConfig) {
   Program first;
   std::ostringstream config;
-  EXPECT_EQ(first.parse({"--dim", "64", "--eta", "2.5", "--fp32", "--seed", "11", "--pattern", "x-%3t.txt",
-                         "--print-config"},
+  EXPECT_EQ(first.parse({"--dim", "64", "--eta", "1.23456789012345", "--fp32", "--seed", "18446744073709551615",
+                         "--count", "4294967295", "--pattern", "x-%3t.txt", "--print-config"},
                         config),
             OptionParser::Outcome::Exit);
   auto file = temp_file("roundtrip.cfg");
@@ -100,10 +108,11 @@ TEST(Options, PrintConfigRoundTripsThroughConfig) {
   std::ostringstream out;
   EXPECT_EQ(second.parse({"--config", file.string()}, out), OptionParser::Outcome::Run);
   EXPECT_EQ(second.dim, 64);
-  EXPECT_DOUBLE_EQ(second.eta, 2.5);
+  EXPECT_EQ(second.eta, 1.23456789012345);  // every digit, not the stream's default 6
   EXPECT_TRUE(second.fp32);
   EXPECT_EQ(second.pattern, "x-%3t.txt");
-  EXPECT_EQ(second.parser.common().seed, 11u);
+  EXPECT_EQ(second.parser.common().seed, 18446744073709551615u);
+  EXPECT_EQ(second.count, 4294967295u);
   EXPECT_EQ(second.parser.config_text(), first.parser.config_text());
 }
 

@@ -1,5 +1,6 @@
 #include "slurmlab/cli/options.hpp"
 
+#include <charconv>
 #include <fstream>
 #include <ostream>
 
@@ -23,7 +24,7 @@ OptionParser::OptionParser(std::string program, std::string summary, std::string
     ("output-dir", po::value<std::string>(&common_.output_dir)->default_value(common_.output_dir),
      "directory for results; srun patterns such as %j (job id) and %x (job name) are expanded")
     ("device", po::value<std::string>(&common_.device)->default_value(common_.device), "auto | cpu | cuda")
-    ("seed", po::value<std::uint64_t>(&common_.seed)->default_value(common_.seed), "random seed: fixes the results");
+    ("seed", unsigned_value("seed", common_.seed), "random seed: fixes the results");
   printers_.push_back({"output-dir", [this] { return common_.output_dir; }});
   printers_.push_back({"device", [this] { return common_.device; }});
   printers_.push_back({"seed", [this] { return std::to_string(common_.seed); }});
@@ -33,6 +34,17 @@ OptionParser& OptionParser::add_flag(const std::string& name, bool& destination,
   specific_.add_options()(name.c_str(), po::bool_switch(&destination)->default_value(destination), help.c_str());
   printers_.push_back({name, [&destination] { return to_text(destination); }});
   return *this;
+}
+
+unsigned long long OptionParser::parse_unsigned(const std::string& name, const std::string& text,
+                                                unsigned long long max) {
+  unsigned long long value = 0;
+  const char* end = text.data() + text.size();
+  auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || stop != end || value > max)
+    throw UsageError("--" + name + " '" + text + "' is not a whole number from 0 to " + std::to_string(max) +
+                     "; give one such as --" + name + " 42.");
+  return value;
 }
 
 std::string OptionParser::usage() const {

@@ -6,9 +6,12 @@
 #include <boost/program_options.hpp>
 #include <cstdint>
 #include <functional>
+#include <iomanip>
 #include <iosfwd>
+#include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace slurmlab::cluster {
@@ -33,7 +36,12 @@ class OptionParser {
   // default and is what --print-config prints when the option is not given.
   template <class T>
   OptionParser& add(const std::string& name, T& destination, const std::string& help) {
-    specific_.add_options()(name.c_str(), boost::program_options::value<T>(&destination)->default_value(destination), help.c_str());
+    if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && !std::is_same_v<T, bool>) {
+      specific_.add_options()(name.c_str(), unsigned_value(name, destination), help.c_str());
+    } else {
+      specific_.add_options()(name.c_str(), boost::program_options::value<T>(&destination)->default_value(destination),
+                              help.c_str());
+    }
     printers_.push_back({name, [&destination] { return to_text(destination); }});
     return *this;
   }
@@ -56,9 +64,22 @@ class OptionParser {
   template <class T>
   static std::string to_text(const T& value) {
     std::ostringstream text;
+    // Every digit a double needs to come back unchanged: --print-config output is a config.
+    if constexpr (std::is_floating_point_v<T>) text << std::setprecision(std::numeric_limits<T>::max_digits10);
     text << value;
     return text.str();
   }
+  // Boost reads "-1" into an unsigned option as 2^64 - 1; these options read their text
+  // strictly instead (digits only, in range) and say so when it is not.
+  template <class T>
+  static boost::program_options::typed_value<std::string>* unsigned_value(const std::string& name, T& destination) {
+    return boost::program_options::value<std::string>()
+        ->default_value(to_text(destination))
+        ->notifier([name, &destination](const std::string& text) {
+          destination = static_cast<T>(parse_unsigned(name, text, std::numeric_limits<T>::max()));
+        });
+  }
+  static unsigned long long parse_unsigned(const std::string& name, const std::string& text, unsigned long long max);
 
   struct Printer {
     std::string name;
