@@ -101,4 +101,19 @@ TEST(LogdetMpirun, BadInputIsOneLineAndExitTwo) {
     EXPECT_EQ(count_occurrences(alone.output, "\n"), 1) << "one line: " << flags << "\n" << alone.output;
   }
   EXPECT_FALSE(fs::exists(dir / "metrics.h5"));
+
+  // A value the option parser refuses: the one-line error, then the usage text.
+  const auto negative_seed = run_command(kProgram + " --output-dir " + dir.string() + " --seed -1", 60);
+  EXPECT_EQ(negative_seed.exit_code, 2) << negative_seed.output;
+  EXPECT_TRUE(negative_seed.output.starts_with(
+      "logdet-histogram: error: --seed '-1' is not a whole number from 0 to 18446744073709551615; give one such as "
+      "--seed 42.\nUsage: logdet-histogram"))
+      << negative_seed.output;
+
+  // An output directory that cannot be made is a usage problem too: one line, status 2.
+  const auto unwritable = run_command(kProgram + " --dim 4 --samples 2 --output-dir /proc/slurmlab-cannot", 60);
+  EXPECT_EQ(unwritable.exit_code, 2) << unwritable.output;
+  EXPECT_EQ(count_occurrences(unwritable.output, "\n"), 1) << unwritable.output;
+  EXPECT_NE(unwritable.output.find("--output-dir '/proc/slurmlab-cannot' cannot be used"), std::string::npos)
+      << unwritable.output;
 }

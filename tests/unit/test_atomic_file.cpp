@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "slurmlab/cli/errors.hpp"
 #include "slurmlab/io/atomic_file.hpp"
 
 namespace fs = std::filesystem;
@@ -52,4 +53,24 @@ TEST(AtomicFile, FailureNamesThePathAndKeepsTheOldFile) {
     EXPECT_NE(std::string(e.what()).find("/proc/slurmlab-cannot"), std::string::npos) << e.what();
   }
   EXPECT_EQ(read(file), "old");
+}
+
+TEST(AtomicFile, OutputDirectoryIsMadeOrRefusedAsAUsageError) {
+  auto dir = fresh_dir("outdir");
+  slurmlab::io::make_output_directory(dir / "a" / "b");
+  EXPECT_TRUE(fs::is_directory(dir / "a" / "b"));
+  slurmlab::io::make_output_directory(dir / "a" / "b");  // existing: fine
+
+  slurmlab::io::write_file_atomically(dir / "plain-file", "x");
+  for (const fs::path& bad : {fs::path("/proc/slurmlab-cannot/x"), dir / "plain-file", dir / "plain-file" / "sub"}) {
+    try {
+      slurmlab::io::make_output_directory(bad);
+      FAIL() << "accepted " << bad;
+    } catch (const slurmlab::UsageError& e) {
+      std::string message = e.what();
+      EXPECT_NE(message.find("--output-dir '" + bad.string() + "' cannot be used ("), std::string::npos) << message;
+      EXPECT_NE(message.find("choose a writable directory with --output-dir."), std::string::npos) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+  }
 }

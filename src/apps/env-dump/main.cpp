@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     std::string env_file;
     session.run_collectively([&] {
       output_dir = session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
-      fs::create_directories(output_dir);
+      io::make_output_directory(output_dir);
       env_file = io::expand_output_pattern(env_file_pattern, context.pattern_context());
       if (env_file.find('/') != std::string::npos)
         throw UsageError("--env-file-pattern '" + env_file_pattern +

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
         session.run_collectively([&] {
           output_dir =
               session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
-          if (session.is_root()) fs::create_directories(output_dir);
+          if (session.is_root()) io::make_output_directory(output_dir);
         });
 
         session.run_collectively([&] {

@@ -7,6 +7,9 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+
+#include "slurmlab/cli/errors.hpp"
 
 namespace slurmlab::io {
 namespace {
@@ -40,6 +43,17 @@ void commit_temporary(const std::filesystem::path& temporary, const std::filesys
     errno = saved;
     fail("cannot rename onto", destination);
   }
+}
+
+void make_output_directory(const std::filesystem::path& directory) {
+  std::error_code error;
+  std::filesystem::create_directories(directory, error);
+  if (!error && !std::filesystem::is_directory(directory, error))
+    error = std::make_error_code(std::errc::not_a_directory);
+  if (!error && ::access(directory.c_str(), W_OK | X_OK) != 0) error = std::error_code(errno, std::generic_category());
+  if (error)
+    throw UsageError("--output-dir '" + directory.string() + "' cannot be used (" + error.message() +
+                     "); choose a writable directory with --output-dir.");
 }
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view contents) {

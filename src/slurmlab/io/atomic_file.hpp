@@ -14,6 +14,11 @@ std::filesystem::path temporary_sibling(const std::filesystem::path& path);
 // with the OS reason on failure (the temporary is removed then).
 void commit_temporary(const std::filesystem::path& temporary, const std::filesystem::path& destination);
 
+// Creates a program's --output-dir (and its parents) if missing. A directory that cannot be
+// made or written to is a usage problem: throws UsageError naming the path, the OS reason
+// and the fix, so the program ends with status 2 before any work is done.
+void make_output_directory(const std::filesystem::path& directory);
+
 // Writes `contents` to `path` atomically; creates missing parent directories.
 void write_file_atomically(const std::filesystem::path& path, std::string_view contents);
 
