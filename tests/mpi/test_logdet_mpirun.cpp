@@ -57,6 +57,12 @@ TEST(LogdetMpirun, OneRankAndThreeRanksGiveBitIdenticalSamples) {
   auto r3 = run(3, three, flags);
   ASSERT_EQ(r3.exit_code, 0) << r3.output;
   EXPECT_NE(r3.output.find("3 rank(s)"), std::string::npos) << r3.output;
+  // Rank 0's progress in batch-log form (mpirun gives ranks a pseudo-terminal, but its own
+  // output is a pipe here, as a Slurm output file would be): rank 0's 10 of the 31 samples,
+  // the rate, and no carriage return.
+  EXPECT_NE(r3.output.find("[rank 0] 10/10 matrix (100.0%)"), std::string::npos) << r3.output;
+  EXPECT_NE(r3.output.find("matrix/s"), std::string::npos) << r3.output;
+  EXPECT_EQ(r3.output.find('\r'), std::string::npos) << r3.output;
 
   const auto index1 = read_column<std::int64_t>(one / "metrics.h5", "samples/index");
   const auto index3 = read_column<std::int64_t>(three / "metrics.h5", "samples/index");

@@ -5,7 +5,6 @@
 // Rank 0 gathers every log det and writes metrics.h5, histogram.png and summary.txt.
 #include <mpi.h>
 
-#include <chrono>
 #include <filesystem>
 #include <sstream>
 
@@ -13,6 +12,7 @@
 #include "slurmlab/cli/console.hpp"
 #include "slurmlab/cli/errors.hpp"
 #include "slurmlab/cli/options.hpp"
+#include "slurmlab/cli/progress.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
 #include "slurmlab/io/atomic_file.hpp"
 #include "slurmlab/io/output_pattern.hpp"
@@ -107,8 +107,12 @@ int main(int argc, char** argv) {
                  std::to_string(block.end - 1));
 
     logdet::RunResults local;
-    const auto start = std::chrono::steady_clock::now();
-    auto last_report = start;
+    // Rank 0 speaks for the job: a bar on a terminal, one line per 10 s in a batch log.
+    cli::Progress::Options report;
+    report.label = "rank 0";
+    report.unit = "matrix";
+    report.enabled = session.is_root();
+    cli::Progress progress(mine, report);
     session.barrier();
     const double loop_start = MPI_Wtime();
     for (std::int64_t k = block.first; k < block.end; ++k) {
@@ -120,17 +124,12 @@ int main(int argc, char** argv) {
       local.rank.push_back(session.rank());
       local.sample_seconds.push_back(r.sample_seconds);
       local.determinant_seconds.push_back(r.determinant_seconds);
-      // Rank 0 speaks for the job: one line per 10 s (batch logs get no carriage returns).
-      const auto now = std::chrono::steady_clock::now();
-      if (session.is_root() && (now - last_report > std::chrono::seconds(10) || k + 1 == block.end)) {
-        last_report = now;
-        std::ostringstream line;
-        line.precision(3);
-        line << "  rank 0: " << (k - block.first + 1) << "/" << mine << " samples, "
-             << std::chrono::duration<double>(now - start).count() << " s, last log det " << r.log_det;
-        console.line(line.str());
-      }
+      std::ostringstream last;
+      last.precision(6);
+      last << "last log det " << r.log_det;
+      progress.advance(1, last.str());
     }
+    progress.finish();
     const double my_seconds = MPI_Wtime() - loop_start;
 
     logdet::RunResults all;

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 namespace slurmlab::cli {
 
 void Console::line(std::string_view text) const {
@@ -9,6 +11,11 @@ void Console::line(std::string_view text) const {
   std::cout << text << '\n' << std::flush;
 }
 
-bool Console::stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
+bool Console::stdout_is_terminal() {
+  // mpirun hands its ranks a pseudo-terminal for stdout whatever its own stdout is (often a
+  // batch job's output file), so under mpirun a tty says nothing: assume a log file.
+  const bool under_mpirun = std::getenv("OMPI_MCA_orte_hnp_uri") != nullptr || std::getenv("PRTE_LAUNCHED") != nullptr;
+  return !under_mpirun && ::isatty(STDOUT_FILENO) == 1;
+}
 
 }  // namespace slurmlab::cli

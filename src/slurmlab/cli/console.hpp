@@ -12,7 +12,8 @@ class Console {
   // Prints a line on rank 0 (flushed: Slurm output files are read while a job runs).
   void line(std::string_view text) const;
   bool is_root() const { return is_root_; }
-  // True when stdout is a terminal (progress bars) rather than a Slurm output file.
+  // True when stdout is a terminal (progress bars) rather than a Slurm output file; false
+  // under mpirun, whose pseudo-terminal hides where the output really goes.
   static bool stdout_is_terminal();
 
  private:
