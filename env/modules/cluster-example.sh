@@ -19,5 +19,7 @@ module load "$SLURMLAB_GCC_MODULE" "$SLURMLAB_CMAKE_MODULE" "$SLURMLAB_CUDA_MODU
 
 # cuDNN and NCCL often come as their own modules (cudnn/9.x, nccl/2.x); load them if the
 # toolkit directory does not hold them, e.g.:  module load cudnn nccl
-# Compute nodes: build for the GPUs you have (A100: 80, H100/H200: 90).
-export CMAKE_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES:-80;90}"
+# Compute nodes: build for the GPUs you have (A100: 80, H100/H200: 90). CMake reads
+# CUDAARCHS on the first configure of a build directory (-DCMAKE_CUDA_ARCHITECTURES=90 on
+# the cmake line does the same and also changes an existing one).
+export CUDAARCHS="${CUDAARCHS:-80;90}"
