@@ -6,7 +6,14 @@ re-draws the same data from metrics.h5 wherever h5py and matplotlib are installe
 (Debian: python3-h5py python3-matplotlib, as env/debian.sh installs; or the project's
 .venv, which sees them).
 
-What it draws, per HDF5 group (the root is the group "/"):
+The figures the programs draw themselves are re-drawn as they drew them, from the same data:
+  * logdet-histogram: histogram.png, the histogram of log det C with the exact theory's
+    normal curve N(E, Var) scaled to the counts and the sample and theory means;
+  * fit-regression: loss_curves.png (train and validation loss of every run, each run's
+    best epoch marked), hubble.png (data with error bars, the network, the LambdaCDM fit
+    and Einstein-de Sitter over the redshift grid) and residuals.png (data minus LambdaCDM).
+
+Everything else, per HDF5 group (the root is the group "/"):
   * series: every 1-D numeric dataset of a group is a line in that group's line chart,
     against the group's "step" or "epoch" dataset when one of the same length exists,
     else against its index ("train/loss", "train/accuracy" -> train.png);
@@ -208,6 +215,138 @@ def draw_matrix(plt, group, name, matrix, title, args, out_dir):
     return path
 
 
+# ---- the programs' own figures -------------------------------------------------------
+
+def attribute(obj, name, default=None):
+    if name not in obj.attrs:
+        return default
+    value = obj.attrs[name]
+    return text(value) if isinstance(value, (bytes, str)) else (value.item() if hasattr(value, "item") else value)
+
+
+def save(plt, fig, out_dir, stem, args):
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"{stem}.{args.format}")
+    fig.savefig(path, dpi=args.dpi)
+    plt.close(fig)
+    return path
+
+
+def logdet_figures(plt, f, title, args, out_dir):
+    """histogram.png as logdet-histogram draws it; consumes the histogram and theory groups."""
+    import numpy as np
+    if "histogram/edges" not in f or "histogram/counts" not in f:
+        return [], set()
+    edges = f["histogram/edges"][...]
+    counts = f["histogram/counts"][...]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.stairs(counts, edges, fill=True, alpha=0.55, color="C0", label=f"log det C ({int(counts.sum())} samples)")
+    notes = [f"histogram: {len(counts)} bins, {int(counts.sum())} samples"]
+    if "theory" in f and "mean" in f["theory"].attrs and "variance" in f["theory"].attrs:
+        mean, variance = float(attribute(f["theory"], "mean")), float(attribute(f["theory"], "variance"))
+        sd = variance ** 0.5
+        x = np.linspace(min(edges[0], mean - 4 * sd), max(edges[-1], mean + 4 * sd), 400)
+        # Expected counts per bin: samples x bin width x the normal density.
+        scale = counts.sum() * np.diff(edges).mean()
+        ax.plot(x, scale * np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * (2 * np.pi) ** 0.5), color="C3", lw=2,
+                label=f"theory N({mean:.4g}, {sd:.3g}\u00b2)")
+        ax.axvline(mean, color="C3", ls="--", lw=1.2, label="theory mean")
+        notes.append(f"theory N({mean:.6g}, {variance:.6g})")
+    if "summary" in f and "mean" in f["summary"].attrs:
+        sample_mean = float(attribute(f["summary"], "mean"))
+        ax.axvline(sample_mean, color="C0", ls="-.", lw=1.2, label="sample mean")
+        notes.append(f"sample mean {sample_mean:.6g}")
+    dim, eta = attribute(f, "dim"), attribute(f, "eta")
+    ax.set_xlabel("log det C")
+    ax.set_ylabel("matrices per bin")
+    ax.set_title(f"{title}: d = {dim}, eta = {eta}" if dim is not None else title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    path = save(plt, fig, out_dir, "histogram", args)
+    print(f"{path}: " + "; ".join(notes))
+    return [path], {"histogram", "theory"}
+
+
+def fit_figures(plt, f, title, args, out_dir):
+    """loss_curves, hubble and residuals as fit-regression draws them."""
+    import numpy as np
+    written, used = [], set()
+    runs = sorted(f["runs"].items(), key=lambda r: int(attribute(r[1], "hidden", 0))) if "runs" in f else []
+    if runs:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        notes = []
+        for k, (name, run) in enumerate(runs):
+            colour = f"C{k % 10}"
+            train, val = run["train_loss"][...], run["val_loss"][...]
+            epochs = np.arange(1, len(train) + 1)
+            hidden = attribute(run, "hidden")
+            ax.plot(epochs, train, color=colour, ls="--", lw=1, label=f"train (hidden {hidden})")
+            ax.plot(epochs, val, color=colour, lw=1.6, label=f"validation (hidden {hidden})")
+            best = attribute(run, "best_epoch")
+            if best is not None and 0 <= int(best) < len(val):
+                ax.plot([int(best) + 1], [val[int(best)]], "o", color=colour, ms=7, mec="black")
+                notes.append(f"hidden {hidden}: best epoch {int(best) + 1}, validation loss {val[int(best)]:.4g}")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (MSE)")
+        ax.set_title(f"{title}: loss curves (o: lowest validation loss)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        written.append(save(plt, fig, out_dir, "loss_curves", args))
+        print(f"{written[-1]}: " + "; ".join(notes))
+        used |= {"runs/" + name for name, _ in runs} | {"epochs"}
+    if "data/redshift" in f and "data/target" in f and "grid/z" in f:
+        z, y = f["data/redshift"][...], f["data/target"][...]
+        error = f["data/error"][...] if "data/error" in f else None
+        column = attribute(f["data/redshift"], "column", "z")
+        target = attribute(f, "target", "target")
+        grid_z = f["grid/z"][...]
+        log_x = bool((z > 0).all() and (grid_z > 0).all())
+        curves = [(name, label, colour) for name, label, colour in (
+            ("network", "network", "C1"), ("lcdm", "flat LambdaCDM fit", "C2"),
+            ("einstein_de_sitter", "Einstein-de Sitter (no dark energy)", "C3")) if f"grid/{name}" in f]
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        has_errors = error is not None and np.isfinite(error).all() and (error > 0).any()
+        ax.errorbar(z, y, yerr=error if has_errors else None, fmt=".", ms=2, color="0.45", ecolor="0.8",
+                    elinewidth=0.6, label=f"data ({len(z)} supernovae)")
+        for name, label, colour in curves:
+            ax.plot(grid_z, f[f"grid/{name}"][...], color=colour, lw=2, label=label)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(column)
+        ax.set_ylabel(target)
+        ax.set_title(f"{title}: Hubble diagram")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        written.append(save(plt, fig, out_dir, "hubble", args))
+        print(f"{written[-1]}: {len(z)} points, curves " + ", ".join(n for n, _, _ in curves))
+        reference = next((n for n in ("lcdm", "network") if f"grid/{n}" in f), None)
+        if reference and log_x:
+            order = np.argsort(grid_z)
+            model = np.interp(np.log(z), np.log(grid_z[order]), f[f"grid/{reference}"][...][order])
+            fig, ax = plt.subplots(figsize=(8, 4))
+            ax.errorbar(z, y - model, yerr=error if has_errors else None, fmt=".", ms=2, color="0.45", ecolor="0.8",
+                        elinewidth=0.6, label="data")
+            for name, label, colour in curves:
+                if name != reference:
+                    ax.plot(grid_z[order], f[f"grid/{name}"][...][order] - f[f"grid/{reference}"][...][order],
+                            color=colour, lw=2, label=label)
+            ax.axhline(0, color="C2" if reference == "lcdm" else "C1", lw=1.5)
+            ax.set_xscale("log")
+            ax.set_xlabel(column)
+            ax.set_ylabel(f"{target} - {'LambdaCDM' if reference == 'lcdm' else 'network'}")
+            ax.set_title(f"{title}: residuals")
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+            written.append(save(plt, fig, out_dir, "residuals", args))
+            print(f"{written[-1]}: rms {float(np.sqrt(np.mean((y - model) ** 2))):.4g} about {reference}")
+        used |= {"data", "grid", "split"}
+    return written, used
+
+
+PROGRAM_FIGURES = {"logdet-histogram": logdet_figures, "fit-regression": fit_figures}
+
+
 def main(argv):
     args = parse_args(argv)
     try:
@@ -234,17 +373,20 @@ def main(argv):
             return 2
         groups = collect(h5py, f)
         title = file_title(f)
+        out_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.metrics)), "plots")
+        os.makedirs(out_dir, exist_ok=True)
+        written, consumed = [], set()
+        recipe = PROGRAM_FIGURES.get(text(f.attrs.get("program", "")))
+        if recipe and not args.group:
+            written, consumed = recipe(plt, f, title, args, out_dir)
     wanted = {("/" if g in ("/", "") else g.strip("/")) for g in args.group}
     unknown = wanted - set(groups)
     if unknown:
         print(f"tools/plot.py: no datasets in group(s) {', '.join(sorted(unknown))}; "
               f"the file has {', '.join(sorted(groups))} (see --list)", file=sys.stderr)
         return 2
-    out_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.metrics)), "plots")
-    os.makedirs(out_dir, exist_ok=True)
-    written = []
     for group, entry in groups.items():
-        if wanted and group not in wanted:
+        if (wanted and group not in wanted) or group in consumed:
             continue
         if entry["strings"]:
             written.append(draw_table(plt, group, entry["series"], entry["strings"], title, args, out_dir))
