@@ -116,6 +116,14 @@ TEST(LogdetMpirun, BadInputIsOneLineAndExitTwo) {
       "--seed 42.\nUsage: logdet-histogram"))
       << negative_seed.output;
 
+  // More memory than the machine has: refused up front, not std::bad_alloc (or the OOM killer).
+  const auto huge = run_command(kProgram + " --output-dir " + dir.string() + " --dim 300000 --samples 1", 60);
+  EXPECT_EQ(huge.exit_code, 2) << huge.output;
+  EXPECT_EQ(count_occurrences(huge.output, "\n"), 1) << huge.output;
+  EXPECT_NE(huge.output.find("logdet-histogram: error: --dim 300000 needs 1341 GiB of memory per rank"),
+            std::string::npos)
+      << huge.output;
+
   // An output directory that cannot be made is a usage problem too: one line, status 2.
   const auto unwritable = run_command(kProgram + " --dim 4 --samples 2 --output-dir /proc/slurmlab-cannot", 60);
   EXPECT_EQ(unwritable.exit_code, 2) << unwritable.output;

@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "slurmlab/cli/errors.hpp"
 #include "slurmlab/linalg/lkj.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
 
@@ -152,6 +153,43 @@ TEST(LogdetEngine, RejectsImpossibleConfigurations) {
   config.dim = 3;
   config.eta = 0.0;
   EXPECT_THROW(make_cpu_logdet_engine(config), std::invalid_argument);
+}
+
+TEST(LogdetEngine, MemoryItCannotHaveIsAUsageErrorNotACrash) {
+  LogdetConfig config;
+  config.dim = 100;
+  EXPECT_EQ(matrix_buffer_bytes(config), make_cpu_logdet_engine(config)->buffer_bytes());
+  config.precision = Precision::Single;
+  EXPECT_EQ(matrix_buffer_bytes(config), 100u * 100 * (sizeof(double) + 2 * sizeof(float)));
+  EXPECT_EQ(matrix_buffer_bytes(config), make_cpu_logdet_engine(config)->buffer_bytes());
+
+  config.precision = Precision::Double;
+  config.dim = 16384;  // 4 GiB of buffers per rank
+  const std::uint64_t gib = 1ull << 30;
+  EXPECT_NO_THROW(require_memory(config, matrix_buffer_bytes(config), 5 * gib, "memory"));
+  try {
+    require_memory(config, matrix_buffer_bytes(config), 3 * gib, "memory");
+    FAIL() << "4 GiB fit into 3";
+  } catch (const slurmlab::UsageError& e) {
+    EXPECT_STREQ(e.what(), "--dim 16384 needs 4 GiB of memory per rank for its d x d buffers (fp64) but 3 GiB is "
+                           "available; lower --dim.");
+  }
+  config.ranks_sharing_memory = 2;  // two ranks of a node: 8 GiB
+  try {
+    require_memory(config, matrix_buffer_bytes(config), 5 * gib, "memory");
+    FAIL() << "2 x 4 GiB fit into 5";
+  } catch (const slurmlab::UsageError& e) {
+    EXPECT_STREQ(e.what(), "--dim 16384 needs 4 GiB of memory per rank for its d x d buffers (fp64), 2 ranks here "
+                           "need 8 GiB, but 5 GiB is available; lower --dim, or run fewer ranks per node.");
+  }
+  // This machine's own figure is read from the kernel.
+  const auto available = available_host_memory();
+  ASSERT_TRUE(available.has_value());
+  EXPECT_GT(*available, 0u);
+  // The engine refuses, before allocating, what no machine here has (160 TiB of buffers).
+  config.ranks_sharing_memory = 1;
+  config.dim = 3'000'000;
+  EXPECT_THROW(make_cpu_logdet_engine(config), slurmlab::UsageError);
 }
 
 TEST(LogdetEngine, FlopCount) { EXPECT_DOUBLE_EQ(determinant_flops(3), 9 * 4 + 9); }

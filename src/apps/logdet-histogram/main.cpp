@@ -93,6 +93,8 @@ int main(int argc, char** argv) {
     config.seed = parser.common().seed;
     config.precision = plan.precision;
     config.cpu_threads = plan.threads;
+    // CPU ranks of a node share its memory; each GPU rank has its own device.
+    config.ranks_sharing_memory = context.gpu.uses_gpu ? 1 : context.layout.local_size;
     std::unique_ptr<linalg::LogdetEngine> engine;
     session.run_collectively([&] {
       engine = context.gpu.uses_gpu ? linalg::make_cuda_logdet_engine(config, context.gpu.device)

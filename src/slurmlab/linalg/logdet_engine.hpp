@@ -24,6 +24,7 @@ struct LogdetConfig {
   std::uint64_t seed = 0;
   Precision precision = Precision::Double;
   int cpu_threads = 0;  // OpenBLAS threads; 0 leaves OpenBLAS's own choice
+  int ranks_sharing_memory = 1;  // ranks on this node that hold the same buffers (memory check)
 };
 
 struct LogdetSample {
@@ -50,6 +51,16 @@ class LogdetEngine {
 
 // Throws std::invalid_argument on dim < 2 or eta <= 0.
 void validate(const LogdetConfig& config);
+
+// Bytes of the d x d host buffers the CPU engine holds: L and C in FP64; in FP32 also
+// their single-precision copies, with L kept in FP64 for the sampler.
+std::size_t matrix_buffer_bytes(const LogdetConfig& config);
+// Throws UsageError (one sentence: what --dim needs, what there is, the fix) when
+// `ranks_sharing_memory` engines holding `per_rank` bytes each do not fit in `available`
+// bytes of `where` ("memory" or "GPU memory").
+void require_memory(const LogdetConfig& config, std::size_t per_rank, std::uint64_t available, const std::string& where);
+// MemAvailable of /proc/meminfo in bytes; nullopt where the kernel does not say.
+std::optional<std::uint64_t> available_host_memory();
 
 std::unique_ptr<LogdetEngine> make_cpu_logdet_engine(const LogdetConfig& config);
 // The CUDA engine on device `ordinal` (already selected for this rank). Throws

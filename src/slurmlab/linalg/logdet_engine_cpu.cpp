@@ -4,12 +4,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <string>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "slurmlab/cli/errors.hpp"
 #include "slurmlab/linalg/lkj.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
 
@@ -26,6 +31,41 @@ const char* to_string(Precision precision) { return precision == Precision::Doub
 void validate(const LogdetConfig& config) {
   if (config.dim < 2) throw std::invalid_argument("dimension must be at least 2, got " + std::to_string(config.dim));
   if (!(config.eta > 0.0)) throw std::invalid_argument("eta must be positive, got " + std::to_string(config.eta));
+}
+
+std::size_t matrix_buffer_bytes(const LogdetConfig& config) {
+  const auto n = static_cast<std::size_t>(config.dim) * static_cast<std::size_t>(config.dim);
+  return config.precision == Precision::Double ? 2 * n * sizeof(double) : n * sizeof(double) + 2 * n * sizeof(float);
+}
+
+void require_memory(const LogdetConfig& config, std::size_t per_rank, std::uint64_t available, const std::string& where) {
+  const int ranks = std::max(1, config.ranks_sharing_memory);
+  const double needed = static_cast<double>(per_rank);
+  if (needed * ranks <= static_cast<double>(available)) return;
+  auto gib = [](double bytes) {
+    std::ostringstream text;
+    bytes /= 1024.0 * 1024.0 * 1024.0;
+    if (bytes >= 100) text << std::fixed << std::setprecision(0);
+    else text << std::setprecision(3);
+    text << bytes << " GiB";
+    return text.str();
+  };
+  std::string message = "--dim " + std::to_string(config.dim) + " needs " + gib(needed) + " of " + where +
+                        " per rank for its d x d buffers (" + to_string(config.precision) + ")";
+  if (ranks > 1) message += ", " + std::to_string(ranks) + " ranks here need " + gib(needed * ranks) + ",";
+  message += " but " + gib(static_cast<double>(available)) + " is available; lower --dim" +
+             (ranks > 1 ? ", or run fewer ranks per node." : ".");
+  throw UsageError(message);
+}
+
+std::optional<std::uint64_t> available_host_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return std::nullopt;
 }
 
 double determinant_flops(int dim) {
@@ -76,6 +116,7 @@ class CpuLogdetEngine final : public LogdetEngine {
  public:
   explicit CpuLogdetEngine(const LogdetConfig& config) : LogdetEngine(config) {
     validate(config);
+    if (const auto available = available_host_memory()) require_memory(config, matrix_buffer_bytes(config), *available, "memory");
     set_blas_threads(config.cpu_threads);
     const auto n = static_cast<std::size_t>(config.dim) * static_cast<std::size_t>(config.dim);
     // Sampling threads: as many as OpenBLAS uses, but one for small matrices (a thread start

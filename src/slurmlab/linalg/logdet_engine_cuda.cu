@@ -126,6 +126,11 @@ class CudaLogdetEngine final : public LogdetEngine {
     check_cuda(cudaSetDevice(ordinal), "cudaSetDevice");
     const auto d = static_cast<std::size_t>(config.dim);
     const std::size_t matrix_bytes = d * d * sizeof(Real);
+    std::size_t free_bytes = 0, total_bytes = 0;
+    check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+    LogdetConfig on_device = config;
+    on_device.ranks_sharing_memory = 1;  // this rank's own device
+    require_memory(on_device, 2 * matrix_bytes, free_bytes, "GPU memory");  // L and C; the POTRF workspace is small
     try {
       check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
       check_cublas(cublasCreate(&blas_), "cublasCreate");
