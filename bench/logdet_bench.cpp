@@ -118,8 +118,19 @@ int main(int argc, char** argv) {
   double peak_gflops = 0;
   const std::string peer = std::string(SLURMLAB_SOURCE_DIR) + "/bench/numpy_logdet_peer.py";
   const std::string torch_peer = std::string(SLURMLAB_SOURCE_DIR) + "/bench/torch_logdet_peer.py";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  const char* usage_text =
+      "usage: logdet_bench [--dims 500,1000,2000,5000] [--threads 1,2] [--python /usr/bin/python3]\n"
+      "                    [--device cpu|cuda] [--peak-gflops G]   (a Markdown table on stdout)\n";
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::cout << usage_text;
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::cerr << "logdet_bench: " << flag << " needs a value.\n" << usage_text;
+      return 2;
+    }
     if (flag == "--dims") dims = parse_list(argv[i + 1]);
     else if (flag == "--threads") threads = parse_list(argv[i + 1]);
     else if (flag == "--python") python = argv[i + 1];
