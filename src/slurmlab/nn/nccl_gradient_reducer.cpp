@@ -9,12 +9,20 @@
 #include <thread>
 
 #include "slurmlab/nn/cuda_backend.hpp"
+#include "slurmlab/nn/cuda_planning.hpp"
 #include "slurmlab/nn/layers.hpp"
 
 namespace slurmlab::nn {
 namespace {
 
 std::string nccl_text(ncclResult_t result) { return ncclGetErrorString(result); }
+
+// What rank 0 broadcasts: the unique id, or that it could not make one (so that the other
+// ranks fail with a message instead of waiting for an id that never comes).
+struct UniqueIdMessage {
+  int ok = 0;
+  ncclUniqueId id{};
+};
 
 }  // namespace
 
@@ -24,12 +32,18 @@ NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::mil
   MPI_Comm_size(communicator_, &size_);
   MPI_Comm_rank(communicator_, &rank_);
   auto& context = cuda::Context::get();  // selects the configured device
-  ncclUniqueId id{};
+  UniqueIdMessage message;
+  ncclResult_t id_result = ncclSuccess;
   if (rank_ == 0) {
-    const auto result = ncclGetUniqueId(&id);
-    if (result != ncclSuccess) fail("NCCL: ncclGetUniqueId failed on rank 0: " + nccl_text(result));
+    id_result = ncclGetUniqueId(&message.id);
+    message.ok = id_result == ncclSuccess ? 1 : 0;
   }
-  MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, communicator_);
+  MPI_Bcast(&message, static_cast<int>(sizeof message), MPI_BYTE, 0, communicator_);
+  if (!message.ok) {
+    fail(rank_ == 0 ? "NCCL: ncclGetUniqueId failed on rank 0: " + nccl_text(id_result)
+                    : "NCCL: rank 0 could not create the NCCL unique id (see rank 0's message)");
+  }
+  const ncclUniqueId id = message.id;
   cudaStream_t stream = nullptr;
   SLURMLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   stream_ = stream;
@@ -97,6 +111,13 @@ void NcclGradientReducer::fail(const std::string& message) {
   throw std::runtime_error(message);
 }
 
+void NcclGradientReducer::enqueued(const std::string& what, int result) {
+  const auto status = static_cast<ncclResult_t>(result);
+  if (status != ncclSuccess && status != ncclInProgress) {
+    fail("NCCL " + what + " could not be enqueued on rank " + std::to_string(rank_) + ": " + nccl_text(status));
+  }
+}
+
 void NcclGradientReducer::wait_for(const std::string& what, CUevent_st* done) {
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (;;) {
@@ -124,7 +145,7 @@ void NcclGradientReducer::run_collective(const std::string& what, const std::fun
   auto& context = cuda::Context::get();
   SLURMLAB_CUDA_CHECK(cudaEventRecord(compute_done_, context.stream()));
   SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_done_, 0));
-  ncclGroupStart();
+  enqueued(what, ncclGroupStart());
   work();
   const auto result = ncclGroupEnd();
   if (result != ncclSuccess && result != ncclInProgress) {
@@ -150,18 +171,20 @@ void NcclGradientReducer::run_collective(const std::string& what, const std::fun
 void NcclGradientReducer::attach(Sequential& model) {
   detach();
   auto parameters = parameters_of(model);
-  std::map<const Parameter*, std::size_t> bucket_of;
-  std::size_t bytes = 0;
-  for (std::size_t i = parameters.size(); i-- > 0;) {  // reverse: the order backward finishes them
-    auto& grad = parameters[i].parameter->grad;
-    if (grad.device() != Device::cuda) fail("NcclGradientReducer::attach: gradient " + parameters[i].name + " is not on cuda; move the model with nn::to_device first");
-    if (attached_buckets_.empty() || bytes + grad.bytes() > bucket_bytes_) {
-      attached_buckets_.emplace_back();
-      bytes = 0;
+  std::vector<std::size_t> bytes;
+  for (auto& p : parameters) {
+    if (p.parameter->grad.device() != Device::cuda) {
+      fail("NcclGradientReducer::attach: gradient " + p.name + " is not on cuda; move the model with nn::to_device first");
     }
-    attached_buckets_.back().grads.push_back(&grad);
-    bytes += grad.bytes();
-    bucket_of[parameters[i].parameter] = attached_buckets_.size() - 1;
+    bytes.push_back(p.parameter->grad.bytes());
+  }
+  std::map<const Parameter*, std::size_t> bucket_of;
+  for (const auto& plan : cuda_planning::plan_gradient_buckets(bytes, bucket_bytes_)) {
+    auto& bucket = attached_buckets_.emplace_back();
+    for (auto i : plan) {
+      bucket.grads.push_back(&parameters[i].parameter->grad);
+      bucket_of[parameters[i].parameter] = attached_buckets_.size() - 1;
+    }
   }
   child_buckets_.assign(model.size(), {});
   for (std::size_t c = 0; c < model.size(); ++c)
@@ -197,10 +220,12 @@ void NcclGradientReducer::launch(Bucket& bucket) {
   // The gradients' kernels are on the compute stream: the all-reduce starts after them.
   SLURMLAB_CUDA_CHECK(cudaEventRecord(compute_done_, context.stream()));
   SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_done_, 0));
-  ncclGroupStart();
-  for (auto* grad : bucket.grads)
-    ncclAllReduce(grad->device_data(), grad->device_data(), static_cast<std::size_t>(grad->numel()), ncclFloat32,
-                  ncclAvg, comm_, stream_);
+  enqueued("gradient all-reduce", ncclGroupStart());
+  for (auto* grad : bucket.grads) {
+    enqueued("gradient all-reduce", ncclAllReduce(grad->device_data(), grad->device_data(),
+                                                  static_cast<std::size_t>(grad->numel()), ncclFloat32, ncclAvg,
+                                                  comm_, stream_));
+  }
   const auto result = ncclGroupEnd();
   if (result != ncclSuccess && result != ncclInProgress) {
     fail("NCCL gradient all-reduce could not be enqueued on rank " + std::to_string(rank_) + ": " + nccl_text(result));
@@ -240,23 +265,25 @@ void NcclGradientReducer::average_gradients(const std::vector<NamedParameter>& p
     }
     return;
   }
-  std::size_t begin = 0;
-  while (begin < parameters.size()) {
-    std::size_t end = begin, bytes = 0;
-    while (end < parameters.size() && (end == begin || bytes + parameters[end].parameter->grad.bytes() <= bucket_bytes_)) {
-      bytes += parameters[end].parameter->grad.bytes();
-      ++end;
+  // Not attached: the same buckets (same plan, same order on every rank), each launched and
+  // waited for in turn.
+  std::vector<std::size_t> bytes;
+  for (const auto& p : parameters) {
+    if (p.parameter->grad.device() != Device::cuda) {
+      fail("NcclGradientReducer: gradient " + p.name + " is not on cuda; move the model with nn::to_device before training");
     }
+    bytes.push_back(p.parameter->grad.bytes());
+  }
+  for (const auto& bucket : cuda_planning::plan_gradient_buckets(bytes, bucket_bytes_)) {
     run_collective("gradient all-reduce", [&] {
-      for (std::size_t i = begin; i < end; ++i) {
+      for (auto i : bucket) {
         auto& grad = parameters[i].parameter->grad;
-        if (grad.device() != Device::cuda) fail("NcclGradientReducer: gradient " + parameters[i].name + " is not on cuda; move the model with nn::to_device before training");
-        ncclAllReduce(grad.device_data(), grad.device_data(), static_cast<std::size_t>(grad.numel()), ncclFloat32,
-                      ncclAvg, comm_, stream_);
+        enqueued("gradient all-reduce", ncclAllReduce(grad.device_data(), grad.device_data(),
+                                                      static_cast<std::size_t>(grad.numel()), ncclFloat32, ncclAvg,
+                                                      comm_, stream_));
       }
     });
     ++buckets_;
-    begin = end;
   }
 }
 
@@ -268,8 +295,9 @@ void NcclGradientReducer::broadcast_state(Layer& model) {
   run_collective("state broadcast", [&] {
     for (auto* tensor : tensors) {
       if (tensor->device() != Device::cuda) fail("NcclGradientReducer: model state is not on cuda; move the model with nn::to_device first");
-      ncclBroadcast(tensor->device_data(), tensor->device_data(), static_cast<std::size_t>(tensor->numel()),
-                    ncclFloat32, 0, comm_, stream_);
+      enqueued("state broadcast", ncclBroadcast(tensor->device_data(), tensor->device_data(),
+                                                static_cast<std::size_t>(tensor->numel()), ncclFloat32, 0, comm_,
+                                                stream_));
     }
   });
 }
