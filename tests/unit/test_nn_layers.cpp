@@ -186,6 +186,18 @@ TYPED_TEST(LayerTest, AvgPoolMatchesWindowsAndGradients) {
   this->check_gradients(pool, x, this->generator);
 }
 
+// A window larger than the (padded) input is a usage error on every backend, not one output
+// row from a truncating division.
+TYPED_TEST(LayerTest, PoolingRejectsAWindowLargerThanTheInput) {
+  MaxPool2d max_pool(3, 1, 0);
+  AvgPool2d average_pool(3, 1);
+  Tensor x = random_tensor({1, 2, 2, 5}, this->generator);
+  EXPECT_THROW(this->run(max_pool, x), std::invalid_argument);
+  EXPECT_THROW(this->run(average_pool, x), std::invalid_argument);
+  MaxPool2d padded(3, 1, 1);  // 2 + 2 * 1 >= 3: fits
+  EXPECT_EQ(this->run(padded, x).shape(), (Shape{1, 2, 2, 5}));
+}
+
 TYPED_TEST(LayerTest, AdaptiveAvgPoolUsesPyTorchBins) {
   AdaptiveAvgPool2d pool(3, 2);
   Tensor x = random_tensor({2, 2, 7, 5}, this->generator);
