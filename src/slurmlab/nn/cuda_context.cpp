@@ -91,7 +91,12 @@ Context& Context::get() {
 
 void Context::configure(const CudaOptions& options) {
   auto& slot = context_slot();
-  if (slot) slot->synchronize();
+  if (slot) {
+    slot->synchronize();
+    // Cached blocks live on the old device: hand them back rather than give them to tensors
+    // of the new one (a kernel there cannot address them).
+    if (slot->options().device != options.device) allocator().release_cached();
+  }
   slot.reset();
   slot.reset(new Context(options));
 }
