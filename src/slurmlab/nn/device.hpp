@@ -17,8 +17,9 @@
 namespace slurmlab::nn {
 
 // TF32: Ampere and Hopper tensor cores multiply float32 operands rounded to a 10-bit mantissa.
-// off keeps products exact float32 (cuBLAS CUBLAS_PEDANTIC_MATH, cuDNN CUDNN_FMA_MATH); on
-// lets both libraries use TF32 tensor cores (CUBLAS_TF32_TENSOR_OP_MATH, CUDNN_DEFAULT_MATH).
+// off keeps products exact float32 (cuBLAS CUBLAS_DEFAULT_MATH with CUBLAS_COMPUTE_32F, which
+// never rounds to TF32; cuDNN FMA-math algorithms only); on lets both libraries use TF32 tensor
+// cores (CUBLAS_TF32_TENSOR_OP_MATH and CUBLAS_COMPUTE_32F_FAST_TF32, cuDNN CUDNN_DEFAULT_MATH).
 // PyTorch's defaults differ between matmul (off) and cuDNN convolutions (on); here one switch
 // sets both, it is explicit in every program's options, and describe_cuda() prints it.
 enum class Tf32 { off, on };

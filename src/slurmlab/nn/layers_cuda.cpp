@@ -638,8 +638,10 @@ BatchNormDescriptors& batch_norm_descriptors(const Shape& shape, std::int64_t ch
 
 Forward batch_norm_forward(BatchNorm& layer, float eps, float momentum, const Tensor& input, Mode mode) {
   require_cuda(layer.weight().value, layer.describe());
-  if (static_cast<double>(eps) < CUDNN_BN_MIN_EPSILON) {
-    throw std::invalid_argument(layer.describe() + ": eps below cuDNN's minimum of 1e-5; use eps >= 1e-5 on CUDA");
+  // cuDNN 9's minimum is 0 (cuDNN 7 had 1e-5, which float 1e-5f, the default, is below).
+  if (!(static_cast<double>(eps) >= CUDNN_BN_MIN_EPSILON)) {
+    throw std::invalid_argument(layer.describe() + ": eps " + std::to_string(eps) + " is below cuDNN's minimum of " +
+                                std::to_string(CUDNN_BN_MIN_EPSILON) + "; use a larger eps on CUDA");
   }
   const auto channels = input.size(1);
   auto& descriptors = batch_norm_descriptors(input.shape(), channels);
