@@ -31,7 +31,10 @@ NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::mil
     : communicator_(communicator), timeout_(timeout), bucket_bytes_(bucket_bytes), on_failure_(std::move(on_failure)) {
   MPI_Comm_size(communicator_, &size_);
   MPI_Comm_rank(communicator_, &rank_);
-  auto& context = cuda::Context::get();  // selects the configured device
+  auto& context = cuda::Context::get();
+  // The communicator and its stream belong to the context's device (the rank's binding),
+  // whatever device this thread selected since.
+  SLURMLAB_CUDA_CHECK(cudaSetDevice(context.options().device));
   UniqueIdMessage message;
   ncclResult_t id_result = ncclSuccess;
   if (rank_ == 0) {
@@ -75,7 +78,6 @@ NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::mil
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  (void)context;
 }
 
 NcclGradientReducer::~NcclGradientReducer() {
@@ -132,12 +134,35 @@ void NcclGradientReducer::wait_for(const std::string& what, CUevent_st* done) {
       fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +
            ncclGetLastError(comm_) + "); another rank probably failed first, see its message");
     }
-    if (std::chrono::steady_clock::now() > deadline) {
-      fail("NCCL " + what + " on rank " + std::to_string(rank_) + " did not complete within " +
-           std::to_string(timeout_.count()) + " ms; a rank died or stopped calling it (raise the timeout only if steps are that slow)");
-    }
+    if (std::chrono::steady_clock::now() > deadline) timed_out(what, "enqueued, the other ranks never joined");
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
+}
+
+// A non-blocking communicator enqueues a group in the background (connecting to the peers
+// first when the communicator has not talked to them yet, which needs them to take part):
+// ncclGroupEnd answers ncclInProgress and ncclCommGetAsyncError says when it is done.
+void NcclGradientReducer::wait_enqueued(const std::string& what) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (;;) {
+    ncclResult_t state = ncclSuccess;
+    ncclCommGetAsyncError(comm_, &state);
+    if (state == ncclSuccess) return;
+    if (state != ncclInProgress) {
+      fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +
+           ncclGetLastError(comm_) + "); another rank probably failed first, see its message");
+    }
+    if (std::chrono::steady_clock::now() > deadline) timed_out(what, "not yet enqueued, waiting for the other ranks");
+    std::this_thread::yield();
+  }
+}
+
+// One message for a collective that never finishes, at whichever stage it is stuck: a peer
+// that died or stopped calling shows either way, depending on whether connections existed.
+void NcclGradientReducer::timed_out(const std::string& what, const char* stage) {
+  fail("NCCL " + what + " on rank " + std::to_string(rank_) + " did not complete within " +
+       std::to_string(timeout_.count()) + " ms (" + stage +
+       "); a rank died or stopped calling it (raise the timeout only if steps are that slow)");
 }
 
 void NcclGradientReducer::run_collective(const std::string& what, const std::function<void()>& work) {
@@ -151,18 +176,7 @@ void NcclGradientReducer::run_collective(const std::string& what, const std::fun
   if (result != ncclSuccess && result != ncclInProgress) {
     fail("NCCL " + what + " could not be enqueued on rank " + std::to_string(rank_) + ": " + nccl_text(result));
   }
-  // Non-blocking communicator: the group is launched once the async state leaves InProgress.
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  for (ncclResult_t state = ncclInProgress; state == ncclInProgress;) {
-    ncclCommGetAsyncError(comm_, &state);
-    if (state != ncclSuccess && state != ncclInProgress) {
-      fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state));
-    }
-    if (state == ncclInProgress && std::chrono::steady_clock::now() > deadline) {
-      fail("NCCL " + what + " on rank " + std::to_string(rank_) + " was not launched within " +
-           std::to_string(timeout_.count()) + " ms");
-    }
-  }
+  wait_enqueued(what);
   SLURMLAB_CUDA_CHECK(cudaEventRecord(reduce_done_, stream_));
   wait_for(what, reduce_done_);
   SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(context.stream(), reduce_done_, 0));
@@ -230,17 +244,7 @@ void NcclGradientReducer::launch(Bucket& bucket) {
   if (result != ncclSuccess && result != ncclInProgress) {
     fail("NCCL gradient all-reduce could not be enqueued on rank " + std::to_string(rank_) + ": " + nccl_text(result));
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  for (ncclResult_t state = ncclInProgress; state == ncclInProgress;) {
-    ncclCommGetAsyncError(comm_, &state);
-    if (state != ncclSuccess && state != ncclInProgress) {
-      fail("NCCL gradient all-reduce failed on rank " + std::to_string(rank_) + ": " + nccl_text(state));
-    }
-    if (state == ncclInProgress && std::chrono::steady_clock::now() > deadline) {
-      fail("NCCL gradient all-reduce on rank " + std::to_string(rank_) + " was not launched within " +
-           std::to_string(timeout_.count()) + " ms");
-    }
-  }
+  wait_enqueued("gradient all-reduce");
   bucket.launched = true;
   ++buckets_;
 }

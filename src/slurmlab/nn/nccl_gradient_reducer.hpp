@@ -68,6 +68,8 @@ class NcclGradientReducer final : public GradientReducer {
   // stream's work, then waits for it under the deadline; the compute stream waits for it too.
   void run_collective(const std::string& what, const std::function<void()>& work);
   void wait_for(const std::string& what, CUevent_st* done);
+  void wait_enqueued(const std::string& what);
+  [[noreturn]] void timed_out(const std::string& what, const char* stage);
   // Fails (abort, on_failure, throw) unless an NCCL call's result says it was enqueued.
   void enqueued(const std::string& what, int result);
   [[noreturn]] void fail(const std::string& message);
