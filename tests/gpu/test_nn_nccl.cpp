@@ -74,8 +74,8 @@ int run(int rank, int size) {
   const auto status = slurmlab::cluster::probe_gpu_runtime();
   if (status.device_count < 2 || size < 2) {
     if (rank == 0)
-      std::printf("SKIP: needs 2 ranks with a GPU each (ranks %d, GPUs %d%s%s); one GPU cannot be shared: NCCL "
-                  "refuses two ranks of a communicator on the same device (ncclInvalidUsage)\n",
+      std::printf("SKIP: needs 2 ranks with a GPU each (ranks %d, GPUs %d%s%s); one GPU cannot be shared: NCCL does "
+                  "not support two ranks of a communicator on the same device (it may hang)\n",
                   size, status.device_count, status.note.empty() ? "" : ": ", status.note.c_str());
     return kSkipped;
   }
