@@ -6,7 +6,7 @@
 //
 // usage: nn_gpu_train_step cnn|alexnet fp32|tf32|bf16 [batch] [repeats] [device]
 //   fp32: TF32 off; tf32: TF32 tensor cores for cuBLAS and cuDNN; bf16: bf16 products
-//   (Linear) with float32 master weights, TF32 for the rest. Prints one JSON line.
+//   (Linear and Conv2d) with float32 master weights, TF32 for the rest. Prints one JSON line.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   const int device = argc > 5 ? std::stoi(argv[5]) : 0;
   if ((model != "cnn" && model != "alexnet") || (mode != "fp32" && mode != "tf32" && mode != "bf16")) {
     std::fprintf(stderr, "nn_gpu_train_step: model must be cnn|alexnet and mode fp32|tf32|bf16\n");
+    return 2;
+  }
+  if (batch < 1 || repeats < 1) {
+    std::fprintf(stderr, "nn_gpu_train_step: batch and repeats must be at least 1\n");
     return 2;
   }
   std::string reason;
