@@ -426,6 +426,10 @@ Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
   context->input = bf16 ? to_bf16(input) : input;
   const Tensor w_operand = bf16 ? to_bf16(w) : w;
   Tensor y_operand = bf16 ? Tensor({(output.numel() + 1) / 2}, Device::cuda) : output;
+  // Grown here to what backward will need too: growing frees the old block (cudaFree waits
+  // for the whole device), which during backward would also wait for the NCCL all-reduces
+  // launched from the backward hook, outside their timeout.
+  Context::get().workspace(std::max({plan->forward_bytes, plan->data_bytes, plan->filter_bytes}));
   void* workspace = Context::get().workspace(plan->forward_bytes);
   SLURMLAB_CUDNN_CHECK(cudnnConvolutionForward(dnn(), &one, plan->x.handle, context->input.device_data(), plan->w.handle,
                                                w_operand.device_data(), plan->forward_conv.handle, plan->forward_algo,
