@@ -156,7 +156,7 @@ __global__ void softmax_cross_entropy_kernel(const float* logits, const std::int
   __shared__ std::int64_t shared_index[kThreads];
   const std::int64_t i = blockIdx.x;
   const float* row = logits + i * classes;
-  float local_max = -FLT_MAX;
+  float local_max = -INFINITY;  // a row of -inf then has its argmax at 0, as the CPU path
   for (std::int64_t j = threadIdx.x; j < classes; j += blockDim.x) local_max = fmaxf(local_max, row[j]);
   const float max = block_max(local_max, shared_float);
   double local_total = 0.0;
@@ -179,7 +179,7 @@ __global__ void count_correct_kernel(const float* logits, const std::int64_t* la
   __shared__ float shared_float[kThreads];
   __shared__ std::int64_t shared_index[kThreads];
   const float* row = logits + static_cast<std::int64_t>(blockIdx.x) * classes;
-  float local_max = -FLT_MAX;
+  float local_max = -INFINITY;  // a row of -inf then has its argmax at 0, as the CPU path
   for (std::int64_t j = threadIdx.x; j < classes; j += blockDim.x) local_max = fmaxf(local_max, row[j]);
   const float max = block_max(local_max, shared_float);
   const std::int64_t best = block_argmax(row, classes, max, shared_index);
