@@ -1,20 +1,25 @@
 // The CUDA backend's host-side decisions, checked on the CPU (no GPU needed): launch geometry
 // and the fused optimizer's tensor lookup (kernel_geometry.hpp, the same code the kernels
-// run), cuDNN algorithm choice under the workspace cap and the TF32 policy, and the
-// gradient buckets of the NCCL reducer (cuda_planning.hpp).
+// run), the plan-cache keys, the workspace's growth, cuDNN algorithm choice under the
+// workspace cap and the TF32 policy, the gradient buckets of the NCCL reducer
+// (cuda_planning.hpp), and the precision option.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <numeric>
 #include <vector>
 
+#include "slurmlab/cli/errors.hpp"
 #include "slurmlab/nn/cuda_planning.hpp"
+#include "slurmlab/nn/device.hpp"
 #include "slurmlab/nn/kernel_geometry.hpp"
 
 namespace slurmlab::nn {
 namespace {
 
 using cuda_planning::AlgorithmCandidate;
+using cuda_planning::ConvMath;
+using cuda_planning::WorkspaceAction;
 using cuda_planning::choose_algorithm;
 using cuda_planning::plan_gradient_buckets;
 using kernel_geometry::blocks_for;
@@ -118,6 +123,86 @@ TEST(GradientBuckets, EveryParameterExactlyOnce) {
       }
     }
     for (int s : seen) EXPECT_EQ(s, 1);
+  }
+}
+
+// A plan made under one set of options must not serve another: every option a plan depends
+// on changes its key, and the shape fields land where the plan reads them.
+TEST(PlanKeys, ConvolutionKeyHoldsShapeAndEveryOptionItDependsOn) {
+  const CudaOptions base{.device = 0, .workspace_cap_bytes = 256u << 20, .tf32 = Tf32::off,
+                         .precision = Precision::float32};
+  const auto key = cuda_planning::conv_plan_key({8, 3, 32, 30}, {16, 3, 5, 5}, 2, 1, base);
+  EXPECT_EQ(key.batch, 8);
+  EXPECT_EQ(key.channels, 3);
+  EXPECT_EQ(key.height, 32);
+  EXPECT_EQ(key.width, 30);
+  EXPECT_EQ(key.filters, 16);
+  EXPECT_EQ(key.kernel, 5);
+  EXPECT_EQ(key.stride, 2);
+  EXPECT_EQ(key.padding, 1);
+  EXPECT_EQ(key.math, ConvMath::float32);
+  auto with = [&](auto change) {
+    CudaOptions options = base;
+    change(options);
+    return cuda_planning::conv_plan_key({8, 3, 32, 30}, {16, 3, 5, 5}, 2, 1, options);
+  };
+  EXPECT_EQ(with([](CudaOptions&) {}), key);
+  EXPECT_EQ(with([](CudaOptions& o) { o.tf32 = Tf32::on; }).math, ConvMath::tf32);
+  EXPECT_EQ(with([](CudaOptions& o) { o.precision = Precision::bf16; }).math, ConvMath::bf16);
+  EXPECT_EQ(with([](CudaOptions& o) { o.precision = Precision::bf16; o.tf32 = Tf32::on; }).math, ConvMath::bf16);
+  EXPECT_NE(with([](CudaOptions& o) { o.workspace_cap_bytes = 64u << 20; }), key);
+  EXPECT_NE(with([](CudaOptions& o) { o.device = 1; }), key);
+  EXPECT_NE(cuda_planning::conv_plan_key({8, 3, 32, 30}, {16, 3, 5, 5}, 1, 1, base), key);
+  EXPECT_NE(cuda_planning::conv_plan_key({8, 3, 32, 30}, {16, 3, 5, 5}, 2, 0, base), key);
+  EXPECT_NE(cuda_planning::conv_plan_key({9, 3, 32, 30}, {16, 3, 5, 5}, 2, 1, base), key);
+}
+
+TEST(PlanKeys, LinearKeyIsTheColumnMajorProductAndItsOptions) {
+  const CudaOptions base{};
+  const auto key = cuda_planning::linear_plan_key(32, 20, 64, true, base);  // rows 32, in 20, out 64
+  EXPECT_EQ(key.m, 64) << "D has one row per output feature";
+  EXPECT_EQ(key.n, 32) << "and one column per sample";
+  EXPECT_EQ(key.k, 20);
+  EXPECT_TRUE(key.bias);
+  EXPECT_FALSE(key.bf16);
+  EXPECT_FALSE(key.tf32);
+  EXPECT_NE(cuda_planning::linear_plan_key(32, 20, 64, false, base), key);
+  CudaOptions other = base;
+  other.precision = Precision::bf16;
+  EXPECT_TRUE(cuda_planning::linear_plan_key(32, 20, 64, true, other).bf16);
+  other = base;
+  other.tf32 = Tf32::on;
+  EXPECT_TRUE(cuda_planning::linear_plan_key(32, 20, 64, true, other).tf32);
+  other = base;
+  other.workspace_cap_bytes = 1u << 20;
+  EXPECT_NE(cuda_planning::linear_plan_key(32, 20, 64, true, other), key);
+  other = base;
+  other.device = 3;
+  EXPECT_NE(cuda_planning::linear_plan_key(32, 20, 64, true, other), key);
+}
+
+TEST(Workspace, KeptWhenLargeEnoughGrownUpToTheCapRefusedAbove) {
+  EXPECT_EQ(cuda_planning::workspace_action(0, 0, 100), WorkspaceAction::keep);
+  EXPECT_EQ(cuda_planning::workspace_action(50, 64, 100), WorkspaceAction::keep);
+  EXPECT_EQ(cuda_planning::workspace_action(64, 64, 100), WorkspaceAction::keep);
+  EXPECT_EQ(cuda_planning::workspace_action(65, 64, 100), WorkspaceAction::grow);
+  EXPECT_EQ(cuda_planning::workspace_action(100, 64, 100), WorkspaceAction::grow) << "the cap itself is allowed";
+  EXPECT_EQ(cuda_planning::workspace_action(101, 64, 100), WorkspaceAction::over_cap);
+}
+
+TEST(CudaOptions, PrecisionParsesBothSpellingsAndNamesTheFix) {
+  EXPECT_EQ(parse_precision("fp32"), Precision::float32);
+  EXPECT_EQ(parse_precision("float32"), Precision::float32);
+  EXPECT_EQ(parse_precision("bf16"), Precision::bf16);
+  EXPECT_EQ(parse_precision("bfloat16"), Precision::bf16);
+  EXPECT_EQ(to_string(Precision::bf16), "bf16");
+  EXPECT_EQ(parse_precision(to_string(Precision::float32)), Precision::float32) << "to_string reads back";
+  try {
+    parse_precision("fp16");
+    FAIL() << "fp16 accepted";
+  } catch (const UsageError& error) {
+    EXPECT_NE(std::string(error.what()).find("'fp16'"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("use fp32 or bf16"), std::string::npos) << error.what();
   }
 }
 

@@ -15,6 +15,7 @@
 #include "slurmlab/cluster/gpu_probe.hpp"
 #include "slurmlab/nn/cuda_backend.hpp"
 #include "slurmlab/nn/cuda_kernels.hpp"
+#include "slurmlab/nn/cuda_planning.hpp"
 
 namespace slurmlab::nn::cuda {
 
@@ -147,8 +148,9 @@ Context::~Context() {
 }
 
 void* Context::workspace(std::size_t bytes) {
-  if (bytes <= workspace_bytes_) return workspace_;
-  if (bytes > options_.workspace_cap_bytes) {
+  const auto action = cuda_planning::workspace_action(bytes, workspace_bytes_, options_.workspace_cap_bytes);
+  if (action == cuda_planning::WorkspaceAction::keep) return workspace_;
+  if (action == cuda_planning::WorkspaceAction::over_cap) {
     throw std::runtime_error("CUDA workspace of " + mebibytes(bytes) + " requested, above the cap of " +
                              mebibytes(options_.workspace_cap_bytes) + "; raise the workspace cap");
   }

@@ -2,6 +2,43 @@
 
 namespace slurmlab::nn::cuda_planning {
 
+ConvMath convolution_math(const CudaOptions& options) {
+  if (options.precision == Precision::bf16) return ConvMath::bf16;
+  return options.tf32 == Tf32::on ? ConvMath::tf32 : ConvMath::float32;
+}
+
+ConvPlanKey conv_plan_key(const Shape& input, const Shape& weight, std::int64_t stride, std::int64_t padding,
+                          const CudaOptions& options) {
+  return {.batch = input.at(0),
+          .channels = input.at(1),
+          .height = input.at(2),
+          .width = input.at(3),
+          .filters = weight.at(0),
+          .kernel = weight.at(2),
+          .stride = stride,
+          .padding = padding,
+          .math = convolution_math(options),
+          .workspace_cap = options.workspace_cap_bytes,
+          .device = options.device};
+}
+
+LinearPlanKey linear_plan_key(std::int64_t rows, std::int64_t in, std::int64_t out, bool bias,
+                              const CudaOptions& options) {
+  return {.m = out,
+          .n = rows,
+          .k = in,
+          .bias = bias,
+          .bf16 = options.precision == Precision::bf16,
+          .tf32 = options.tf32 == Tf32::on,
+          .workspace_cap = options.workspace_cap_bytes,
+          .device = options.device};
+}
+
+WorkspaceAction workspace_action(std::size_t requested, std::size_t current, std::size_t cap) {
+  if (requested <= current) return WorkspaceAction::keep;
+  return requested > cap ? WorkspaceAction::over_cap : WorkspaceAction::grow;
+}
+
 std::optional<std::size_t> choose_algorithm(const std::vector<AlgorithmCandidate>& ranked, std::size_t workspace_cap,
                                             bool float32_exact) {
   for (std::size_t i = 0; i < ranked.size(); ++i) {

@@ -112,10 +112,9 @@ struct PoolingDescriptor {
 };
 
 // --- Convolution plans --------------------------------------------------------------------
-// n, c, h, w, filters, kernel, stride, padding, math (0 float32, 1 TF32, 2 bf16), workspace cap
-// and device: everything the descriptors and the algorithm choice depend on.
-using ConvKey = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                           std::int64_t, std::int64_t, int, std::size_t, int>;
+// Keyed by everything the descriptors and the algorithm choice depend on (cuda_planning.hpp).
+using ConvKey = cuda_planning::ConvPlanKey;
+using cuda_planning::ConvMath;
 
 // cuDNN ranks (algorithm, math type) pairs (cudnnGet*Algorithm_v7's perf.mathType), and may
 // rank a math type other than the descriptor's: the descriptor must then be set to the chosen
@@ -211,8 +210,8 @@ ConvPlan& conv_plan(const ConvKey& key) {
   static std::map<ConvKey, std::unique_ptr<ConvPlan>> plans;
   auto& slot = plans[key];
   if (!slot) {
-    const auto& [n, c, h, w, k, kernel, stride, padding, math, cap, device] = key;
-    slot = std::make_unique<ConvPlan>(n, c, h, w, k, kernel, stride, padding, math, cap);
+    slot = std::make_unique<ConvPlan>(key.batch, key.channels, key.height, key.width, key.filters, key.kernel,
+                                      key.stride, key.padding, static_cast<int>(key.math), key.workspace_cap);
   }
   return *slot;
 }
@@ -248,8 +247,8 @@ Tensor to_bf16(const Tensor& x) {
 // cuBLASLt plan for Linear's forward, D[out, N] = op(W) X + bias (column-major view of the
 // row-major y = x W^T + b) with the BIAS epilogue: bias added in the GEMM's epilogue, no
 // second pass over y.
-// m, n, k, bias, bf16, tf32, workspace cap, device (the heuristic's answer depends on all).
-using LinearKey = std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool, bool, std::size_t, int>;
+// Keyed by everything the heuristic's answer depends on (cuda_planning.hpp).
+using LinearKey = cuda_planning::LinearPlanKey;
 struct LinearPlan {
   cublasLtMatmulDesc_t operation = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
@@ -304,8 +303,7 @@ LinearPlan& linear_plan(const LinearKey& key) {
   static std::map<LinearKey, std::unique_ptr<LinearPlan>> plans;
   auto& slot = plans[key];
   if (!slot) {
-    const auto& [m, n, k, bias, bf16, tf32, cap, device] = key;
-    slot = std::make_unique<LinearPlan>(m, n, k, bias, bf16, tf32, cap);
+    slot = std::make_unique<LinearPlan>(key.m, key.n, key.k, key.bias, key.bf16, key.tf32, key.workspace_cap);
   }
   return *slot;
 }
@@ -352,8 +350,7 @@ Forward linear_forward(Linear& layer, const Tensor& input) {
   Tensor x_operand = bf16 ? to_bf16(input) : input;
   Tensor w_operand = bf16 ? to_bf16(w) : w;
   context->input = x_operand;
-  const auto& options = Context::get().options();
-  auto& plan = linear_plan({out, n, in, layer.has_bias(), bf16, tf32_on(), options.workspace_cap_bytes, options.device});
+  auto& plan = linear_plan(cuda_planning::linear_plan_key(n, in, out, layer.has_bias(), Context::get().options()));
   if (plan.has_algorithm) {
     if (layer.has_bias()) {
       const void* bias = layer.bias().value.device_data();
@@ -400,12 +397,10 @@ Tensor linear_backward(Linear& layer, const nn::Context& context, const Tensor& 
 Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
   auto& w = layer.weight().value;
   require_cuda(w, "Conv2d");
-  const auto& options = Context::get().options();
-  ConvKey key{input.size(0), input.size(1), input.size(2), input.size(3), w.size(0),   w.size(2),
-              layer.stride(), layer.padding(), bf16_on() ? 2 : (tf32_on() ? 1 : 0), options.workspace_cap_bytes,
-              options.device};
+  ConvKey key = cuda_planning::conv_plan_key(input.shape(), w.shape(), layer.stride(), layer.padding(),
+                                             Context::get().options());
   ConvPlan* plan = nullptr;
-  if (std::get<8>(key) == 2) {
+  if (key.math == ConvMath::bf16) {
     // Shapes cuDNN has no bf16 engine for run in float32/TF32 instead (remembered per shape).
     static std::set<ConvKey> unsupported;
     if (!unsupported.count(key)) {
@@ -415,7 +410,7 @@ Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
         unsupported.insert(key);
       }
     }
-    if (plan == nullptr) std::get<8>(key) = tf32_on() ? 1 : 0;
+    if (plan == nullptr) key.math = tf32_on() ? ConvMath::tf32 : ConvMath::float32;
   }
   if (plan == nullptr) plan = &conv_plan(key);
   const bool bf16 = plan->math == 2;
@@ -474,8 +469,7 @@ Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& 
                                 dw.numel(), stream());
     cuda_kernels::add(w.grad.device_data(), dw.device_data(), w.grad.device_data(), dw.numel(), stream());
   }
-  const Shape input_shape{std::get<0>(saved.key), std::get<1>(saved.key), std::get<2>(saved.key),
-                          std::get<3>(saved.key)};
+  const Shape input_shape{saved.key.batch, saved.key.channels, saved.key.height, saved.key.width};
   Tensor grad_input(input_shape, Device::cuda);
   Tensor dx_operand = bf16 ? Tensor({(grad_input.numel() + 1) / 2}, Device::cuda) : grad_input;
   workspace = Context::get().workspace(plan.data_bytes);
