@@ -18,10 +18,10 @@ namespace slurmlab::nn {
 namespace {
 
 using cuda_planning::AlgorithmCandidate;
-using cuda_planning::ConvMath;
-using cuda_planning::WorkspaceAction;
 using cuda_planning::choose_algorithm;
+using cuda_planning::ConvMath;
 using cuda_planning::plan_gradient_buckets;
+using cuda_planning::WorkspaceAction;
 using kernel_geometry::blocks_for;
 using kernel_geometry::kMaxBlocks;
 using kernel_geometry::kThreads;
@@ -35,16 +35,16 @@ TEST(KernelGeometry, BlocksCoverEveryElementOnceInAGridStrideLoop) {
   EXPECT_EQ(blocks_for(std::int64_t{1} << 40), static_cast<unsigned>(kMaxBlocks));
   // Simulate the grid-stride loop of the kernels: every index in [0, n) exactly once, for
   // sizes around the block size and beyond the block cap.
-  for (std::int64_t n : {std::int64_t{1}, std::int64_t{255}, std::int64_t{256}, std::int64_t{257},
-                         std::int64_t{1000}, kMaxBlocks * kThreads - 1, kMaxBlocks * kThreads + 3,
-                         3 * kMaxBlocks * kThreads + 17}) {
+  for (std::int64_t n : {std::int64_t{1}, std::int64_t{255}, std::int64_t{256}, std::int64_t{257}, std::int64_t{1000},
+                         kMaxBlocks * kThreads - 1, kMaxBlocks * kThreads + 3, 3 * kMaxBlocks * kThreads + 17}) {
     const std::int64_t blocks = blocks_for(n);
     const std::int64_t stride = blocks * kThreads;
     std::vector<int> visits(static_cast<std::size_t>(n), 0);
     for (std::int64_t block = 0; block < blocks; ++block)
       for (std::int64_t thread = 0; thread < kThreads; ++thread)
         for (std::int64_t i = block * kThreads + thread; i < n; i += stride) ++visits[static_cast<std::size_t>(i)];
-    for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(visits[static_cast<std::size_t>(i)], 1) << "n " << n << " index " << i;
+    for (std::int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(visits[static_cast<std::size_t>(i)], 1) << "n " << n << " index " << i;
   }
 }
 
@@ -129,8 +129,8 @@ TEST(GradientBuckets, EveryParameterExactlyOnce) {
 // A plan made under one set of options must not serve another: every option a plan depends
 // on changes its key, and the shape fields land where the plan reads them.
 TEST(PlanKeys, ConvolutionKeyHoldsShapeAndEveryOptionItDependsOn) {
-  const CudaOptions base{.device = 0, .workspace_cap_bytes = 256u << 20, .tf32 = Tf32::off,
-                         .precision = Precision::float32};
+  const CudaOptions base{
+      .device = 0, .workspace_cap_bytes = 256u << 20, .tf32 = Tf32::off, .precision = Precision::float32};
   const auto key = cuda_planning::conv_plan_key({8, 3, 32, 30}, {16, 3, 5, 5}, 2, 1, base);
   EXPECT_EQ(key.batch, 8);
   EXPECT_EQ(key.channels, 3);
@@ -149,7 +149,11 @@ TEST(PlanKeys, ConvolutionKeyHoldsShapeAndEveryOptionItDependsOn) {
   EXPECT_EQ(with([](CudaOptions&) {}), key);
   EXPECT_EQ(with([](CudaOptions& o) { o.tf32 = Tf32::on; }).math, ConvMath::tf32);
   EXPECT_EQ(with([](CudaOptions& o) { o.precision = Precision::bf16; }).math, ConvMath::bf16);
-  EXPECT_EQ(with([](CudaOptions& o) { o.precision = Precision::bf16; o.tf32 = Tf32::on; }).math, ConvMath::bf16);
+  EXPECT_EQ(with([](CudaOptions& o) {
+              o.precision = Precision::bf16;
+              o.tf32 = Tf32::on;
+            }).math,
+            ConvMath::bf16);
   EXPECT_NE(with([](CudaOptions& o) { o.workspace_cap_bytes = 64u << 20; }), key);
   EXPECT_NE(with([](CudaOptions& o) { o.device = 1; }), key);
   EXPECT_NE(cuda_planning::conv_plan_key({8, 3, 32, 30}, {16, 3, 5, 5}, 1, 1, base), key);
