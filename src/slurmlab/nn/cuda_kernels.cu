@@ -108,7 +108,9 @@ __global__ void channel_bias_kernel(float* y, const float* bias, std::int64_t n,
   SLURMLAB_GRID_STRIDE(i, n) y[i] += bias[(i / plane) % channels];
 }
 
-// Block-wide reductions over kThreads threads in shared memory.
+// Block-wide reductions over kThreads threads in shared memory (arrays of kThreads entries,
+// halved per step: the kernels that use them declare __launch_bounds__(kThreads), and every
+// launch uses exactly kThreads).
 __device__ float block_max(float value, float* shared) {
   shared[threadIdx.x] = value;
   __syncthreads();
@@ -148,7 +150,7 @@ __device__ std::int64_t block_argmax(const float* row, std::int64_t classes, flo
   return result;
 }
 
-__global__ void softmax_cross_entropy_kernel(const float* logits, const std::int64_t* labels, std::int64_t rows,
+__global__ void __launch_bounds__(kThreads) softmax_cross_entropy_kernel(const float* logits, const std::int64_t* labels, std::int64_t rows,
                                              std::int64_t classes, float* grad, double* loss_sum,
                                              unsigned long long* correct) {
   __shared__ float shared_float[kThreads];
@@ -174,7 +176,7 @@ __global__ void softmax_cross_entropy_kernel(const float* logits, const std::int
   }
 }
 
-__global__ void count_correct_kernel(const float* logits, const std::int64_t* labels, std::int64_t classes,
+__global__ void __launch_bounds__(kThreads) count_correct_kernel(const float* logits, const std::int64_t* labels, std::int64_t classes,
                                      unsigned long long* correct) {
   __shared__ float shared_float[kThreads];
   __shared__ std::int64_t shared_index[kThreads];
@@ -186,7 +188,7 @@ __global__ void count_correct_kernel(const float* logits, const std::int64_t* la
   if (threadIdx.x == 0 && best == labels[blockIdx.x]) atomicAdd(correct, 1ull);
 }
 
-__global__ void mse_kernel(const float* p, const float* t, const float* w, std::int64_t rows, std::int64_t per_row,
+__global__ void __launch_bounds__(kThreads) mse_kernel(const float* p, const float* t, const float* w, std::int64_t rows, std::int64_t per_row,
                            double norm, float* grad, double* loss_sum) {
   __shared__ double shared_double[kThreads];
   double local = 0.0;
@@ -201,7 +203,7 @@ __global__ void mse_kernel(const float* p, const float* t, const float* w, std::
   if (threadIdx.x == 0) atomicAdd(loss_sum, total);
 }
 
-__global__ void batch_norm_eval_backward_kernel(const float* x, const float* dy, const float* gamma,
+__global__ void __launch_bounds__(kThreads) batch_norm_eval_backward_kernel(const float* x, const float* dy, const float* gamma,
                                                const float* running_mean, const float* running_var, float eps,
                                                std::int64_t batch, std::int64_t channels, std::int64_t plane,
                                                float* dx, float* dgamma, float* dbeta) {
@@ -263,7 +265,7 @@ __global__ void adam_kernel(TensorList list, AdamStep step) {
   }
 }
 
-__global__ void squared_norm_kernel(TensorList list, double* out_sum) {
+__global__ void __launch_bounds__(kThreads) squared_norm_kernel(TensorList list, double* out_sum) {
   __shared__ double shared_double[kThreads];
   double local = 0.0;
   SLURMLAB_GRID_STRIDE(k, list.total) {
