@@ -287,6 +287,9 @@ TEST_F(CudaBackend, Bf16TutorialCnnStaysCloseToFloat32) {
   const double error = relative_error(gpu.output, cpu.output);
   EXPECT_LT(error, 5e-2);
   EXPECT_GT(error, 0.0) << "bf16 operands must change the result: is the bf16 path taken?";
+  // The convolutions themselves in bf16, not only the Linear layers (a shape without a cuDNN
+  // bf16 engine falls back to float32 silently otherwise).
+  EXPECT_EQ(cuda_bf16_convolution_fallbacks(), 0u) << "cuDNN offered no bf16 NCHW engine for a tutorial CNN shape";
   auto cpu_loss = softmax_cross_entropy(cpu.output, labels);
   auto gpu_loss = softmax_cross_entropy(gpu.output, labels);
   cpu_net->backward(*cpu.context, cpu_loss.grad);

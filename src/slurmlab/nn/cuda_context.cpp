@@ -206,6 +206,7 @@ void synchronize(Device device) {
   if (device == Device::cuda) cuda::Context::get().synchronize();
 }
 std::size_t cuda_peak_bytes() { return cuda::peak_bytes; }
+std::size_t cuda_bf16_convolution_fallbacks() { return cuda::bf16_convolution_fallbacks(); }
 void reset_cuda_peak_bytes() {
   cuda::peak_bytes = cuda::allocator().statistics().bytes_in_use + cuda::workspace_in_use;
 }

@@ -56,6 +56,9 @@ void synchronize(Device device);
 // storage and the workspace), and its reset.
 std::size_t cuda_peak_bytes();
 void reset_cuda_peak_bytes();
+// Convolution shapes that asked for Precision::bf16 but run in float32/TF32 because cuDNN
+// offered no bf16 engine for them (0 without CUDA).
+std::size_t cuda_bf16_convolution_fallbacks();
 
 // Moves every parameter (value and gradient) and buffer of `layer` to `device`, in place.
 // Optimizers must be created after the move (their state is made on the parameters' device).

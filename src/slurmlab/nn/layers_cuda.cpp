@@ -216,6 +216,11 @@ ConvPlan& conv_plan(const ConvKey& key) {
   return *slot;
 }
 
+std::set<ConvKey>& bf16_unsupported_shapes() {
+  static std::set<ConvKey> shapes;
+  return shapes;
+}
+
 struct ConvContext final : nn::Context {
   Tensor input;  // float32, or its bf16 copy when the plan computes in bf16
   ConvKey key;
@@ -394,6 +399,8 @@ Tensor linear_backward(Linear& layer, const nn::Context& context, const Tensor& 
 }
 
 // --- Conv2d --------------------------------------------------------------------------------
+std::size_t bf16_convolution_fallbacks() { return bf16_unsupported_shapes().size(); }
+
 Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
   auto& w = layer.weight().value;
   require_cuda(w, "Conv2d");
@@ -402,7 +409,7 @@ Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
   ConvPlan* plan = nullptr;
   if (key.math == ConvMath::bf16) {
     // Shapes cuDNN has no bf16 engine for run in float32/TF32 instead (remembered per shape).
-    static std::set<ConvKey> unsupported;
+    auto& unsupported = bf16_unsupported_shapes();
     if (!unsupported.count(key)) {
       try {
         plan = &conv_plan(key);
