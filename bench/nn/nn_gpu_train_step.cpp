@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
   const double median = times[times.size() / 2];
   std::printf("{\"framework\": \"slurmlab\", \"variant\": \"%s\", \"model\": \"%s\", \"batch\": %lld, "
               "\"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"images_per_s\": %.1f, "
-              "\"peak_bytes\": %zu, \"loss\": %.5f, \"device\": \"%s\"}\n",
+              "\"peak_bytes\": %zu, \"loss\": %.5f, \"bf16_conv_fallbacks\": %zu, \"device\": \"%s\"}\n",
               mode.c_str(), model.c_str(), static_cast<long long>(batch), median, times.front(), times.back(),
-              1000.0 * static_cast<double>(batch) / median, cuda_peak_bytes(), last_loss, describe_cuda().c_str());
+              1000.0 * static_cast<double>(batch) / median, cuda_peak_bytes(), last_loss,
+              cuda_bf16_convolution_fallbacks(), describe_cuda().c_str());
   return 0;
 }
