@@ -24,6 +24,14 @@ struct UniqueIdMessage {
   ncclUniqueId id{};
 };
 
+// The communicator's asynchronous state; a failing query is itself the answer (an initial
+// ncclSuccess left in place would read as "done").
+ncclResult_t async_state(ncclComm_t comm) {
+  ncclResult_t state = ncclInProgress;
+  const ncclResult_t query = ncclCommGetAsyncError(comm, &state);
+  return query == ncclSuccess ? state : query;
+}
+
 }  // namespace
 
 NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::milliseconds timeout,
@@ -65,8 +73,7 @@ NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::mil
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (;;) {
-    ncclResult_t state = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &state);
+    const ncclResult_t state = async_state(comm_);
     if (state == ncclSuccess) break;
     if (state != ncclInProgress) {
       fail("NCCL: communicator set-up failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +
@@ -88,7 +95,7 @@ NcclGradientReducer::~NcclGradientReducer() {
     bool settled = ncclCommFinalize(comm_) == ncclSuccess;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     for (ncclResult_t state = ncclInProgress; !settled && std::chrono::steady_clock::now() < deadline;) {
-      ncclCommGetAsyncError(comm_, &state);
+      state = async_state(comm_);
       settled = state == ncclSuccess;
       if (state != ncclSuccess && state != ncclInProgress) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -128,8 +135,7 @@ void NcclGradientReducer::wait_for(const std::string& what, CUevent_st* done) {
     if (query != cudaErrorNotReady) {
       fail("NCCL " + what + " on rank " + std::to_string(rank_) + ": CUDA error " + cudaGetErrorString(query));
     }
-    ncclResult_t state = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &state);
+    const ncclResult_t state = async_state(comm_);
     if (state != ncclSuccess && state != ncclInProgress) {
       fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +
            ncclGetLastError(comm_) + "); another rank probably failed first, see its message");
@@ -145,8 +151,7 @@ void NcclGradientReducer::wait_for(const std::string& what, CUevent_st* done) {
 void NcclGradientReducer::wait_enqueued(const std::string& what) {
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (;;) {
-    ncclResult_t state = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &state);
+    const ncclResult_t state = async_state(comm_);
     if (state == ncclSuccess) return;
     if (state != ncclInProgress) {
       fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +
