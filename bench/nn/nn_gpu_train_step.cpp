@@ -6,7 +6,7 @@
 //
 // usage: nn_gpu_train_step cnn|alexnet fp32|tf32|bf16 [batch] [repeats] [device]
 //   fp32: TF32 off; tf32: TF32 tensor cores for cuBLAS and cuDNN; bf16: bf16 products
-//   (Linear) with float32 master weights, TF32 for the rest. Prints one JSON line.
+//   (Linear and Conv2d) with float32 master weights, TF32 for the rest. Prints one JSON line.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   const int device = argc > 5 ? std::stoi(argv[5]) : 0;
   if ((model != "cnn" && model != "alexnet") || (mode != "fp32" && mode != "tf32" && mode != "bf16")) {
     std::fprintf(stderr, "nn_gpu_train_step: model must be cnn|alexnet and mode fp32|tf32|bf16\n");
+    return 2;
+  }
+  if (batch < 1 || repeats < 1) {
+    std::fprintf(stderr, "nn_gpu_train_step: batch and repeats must be at least 1\n");
     return 2;
   }
   std::string reason;
@@ -70,8 +74,9 @@ int main(int argc, char** argv) {
   const double median = times[times.size() / 2];
   std::printf("{\"framework\": \"slurmlab\", \"variant\": \"%s\", \"model\": \"%s\", \"batch\": %lld, "
               "\"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"images_per_s\": %.1f, "
-              "\"peak_bytes\": %zu, \"loss\": %.5f, \"device\": \"%s\"}\n",
+              "\"peak_bytes\": %zu, \"loss\": %.5f, \"bf16_conv_fallbacks\": %zu, \"device\": \"%s\"}\n",
               mode.c_str(), model.c_str(), static_cast<long long>(batch), median, times.front(), times.back(),
-              1000.0 * static_cast<double>(batch) / median, cuda_peak_bytes(), last_loss, describe_cuda().c_str());
+              1000.0 * static_cast<double>(batch) / median, cuda_peak_bytes(), last_loss,
+              cuda_bf16_convolution_fallbacks(), describe_cuda().c_str());
   return 0;
 }

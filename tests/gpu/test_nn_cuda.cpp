@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -152,6 +154,27 @@ TEST_F(CudaBackend, LossesMatchCpu) {
   EXPECT_NEAR(gpu.loss, cpu.loss, 1e-6 * std::abs(cpu.loss));
   EXPECT_LT(relative_error(gpu.grad, cpu.grad), 1e-6);
   EXPECT_EQ(correct_predictions(logits.to(Device::cuda), labels), correct_predictions(logits, labels));
+  // Stability and the argmax rules: logits near 1000 (exp overflows without the row maximum
+  // subtracted), a tie (the lowest index wins), a row of -inf (argmax 0, as the CPU) and a
+  // row wider than one block of threads (the block reductions' strided loops).
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> values{1000.0f, 1001.0f, 999.0f, 3.0f, 7.0f, 7.0f, -inf, -inf, -inf};
+  Tensor extreme = Tensor::from({3, 3}, values);
+  const std::vector<std::int64_t> extreme_labels{0, 2, 0};
+  EXPECT_EQ(correct_predictions(extreme.to(Device::cuda), extreme_labels), correct_predictions(extreme, extreme_labels));
+  Tensor stable = Tensor::from({2, 3}, std::span<const float>(values.data(), 6));
+  auto cpu_stable = softmax_cross_entropy(stable, std::vector<std::int64_t>{0, 2});
+  auto gpu_stable = softmax_cross_entropy(stable.to(Device::cuda), std::vector<std::int64_t>{0, 2});
+  ASSERT_TRUE(std::isfinite(gpu_stable.loss));
+  EXPECT_NEAR(gpu_stable.loss, cpu_stable.loss, 1e-9 * std::abs(cpu_stable.loss));
+  EXPECT_LT(relative_error(gpu_stable.grad, cpu_stable.grad), 1e-6);
+  Tensor wide = random_tensor({5, 1000}, g, -10.0f, 10.0f);
+  const auto wide_labels = random_labels(5, 1000, g);
+  auto cpu_wide = softmax_cross_entropy(wide, wide_labels);
+  auto gpu_wide = softmax_cross_entropy(wide.to(Device::cuda), wide_labels);
+  EXPECT_NEAR(gpu_wide.loss, cpu_wide.loss, 1e-6 * std::abs(cpu_wide.loss));
+  EXPECT_LT(relative_error(gpu_wide.grad, cpu_wide.grad), 1e-6);
+  EXPECT_EQ(correct_predictions(wide.to(Device::cuda), wide_labels), correct_predictions(wide, wide_labels));
 
   Tensor prediction = random_tensor({9, 4}, g), target = random_tensor({9, 4}, g);
   std::vector<float> weights;
@@ -264,6 +287,9 @@ TEST_F(CudaBackend, Bf16TutorialCnnStaysCloseToFloat32) {
   const double error = relative_error(gpu.output, cpu.output);
   EXPECT_LT(error, 5e-2);
   EXPECT_GT(error, 0.0) << "bf16 operands must change the result: is the bf16 path taken?";
+  // The convolutions themselves in bf16, not only the Linear layers (a shape without a cuDNN
+  // bf16 engine falls back to float32 silently otherwise).
+  EXPECT_EQ(cuda_bf16_convolution_fallbacks(), 0u) << "cuDNN offered no bf16 NCHW engine for a tutorial CNN shape";
   auto cpu_loss = softmax_cross_entropy(cpu.output, labels);
   auto gpu_loss = softmax_cross_entropy(gpu.output, labels);
   cpu_net->backward(*cpu.context, cpu_loss.grad);

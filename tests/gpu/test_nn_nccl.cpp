@@ -74,8 +74,9 @@ int run(int rank, int size) {
   const auto status = slurmlab::cluster::probe_gpu_runtime();
   if (status.device_count < 2 || size < 2) {
     if (rank == 0)
-      std::printf("SKIP: needs 2 ranks and 2 GPUs (ranks %d, GPUs %d%s%s)\n", size, status.device_count,
-                  status.note.empty() ? "" : ": ", status.note.c_str());
+      std::printf("SKIP: needs 2 ranks with a GPU each (ranks %d, GPUs %d%s%s); one GPU cannot be shared: NCCL does "
+                  "not support two ranks of a communicator on the same device (it may hang)\n",
+                  size, status.device_count, status.note.empty() ? "" : ": ", status.note.c_str());
     return kSkipped;
   }
   configure_cuda({.device = rank % status.device_count});

@@ -41,14 +41,19 @@ TYPED_TEST_SUITE(LayerTest, testing::Backends);
 
 TYPED_TEST(LayerTest, LinearMatchesLoopsAndGradients) {
   // (7, 5) takes the SGEMM path; one input or one output feature take the direct loops.
-  for (auto [in, out] : {std::pair{7, 5}, std::pair{1, 6}, std::pair{19, 1}, std::pair{1, 1}}) {
-    Linear layer(in, out, this->generator);
+  struct Case {
+    int in, out;
+    bool bias = true;
+  };
+  // The last case has no bias: the CUDA backend then takes a cuBLASLt plan without epilogue.
+  for (auto [in, out, bias] : {Case{7, 5}, Case{1, 6}, Case{19, 1}, Case{1, 1}, Case{6, 4, false}}) {
+    Linear layer(in, out, this->generator, bias);
     Tensor x = random_tensor({4, in}, this->generator);
     Tensor y = this->run(layer, x);
     Tensor expected({4, out});
     for (int n = 0; n < 4; ++n)
       for (int o = 0; o < out; ++o) {
-        double sum = layer.bias().value.at({o});
+        double sum = bias ? layer.bias().value.at({o}) : 0.0;
         for (int i = 0; i < in; ++i) sum += static_cast<double>(x.at({n, i})) * layer.weight().value.at({o, i});
         expected.at({n, o}) = static_cast<float>(sum);
       }
@@ -75,7 +80,7 @@ TYPED_TEST(LayerTest, LinearInitialisationIsPyTorchDefault) {
 
 double naive_conv(const Tensor& x, Conv2d& conv, int n, int o, int oy, int ox, int k, int stride, int pad) {
   const auto& w = conv.weight().value;
-  double sum = conv.bias().value.at({o});
+  double sum = conv.bias().value.numel() > 0 ? conv.bias().value.at({o}) : 0.0;
   for (int c = 0; c < x.size(1); ++c)
     for (int ky = 0; ky < k; ++ky)
       for (int kx = 0; kx < k; ++kx) {
@@ -89,9 +94,12 @@ double naive_conv(const Tensor& x, Conv2d& conv, int n, int o, int oy, int ox, i
 TYPED_TEST(LayerTest, Conv2dMatchesDirectConvolution) {
   struct Case {
     int c, o, k, stride, pad, h, w;
+    bool bias = true;
   };
-  for (const Case& cs : {Case{3, 4, 3, 1, 1, 7, 6}, Case{2, 5, 5, 2, 2, 9, 9}, Case{3, 2, 2, 3, 0, 8, 7}}) {
-    Conv2d conv(cs.c, cs.o, cs.k, this->generator, cs.stride, cs.pad);
+  // The last case has no bias (ResNet's convolutions), a path of its own on every backend.
+  for (const Case& cs : {Case{3, 4, 3, 1, 1, 7, 6}, Case{2, 5, 5, 2, 2, 9, 9}, Case{3, 2, 2, 3, 0, 8, 7},
+                         Case{2, 3, 3, 2, 1, 6, 5, false}}) {
+    Conv2d conv(cs.c, cs.o, cs.k, this->generator, cs.stride, cs.pad, cs.bias);
     Tensor x = random_tensor({2, cs.c, cs.h, cs.w}, this->generator);
     Tensor y = this->run(conv, x);
     const int oh = (cs.h + 2 * cs.pad - cs.k) / cs.stride + 1, ow = (cs.w + 2 * cs.pad - cs.k) / cs.stride + 1;
@@ -184,6 +192,18 @@ TYPED_TEST(LayerTest, AvgPoolMatchesWindowsAndGradients) {
         }
   expect_close(y, expected, 1e-6, "AvgPool2d");
   this->check_gradients(pool, x, this->generator);
+}
+
+// A window larger than the (padded) input is a usage error on every backend, not one output
+// row from a truncating division.
+TYPED_TEST(LayerTest, PoolingRejectsAWindowLargerThanTheInput) {
+  MaxPool2d max_pool(3, 1, 0);
+  AvgPool2d average_pool(3, 1);
+  Tensor x = random_tensor({1, 2, 2, 5}, this->generator);
+  EXPECT_THROW(this->run(max_pool, x), std::invalid_argument);
+  EXPECT_THROW(this->run(average_pool, x), std::invalid_argument);
+  MaxPool2d padded(3, 1, 1);  // 2 + 2 * 1 >= 3: fits
+  EXPECT_EQ(this->run(padded, x).shape(), (Shape{1, 2, 2, 5}));
 }
 
 TYPED_TEST(LayerTest, AdaptiveAvgPoolUsesPyTorchBins) {

@@ -83,6 +83,8 @@ void copy(void* destination, Device destination_device, const void* source, Devi
 Forward linear_forward(Linear& layer, const Tensor& input);
 Tensor linear_backward(Linear& layer, const nn::Context& context, const Tensor& grad_output);
 Forward conv2d_forward(Conv2d& layer, const Tensor& input);
+// Convolution shapes that asked for bf16 and run in float32/TF32 (cuDNN had no bf16 engine).
+std::size_t bf16_convolution_fallbacks();
 Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& grad_output);
 Forward activation_forward(Activation kind, const Tensor& input);
 Tensor activation_backward(Activation kind, const nn::Context& context, const Tensor& grad_output);

@@ -15,6 +15,7 @@
 #include "slurmlab/cluster/gpu_probe.hpp"
 #include "slurmlab/nn/cuda_backend.hpp"
 #include "slurmlab/nn/cuda_kernels.hpp"
+#include "slurmlab/nn/cuda_planning.hpp"
 
 namespace slurmlab::nn::cuda {
 
@@ -91,7 +92,12 @@ Context& Context::get() {
 
 void Context::configure(const CudaOptions& options) {
   auto& slot = context_slot();
-  if (slot) slot->synchronize();
+  if (slot) {
+    slot->synchronize();
+    // Cached blocks live on the old device: hand them back rather than give them to tensors
+    // of the new one (a kernel there cannot address them).
+    if (slot->options().device != options.device) allocator().release_cached();
+  }
   slot.reset();
   slot.reset(new Context(options));
 }
@@ -142,8 +148,9 @@ Context::~Context() {
 }
 
 void* Context::workspace(std::size_t bytes) {
-  if (bytes <= workspace_bytes_) return workspace_;
-  if (bytes > options_.workspace_cap_bytes) {
+  const auto action = cuda_planning::workspace_action(bytes, workspace_bytes_, options_.workspace_cap_bytes);
+  if (action == cuda_planning::WorkspaceAction::keep) return workspace_;
+  if (action == cuda_planning::WorkspaceAction::over_cap) {
     throw std::runtime_error("CUDA workspace of " + mebibytes(bytes) + " requested, above the cap of " +
                              mebibytes(options_.workspace_cap_bytes) + "; raise the workspace cap");
   }
@@ -199,6 +206,7 @@ void synchronize(Device device) {
   if (device == Device::cuda) cuda::Context::get().synchronize();
 }
 std::size_t cuda_peak_bytes() { return cuda::peak_bytes; }
+std::size_t cuda_bf16_convolution_fallbacks() { return cuda::bf16_convolution_fallbacks(); }
 void reset_cuda_peak_bytes() {
   cuda::peak_bytes = cuda::allocator().statistics().bytes_in_use + cuda::workspace_in_use;
 }

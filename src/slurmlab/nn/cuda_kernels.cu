@@ -1,24 +1,32 @@
 // slurmlab::nn's own CUDA kernels (see cuda_kernels.hpp for what each computes and why it is
-// not a library call). Grid-stride loops, 256 threads per block, every launch on the caller's
-// stream; errors of the launch itself are checked by the caller's next checked call.
+// not a library call). Grid-stride loops, 256 threads per block (kernel_geometry.hpp), every
+// launch on the caller's stream. Every launch is checked at once with cudaGetLastError: a
+// launch that fails to start (bad configuration, no kernel image for this GPU) sets only that
+// per-thread error and is not reported by later runtime calls on the stream.
 #include <cuda_bf16.h>
 #include <curand_kernel.h>
 
 #include <cfloat>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "slurmlab/nn/cuda_kernels.hpp"
+#include "slurmlab/nn/kernel_geometry.hpp"
 
 namespace slurmlab::nn::cuda_kernels {
 namespace {
 
-constexpr int kThreads = 256;
+using kernel_geometry::blocks_for;
+using kernel_geometry::kThreads;
+using kernel_geometry::tensor_of;
 
-unsigned blocks_for(std::int64_t n) {
-  const std::int64_t wanted = (n + kThreads - 1) / kThreads;
-  // Enough blocks to fill an H200 several times over; the grid stride covers the rest.
-  const std::int64_t cap = 132 * 32;
-  return static_cast<unsigned>(wanted < 1 ? 1 : (wanted > cap ? cap : wanted));
+void check_launch(const char* kernel) {
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) {
+    throw std::runtime_error(std::string("CUDA launch of ") + kernel + " failed: " + cudaGetErrorName(status) + " (" +
+                             cudaGetErrorString(status) + ")");
+  }
 }
 
 #define SLURMLAB_GRID_STRIDE(i, n)                                                                         \
@@ -100,7 +108,9 @@ __global__ void channel_bias_kernel(float* y, const float* bias, std::int64_t n,
   SLURMLAB_GRID_STRIDE(i, n) y[i] += bias[(i / plane) % channels];
 }
 
-// Block-wide reductions over kThreads threads in shared memory.
+// Block-wide reductions over kThreads threads in shared memory (arrays of kThreads entries,
+// halved per step: the kernels that use them declare __launch_bounds__(kThreads), and every
+// launch uses exactly kThreads).
 __device__ float block_max(float value, float* shared) {
   shared[threadIdx.x] = value;
   __syncthreads();
@@ -140,7 +150,7 @@ __device__ std::int64_t block_argmax(const float* row, std::int64_t classes, flo
   return result;
 }
 
-__global__ void softmax_cross_entropy_kernel(const float* logits, const std::int64_t* labels, std::int64_t rows,
+__global__ void __launch_bounds__(kThreads) softmax_cross_entropy_kernel(const float* logits, const std::int64_t* labels, std::int64_t rows,
                                              std::int64_t classes, float* grad, double* loss_sum,
                                              unsigned long long* correct) {
   __shared__ float shared_float[kThreads];
@@ -148,7 +158,7 @@ __global__ void softmax_cross_entropy_kernel(const float* logits, const std::int
   __shared__ std::int64_t shared_index[kThreads];
   const std::int64_t i = blockIdx.x;
   const float* row = logits + i * classes;
-  float local_max = -FLT_MAX;
+  float local_max = -INFINITY;  // a row of -inf then has its argmax at 0, as the CPU path
   for (std::int64_t j = threadIdx.x; j < classes; j += blockDim.x) local_max = fmaxf(local_max, row[j]);
   const float max = block_max(local_max, shared_float);
   double local_total = 0.0;
@@ -166,19 +176,19 @@ __global__ void softmax_cross_entropy_kernel(const float* logits, const std::int
   }
 }
 
-__global__ void count_correct_kernel(const float* logits, const std::int64_t* labels, std::int64_t classes,
+__global__ void __launch_bounds__(kThreads) count_correct_kernel(const float* logits, const std::int64_t* labels, std::int64_t classes,
                                      unsigned long long* correct) {
   __shared__ float shared_float[kThreads];
   __shared__ std::int64_t shared_index[kThreads];
   const float* row = logits + static_cast<std::int64_t>(blockIdx.x) * classes;
-  float local_max = -FLT_MAX;
+  float local_max = -INFINITY;  // a row of -inf then has its argmax at 0, as the CPU path
   for (std::int64_t j = threadIdx.x; j < classes; j += blockDim.x) local_max = fmaxf(local_max, row[j]);
   const float max = block_max(local_max, shared_float);
   const std::int64_t best = block_argmax(row, classes, max, shared_index);
   if (threadIdx.x == 0 && best == labels[blockIdx.x]) atomicAdd(correct, 1ull);
 }
 
-__global__ void mse_kernel(const float* p, const float* t, const float* w, std::int64_t rows, std::int64_t per_row,
+__global__ void __launch_bounds__(kThreads) mse_kernel(const float* p, const float* t, const float* w, std::int64_t rows, std::int64_t per_row,
                            double norm, float* grad, double* loss_sum) {
   __shared__ double shared_double[kThreads];
   double local = 0.0;
@@ -193,7 +203,7 @@ __global__ void mse_kernel(const float* p, const float* t, const float* w, std::
   if (threadIdx.x == 0) atomicAdd(loss_sum, total);
 }
 
-__global__ void batch_norm_eval_backward_kernel(const float* x, const float* dy, const float* gamma,
+__global__ void __launch_bounds__(kThreads) batch_norm_eval_backward_kernel(const float* x, const float* dy, const float* gamma,
                                                const float* running_mean, const float* running_var, float eps,
                                                std::int64_t batch, std::int64_t channels, std::int64_t plane,
                                                float* dx, float* dgamma, float* dbeta) {
@@ -217,16 +227,6 @@ __global__ void batch_norm_eval_backward_kernel(const float* x, const float* dy,
     dbeta[c] += static_cast<float>(total_g);
     dgamma[c] += static_cast<float>(total_gx);
   }
-}
-
-// Which tensor of the list holds flat index k: binary search in the prefix sums.
-__device__ int tensor_of(const std::int64_t* offsets, int count, std::int64_t k) {
-  int low = 0, high = count - 1;
-  while (low < high) {
-    const int mid = (low + high + 1) / 2;
-    if (offsets[mid] <= k) low = mid; else high = mid - 1;
-  }
-  return low;
 }
 
 __global__ void sgd_kernel(TensorList list, SgdStep step) {
@@ -265,7 +265,7 @@ __global__ void adam_kernel(TensorList list, AdamStep step) {
   }
 }
 
-__global__ void squared_norm_kernel(TensorList list, double* out_sum) {
+__global__ void __launch_bounds__(kThreads) squared_norm_kernel(TensorList list, double* out_sum) {
   __shared__ double shared_double[kThreads];
   double local = 0.0;
   SLURMLAB_GRID_STRIDE(k, list.total) {
@@ -340,89 +340,130 @@ __global__ void adaptive_pool_backward_kernel(const float* dy, float* dx, std::i
 }  // namespace
 
 void fill(float* y, std::int64_t n, float value, cudaStream_t stream) {
-  if (n > 0) fill_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, n, value);
+  if (n <= 0) return;
+  fill_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, n, value);
+  check_launch("fill_kernel");
 }
 void add(const float* a, const float* b, float* out, std::int64_t n, cudaStream_t stream) {
-  if (n > 0) add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(a, b, out, n);
+  if (n <= 0) return;
+  add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(a, b, out, n);
+  check_launch("add_kernel");
 }
 void multiply(const float* a, const float* b, float* out, std::int64_t n, cudaStream_t stream) {
-  if (n > 0) multiply_kernel<<<blocks_for(n), kThreads, 0, stream>>>(a, b, out, n);
+  if (n <= 0) return;
+  multiply_kernel<<<blocks_for(n), kThreads, 0, stream>>>(a, b, out, n);
+  check_launch("multiply_kernel");
 }
 void add_scalar(float* y, std::int64_t n, float value, cudaStream_t stream) {
-  if (n > 0) add_scalar_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, n, value);
+  if (n <= 0) return;
+  add_scalar_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, n, value);
+  check_launch("add_scalar_kernel");
 }
 void scale(float* y, std::int64_t n, float factor, cudaStream_t stream) {
-  if (n > 0) scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, n, factor);
+  if (n <= 0) return;
+  scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, n, factor);
+  check_launch("scale_kernel");
 }
 void activation_forward(int kind, const float* x, float* y, std::int64_t n, cudaStream_t stream) {
-  if (n > 0) activation_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, x, y, n);
+  if (n <= 0) return;
+  activation_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, x, y, n);
+  check_launch("activation_forward_kernel");
 }
 void activation_backward(int kind, const float* s, const float* dy, float* dx, std::int64_t n, cudaStream_t stream) {
-  if (n > 0) activation_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, s, dy, dx, n);
+  if (n <= 0) return;
+  activation_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(kind, s, dy, dx, n);
+  check_launch("activation_backward_kernel");
 }
 void dropout_forward(const float* x, float* y, float* mask, std::int64_t n, float p, std::uint64_t seed,
                      cudaStream_t stream) {
-  if (n > 0) dropout_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, mask, n, p, seed);
+  if (n <= 0) return;
+  dropout_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, mask, n, p, seed);
+  check_launch("dropout_kernel");
 }
 void add_column_sums(const float* g, float* sums, std::int64_t rows, std::int64_t width, cudaStream_t stream) {
-  if (width > 0) column_sums_kernel<<<blocks_for(width), kThreads, 0, stream>>>(g, sums, rows, width);
+  if (width <= 0) return;
+  column_sums_kernel<<<blocks_for(width), kThreads, 0, stream>>>(g, sums, rows, width);
+  check_launch("column_sums_kernel");
 }
 void add_channel_bias(float* y, const float* bias, std::int64_t batch, std::int64_t channels, std::int64_t plane,
                       cudaStream_t stream) {
   const std::int64_t n = batch * channels * plane;
-  if (n > 0) channel_bias_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, bias, n, channels, plane);
+  if (n <= 0) return;
+  channel_bias_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, bias, n, channels, plane);
+  check_launch("channel_bias_kernel");
 }
 void softmax_cross_entropy(const float* logits, const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
                            float* grad, double* loss_sum, unsigned long long* correct, cudaStream_t stream) {
-  if (rows > 0)
-    softmax_cross_entropy_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(logits, labels, rows, classes,
-                                                                                       grad, loss_sum, correct);
+  if (rows <= 0) return;
+  softmax_cross_entropy_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(logits, labels, rows, classes,
+                                                                                     grad, loss_sum, correct);
+  check_launch("softmax_cross_entropy_kernel");
 }
 void count_correct(const float* logits, const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
                    unsigned long long* correct, cudaStream_t stream) {
-  if (rows > 0) count_correct_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(logits, labels, classes, correct);
+  if (rows <= 0) return;
+  count_correct_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(logits, labels, classes, correct);
+  check_launch("count_correct_kernel");
 }
 void mse(const float* prediction, const float* target, const float* row_weights, std::int64_t rows,
          std::int64_t per_row, double norm, float* grad, double* loss_sum, cudaStream_t stream) {
   const std::int64_t n = rows * per_row;
-  if (n > 0)
-    mse_kernel<<<blocks_for(n), kThreads, 0, stream>>>(prediction, target, row_weights, rows, per_row, norm, grad,
-                                                       loss_sum);
+  if (n <= 0) return;
+  mse_kernel<<<blocks_for(n), kThreads, 0, stream>>>(prediction, target, row_weights, rows, per_row, norm, grad,
+                                                     loss_sum);
+  check_launch("mse_kernel");
 }
 void sgd_step(const TensorList& tensors, const SgdStep& step, cudaStream_t stream) {
-  if (tensors.total > 0) sgd_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, step);
+  if (tensors.total <= 0) return;
+  sgd_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, step);
+  check_launch("sgd_kernel");
 }
 void adam_step(const TensorList& tensors, const AdamStep& step, cudaStream_t stream) {
-  if (tensors.total > 0) adam_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, step);
+  if (tensors.total <= 0) return;
+  adam_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, step);
+  check_launch("adam_kernel");
 }
 void squared_norm(const TensorList& tensors, double* out_sum, cudaStream_t stream) {
-  if (tensors.total > 0) squared_norm_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, out_sum);
+  if (tensors.total <= 0) return;
+  squared_norm_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, out_sum);
+  check_launch("squared_norm_kernel");
 }
 void scale_all(const TensorList& tensors, float factor, cudaStream_t stream) {
-  if (tensors.total > 0) scale_all_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, factor);
+  if (tensors.total <= 0) return;
+  scale_all_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, factor);
+  check_launch("scale_all_kernel");
 }
 void float_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, cudaStream_t stream) {
-  if (n > 0) to_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
+  if (n <= 0) return;
+  to_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
+  check_launch("to_bf16_kernel");
 }
 void bf16_to_float(const std::uint16_t* x, float* y, std::int64_t n, cudaStream_t stream) {
-  if (n > 0) from_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
+  if (n <= 0) return;
+  from_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
+  check_launch("from_bf16_kernel");
 }
 void batch_norm_eval_backward(const float* x, const float* dy, const float* gamma, const float* running_mean,
                               const float* running_var, float eps, std::int64_t batch, std::int64_t channels,
                               std::int64_t plane, float* dx, float* dgamma, float* dbeta, cudaStream_t stream) {
-  if (channels > 0)
-    batch_norm_eval_backward_kernel<<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
-        x, dy, gamma, running_mean, running_var, eps, batch, channels, plane, dx, dgamma, dbeta);
+  if (channels <= 0) return;
+  batch_norm_eval_backward_kernel<<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
+      x, dy, gamma, running_mean, running_var, eps, batch, channels, plane, dx, dgamma, dbeta);
+  check_launch("batch_norm_eval_backward_kernel");
 }
 void adaptive_avg_pool_forward(const float* x, float* y, std::int64_t planes, std::int64_t h, std::int64_t w,
                                std::int64_t out_h, std::int64_t out_w, cudaStream_t stream) {
   const std::int64_t n = planes * out_h * out_w;
-  if (n > 0) adaptive_pool_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, planes, h, w, out_h, out_w);
+  if (n <= 0) return;
+  adaptive_pool_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, planes, h, w, out_h, out_w);
+  check_launch("adaptive_pool_forward_kernel");
 }
 void adaptive_avg_pool_backward(const float* dy, float* dx, std::int64_t planes, std::int64_t h, std::int64_t w,
                                 std::int64_t out_h, std::int64_t out_w, cudaStream_t stream) {
   const std::int64_t n = planes * h * w;
-  if (n > 0) adaptive_pool_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(dy, dx, planes, h, w, out_h, out_w);
+  if (n <= 0) return;
+  adaptive_pool_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(dy, dx, planes, h, w, out_h, out_w);
+  check_launch("adaptive_pool_backward_kernel");
 }
 
 }  // namespace slurmlab::nn::cuda_kernels

@@ -39,6 +39,7 @@ void synchronize(Device device) {
 }
 std::size_t cuda_peak_bytes() { return 0; }
 void reset_cuda_peak_bytes() {}
+std::size_t cuda_bf16_convolution_fallbacks() { return 0; }
 #endif
 
 }  // namespace slurmlab::nn

@@ -17,8 +17,9 @@
 namespace slurmlab::nn {
 
 // TF32: Ampere and Hopper tensor cores multiply float32 operands rounded to a 10-bit mantissa.
-// off keeps products exact float32 (cuBLAS CUBLAS_PEDANTIC_MATH, cuDNN CUDNN_FMA_MATH); on
-// lets both libraries use TF32 tensor cores (CUBLAS_TF32_TENSOR_OP_MATH, CUDNN_DEFAULT_MATH).
+// off keeps products exact float32 (cuBLAS CUBLAS_DEFAULT_MATH with CUBLAS_COMPUTE_32F, which
+// never rounds to TF32; cuDNN FMA-math algorithms only); on lets both libraries use TF32 tensor
+// cores (CUBLAS_TF32_TENSOR_OP_MATH and CUBLAS_COMPUTE_32F_FAST_TF32, cuDNN CUDNN_DEFAULT_MATH).
 // PyTorch's defaults differ between matmul (off) and cuDNN convolutions (on); here one switch
 // sets both, it is explicit in every program's options, and describe_cuda() prints it.
 enum class Tf32 { off, on };
@@ -55,6 +56,9 @@ void synchronize(Device device);
 // storage and the workspace), and its reset.
 std::size_t cuda_peak_bytes();
 void reset_cuda_peak_bytes();
+// Convolution shapes that asked for Precision::bf16 but run in float32/TF32 because cuDNN
+// offered no bf16 engine for them (0 without CUDA).
+std::size_t cuda_bf16_convolution_fallbacks();
 
 // Moves every parameter (value and gradient) and buffer of `layer` to `device`, in place.
 // Optimizers must be created after the move (their state is made on the parameters' device).

@@ -21,14 +21,18 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <algorithm>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <stdexcept>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "slurmlab/nn/cuda_backend.hpp"
 #include "slurmlab/nn/cuda_kernels.hpp"
+#include "slurmlab/nn/cuda_planning.hpp"
 
 namespace slurmlab::nn::cuda {
 namespace {
@@ -80,7 +84,8 @@ struct ConvolutionDescriptor {
   cudnnConvolutionDescriptor_t handle = nullptr;
   // math: 0 float32 (CUDNN_FMA_MATH: no tensor cores, exact float32 products), 1 TF32
   // (CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores for float32 data on Ampere and
-  // later), 2 bf16 data (CUDNN_TENSOR_OP_MATH). Accumulation is float32 in all three.
+  // later), 2 bf16 data (CUDNN_TENSOR_OP_MATH). Accumulation is float32 in all three. This is
+  // the math type asked of the heuristics; the chosen algorithm's replaces it (ConvPlan).
   ConvolutionDescriptor(int padding, int stride, int math) {
     SLURMLAB_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&handle));
     SLURMLAB_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(handle, padding, padding, stride, stride, 1, 1,
@@ -107,14 +112,41 @@ struct PoolingDescriptor {
 };
 
 // --- Convolution plans --------------------------------------------------------------------
-using ConvKey = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                           std::int64_t, std::int64_t, int>;  // n, c, h, w, k, kernel, stride, padding, math
+// Keyed by everything the descriptors and the algorithm choice depend on (cuda_planning.hpp).
+using ConvKey = cuda_planning::ConvPlanKey;
+using cuda_planning::ConvMath;
+
+// cuDNN ranks (algorithm, math type) pairs (cudnnGet*Algorithm_v7's perf.mathType), and may
+// rank a math type other than the descriptor's: the descriptor must then be set to the chosen
+// entry's math type, or cuDNN runs another engine than the one chosen, with another workspace
+// size (PyTorch's Conv_v7.cpp does the same, per direction). Hence one convolution
+// descriptor per direction. With TF32 off only FMA-math entries qualify.
+template <class Perf>
+Perf choose_convolution_algorithm(const Perf* perf, int returned, ConvolutionDescriptor& descriptor, int math,
+                                  std::size_t cap, const char* direction) {
+  std::vector<cuda_planning::AlgorithmCandidate> ranked;
+  for (int i = 0; i < returned; ++i) {
+    ranked.push_back({.algorithm = static_cast<int>(perf[i].algo),
+                      .succeeded = perf[i].status == CUDNN_STATUS_SUCCESS,
+                      .workspace_bytes = perf[i].memory,
+                      .fma_math = perf[i].mathType == CUDNN_FMA_MATH});
+  }
+  const auto chosen = cuda_planning::choose_algorithm(ranked, cap, math == 0);
+  if (!chosen) {
+    throw std::runtime_error(std::string("Conv2d: no cuDNN ") + direction + " algorithm fits the workspace cap of " +
+                             std::to_string(cap >> 20) + " MiB" +
+                             (math == 0 ? " with exact float32 (FMA) math; raise the cap or enable TF32" : "; raise the cap"));
+  }
+  SLURMLAB_CUDNN_CHECK(cudnnSetConvolutionMathType(descriptor.handle, perf[*chosen].mathType));
+  return perf[*chosen];
+}
 
 struct ConvPlan {
   int math;
   TensorDescriptor x, y, y_float, bias;  // x, y in the data type of `math`; y_float for the bias
   FilterDescriptor w;
-  ConvolutionDescriptor conv;
+  // One per direction: each carries the math type of the algorithm chosen for it.
+  ConvolutionDescriptor forward_conv, data_conv, filter_conv;
   Shape output_shape;
   cudnnConvolutionFwdAlgo_t forward_algo{};
   cudnnConvolutionBwdDataAlgo_t data_algo{};
@@ -122,61 +154,54 @@ struct ConvPlan {
   std::size_t forward_bytes = 0, data_bytes = 0, filter_bytes = 0;
 
   ConvPlan(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t wi, std::int64_t k, std::int64_t kernel,
-           std::int64_t stride, std::int64_t padding, int math_mode)
+           std::int64_t stride, std::int64_t padding, int math_mode, std::size_t cap)
       : math(math_mode), x(n, c, h, wi, math_mode == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT), y(), y_float(),
         bias(1, k, 1, 1), w(k, c, kernel, kernel, math_mode == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
-        conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode) {
+        forward_conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode),
+        data_conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode),
+        filter_conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode) {
     int on = 0, oc = 0, oh = 0, ow = 0;
-    SLURMLAB_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv.handle, x.handle, w.handle, &on, &oc, &oh, &ow));
+    SLURMLAB_CUDNN_CHECK(
+        cudnnGetConvolution2dForwardOutputDim(forward_conv.handle, x.handle, w.handle, &on, &oc, &oh, &ow));
     SLURMLAB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y.handle, CUDNN_TENSOR_NCHW,
                                                     math == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT, on, oc, oh, ow));
     SLURMLAB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_float.handle, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, on, oc, oh, ow));
     output_shape = {on, oc, oh, ow};
-    const std::size_t cap = Context::get().workspace_cap();
     cudnnHandle_t handle = dnn();
-    constexpr int kWanted = 8;
-    int returned = 0;
+    int capacity = 0, returned = 0;
     {
-      cudnnConvolutionFwdAlgoPerf_t perf[kWanted];
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, x.handle, w.handle, conv.handle, y.handle,
-                                                                  kWanted, &returned, perf));
-      bool found = false;
-      for (int i = 0; i < returned && !found; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= cap) {
-          forward_algo = perf[i].algo;
-          found = true;
-        }
-      if (!found) throw std::runtime_error("Conv2d: no cuDNN forward algorithm fits the workspace cap; raise it");
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, x.handle, w.handle, conv.handle, y.handle,
-                                                                   forward_algo, &forward_bytes));
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &capacity));
+      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<std::size_t>(std::max(capacity, 1)));
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, x.handle, w.handle, forward_conv.handle,
+                                                                  y.handle, capacity, &returned, perf.data()));
+      forward_algo = choose_convolution_algorithm(perf.data(), returned, forward_conv, math, cap, "forward").algo;
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, x.handle, w.handle, forward_conv.handle,
+                                                                   y.handle, forward_algo, &forward_bytes));
     }
     {
-      cudnnConvolutionBwdDataAlgoPerf_t perf[kWanted];
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, w.handle, y.handle, conv.handle,
-                                                                       x.handle, kWanted, &returned, perf));
-      bool found = false;
-      for (int i = 0; i < returned && !found; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= cap) {
-          data_algo = perf[i].algo;
-          found = true;
-        }
-      if (!found) throw std::runtime_error("Conv2d: no cuDNN backward-data algorithm fits the workspace cap; raise it");
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle, w.handle, y.handle, conv.handle,
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &capacity));
+      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<std::size_t>(std::max(capacity, 1)));
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, w.handle, y.handle, data_conv.handle,
+                                                                       x.handle, capacity, &returned, perf.data()));
+      data_algo = choose_convolution_algorithm(perf.data(), returned, data_conv, math, cap, "backward-data").algo;
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle, w.handle, y.handle, data_conv.handle,
                                                                         x.handle, data_algo, &data_bytes));
     }
     {
-      cudnnConvolutionBwdFilterAlgoPerf_t perf[kWanted];
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, x.handle, y.handle, conv.handle,
-                                                                         w.handle, kWanted, &returned, perf));
-      bool found = false;
-      for (int i = 0; i < returned && !found; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= cap) {
-          filter_algo = perf[i].algo;
-          found = true;
-        }
-      if (!found) throw std::runtime_error("Conv2d: no cuDNN backward-filter algorithm fits the workspace cap; raise it");
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, x.handle, y.handle, conv.handle,
-                                                                          w.handle, filter_algo, &filter_bytes));
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &capacity));
+      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<std::size_t>(std::max(capacity, 1)));
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+          handle, x.handle, y.handle, filter_conv.handle, w.handle, capacity, &returned, perf.data()));
+      filter_algo = choose_convolution_algorithm(perf.data(), returned, filter_conv, math, cap, "backward-filter").algo;
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+          handle, x.handle, y.handle, filter_conv.handle, w.handle, filter_algo, &filter_bytes));
+    }
+    // The size query of the chosen (algorithm, math type) is what runs; it must fit too.
+    const std::size_t largest = std::max({forward_bytes, data_bytes, filter_bytes});
+    if (largest > cap) {
+      throw std::runtime_error("Conv2d: cuDNN asks " + std::to_string(largest >> 20) +
+                               " MiB of workspace for its chosen algorithm, above the cap of " +
+                               std::to_string(cap >> 20) + " MiB; raise the cap");
     }
   }
 };
@@ -185,10 +210,15 @@ ConvPlan& conv_plan(const ConvKey& key) {
   static std::map<ConvKey, std::unique_ptr<ConvPlan>> plans;
   auto& slot = plans[key];
   if (!slot) {
-    const auto& [n, c, h, w, k, kernel, stride, padding, math] = key;
-    slot = std::make_unique<ConvPlan>(n, c, h, w, k, kernel, stride, padding, math);
+    slot = std::make_unique<ConvPlan>(key.batch, key.channels, key.height, key.width, key.filters, key.kernel,
+                                      key.stride, key.padding, static_cast<int>(key.math), key.workspace_cap);
   }
   return *slot;
+}
+
+std::set<ConvKey>& bf16_unsupported_shapes() {
+  static std::set<ConvKey> shapes;
+  return shapes;
 }
 
 struct ConvContext final : nn::Context {
@@ -222,14 +252,15 @@ Tensor to_bf16(const Tensor& x) {
 // cuBLASLt plan for Linear's forward, D[out, N] = op(W) X + bias (column-major view of the
 // row-major y = x W^T + b) with the BIAS epilogue: bias added in the GEMM's epilogue, no
 // second pass over y.
-using LinearKey = std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, bool, bool>;  // m, n, k, bias, bf16, tf32
+// Keyed by everything the heuristic's answer depends on (cuda_planning.hpp).
+using LinearKey = cuda_planning::LinearPlanKey;
 struct LinearPlan {
   cublasLtMatmulDesc_t operation = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulHeuristicResult_t heuristic{};
   bool has_algorithm = false;
 
-  LinearPlan(std::int64_t m, std::int64_t n, std::int64_t k, bool bias, bool bf16, bool tf32) {
+  LinearPlan(std::int64_t m, std::int64_t n, std::int64_t k, bool bias, bool bf16, bool tf32, std::size_t cap) {
     const cublasComputeType_t compute = (!bf16 && tf32) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     SLURMLAB_CUBLAS_CHECK(cublasLtMatmulDescCreate(&operation, compute, CUDA_R_32F));
     const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
@@ -254,7 +285,7 @@ struct LinearPlan {
                                                      static_cast<std::uint64_t>(n), m));
     cublasLtMatmulPreference_t preference = nullptr;
     SLURMLAB_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
-    const std::uint64_t workspace = std::min<std::size_t>(Context::get().workspace_cap(), std::size_t{32} << 20);
+    const std::uint64_t workspace = std::min<std::size_t>(cap, std::size_t{32} << 20);
     SLURMLAB_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                                &workspace, sizeof workspace));
     int returned = 0;
@@ -277,8 +308,7 @@ LinearPlan& linear_plan(const LinearKey& key) {
   static std::map<LinearKey, std::unique_ptr<LinearPlan>> plans;
   auto& slot = plans[key];
   if (!slot) {
-    const auto& [m, n, k, bias, bf16, tf32] = key;
-    slot = std::make_unique<LinearPlan>(m, n, k, bias, bf16, tf32);
+    slot = std::make_unique<LinearPlan>(key.m, key.n, key.k, key.bias, key.bf16, key.tf32, key.workspace_cap);
   }
   return *slot;
 }
@@ -325,7 +355,7 @@ Forward linear_forward(Linear& layer, const Tensor& input) {
   Tensor x_operand = bf16 ? to_bf16(input) : input;
   Tensor w_operand = bf16 ? to_bf16(w) : w;
   context->input = x_operand;
-  auto& plan = linear_plan({out, n, in, layer.has_bias(), bf16, tf32_on()});
+  auto& plan = linear_plan(cuda_planning::linear_plan_key(n, in, out, layer.has_bias(), Context::get().options()));
   if (plan.has_algorithm) {
     if (layer.has_bias()) {
       const void* bias = layer.bias().value.device_data();
@@ -369,15 +399,17 @@ Tensor linear_backward(Linear& layer, const nn::Context& context, const Tensor& 
 }
 
 // --- Conv2d --------------------------------------------------------------------------------
+std::size_t bf16_convolution_fallbacks() { return bf16_unsupported_shapes().size(); }
+
 Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
   auto& w = layer.weight().value;
   require_cuda(w, "Conv2d");
-  ConvKey key{input.size(0), input.size(1), input.size(2), input.size(3), w.size(0), w.size(2),
-              layer.stride(), layer.padding(), bf16_on() ? 2 : (tf32_on() ? 1 : 0)};
+  ConvKey key = cuda_planning::conv_plan_key(input.shape(), w.shape(), layer.stride(), layer.padding(),
+                                             Context::get().options());
   ConvPlan* plan = nullptr;
-  if (std::get<8>(key) == 2) {
+  if (key.math == ConvMath::bf16) {
     // Shapes cuDNN has no bf16 engine for run in float32/TF32 instead (remembered per shape).
-    static std::set<ConvKey> unsupported;
+    auto& unsupported = bf16_unsupported_shapes();
     if (!unsupported.count(key)) {
       try {
         plan = &conv_plan(key);
@@ -385,7 +417,7 @@ Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
         unsupported.insert(key);
       }
     }
-    if (plan == nullptr) std::get<8>(key) = tf32_on() ? 1 : 0;
+    if (plan == nullptr) key.math = tf32_on() ? ConvMath::tf32 : ConvMath::float32;
   }
   if (plan == nullptr) plan = &conv_plan(key);
   const bool bf16 = plan->math == 2;
@@ -396,9 +428,13 @@ Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
   context->input = bf16 ? to_bf16(input) : input;
   const Tensor w_operand = bf16 ? to_bf16(w) : w;
   Tensor y_operand = bf16 ? Tensor({(output.numel() + 1) / 2}, Device::cuda) : output;
+  // Grown here to what backward will need too: growing frees the old block (cudaFree waits
+  // for the whole device), which during backward would also wait for the NCCL all-reduces
+  // launched from the backward hook, outside their timeout.
+  Context::get().workspace(std::max({plan->forward_bytes, plan->data_bytes, plan->filter_bytes}));
   void* workspace = Context::get().workspace(plan->forward_bytes);
   SLURMLAB_CUDNN_CHECK(cudnnConvolutionForward(dnn(), &one, plan->x.handle, context->input.device_data(), plan->w.handle,
-                                               w_operand.device_data(), plan->conv.handle, plan->forward_algo,
+                                               w_operand.device_data(), plan->forward_conv.handle, plan->forward_algo,
                                                workspace, plan->forward_bytes, &zero, plan->y.handle,
                                                y_operand.device_data()));
   if (bf16) {
@@ -430,7 +466,7 @@ Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& 
   Tensor dw_operand = bf16 ? Tensor({(w.grad.numel() + 1) / 2}, Device::cuda) : w.grad;
   void* workspace = Context::get().workspace(plan.filter_bytes);
   SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn(), &one, plan.x.handle, saved.input.device_data(),
-                                                      plan.y.handle, g_operand.device_data(), plan.conv.handle,
+                                                      plan.y.handle, g_operand.device_data(), plan.filter_conv.handle,
                                                       plan.filter_algo, workspace, plan.filter_bytes,
                                                       bf16 ? &zero : &one, plan.w.handle,
                                                       dw_operand.device_data()));
@@ -440,13 +476,12 @@ Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& 
                                 dw.numel(), stream());
     cuda_kernels::add(w.grad.device_data(), dw.device_data(), w.grad.device_data(), dw.numel(), stream());
   }
-  const Shape input_shape{std::get<0>(saved.key), std::get<1>(saved.key), std::get<2>(saved.key),
-                          std::get<3>(saved.key)};
+  const Shape input_shape{saved.key.batch, saved.key.channels, saved.key.height, saved.key.width};
   Tensor grad_input(input_shape, Device::cuda);
   Tensor dx_operand = bf16 ? Tensor({(grad_input.numel() + 1) / 2}, Device::cuda) : grad_input;
   workspace = Context::get().workspace(plan.data_bytes);
   SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn(), &one, plan.w.handle, w_operand.device_data(), plan.y.handle,
-                                                    g_operand.device_data(), plan.conv.handle, plan.data_algo,
+                                                    g_operand.device_data(), plan.data_conv.handle, plan.data_algo,
                                                     workspace, plan.data_bytes, &zero, plan.x.handle,
                                                     dx_operand.device_data()));
   if (bf16) {
@@ -608,8 +643,10 @@ BatchNormDescriptors& batch_norm_descriptors(const Shape& shape, std::int64_t ch
 
 Forward batch_norm_forward(BatchNorm& layer, float eps, float momentum, const Tensor& input, Mode mode) {
   require_cuda(layer.weight().value, layer.describe());
-  if (static_cast<double>(eps) < CUDNN_BN_MIN_EPSILON) {
-    throw std::invalid_argument(layer.describe() + ": eps below cuDNN's minimum of 1e-5; use eps >= 1e-5 on CUDA");
+  // cuDNN 9's minimum is 0 (cuDNN 7 had 1e-5, which float 1e-5f, the default, is below).
+  if (!(static_cast<double>(eps) >= CUDNN_BN_MIN_EPSILON)) {
+    throw std::invalid_argument(layer.describe() + ": eps " + std::to_string(eps) + " is below cuDNN's minimum of " +
+                                std::to_string(CUDNN_BN_MIN_EPSILON) + "; use a larger eps on CUDA");
   }
   const auto channels = input.size(1);
   auto& descriptors = batch_norm_descriptors(input.shape(), channels);

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 
 #include "slurmlab/nn/cuda_backend.hpp"
@@ -31,20 +32,24 @@ double read_double(const double* device_value) {
 // Device tables of the parameter tensors for the fused optimizer kernels, rebuilt only when a
 // tensor's storage moves (after to_device or a checkpoint load).
 struct FusedTables {
-  std::vector<const float*> keys;  // the host view the tables were built from
+  std::vector<std::intptr_t> keys;  // table_keys() of the view the tables were built from
   Tensor pointers;                 // 4 * count pointers (values, grads, state0, state1)
   Tensor offsets;                  // count + 1 int64
   cuda_kernels::TensorList list;
 };
 
-std::vector<const float*> table_keys(const std::vector<NamedParameter>& parameters, const std::vector<Tensor>* state0,
-                                     const std::vector<Tensor>* state1) {
-  std::vector<const float*> keys;
+// The host view the tables are built from: every pointer and every size (a storage address
+// can come back from the allocator's cache for another tensor of another size).
+std::vector<std::intptr_t> table_keys(const std::vector<NamedParameter>& parameters, const std::vector<Tensor>* state0,
+                                      const std::vector<Tensor>* state1) {
+  std::vector<std::intptr_t> keys;
+  auto address = [](const float* p) { return reinterpret_cast<std::intptr_t>(p); };
   for (std::size_t i = 0; i < parameters.size(); ++i) {
-    keys.push_back(parameters[i].parameter->value.device_data());
-    keys.push_back(parameters[i].parameter->grad.device_data());
-    keys.push_back(state0 ? (*state0)[i].device_data() : nullptr);
-    keys.push_back(state1 ? (*state1)[i].device_data() : nullptr);
+    keys.push_back(address(parameters[i].parameter->value.device_data()));
+    keys.push_back(address(parameters[i].parameter->grad.device_data()));
+    keys.push_back(state0 ? address((*state0)[i].device_data()) : 0);
+    keys.push_back(state1 ? address((*state1)[i].device_data()) : 0);
+    keys.push_back(static_cast<std::intptr_t>(parameters[i].parameter->value.numel()));
   }
   return keys;
 }
@@ -166,17 +171,16 @@ void adam_step(const std::vector<NamedParameter>& parameters, std::vector<Tensor
 }
 
 double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm) {
-  std::shared_ptr<void> state;  // clipping is not per step hot enough to cache tables here
+  // Clipping runs every step of a training that uses it: keep the tables of the last
+  // parameter list (rebuilt, with two host copies, only when it changes).
+  static std::shared_ptr<void> state;
   const auto& list = fused_tables(state, parameters, nullptr, nullptr);
   double* sum = Context::get().scalar_doubles() + 1;
   SLURMLAB_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream()));
   cuda_kernels::squared_norm(list, sum, stream());
   const double norm = std::sqrt(read_double(sum));
   const double coefficient = max_norm / (norm + 1e-6);
-  if (coefficient < 1.0) {
-    cuda_kernels::scale_all(list, static_cast<float>(coefficient), stream());
-    Context::get().synchronize();  // the tables die with `state` on return
-  }
+  if (coefficient < 1.0) cuda_kernels::scale_all(list, static_cast<float>(coefficient), stream());
   return norm;
 }
 

@@ -9,12 +9,28 @@
 #include <thread>
 
 #include "slurmlab/nn/cuda_backend.hpp"
+#include "slurmlab/nn/cuda_planning.hpp"
 #include "slurmlab/nn/layers.hpp"
 
 namespace slurmlab::nn {
 namespace {
 
 std::string nccl_text(ncclResult_t result) { return ncclGetErrorString(result); }
+
+// What rank 0 broadcasts: the unique id, or that it could not make one (so that the other
+// ranks fail with a message instead of waiting for an id that never comes).
+struct UniqueIdMessage {
+  int ok = 0;
+  ncclUniqueId id{};
+};
+
+// The communicator's asynchronous state; a failing query is itself the answer (an initial
+// ncclSuccess left in place would read as "done").
+ncclResult_t async_state(ncclComm_t comm) {
+  ncclResult_t state = ncclInProgress;
+  const ncclResult_t query = ncclCommGetAsyncError(comm, &state);
+  return query == ncclSuccess ? state : query;
+}
 
 }  // namespace
 
@@ -23,13 +39,22 @@ NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::mil
     : communicator_(communicator), timeout_(timeout), bucket_bytes_(bucket_bytes), on_failure_(std::move(on_failure)) {
   MPI_Comm_size(communicator_, &size_);
   MPI_Comm_rank(communicator_, &rank_);
-  auto& context = cuda::Context::get();  // selects the configured device
-  ncclUniqueId id{};
+  auto& context = cuda::Context::get();
+  // The communicator and its stream belong to the context's device (the rank's binding),
+  // whatever device this thread selected since.
+  SLURMLAB_CUDA_CHECK(cudaSetDevice(context.options().device));
+  UniqueIdMessage message;
+  ncclResult_t id_result = ncclSuccess;
   if (rank_ == 0) {
-    const auto result = ncclGetUniqueId(&id);
-    if (result != ncclSuccess) fail("NCCL: ncclGetUniqueId failed on rank 0: " + nccl_text(result));
+    id_result = ncclGetUniqueId(&message.id);
+    message.ok = id_result == ncclSuccess ? 1 : 0;
   }
-  MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, communicator_);
+  MPI_Bcast(&message, static_cast<int>(sizeof message), MPI_BYTE, 0, communicator_);
+  if (!message.ok) {
+    fail(rank_ == 0 ? "NCCL: ncclGetUniqueId failed on rank 0: " + nccl_text(id_result)
+                    : "NCCL: rank 0 could not create the NCCL unique id (see rank 0's message)");
+  }
+  const ncclUniqueId id = message.id;
   cudaStream_t stream = nullptr;
   SLURMLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   stream_ = stream;
@@ -48,8 +73,7 @@ NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::mil
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (;;) {
-    ncclResult_t state = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &state);
+    const ncclResult_t state = async_state(comm_);
     if (state == ncclSuccess) break;
     if (state != ncclInProgress) {
       fail("NCCL: communicator set-up failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +
@@ -61,7 +85,6 @@ NcclGradientReducer::NcclGradientReducer(MPI_Comm communicator, std::chrono::mil
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  (void)context;
 }
 
 NcclGradientReducer::~NcclGradientReducer() {
@@ -72,7 +95,7 @@ NcclGradientReducer::~NcclGradientReducer() {
     bool settled = ncclCommFinalize(comm_) == ncclSuccess;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     for (ncclResult_t state = ncclInProgress; !settled && std::chrono::steady_clock::now() < deadline;) {
-      ncclCommGetAsyncError(comm_, &state);
+      state = async_state(comm_);
       settled = state == ncclSuccess;
       if (state != ncclSuccess && state != ncclInProgress) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -97,6 +120,13 @@ void NcclGradientReducer::fail(const std::string& message) {
   throw std::runtime_error(message);
 }
 
+void NcclGradientReducer::enqueued(const std::string& what, int result) {
+  const auto status = static_cast<ncclResult_t>(result);
+  if (status != ncclSuccess && status != ncclInProgress) {
+    fail("NCCL " + what + " could not be enqueued on rank " + std::to_string(rank_) + ": " + nccl_text(status));
+  }
+}
+
 void NcclGradientReducer::wait_for(const std::string& what, CUevent_st* done) {
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (;;) {
@@ -105,18 +135,39 @@ void NcclGradientReducer::wait_for(const std::string& what, CUevent_st* done) {
     if (query != cudaErrorNotReady) {
       fail("NCCL " + what + " on rank " + std::to_string(rank_) + ": CUDA error " + cudaGetErrorString(query));
     }
-    ncclResult_t state = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &state);
+    const ncclResult_t state = async_state(comm_);
     if (state != ncclSuccess && state != ncclInProgress) {
       fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +
            ncclGetLastError(comm_) + "); another rank probably failed first, see its message");
     }
-    if (std::chrono::steady_clock::now() > deadline) {
-      fail("NCCL " + what + " on rank " + std::to_string(rank_) + " did not complete within " +
-           std::to_string(timeout_.count()) + " ms; a rank died or stopped calling it (raise the timeout only if steps are that slow)");
-    }
+    if (std::chrono::steady_clock::now() > deadline) timed_out(what, "enqueued, the other ranks never joined");
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
+}
+
+// A non-blocking communicator enqueues a group in the background (connecting to the peers
+// first when the communicator has not talked to them yet, which needs them to take part):
+// ncclGroupEnd answers ncclInProgress and ncclCommGetAsyncError says when it is done.
+void NcclGradientReducer::wait_enqueued(const std::string& what) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (;;) {
+    const ncclResult_t state = async_state(comm_);
+    if (state == ncclSuccess) return;
+    if (state != ncclInProgress) {
+      fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +
+           ncclGetLastError(comm_) + "); another rank probably failed first, see its message");
+    }
+    if (std::chrono::steady_clock::now() > deadline) timed_out(what, "not yet enqueued, waiting for the other ranks");
+    std::this_thread::yield();
+  }
+}
+
+// One message for a collective that never finishes, at whichever stage it is stuck: a peer
+// that died or stopped calling shows either way, depending on whether connections existed.
+void NcclGradientReducer::timed_out(const std::string& what, const char* stage) {
+  fail("NCCL " + what + " on rank " + std::to_string(rank_) + " did not complete within " +
+       std::to_string(timeout_.count()) + " ms (" + stage +
+       "); a rank died or stopped calling it (raise the timeout only if steps are that slow)");
 }
 
 void NcclGradientReducer::run_collective(const std::string& what, const std::function<void()>& work) {
@@ -124,24 +175,13 @@ void NcclGradientReducer::run_collective(const std::string& what, const std::fun
   auto& context = cuda::Context::get();
   SLURMLAB_CUDA_CHECK(cudaEventRecord(compute_done_, context.stream()));
   SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_done_, 0));
-  ncclGroupStart();
+  enqueued(what, ncclGroupStart());
   work();
   const auto result = ncclGroupEnd();
   if (result != ncclSuccess && result != ncclInProgress) {
     fail("NCCL " + what + " could not be enqueued on rank " + std::to_string(rank_) + ": " + nccl_text(result));
   }
-  // Non-blocking communicator: the group is launched once the async state leaves InProgress.
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  for (ncclResult_t state = ncclInProgress; state == ncclInProgress;) {
-    ncclCommGetAsyncError(comm_, &state);
-    if (state != ncclSuccess && state != ncclInProgress) {
-      fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state));
-    }
-    if (state == ncclInProgress && std::chrono::steady_clock::now() > deadline) {
-      fail("NCCL " + what + " on rank " + std::to_string(rank_) + " was not launched within " +
-           std::to_string(timeout_.count()) + " ms");
-    }
-  }
+  wait_enqueued(what);
   SLURMLAB_CUDA_CHECK(cudaEventRecord(reduce_done_, stream_));
   wait_for(what, reduce_done_);
   SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(context.stream(), reduce_done_, 0));
@@ -150,18 +190,20 @@ void NcclGradientReducer::run_collective(const std::string& what, const std::fun
 void NcclGradientReducer::attach(Sequential& model) {
   detach();
   auto parameters = parameters_of(model);
-  std::map<const Parameter*, std::size_t> bucket_of;
-  std::size_t bytes = 0;
-  for (std::size_t i = parameters.size(); i-- > 0;) {  // reverse: the order backward finishes them
-    auto& grad = parameters[i].parameter->grad;
-    if (grad.device() != Device::cuda) fail("NcclGradientReducer::attach: gradient " + parameters[i].name + " is not on cuda; move the model with nn::to_device first");
-    if (attached_buckets_.empty() || bytes + grad.bytes() > bucket_bytes_) {
-      attached_buckets_.emplace_back();
-      bytes = 0;
+  std::vector<std::size_t> bytes;
+  for (auto& p : parameters) {
+    if (p.parameter->grad.device() != Device::cuda) {
+      fail("NcclGradientReducer::attach: gradient " + p.name + " is not on cuda; move the model with nn::to_device first");
     }
-    attached_buckets_.back().grads.push_back(&grad);
-    bytes += grad.bytes();
-    bucket_of[parameters[i].parameter] = attached_buckets_.size() - 1;
+    bytes.push_back(p.parameter->grad.bytes());
+  }
+  std::map<const Parameter*, std::size_t> bucket_of;
+  for (const auto& plan : cuda_planning::plan_gradient_buckets(bytes, bucket_bytes_)) {
+    auto& bucket = attached_buckets_.emplace_back();
+    for (auto i : plan) {
+      bucket.grads.push_back(&parameters[i].parameter->grad);
+      bucket_of[parameters[i].parameter] = attached_buckets_.size() - 1;
+    }
   }
   child_buckets_.assign(model.size(), {});
   for (std::size_t c = 0; c < model.size(); ++c)
@@ -197,25 +239,17 @@ void NcclGradientReducer::launch(Bucket& bucket) {
   // The gradients' kernels are on the compute stream: the all-reduce starts after them.
   SLURMLAB_CUDA_CHECK(cudaEventRecord(compute_done_, context.stream()));
   SLURMLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_done_, 0));
-  ncclGroupStart();
-  for (auto* grad : bucket.grads)
-    ncclAllReduce(grad->device_data(), grad->device_data(), static_cast<std::size_t>(grad->numel()), ncclFloat32,
-                  ncclAvg, comm_, stream_);
+  enqueued("gradient all-reduce", ncclGroupStart());
+  for (auto* grad : bucket.grads) {
+    enqueued("gradient all-reduce", ncclAllReduce(grad->device_data(), grad->device_data(),
+                                                  static_cast<std::size_t>(grad->numel()), ncclFloat32, ncclAvg,
+                                                  comm_, stream_));
+  }
   const auto result = ncclGroupEnd();
   if (result != ncclSuccess && result != ncclInProgress) {
     fail("NCCL gradient all-reduce could not be enqueued on rank " + std::to_string(rank_) + ": " + nccl_text(result));
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  for (ncclResult_t state = ncclInProgress; state == ncclInProgress;) {
-    ncclCommGetAsyncError(comm_, &state);
-    if (state != ncclSuccess && state != ncclInProgress) {
-      fail("NCCL gradient all-reduce failed on rank " + std::to_string(rank_) + ": " + nccl_text(state));
-    }
-    if (state == ncclInProgress && std::chrono::steady_clock::now() > deadline) {
-      fail("NCCL gradient all-reduce on rank " + std::to_string(rank_) + " was not launched within " +
-           std::to_string(timeout_.count()) + " ms");
-    }
-  }
+  wait_enqueued("gradient all-reduce");
   bucket.launched = true;
   ++buckets_;
 }
@@ -240,23 +274,25 @@ void NcclGradientReducer::average_gradients(const std::vector<NamedParameter>& p
     }
     return;
   }
-  std::size_t begin = 0;
-  while (begin < parameters.size()) {
-    std::size_t end = begin, bytes = 0;
-    while (end < parameters.size() && (end == begin || bytes + parameters[end].parameter->grad.bytes() <= bucket_bytes_)) {
-      bytes += parameters[end].parameter->grad.bytes();
-      ++end;
+  // Not attached: the same buckets (same plan, same order on every rank), each launched and
+  // waited for in turn.
+  std::vector<std::size_t> bytes;
+  for (const auto& p : parameters) {
+    if (p.parameter->grad.device() != Device::cuda) {
+      fail("NcclGradientReducer: gradient " + p.name + " is not on cuda; move the model with nn::to_device before training");
     }
+    bytes.push_back(p.parameter->grad.bytes());
+  }
+  for (const auto& bucket : cuda_planning::plan_gradient_buckets(bytes, bucket_bytes_)) {
     run_collective("gradient all-reduce", [&] {
-      for (std::size_t i = begin; i < end; ++i) {
+      for (auto i : bucket) {
         auto& grad = parameters[i].parameter->grad;
-        if (grad.device() != Device::cuda) fail("NcclGradientReducer: gradient " + parameters[i].name + " is not on cuda; move the model with nn::to_device before training");
-        ncclAllReduce(grad.device_data(), grad.device_data(), static_cast<std::size_t>(grad.numel()), ncclFloat32,
-                      ncclAvg, comm_, stream_);
+        enqueued("gradient all-reduce", ncclAllReduce(grad.device_data(), grad.device_data(),
+                                                      static_cast<std::size_t>(grad.numel()), ncclFloat32, ncclAvg,
+                                                      comm_, stream_));
       }
     });
     ++buckets_;
-    begin = end;
   }
 }
 
@@ -268,8 +304,9 @@ void NcclGradientReducer::broadcast_state(Layer& model) {
   run_collective("state broadcast", [&] {
     for (auto* tensor : tensors) {
       if (tensor->device() != Device::cuda) fail("NcclGradientReducer: model state is not on cuda; move the model with nn::to_device first");
-      ncclBroadcast(tensor->device_data(), tensor->device_data(), static_cast<std::size_t>(tensor->numel()),
-                    ncclFloat32, 0, comm_, stream_);
+      enqueued("state broadcast", ncclBroadcast(tensor->device_data(), tensor->device_data(),
+                                                static_cast<std::size_t>(tensor->numel()), ncclFloat32, 0, comm_,
+                                                stream_));
     }
   });
 }

@@ -3,8 +3,9 @@
 // Gradients stay on the GPU and are averaged with NCCL (ncclAvg, in place) on the reducer's
 // own stream, in buckets of about `bucket_bytes` (one ncclGroupStart/End per bucket, so many
 // small tensors cost one launch), ordered after the gradients' kernels by a CUDA event and
-// before the optimizer step by another. After attach(model), buckets (formed in reverse
-// parameter order, the order backward produces them, as PyTorch DDP) are launched from the
+// before the optimizer step by another. Buckets are formed in reverse parameter order, the
+// order backward produces them, as PyTorch DDP (cuda_planning::plan_gradient_buckets). After
+// attach(model), they are launched from the
 // model's backward hook as soon as all their gradients are final, overlapping communication
 // with the rest of backward; average_gradients then launches what is left and waits.
 //
@@ -67,6 +68,10 @@ class NcclGradientReducer final : public GradientReducer {
   // stream's work, then waits for it under the deadline; the compute stream waits for it too.
   void run_collective(const std::string& what, const std::function<void()>& work);
   void wait_for(const std::string& what, CUevent_st* done);
+  void wait_enqueued(const std::string& what);
+  [[noreturn]] void timed_out(const std::string& what, const char* stage);
+  // Fails (abort, on_failure, throw) unless an NCCL call's result says it was enqueued.
+  void enqueued(const std::string& what, int result);
   [[noreturn]] void fail(const std::string& message);
   struct Bucket {
     std::vector<Tensor*> grads;

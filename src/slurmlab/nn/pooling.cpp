@@ -36,14 +36,18 @@ std::string MaxPool2d::describe() const {
 
 Forward MaxPool2d::forward(const Tensor& input, Mode) {
   require_shape(input, 4, -1, describe());
+  const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
+  // Checked before the backend dispatch, so every backend gives the same usage error (and
+  // the output size below never comes from a truncated negative division).
+  if (h + 2 * padding_ < kernel_ || w + 2 * padding_ < kernel_) {
+    throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " too small");
+  }
+  const auto oh = (h + 2 * padding_ - kernel_) / stride_ + 1;
+  const auto ow = (w + 2 * padding_ - kernel_) / stride_ + 1;
 #if defined(SLURMLAB_HAVE_CUDA)
   if (input.device() == Device::cuda) return cuda::pool_forward(cuda::PoolKind::max, kernel_, stride_, padding_, input);
 #endif
   require_cpu(input, "MaxPool2d");
-  const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
-  const auto oh = (h + 2 * padding_ - kernel_) / stride_ + 1;
-  const auto ow = (w + 2 * padding_ - kernel_) / stride_ + 1;
-  if (oh <= 0 || ow <= 0) throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " too small");
   Tensor output({n, c, oh, ow});
   auto context = std::make_unique<MaxPoolContext>();
   context->input_shape = input.shape();
@@ -125,12 +129,12 @@ std::string AvgPool2d::describe() const {
 
 Forward AvgPool2d::forward(const Tensor& input, Mode) {
   require_shape(input, 4, -1, describe());
+  const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
+  if (h < kernel_ || w < kernel_) throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " too small");
 #if defined(SLURMLAB_HAVE_CUDA)
   if (input.device() == Device::cuda) return cuda::pool_forward(cuda::PoolKind::average, kernel_, stride_, 0, input);
 #endif
   require_cpu(input, "AvgPool2d");
-  const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
-  if (h < kernel_ || w < kernel_) throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " too small");
   const auto oh = (h - kernel_) / stride_ + 1, ow = (w - kernel_) / stride_ + 1;
   Tensor output({n, c, oh, ow});
   const float scale = 1.0f / static_cast<float>(kernel_ * kernel_);
