@@ -2,13 +2,13 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <numeric>
 
 #include "slurmlab/cli/errors.hpp"
+#include "slurmlab/io/atomic_file.hpp"
 
 namespace slurmlab::cluster {
 namespace {
@@ -23,17 +23,7 @@ std::string host_name() {
 // mpirun forwards each piece separately, so its MPI_ABORT banner could land inside our line.
 void write_stderr(const std::string& text) {
   std::cerr.flush();
-  const char* data = text.data();
-  std::size_t left = text.size();
-  while (left > 0) {
-    ssize_t written = ::write(STDERR_FILENO, data, left);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return;  // nowhere left to report to
-    }
-    data += written;
-    left -= static_cast<std::size_t>(written);
-  }
+  io::write_all(STDERR_FILENO, text);  // on failure there is nowhere left to report to
 }
 
 }  // namespace

@@ -56,25 +56,29 @@ void make_output_directory(const std::filesystem::path& directory) {
                      "); choose a writable directory with --output-dir.");
 }
 
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t written = ::write(fd, data.data(), data.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(written));
+  }
+  return true;
+}
+
 void write_file_atomically(const std::filesystem::path& path, std::string_view contents) {
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   const auto temporary = temporary_sibling(path);
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("cannot create", temporary);
-  const char* data = contents.data();
-  std::size_t left = contents.size();
-  while (left > 0) {
-    ssize_t written = ::write(fd, data, left);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      int saved = errno;
-      ::close(fd);
-      std::filesystem::remove(temporary);
-      errno = saved;
-      fail("cannot write", temporary);
-    }
-    data += written;
-    left -= static_cast<std::size_t>(written);
+  if (!write_all(fd, contents)) {
+    int saved = errno;
+    ::close(fd);
+    std::filesystem::remove(temporary);
+    errno = saved;
+    fail("cannot write", temporary);
   }
   if (::close(fd) != 0) fail("cannot close", temporary);
   commit_temporary(temporary, path);

@@ -19,6 +19,10 @@ void commit_temporary(const std::filesystem::path& temporary, const std::filesys
 // and the fix, so the program ends with status 2 before any work is done.
 void make_output_directory(const std::filesystem::path& directory);
 
+// Writes all of `data` to the file descriptor, retrying short writes and EINTR. Returns
+// false with errno set on failure.
+bool write_all(int fd, std::string_view data);
+
 // Writes `contents` to `path` atomically; creates missing parent directories.
 void write_file_atomically(const std::filesystem::path& path, std::string_view contents);
 
