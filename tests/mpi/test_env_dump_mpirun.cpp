@@ -53,6 +53,11 @@ TEST(EnvDumpMpirun, GatheredTableHasEveryRankInOrder) {
     std::vector<std::string> names;
     for (const auto& [name, value] : vars) names.push_back(name);
     EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+    // And its own log (--log-pattern rank-%t.log): who it is, what it wrote.
+    const auto log = read_file(dir / ("rank-" + std::to_string(r) + ".log"));
+    EXPECT_NE(log.find("Z env-dump: rank " + std::to_string(r) + " of 4, node "), std::string::npos) << log;
+    EXPECT_NE(log.find("pid " + std::to_string(rank["pid"].get<long>()) + ","), std::string::npos) << log;
+    EXPECT_NE(log.find("environment variables to env-local-" + std::to_string(r) + ".txt"), std::string::npos) << log;
   }
   EXPECT_EQ(pids.size(), 4u) << "four distinct processes";
   EXPECT_FALSE(report["job"]["in_job"].get<bool>());
@@ -88,6 +93,15 @@ TEST(EnvDumpMpirun, UsageErrorIsOneLineFromRankZeroAndExitTwo) {
   EXPECT_EQ(result.exit_code, 2) << result.output;
   EXPECT_EQ(count_occurrences(result.output, "env-dump: error: unrecognised option '--no-such-option'"), 1) << result.output;
   EXPECT_EQ(result.output.find("MPI_ABORT"), std::string::npos) << "a usage error is no crash: " << result.output;
+  // A log pattern that gives every rank the same file: found on every rank, said once.
+  auto shared = run_command(mpirun(4) + kBin + "/env-dump --output-dir " + fresh_dir("env-dump-log-pattern").string() +
+                                " --log-pattern job.log",
+                            120);
+  EXPECT_EQ(shared.exit_code, 2) << shared.output;
+  EXPECT_EQ(count_occurrences(shared.output, "env-dump: error: --log-pattern 'job.log' gives all 4 ranks the same file; "
+                                             "put %t (the rank) in it, as in 'rank-%t.log'."),
+            1)
+      << shared.output;
 }
 
 TEST(AbortPath, FailureOnOneRankEndsTheJobPromptly) {

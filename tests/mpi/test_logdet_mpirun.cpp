@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
+#include <tuple>
 
 #include "../support/process.hpp"
 
@@ -87,6 +89,20 @@ TEST(LogdetMpirun, OneRankAndThreeRanksGiveBitIdenticalSamples) {
             read_column<double>(three / "metrics.h5", "histogram/counts"));
   EXPECT_TRUE(fs::exists(three / "histogram.png"));
   EXPECT_TRUE(fs::exists(three / "summary.txt"));
+  // Every rank's own log: who it is, its samples, its last sample's value, its rate.
+  const auto last = read_column<double>(three / "metrics.h5", "samples/log_det");
+  for (const auto& [rank, first, end] : {std::tuple{0, 0, 10}, std::tuple{1, 10, 20}, std::tuple{2, 20, 31}}) {
+    const auto log = read_file(three / ("rank-" + std::to_string(rank) + ".log"));
+    EXPECT_NE(log.find("Z logdet-histogram: rank " + std::to_string(rank) + " of 3, node "), std::string::npos) << log;
+    EXPECT_NE(log.find("samples " + std::to_string(first) + ".." + std::to_string(end - 1) + " of 31"),
+              std::string::npos)
+        << log;
+    std::ostringstream value;
+    value.precision(6);
+    value << "sample " << end - 1 << ": log det " << last[static_cast<std::size_t>(end - 1)];
+    EXPECT_NE(log.find(value.str()), std::string::npos) << value.str() << " in\n" << log;
+    EXPECT_NE(log.find("done: " + std::to_string(end - first) + " samples in "), std::string::npos) << log;
+  }
   // A different seed gives different matrices.
   const auto other = fresh_dir("logdet-np1-seed");
   ASSERT_EQ(run(1, other, "--dim 40 --eta 1.5 --samples 31 --seed 78").exit_code, 0);

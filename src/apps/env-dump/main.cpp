@@ -11,6 +11,7 @@
 #include "slurmlab/cli/errors.hpp"
 #include "slurmlab/cli/options.hpp"
 #include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/io/rank_log.hpp"
 #include "slurmlab/io/output_pattern.hpp"
 
 namespace fs = std::filesystem;
@@ -41,14 +42,18 @@ int main(int argc, char** argv) {
     // One output directory for the job, as rank 0 expands it; per-rank files inside.
     fs::path output_dir;
     std::string env_file;
+    io::RankLog log;
     session.run_collectively([&] {
       output_dir = session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
       io::make_output_directory(output_dir);
+      log = io::RankLog::open(output_dir, parser.common().log_pattern, context.pattern_context(), session.size());
+      log.line("env-dump: " + context.describe());
       env_file = io::expand_output_pattern(env_file_pattern, context.pattern_context());
       if (env_file.find('/') != std::string::npos)
         throw UsageError("--env-file-pattern '" + env_file_pattern +
                          "' names a directory; give a file name and choose the directory with --output-dir.");
       io::write_file_atomically(output_dir / env_file, env_dump::environment_file_text(env));
+      log.line("wrote " + std::to_string(env.variables().size()) + " environment variables to " + env_file);
     });
 
     const auto mine = env_dump::make_rank_report(context, env, (output_dir / env_file).string(), share_gpus);
@@ -75,6 +80,8 @@ int main(int argc, char** argv) {
       bool any_error = std::any_of(diagnostics.begin(), diagnostics.end(),
                                    [](const auto& d) { return d.severity == cluster::Severity::Error; });
       if (strict && any_error) status = 1;
+      log.line("wrote summary.txt, env-dump.json and metrics.h5 for " + std::to_string(reports.size()) + " ranks, " +
+               std::to_string(diagnostics.size()) + " diagnostic(s)");
     });
     MPI_Bcast(&status, 1, MPI_INT, 0, session.comm());
     return status;

@@ -15,6 +15,7 @@
 #include "slurmlab/cli/progress.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
 #include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/io/rank_log.hpp"
 #include "slurmlab/io/output_pattern.hpp"
 
 namespace fs = std::filesystem;
@@ -86,6 +87,11 @@ int main(int argc, char** argv) {
       output_dir = session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
       if (session.is_root()) io::make_output_directory(output_dir);
     });
+    io::RankLog log;  // this rank's own record (--log-pattern), once rank 0 has made the directory
+    session.run_collectively([&] {
+      log = io::RankLog::open(output_dir, parser.common().log_pattern, context.pattern_context(), session.size());
+      log.line("logdet-histogram: " + context.describe());
+    });
 
     linalg::LogdetConfig config;
     config.dim = plan.dim;
@@ -103,6 +109,9 @@ int main(int argc, char** argv) {
 
     const auto block = logdet::sample_block(plan.samples, session.rank(), session.size());
     const auto mine = block.end - block.first;
+    log.line("engine " + engine->describe() + ", " + std::to_string(engine->buffer_bytes() >> 10) +
+             " KiB of matrix buffers; samples " + std::to_string(block.first) + ".." + std::to_string(block.end - 1) +
+             " of " + std::to_string(plan.samples));
     console.line("logdet-histogram: " + std::to_string(plan.samples) + " samples of dimension " +
                  std::to_string(plan.dim) + " on " + std::to_string(session.size()) + " rank(s); rank 0: " +
                  engine->describe() + ", samples " + std::to_string(block.first) + ".." +
@@ -117,6 +126,7 @@ int main(int argc, char** argv) {
     cli::Progress progress(mine, report);
     session.barrier();
     const double loop_start = MPI_Wtime();
+    double last_logged = loop_start;
     for (std::int64_t k = block.first; k < block.end; ++k) {
       const auto r = engine->compute(k);
       local.index.push_back(r.index);
@@ -130,9 +140,29 @@ int main(int argc, char** argv) {
       last.precision(6);
       last << "last log det " << r.log_det;
       progress.advance(1, last.str());
+      // The rank log: every sample that takes a second or more (d = 5000 on a CPU), else a
+      // line per 10 s, and always the last one.
+      const double now = MPI_Wtime();
+      if (r.sample_seconds + r.determinant_seconds >= 1.0 || now - last_logged >= 10.0 || k + 1 == block.end) {
+        last_logged = now;
+        std::ostringstream line;
+        line.precision(6);
+        line << "sample " << k << ": log det " << r.log_det << " (sampler " << r.log_det_factor << ")"
+             << (r.positive_definite ? "" : ", not positive definite") << ", sample " << r.sample_seconds
+             << " s, determinant " << r.determinant_seconds << " s; " << (k - block.first + 1) << "/" << mine
+             << " done";
+        log.line(line.str());
+      }
     }
     progress.finish();
     const double my_seconds = MPI_Wtime() - loop_start;
+    {
+      std::ostringstream line;
+      line.precision(4);
+      line << "done: " << mine << " samples in " << my_seconds << " s ("
+           << (my_seconds > 0 ? static_cast<double>(mine) / my_seconds : 0.0) << " matrices/s)";
+      log.line(line.str());
+    }
 
     logdet::RunResults all;
     MPI_Reduce(&my_seconds, &all.wall_seconds, 1, MPI_DOUBLE, MPI_MAX, 0, session.comm());
@@ -160,7 +190,9 @@ int main(int argc, char** argv) {
       logdet::write_metrics((output_dir / "metrics.h5").string(), plan, all, analysis, config.seed,
                             context.slurm.job_id.value_or(""));
       logdet::write_histogram_png((output_dir / "histogram.png").string(), plan, analysis);
-      console.line("Results: " + fs::absolute(output_dir).string() + " (metrics.h5, histogram.png, summary.txt)");
+      console.line("Results: " + fs::absolute(output_dir).string() +
+                   " (metrics.h5, histogram.png, summary.txt, one log per rank: " + parser.common().log_pattern + ")");
+      log.line("wrote metrics.h5, histogram.png and summary.txt");
     });
     return 0;
   });

@@ -23,9 +23,12 @@ OptionParser::OptionParser(std::string program, std::string summary, std::string
     ("config", po::value<std::string>(&common_.config_file), "read options from FILE (key = value lines); the command line wins")
     ("output-dir", po::value<std::string>(&common_.output_dir)->default_value(common_.output_dir),
      "directory for results; srun patterns such as %j (job id) and %x (job name) are expanded")
+    ("log-pattern", po::value<std::string>(&common_.log_pattern)->default_value(common_.log_pattern),
+     "every rank's own log file in the output dir; srun patterns, %t = rank")
     ("device", po::value<std::string>(&common_.device)->default_value(common_.device), "auto | cpu | cuda")
     ("seed", unsigned_value("seed", common_.seed), "random seed: fixes the results");
   printers_.push_back({"output-dir", [this] { return common_.output_dir; }});
+  printers_.push_back({"log-pattern", [this] { return common_.log_pattern; }});
   printers_.push_back({"device", [this] { return common_.device; }});
   printers_.push_back({"seed", [this] { return std::to_string(common_.seed); }});
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Common options of every program (Boost.Program_options), plus each program's own:
-//   --output-dir DIR  --device auto|cpu|cuda  --seed N  --config FILE  --print-config  --help
+//   --output-dir DIR  --log-pattern P  --device auto|cpu|cuda  --seed N  --config FILE
+//   --print-config  --help
 // --print-config writes every option's current value as a config file that --config
 // reads back; values given on the command line win over the file's.
 #include <boost/program_options.hpp>
@@ -25,6 +26,7 @@ struct CommonOptions {
   std::string device = "auto";
   std::uint64_t seed = 0;
   std::string config_file;
+  std::string log_pattern = "rank-%t.log";  // every rank's own log in the output dir (io/rank_log.hpp)
 };
 
 class OptionParser {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "slurmlab/cli/errors.hpp"
+#include "slurmlab/cluster/cpu_affinity.hpp"
 
 namespace slurmlab::cluster {
 
@@ -63,6 +64,19 @@ RankContext RankContext::establish(const MpiSession& session, const Environment&
     }
   });
   return context;
+}
+
+std::string RankContext::describe() const {
+  std::string text = "rank " + std::to_string(rank) + " of " + std::to_string(size) + ", node " + node_name + " (" +
+                     std::to_string(layout.local_rank + 1) + " of " + std::to_string(layout.local_size) +
+                     " there), host " + host_name + ", pid " + std::to_string(::getpid()) + ", CPUs " +
+                     format_cpu_ranges(allowed_cpus()) + ", device " + gpu.describe();
+  if (gpu_info) text += " (" + gpu_info->name + ")";
+  if (slurm.job_id) {
+    text += ", Slurm job " + *slurm.job_id;
+    if (slurm.step_id) text += " step " + *slurm.step_id;
+  }
+  return text;
 }
 
 io::PatternContext RankContext::pattern_context() const {

@@ -48,6 +48,9 @@ struct RankContext {
                                bool allow_sharing, BindingErrors on_binding_error = BindingErrors::Fail);
 
   io::PatternContext pattern_context() const;
+  // One line for this rank's log: "rank 3 of 8, node n2 (1 of 2 there), host vm, pid 4242,
+  // CPUs 0-3, device cuda:1 (NVIDIA H200)", plus the Slurm job and step when there is one.
+  std::string describe() const;
 };
 
 }  // namespace slurmlab::cluster
