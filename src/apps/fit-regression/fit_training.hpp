@@ -44,6 +44,7 @@ struct ProgramOptions {
   double min_delta = 0.0;
   std::int64_t image_every = 500;  // TensorBoard prediction image every N epochs (0: never)
   double z_min_lcdm = 0.01;        // the LambdaCDM fit's zHD cut
+  std::int64_t threads = 0;        // training threads (1 or 2); 0: SLURM_CPUS_PER_TASK, else 1
 };
 
 // The checked form. Throws UsageError naming the option and the fix.
@@ -65,8 +66,10 @@ struct RunPlan {
   double min_delta;
   std::int64_t image_every;
   double z_min_lcdm;
+  int threads;  // resolved: 1 or 2
 };
-RunPlan check_options(const ProgramOptions& options);
+// `cpus_per_task`: SLURM_CPUS_PER_TASK when the job set it (the default of --threads).
+RunPlan check_options(const ProgramOptions& options, std::optional<int> cpus_per_task = std::nullopt);
 
 // Where the table came from: the path read and whether it was generated.
 struct TableSource {
