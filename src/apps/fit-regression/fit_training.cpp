@@ -538,20 +538,22 @@ Results run_fits(const RunPlan& plan, const Dataset& d, const TableSource& sourc
   } else {
     try {
       results.lcdm = cosmology::fit_flat_lcdm(d.lcdm_z, d.lcdm_m, d.lcdm_error, plan.z_min_lcdm);
-      const auto grid = redshift_grid(d);
-      if (d.lcdm_matches_target && is_redshift_name(d.feature_names[static_cast<std::size_t>(d.grid_feature)])) {
-        std::vector<double> z_cut, m_cut, e_cut;  // the fit's points (z > cut) set the EdS offset
-        for (std::size_t i = 0; i < d.lcdm_z.size(); ++i)
-          if (d.lcdm_z[i] > plan.z_min_lcdm) {
-            z_cut.push_back(d.lcdm_z[i]);
-            m_cut.push_back(d.lcdm_m[i]);
-            e_cut.push_back(d.lcdm_error[i]);
-          }
-        double eds_offset = 0;
-        cosmology::profiled_chi2(z_cut, m_cut, e_cut, 1.0, &eds_offset);
-        const auto mu = cosmology::distance_modulus(grid, results.lcdm->omega_m);
-        const auto mu_eds = cosmology::distance_modulus(grid, 1.0);
-        for (std::size_t i = 0; i < grid.size(); ++i) {
+      const auto grid = redshift_grid(d);       // over the redshift feature (check_options: there is one)
+      std::vector<double> z_cut, m_cut, e_cut;  // the fit's points (z > cut) set the EdS offset
+      for (std::size_t i = 0; i < d.lcdm_z.size(); ++i)
+        if (d.lcdm_z[i] > plan.z_min_lcdm) {
+          z_cut.push_back(d.lcdm_z[i]);
+          m_cut.push_back(d.lcdm_m[i]);
+          e_cut.push_back(d.lcdm_error[i]);
+        }
+      double eds_offset = 0;
+      cosmology::profiled_chi2(z_cut, m_cut, e_cut, 1.0, &eds_offset);
+      const auto mu = cosmology::distance_modulus(grid, results.lcdm->omega_m);
+      const auto mu_eds = cosmology::distance_modulus(grid, 1.0);
+      for (std::size_t i = 0; i < grid.size(); ++i) {
+        results.eds_residual.push_back(mu_eds[i] + eds_offset - mu[i] - results.lcdm->offset);
+        // The curves belong on the Hubble diagram only when the network fits the same magnitudes.
+        if (d.lcdm_matches_target) {
           results.lcdm_grid.push_back(mu[i] + results.lcdm->offset);
           results.eds_grid.push_back(mu_eds[i] + eds_offset);
         }

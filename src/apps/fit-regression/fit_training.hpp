@@ -180,7 +180,9 @@ struct Results {
   std::vector<TrainingRun> feature_runs;  // first 1..k features at the main width (k > 1)
   std::optional<cosmology::LcdmFit> lcdm;
   std::string lcdm_skipped;                 // why there is no fit
-  std::vector<double> lcdm_grid, eds_grid;  // the two models on the main run's z grid (target units)
+  std::vector<double> lcdm_grid, eds_grid;  // the two models on the main run's z grid (target units; empty
+                                            // when the target is not the fitted m_b_corr)
+  std::vector<double> eds_residual;         // Einstein-de Sitter - LambdaCDM on that grid (magnitudes)
 };
 
 // Trains the sweep and the feature runs and fits LambdaCDM: what the program computes.
@@ -194,6 +196,9 @@ Results run_fits(const RunPlan& plan, const Dataset& data, const TableSource& so
 std::string run_name(std::int64_t hidden, std::size_t features, std::size_t all_features);
 
 std::string format_summary(const RunPlan& plan, const Dataset& data, const Results& results);
+// One sentence: each width's epoch of minimal validation loss, and whether the wider the
+// network, the sooner it overfits.
+std::string sweep_comparison(const std::vector<TrainingRun>& sweep);
 void write_metrics(const std::filesystem::path& path, const RunPlan& plan, const Dataset& data, const Results& results,
                    std::uint64_t seed, const std::string& job_id);
 // The Hubble diagram (data with error bars, network, LambdaCDM, Einstein-de Sitter).
