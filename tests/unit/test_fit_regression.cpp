@@ -438,6 +438,9 @@ TEST(FitRegressionProgram, WithoutTheReleaseItFitsSyntheticDataAndSaysSo) {
                            "hparams/best_val_loss", "hparams/best_epoch"}) {
     EXPECT_NE(events.find(name), std::string::npos) << name;
   }
+  // The session starts before the first loss and ends after the last one (one event file).
+  EXPECT_LT(events.find("_hparams_/session_start_info"), events.find("loss/train"));
+  EXPECT_GT(events.find("_hparams_/session_end_info"), events.rfind("loss/validation"));
   // The synthetic table is flat LambdaCDM with Omega_m = 0.3.
   EXPECT_NE(result.output.find("Omega_m = 0.3"), std::string::npos) << result.output;
 }
