@@ -116,8 +116,9 @@ int main(int argc, char** argv) {
           };
           std::vector<std::unique_ptr<RunEvents>> writers;
           std::vector<std::unique_ptr<cli::Progress>> bars;
-          // Figures are drawn off the training thread (the job's second core).
-          fit::RenderQueue renderer;
+          // Figures are drawn off the training thread (the job's second core). Up to 32 wait
+          // (a few kB each), so a fast run does not stall on a slower renderer.
+          fit::RenderQueue renderer(32);
           auto hooks_for = [&](const std::string& name, std::int64_t hidden, std::size_t features,
                                const fit::Results& partial) {
             writers.push_back(std::make_unique<RunEvents>(output_dir / "tensorboard" / name));
@@ -157,9 +158,11 @@ int main(int argc, char** argv) {
               }
               const bool last = epoch + 1 == plan.epochs;
               if (plan.image_every > 0 && ((epoch + 1) % plan.image_every == 0 || last) && !run.grid_z.empty()) {
-                // The worker gets its own copy of the run with the current prediction: training
-                // goes on changing `run` and the network meanwhile.
-                auto now = std::make_shared<fit::TrainingRun>(run);
+                // The worker gets its own copy of what the figure draws (the grid and the current
+                // prediction, a few kB, not the loss history): training goes on meanwhile.
+                auto now = std::make_shared<fit::TrainingRun>();
+                now->hidden = run.hidden;
+                now->grid_z = run.grid_z;
                 now->grid_prediction =
                     current.on_grid(run.grid_z, static_cast<std::size_t>(dataset.grid_feature), features);
                 renderer.post([&, events, now, curves, name, epoch] {
