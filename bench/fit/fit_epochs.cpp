@@ -84,8 +84,10 @@ int main(int argc, char** argv) {
     const auto run = fit::train_network(d, plan, hidden, 1, 0);
     fused.push_back(run.epochs_per_second);
     fused_loss = run.val_loss.back() / (s.target_sd * s.target_sd);
-    if (plan.threads != 1) continue;
-
+  }
+  // The generic layers after all fused repeats: their OpenBLAS threads keep spinning for a
+  // while after each call and would slow a fused repeat that followed them.
+  for (std::int64_t r = 0; plan.threads == 1 && r < repeats; ++r) {
     nn::Generator init(1);
     auto net = nn::make_mlp(1, hidden, 1, nn::Activation::tanh, init);
     nn::AdamOptions adam;
