@@ -221,8 +221,8 @@ int main(int argc, char** argv) {
             writer.end_session(drawing_failed ? io::SessionStatus::failure : io::SessionStatus::success);
             writer.close();
           }
-          if (drawing_failed) std::rethrow_exception(drawing_failed);
           fit::write_figures(output_dir, plan, dataset, results);
+          if (drawing_failed) std::rethrow_exception(drawing_failed);  // a TensorBoard image failed
           console.line(
               "Results: " + fs::absolute(output_dir).string() +
               " (metrics.h5, summary.txt, loss_curves.png, hubble.png, residuals.png, tensorboard/, checkpoints/)");
