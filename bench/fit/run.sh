@@ -18,7 +18,9 @@ results=$(mktemp)
 split=$(mktemp)
 trap 'rm -f "$results" "$split"' EXIT
 for ((r = 0; r < rounds; r++)); do
-  "$ours" --epochs "$epochs" --repeats 5 --dump "$split" >>"$results"
+  # fit-regression's default (--threads: SLURM_CPUS_PER_TASK, else 1) and two threads.
+  "$ours" --epochs "$epochs" --repeats 5 --threads 1 --dump "$split" >>"$results"
+  "$ours" --epochs "$epochs" --repeats 5 --threads 2 >>"$results"
   for threads in 1 2; do
     OMP_NUM_THREADS=$threads "$python" "$here/torch_fit_epochs.py" "$split" "$threads" "$epochs" 5 16 >>"$results"
   done

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   if (model == "mlp-fused") {
     FusedMlp fused(1, 64, 1, Activation::tanh, {.learning_rate = 1e-3});
     fused.load_from(*net);  // the same initial weights as the generic MLP
+    fused.set_threads(openblas_get_num_threads());  // run.sh's THREADS, as the generic layers get
     for (int r = 0; r < repeats + 3; ++r) {
       const auto start = std::chrono::steady_clock::now();
       last_loss = fused.train_step(x.span(), target.span());

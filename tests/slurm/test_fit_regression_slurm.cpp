@@ -1,6 +1,7 @@
 // Label slurm: the real jobs/fit-regression.sbatch on the local Slurm: one CPU task, the
 // real Pantheon+ release when ../shared/data has it (FIT_TABLE), else the synthetic table,
-// said loudly; every output file written and the LambdaCDM fit in the job's output.
+// said loudly; every output file written, the LambdaCDM fit and the default sweep's
+// "wider overfits sooner" in the job's output.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -26,8 +27,11 @@ TEST(FitRegressionSlurm, JobFitsTheSupernovaeOnOneCpuTask) {
   EXPECT_NE(output.find("Flat LambdaCDM fit to"), std::string::npos) << output;
   EXPECT_NE(output.find("dark energy detected at"), std::string::npos) << output;
   EXPECT_NE(output.find("finished"), std::string::npos) << output;
+  // The template's default sweep (mB on six features, widths 16 and 256) shows the wide
+  // network overfitting sooner, and the summary says so.
+  EXPECT_NE(output.find("the wider the network, the sooner it overfits"), std::string::npos) << output;
   if (have_real) {
-    EXPECT_NE(output.find("1701 rows"), std::string::npos) << output;
+    EXPECT_NE(output.find("712 rows"), std::string::npos) << output;  // those with all six features
     EXPECT_EQ(output.find("SYNTHETIC DATA"), std::string::npos) << output;
   } else {
     EXPECT_NE(output.find("SYNTHETIC DATA"), std::string::npos) << output;

@@ -8,12 +8,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "../support/process.hpp"
 #include "fit_training.hpp"
+#include "render_queue.hpp"
 #include "slurmlab/cli/errors.hpp"
 #include "slurmlab/nn/checkpoint.hpp"
 #include "slurmlab/nn/models.hpp"
@@ -100,6 +105,88 @@ TEST(FitRegression, BestEpochIsTheValidationMinimumAlsoWhenAWideNetworkOverfits)
   EXPECT_GE(run.gap_growth_epoch, 0);
 }
 
+namespace {
+
+// The sweep jobs/fit-regression.sbatch runs by default: mB on six features (log10 z), widths
+// 16 and 256, seed 1. The wide network's validation minimum comes first.
+fit::RunPlan template_sweep_plan(const fs::path& table, std::int64_t epochs) {
+  return plan_with([&](auto& o) {
+    o.table = table.string();
+    o.target = "mB";
+    o.features = "zCMB,x1,c,HOST_LOGMASS,HOST_ANGSEP,VPEC";
+    o.log_z = true;
+    o.hidden = "16,256";
+    o.epochs = epochs;
+  });
+}
+
+void expect_wider_overfits_sooner(const fs::path& table_path, std::uint64_t seed) {
+  const auto plan = template_sweep_plan(table_path, 1500);
+  const auto d = fit::load_dataset(data::WhitespaceTable::read(table_path), plan, seed);
+  std::vector<fit::TrainingRun> sweep;
+  for (auto width : plan.hidden) sweep.push_back(fit::train_network(d, plan, width, d.feature_names.size(), seed));
+  const auto& narrow = sweep[0];
+  const auto& wide = sweep[1];
+  EXPECT_LT(wide.best_epoch, narrow.best_epoch) << table_path << " seed " << seed;
+  // The wide one really overfits: its validation loss turns up well before the end.
+  EXPECT_LT(wide.best_epoch, 1000) << table_path << " seed " << seed;
+  EXPECT_GT(wide.val_loss.back(), wide.best_val_loss * 1.05) << table_path << " seed " << seed;
+  EXPECT_NE(fit::sweep_comparison(sweep).find("the wider the network, the sooner it overfits"), std::string::npos)
+      << fit::sweep_comparison(sweep);
+}
+
+}  // namespace
+
+TEST(FitRegression, TheTemplateSweepShowsWiderNetworksOverfitSoonerOnTheRelease) {
+  REQUIRE_REAL_TABLE();
+  for (std::uint64_t seed : {1, 2, 3}) expect_wider_overfits_sooner(kRealTable, seed);
+}
+
+TEST(FitRegression, TheTemplateSweepShowsWiderNetworksOverfitSoonerOnSyntheticData) {
+  // What the demo runs without the release: the synthetic table must carry the structure
+  // (Tripp relation, host step) and the missing values (HOST_ANGSEP) of the real one.
+  const auto table = data::WhitespaceTable::read(synthetic_table());
+  const auto d = fit::load_dataset(table, template_sweep_plan(synthetic_table(), 10), 1);
+  EXPECT_GT(d.rows, 500u);  // the release keeps 712 of 1701 rows with all six
+  EXPECT_LT(d.rows, 900u);
+  for (std::uint64_t seed : {1, 2, 3}) expect_wider_overfits_sooner(synthetic_table(), seed);
+}
+
+TEST(FitRegression, SweepComparisonSaysWhenNoWidthOverfits) {
+  fit::TrainingRun a, b;
+  a.hidden = 16, b.hidden = 256;
+  a.epochs_run = b.epochs_run = 3000;
+  a.best_epoch = 2999, b.best_epoch = 2990;  // both still improving at the end
+  EXPECT_NE(fit::sweep_comparison({a, b}).find("no width overfits"), std::string::npos);
+  b.best_epoch = 400;
+  EXPECT_NE(fit::sweep_comparison({b, a}).find("the wider the network, the sooner"), std::string::npos);
+  b.best_epoch = 400, a.best_epoch = 300;
+  EXPECT_NE(fit::sweep_comparison({a, b}).find("does not overfit sooner"), std::string::npos);
+}
+
+TEST(FitRegression, ExtrapolationToAHeldOutRedshiftRangeFails) {
+  REQUIRE_REAL_TABLE();
+  // Trained on z < 0.3 only (with --log-z, where m is nearly linear in the input), the
+  // network has to extrapolate to the supernovae at 0.3 <= z <= 3, where the relation bends
+  // (the acceleration): there its RMS is clearly worse than on validation rows inside the
+  // training range, for short and long training and any seed (measured: 1.5 to 2.6 times).
+  const auto table = data::WhitespaceTable::read(kRealTable);
+  for (std::int64_t epochs : {1000, 3000}) {
+    for (std::uint64_t seed : {0, 1, 2, 3}) {
+      const auto plan = plan_with([&](auto& o) {
+        o.holdout_z = "0.3,3";
+        o.log_z = true;
+        o.epochs = epochs;
+      });
+      const auto d = fit::load_dataset(table, plan, seed);
+      ASSERT_GT(d.holdout.size(), 400u);
+      const auto run = fit::train_network(d, plan, 16, 1, seed);
+      EXPECT_LT(run.val_rms, 0.25) << epochs << " epochs, seed " << seed;
+      EXPECT_GT(run.holdout_rms, 1.4 * run.val_rms) << epochs << " epochs, seed " << seed;
+    }
+  }
+}
+
 TEST(FitRegression, MultiFeatureRunsReportTheGainOfEachFeature) {
   REQUIRE_REAL_TABLE();
   const auto plan = plan_with([](auto& o) {
@@ -121,6 +208,8 @@ TEST(FitRegression, MultiFeatureRunsReportTheGainOfEachFeature) {
   ASSERT_TRUE(results.lcdm);
   EXPECT_EQ(results.lcdm->points, 1590u);
   EXPECT_TRUE(results.lcdm_grid.empty());  // not drawn over mB
+  // The residual plot's Einstein-de Sitter curve does not depend on the network's target.
+  EXPECT_EQ(results.eds_residual.size(), fit::redshift_grid(d).size());
 }
 
 TEST(FitRegression, GapGrowthEpochOnConstructedCurves) {
@@ -218,9 +307,77 @@ TEST(FitRegression, OptionsAreCheckedWithOneSentenceEach) {
   bad([](auto& o) { o.features = ""; }, "--features");
   bad([](auto& o) { o.activation = "sigmoid"; }, "--activation");
   bad([](auto& o) { o.patience = -1; }, "--patience");
+  bad([](auto& o) { o.threads = -1; }, "--threads");
+  // No redshift among the features: refused before any training (the prediction is drawn
+  // against redshift), naming the fix.
+  bad([](auto& o) { o.features = "x1"; }, "no redshift column");
+  bad([](auto& o) { o.features = "c,x1"; }, "--features zCMB,c,x1");
   const auto plan = fit::check_options({});
   EXPECT_EQ(plan.hidden, std::vector<std::int64_t>{16});
   EXPECT_EQ(plan.features, std::vector<std::string>{"zCMB"});
+  // --threads: one unless the job says how many cores it has (SLURM_CPUS_PER_TASK); at most 2.
+  EXPECT_EQ(plan.threads, 1);
+  EXPECT_EQ(fit::check_options({}, 2).threads, 2);
+  EXPECT_EQ(fit::check_options({}, 16).threads, 2);
+  fit::ProgramOptions one;
+  one.threads = 1;
+  EXPECT_EQ(fit::check_options(one, 2).threads, 1);
+}
+
+TEST(FitRegression, TheHubbleAxisIsTheRedshiftFeatureWhereverItIsListed) {
+  const auto table = data::WhitespaceTable::read(synthetic_table());
+  const auto later = fit::load_dataset(table, plan_with([](auto& o) { o.features = "x1,zCMB"; }), 0);
+  EXPECT_EQ(later.redshift_name, "zCMB");
+  EXPECT_EQ(later.grid_feature, 1);
+  const auto hd = fit::load_dataset(table, plan_with([](auto& o) { o.features = "zHD,x1"; }), 0);
+  EXPECT_EQ(hd.redshift_name, "zHD");  // not the table's zCMB: the grid runs over zHD
+  EXPECT_EQ(hd.grid_feature, 0);
+  // The grid and the data share the axis, so a log axis holds both.
+  const auto grid = fit::redshift_grid(later);
+  EXPECT_GT(*std::min_element(later.redshift.begin(), later.redshift.end()), 0.0);
+  EXPECT_GT(grid.front(), 0.0);
+  EXPECT_DOUBLE_EQ(grid.front(), *std::min_element(later.redshift.begin(), later.redshift.end()));
+}
+
+TEST(FitRegression, RenderQueueRunsJobsInOrderBoundedAndSurfacesTheFirstError) {
+  {
+    fit::RenderQueue queue(1);
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    std::vector<int> done;
+    queue.post([&, released] {
+      released.wait();
+      done.push_back(1);
+    });
+    // The worker holds job 1; job 2 fills the queue; job 3 must wait for room.
+    std::atomic<bool> posted_third{false};
+    queue.post([&] { done.push_back(2); });
+    std::thread poster([&] {
+      queue.post([&] { done.push_back(3); });
+      posted_third = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_FALSE(posted_third) << "post() did not block on a full queue";
+    release.set_value();
+    poster.join();
+    EXPECT_TRUE(posted_third);
+    queue.finish();
+    EXPECT_EQ(done, (std::vector<int>{1, 2, 3}));
+  }
+  {
+    fit::RenderQueue queue(4);
+    std::atomic<int> after{0};
+    queue.post([] { throw std::runtime_error("figure: bad axis"); });
+    while (!queue.failed()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    queue.post([&] { ++after; });  // dropped: the first error is the one to report
+    try {
+      queue.finish();
+      ADD_FAILURE() << "finish() swallowed the job's error";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "figure: bad axis");
+    }
+    EXPECT_EQ(after, 0);
+  }
 }
 
 TEST(FitRegression, LoaderErrorsNameTheColumn) {
@@ -239,9 +396,12 @@ TEST(FitRegressionProgram, BadInputExitsWithTwoAndOneLine) {
   const auto dir = scratch("bad");
   for (const std::string& flags :
        std::vector<std::string>{"--hidden 0", "--epochs -3", "--holdout-z 3,1", "--table /nonexistent/p.dat",
-                                "--table " + synthetic_table().string() + " --target NOPE", "--no-such-flag"}) {
+                                "--table " + synthetic_table().string() + " --target NOPE", "--no-such-flag",
+                                "--features c,x1", "--threads -2"}) {
+    fs::remove_all(dir / "out");
     const auto result = run_command("cd " + dir.string() + " && " + kProgram + " --output-dir out " + flags, 60);
     EXPECT_EQ(result.exit_code, 2) << flags << ": " << result.output;
+    EXPECT_FALSE(fs::exists(dir / "out" / "tensorboard")) << flags << ": refused after training had started";
     // One sentence naming the problem (an unknown flag is followed by the usage text).
     const auto first_line = result.output.substr(0, result.output.find('\n'));
     EXPECT_NE(first_line.find("fit-regression: error: "), std::string::npos) << flags << ": " << result.output;
@@ -270,6 +430,31 @@ TEST(FitRegressionProgram, WithoutTheReleaseItFitsSyntheticDataAndSaysSo) {
   EXPECT_EQ(slurmlab::testing::count_occurrences(events, "loss/validation"), 300);
   EXPECT_EQ(slurmlab::testing::count_occurrences(events, "loss/train"), 300);
   EXPECT_EQ(slurmlab::testing::count_occurrences(events, "\x89PNG"), 3);
+  // hparams: the session start with each run's hyperparameters, its final metrics as
+  // scalars, the session end.
+  EXPECT_EQ(slurmlab::testing::count_occurrences(events, "_hparams_/session_start_info"), 1);
+  EXPECT_EQ(slurmlab::testing::count_occurrences(events, "_hparams_/session_end_info"), 1);
+  for (const auto* name : {"hidden", "lr", "features", "log_z", "activation", "batch_size", "seed", "weighted",
+                           "hparams/best_val_loss", "hparams/best_epoch"}) {
+    EXPECT_NE(events.find(name), std::string::npos) << name;
+  }
+  // The session starts before the first loss and ends after the last one (one event file).
+  EXPECT_LT(events.find("_hparams_/session_start_info"), events.find("loss/train"));
+  EXPECT_GT(events.find("_hparams_/session_end_info"), events.rfind("loss/validation"));
   // The synthetic table is flat LambdaCDM with Omega_m = 0.3.
   EXPECT_NE(result.output.find("Omega_m = 0.3"), std::string::npos) << result.output;
+}
+
+TEST(FitRegressionProgram, AFailingFigureLeavesTheComputedResults) {
+  // hubble.png cannot be written (a directory has its name): the run fails, but only after
+  // its summary and metrics are on disk.
+  const auto dir = scratch("figure-fails");
+  fs::create_directories(dir / "out" / "hubble.png" / "blocked");
+  const auto result = run_command("cd " + dir.string() + " && " + kProgram + " --table " + synthetic_table().string() +
+                                      " --output-dir out --epochs 50 --image-every 0",
+                                  120);
+  EXPECT_NE(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(fs::exists(dir / "out" / "metrics.h5")) << result.output;
+  EXPECT_TRUE(fs::exists(dir / "out" / "summary.txt")) << result.output;
+  EXPECT_TRUE(fs::exists(dir / "out" / "checkpoints" / "hidden-16" / "best.h5"));
 }

@@ -133,22 +133,47 @@ TEST(FusedMlp, TwoCoresAgreeWithOneAndRepeatBitForBit) {
   const auto x = random_values(1400, data, 1.0f);
   const auto t = random_values(1400, data, 1.0f);
   auto train = [&](int threads) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
     Generator init(5);
     auto mlp = make_mlp(1, 64, 1, Activation::tanh, init);
     FusedMlp fused(1, 64, 1, Activation::tanh, {.learning_rate = 1e-2});
+    fused.set_threads(threads);
+    EXPECT_EQ(fused.threads_for(1400), threads);  // 1400 x 64 is above the split threshold
     fused.load_from(*mlp);
     std::vector<double> losses;
     for (int step = 0; step < 30; ++step) losses.push_back(fused.train_step(x, t));
-    omp_set_num_threads(saved);
     return losses;
   };
   const auto one = train(1);
   const auto two = train(2);
   const auto again = train(2);
   ASSERT_EQ(one.size(), two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) EXPECT_NEAR(two[i], one[i], 1e-5 * std::max(1.0, std::fabs(one[i]))) << i;
+  for (std::size_t i = 0; i < one.size(); ++i)
+    EXPECT_NEAR(two[i], one[i], 1e-5 * std::max(1.0, std::fabs(one[i]))) << i;
   EXPECT_EQ(two, again);
   EXPECT_LT(two.back(), two.front());  // it trains
+  // Inside a caller's parallel region OpenMP gives the step a team of one: it still does
+  // both halves (the same numbers as two threads), not half the rows.
+  const int saved_levels = omp_get_max_active_levels();
+  omp_set_max_active_levels(1);
+  std::vector<double> nested;
+#pragma omp parallel num_threads(2)
+  {
+    if (omp_get_thread_num() == 0) nested = train(2);
+  }
+  omp_set_max_active_levels(saved_levels);
+  EXPECT_EQ(nested, two);
+}
+
+TEST(FusedMlp, OneThreadUnlessTheCallerOwnsTwoAndTheStepIsBigEnough) {
+  // OpenMP's default (every core) is not asked: on a shared machine a step that waits for a
+  // descheduled second thread is ten times slower than one thread (docs/benchmarks.md).
+  FusedMlp net(1, 16, 1, Activation::tanh);
+  EXPECT_EQ(net.threads(), 1);
+  EXPECT_EQ(net.threads_for(100000), 1);
+  net.set_threads(8);
+  EXPECT_EQ(net.threads(), 2);  // a step splits in two at most
+  EXPECT_EQ(net.threads_for(FusedMlp::kSplitWork / 16 + 1), 2);
+  EXPECT_EQ(net.threads_for(FusedMlp::kSplitWork / 16 - 1), 1);  // too little work to repay the wake-up
+  EXPECT_EQ(net.threads_for(300), 1);                            // under two blocks of rows
+  EXPECT_THROW(net.set_threads(0), std::invalid_argument);
 }

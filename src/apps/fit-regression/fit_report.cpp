@@ -1,4 +1,5 @@
 // fit-regression's rank-0 summary, metrics.h5 and PNG figures.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -34,6 +35,35 @@ std::string network_text(const RunPlan& plan, std::size_t features, std::int64_t
 }
 
 }  // namespace
+
+std::string sweep_comparison(const std::vector<TrainingRun>& sweep) {
+  std::vector<const TrainingRun*> runs;
+  for (const auto& run : sweep) runs.push_back(&run);
+  std::stable_sort(runs.begin(), runs.end(), [](auto* a, auto* b) { return a->hidden < b->hidden; });
+  std::ostringstream out;
+  out << "Sweep: validation loss is smallest at epoch";
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    out << (i == 0                 ? " "
+            : i + 1 == runs.size() ? " and "
+                                   : ", ")
+        << runs[i]->best_epoch << " (hidden " << runs[i]->hidden << ")";
+  }
+  bool sooner = true, any_overfits = false;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    // A minimum within the last 2% of the epochs is no overfitting: the loss still falls.
+    if (runs[i]->best_epoch + std::max<std::int64_t>(1, runs[i]->epochs_run / 50) < runs[i]->epochs_run)
+      any_overfits = true;
+    if (i > 0 && !(runs[i]->best_epoch < runs[i - 1]->best_epoch)) sooner = false;
+  }
+  if (!any_overfits) {
+    out << ": no width overfits within these epochs (every minimum is at the end).";
+  } else if (sooner) {
+    out << ": the wider the network, the sooner it overfits.";
+  } else {
+    out << ": here a wider network does not overfit sooner.";
+  }
+  return out.str();
+}
 
 std::string format_summary(const RunPlan& plan, const Dataset& d, const Results& r) {
   std::ostringstream out;
@@ -79,12 +109,7 @@ std::string format_summary(const RunPlan& plan, const Dataset& d, const Results&
   } else {
     out << "starts to grow at epoch " << main.gap_growth_epoch << ".\n";
   }
-  if (r.sweep.size() > 1) {
-    out << "  Sweep (width: epoch of minimal validation loss / epoch the gap starts to grow):";
-    for (const auto& run : r.sweep)
-      out << "  " << run.hidden << ": " << run.best_epoch << " / " << epoch_text(run.gap_growth_epoch);
-    out << "\n  (an overfitting network reaches its minimum, and its gap starts growing, before the last epoch)\n";
-  }
+  if (r.sweep.size() > 1) out << "  " << sweep_comparison(r.sweep) << "\n";
   if (plan.holdout_z && !d.holdout.empty()) {
     out << "  Extrapolation: RMS " << format("%.4f", main.holdout_rms) << " on the held-out range vs "
         << format("%.4f", main.val_rms) << " on validation rows inside the training range.\n";
@@ -294,8 +319,9 @@ void write_figures(const fs::path& output_dir, const RunPlan& plan, const Datase
   }
   hubble_figure(d, main, r, "Hubble diagram: " + d.target_name + " vs " + d.redshift_name + data_note)
       .save_png(output_dir / "hubble.png");
-  if (r.lcdm && !main.grid_z.empty() && !r.lcdm_grid.empty()) {
-    // Residuals of the fitted magnitudes from the LambdaCDM best fit, at each supernova's zHD.
+  if (r.lcdm && !main.grid_z.empty() && r.eds_residual.size() == main.grid_z.size()) {
+    // Residuals of the fitted magnitudes (m_b_corr) from the LambdaCDM best fit, at each
+    // supernova's zHD; the network's curve too when it fits those magnitudes.
     const auto mu = cosmology::distance_modulus(d.lcdm_z, r.lcdm->omega_m);
     std::vector<double> z, res, err;
     for (std::size_t i = 0; i < d.lcdm_z.size(); ++i) {
@@ -304,20 +330,20 @@ void write_figures(const fs::path& output_dir, const RunPlan& plan, const Datase
       res.push_back(d.lcdm_m[i] - mu[i] - r.lcdm->offset);
       err.push_back(d.lcdm_error[i]);
     }
-    std::vector<double> net_res(main.grid_z.size()), eds_res(main.grid_z.size()), zero(main.grid_z.size(), 0.0);
-    for (std::size_t i = 0; i < main.grid_z.size(); ++i) {
-      net_res[i] = main.grid_prediction[i] - r.lcdm_grid[i];
-      eds_res[i] = r.eds_grid[i] - r.lcdm_grid[i];
-    }
+    std::vector<double> zero(main.grid_z.size(), 0.0);
     io::Figure f(1100, 600);
     f.title("Residuals from flat LambdaCDM (Omega_m = " + format("%.3f", r.lcdm->omega_m) + ")" + data_note)
-        .x_label("zHD (network and curves: over " + d.redshift_name + ")")
+        .x_label("zHD (curves: over " + d.redshift_name + ")")
         .y_label("magnitude - LambdaCDM")
-        .log_x(*std::min_element(z.begin(), z.end()) > 0.0);
+        .log_x(*std::min_element(z.begin(), z.end()) > 0.0 && main.grid_z.front() > 0.0);
     f.scatter("supernovae", z, res, err);
     f.line("LambdaCDM", main.grid_z, zero);
-    f.line("Einstein-de Sitter", main.grid_z, eds_res);
-    f.line("network", main.grid_z, net_res);
+    f.line("Einstein-de Sitter", main.grid_z, r.eds_residual);
+    if (r.lcdm_grid.size() == main.grid_z.size()) {
+      std::vector<double> net_res(main.grid_z.size());
+      for (std::size_t i = 0; i < main.grid_z.size(); ++i) net_res[i] = main.grid_prediction[i] - r.lcdm_grid[i];
+      f.line("network", main.grid_z, net_res);
+    }
     f.save_png(output_dir / "residuals.png");
   }
   (void)plan;

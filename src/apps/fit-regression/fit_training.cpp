@@ -45,7 +45,7 @@ bool is_redshift_name(const std::string& name) {
 
 }  // namespace
 
-RunPlan check_options(const ProgramOptions& o) {
+RunPlan check_options(const ProgramOptions& o, std::optional<int> cpus_per_task) {
   RunPlan plan{};
   if (!o.table.empty()) plan.table = fs::path(o.table);
   if (o.target.empty()) throw UsageError("--target is empty; name the column to fit, e.g. --target m_b_corr");
@@ -63,6 +63,14 @@ RunPlan check_options(const ProgramOptions& o) {
       if (plan.features[j] == plan.features[i]) {
         throw UsageError("--features names '" + plan.features[i] + "' twice; list each column once");
       }
+  }
+  // The prediction grid, the Hubble diagram's x axis and --holdout-z run over a redshift
+  // feature; a network on other columns alone has no curve to draw against redshift.
+  if (std::none_of(plan.features.begin(), plan.features.end(), is_redshift_name)) {
+    throw UsageError("--features '" + o.features +
+                     "' has no redshift column (a name starting with z); the prediction is drawn against "
+                     "redshift, so add one, e.g. --features zCMB," +
+                     o.features);
   }
   if (o.error_column != "none" && !o.error_column.empty()) plan.error_column = o.error_column;
   plan.weighted = o.weighted;
@@ -125,6 +133,10 @@ RunPlan check_options(const ProgramOptions& o) {
   plan.image_every = o.image_every;
   if (!(o.z_min_lcdm >= 0.0)) throw UsageError("--lcdm-z-min must be 0 or positive, e.g. 0.01");
   plan.z_min_lcdm = o.z_min_lcdm;
+  if (o.threads < 0) throw UsageError("--threads must be 0 (SLURM_CPUS_PER_TASK, else 1), 1 or 2");
+  // A step uses at most two threads (FusedMlp splits its rows in two); more cores add nothing.
+  const std::int64_t threads = o.threads > 0 ? o.threads : cpus_per_task.value_or(1);
+  plan.threads = static_cast<int>(std::clamp<std::int64_t>(threads, 1, 2));
   return plan;
 }
 
@@ -162,22 +174,21 @@ Dataset load_dataset(const data::WhitespaceTable& table, const RunPlan& plan, st
                        " holds a non-positive error; choose another --error-column or --error-column none");
     }
 
-  // The Hubble diagram's x axis: zCMB when the table has it, else the first redshift feature.
   auto pick = [&](const std::string& name) {
     const auto column = table.numeric_column(name);
     std::vector<double> values(d.rows);
     for (std::size_t i = 0; i < d.rows; ++i) values[i] = column[d.table_rows[i]];
     return values;
   };
-  if (table.has_column("zCMB")) {
-    d.redshift_name = "zCMB";
-  } else {
-    for (const auto& f : plan.features)
-      if (is_redshift_name(f)) {
-        d.redshift_name = f;
-        break;
-      }
-    if (d.redshift_name.empty()) d.redshift_name = plan.features.front();
+  // The Hubble diagram's x axis and the prediction grid: zCMB when it is a feature, else the
+  // first redshift feature (check_options made sure there is one), so the curve and the
+  // points share their axis.
+  for (const auto& f : plan.features)
+    if (f == "zCMB") d.redshift_name = f;
+  if (d.redshift_name.empty()) {
+    const auto first = std::find_if(plan.features.begin(), plan.features.end(), is_redshift_name);
+    if (first == plan.features.end()) throw UsageError("--features has no redshift column; add zCMB");
+    d.redshift_name = *first;
   }
   d.redshift = pick(d.redshift_name);
   if (table.has_column("zHD") && table.has_column("m_b_corr") && table.has_column("m_b_corr_err_DIAG")) {
@@ -195,7 +206,6 @@ Dataset load_dataset(const data::WhitespaceTable& table, const RunPlan& plan, st
   }
   for (std::size_t f = 0; f < plan.features.size(); ++f)
     if (plan.features[f] == d.redshift_name) d.grid_feature = static_cast<std::int64_t>(f);
-  if (d.grid_feature < 0) d.grid_feature = 0;
 
   if (plan.log_z) {
     for (std::size_t f = 0; f < plan.features.size(); ++f) {
@@ -413,6 +423,7 @@ TrainingRun train_network(const Dataset& d, const RunPlan& plan, std::int64_t hi
   adam.learning_rate = plan.lr;
   nn::Adam optimizer(nn::parameters_of(*layers), adam);
   nn::FusedMlp net(static_cast<std::int64_t>(features), hidden, 1, plan.activation, adam);
+  net.set_threads(plan.threads);
   net.load_from(*layers);
   nn::FusedMlp best = net;
 
@@ -527,20 +538,22 @@ Results run_fits(const RunPlan& plan, const Dataset& d, const TableSource& sourc
   } else {
     try {
       results.lcdm = cosmology::fit_flat_lcdm(d.lcdm_z, d.lcdm_m, d.lcdm_error, plan.z_min_lcdm);
-      const auto grid = redshift_grid(d);
-      if (d.lcdm_matches_target && is_redshift_name(d.feature_names[static_cast<std::size_t>(d.grid_feature)])) {
-        std::vector<double> z_cut, m_cut, e_cut;  // the fit's points (z > cut) set the EdS offset
-        for (std::size_t i = 0; i < d.lcdm_z.size(); ++i)
-          if (d.lcdm_z[i] > plan.z_min_lcdm) {
-            z_cut.push_back(d.lcdm_z[i]);
-            m_cut.push_back(d.lcdm_m[i]);
-            e_cut.push_back(d.lcdm_error[i]);
-          }
-        double eds_offset = 0;
-        cosmology::profiled_chi2(z_cut, m_cut, e_cut, 1.0, &eds_offset);
-        const auto mu = cosmology::distance_modulus(grid, results.lcdm->omega_m);
-        const auto mu_eds = cosmology::distance_modulus(grid, 1.0);
-        for (std::size_t i = 0; i < grid.size(); ++i) {
+      const auto grid = redshift_grid(d);       // over the redshift feature (check_options: there is one)
+      std::vector<double> z_cut, m_cut, e_cut;  // the fit's points (z > cut) set the EdS offset
+      for (std::size_t i = 0; i < d.lcdm_z.size(); ++i)
+        if (d.lcdm_z[i] > plan.z_min_lcdm) {
+          z_cut.push_back(d.lcdm_z[i]);
+          m_cut.push_back(d.lcdm_m[i]);
+          e_cut.push_back(d.lcdm_error[i]);
+        }
+      double eds_offset = 0;
+      cosmology::profiled_chi2(z_cut, m_cut, e_cut, 1.0, &eds_offset);
+      const auto mu = cosmology::distance_modulus(grid, results.lcdm->omega_m);
+      const auto mu_eds = cosmology::distance_modulus(grid, 1.0);
+      for (std::size_t i = 0; i < grid.size(); ++i) {
+        results.eds_residual.push_back(mu_eds[i] + eds_offset - mu[i] - results.lcdm->offset);
+        // The curves belong on the Hubble diagram only when the network fits the same magnitudes.
+        if (d.lcdm_matches_target) {
           results.lcdm_grid.push_back(mu[i] + results.lcdm->offset);
           results.eds_grid.push_back(mu_eds[i] + eds_offset);
         }

@@ -44,6 +44,7 @@ struct ProgramOptions {
   double min_delta = 0.0;
   std::int64_t image_every = 500;  // TensorBoard prediction image every N epochs (0: never)
   double z_min_lcdm = 0.01;        // the LambdaCDM fit's zHD cut
+  std::int64_t threads = 0;        // training threads (1 or 2); 0: SLURM_CPUS_PER_TASK, else 1
 };
 
 // The checked form. Throws UsageError naming the option and the fix.
@@ -65,8 +66,10 @@ struct RunPlan {
   double min_delta;
   std::int64_t image_every;
   double z_min_lcdm;
+  int threads;  // resolved: 1 or 2
 };
-RunPlan check_options(const ProgramOptions& options);
+// `cpus_per_task`: SLURM_CPUS_PER_TASK when the job set it (the default of --threads).
+RunPlan check_options(const ProgramOptions& options, std::optional<int> cpus_per_task = std::nullopt);
 
 // Where the table came from: the path read and whether it was generated.
 struct TableSource {
@@ -177,7 +180,9 @@ struct Results {
   std::vector<TrainingRun> feature_runs;  // first 1..k features at the main width (k > 1)
   std::optional<cosmology::LcdmFit> lcdm;
   std::string lcdm_skipped;                 // why there is no fit
-  std::vector<double> lcdm_grid, eds_grid;  // the two models on the main run's z grid (target units)
+  std::vector<double> lcdm_grid, eds_grid;  // the two models on the main run's z grid (target units; empty
+                                            // when the target is not the fitted m_b_corr)
+  std::vector<double> eds_residual;         // Einstein-de Sitter - LambdaCDM on that grid (magnitudes)
 };
 
 // Trains the sweep and the feature runs and fits LambdaCDM: what the program computes.
@@ -191,6 +196,9 @@ Results run_fits(const RunPlan& plan, const Dataset& data, const TableSource& so
 std::string run_name(std::int64_t hidden, std::size_t features, std::size_t all_features);
 
 std::string format_summary(const RunPlan& plan, const Dataset& data, const Results& results);
+// One sentence: each width's epoch of minimal validation loss, and whether the wider the
+// network, the sooner it overfits.
+std::string sweep_comparison(const std::vector<TrainingRun>& sweep);
 void write_metrics(const std::filesystem::path& path, const RunPlan& plan, const Dataset& data, const Results& results,
                    std::uint64_t seed, const std::string& job_id);
 // The Hubble diagram (data with error bars, network, LambdaCDM, Einstein-de Sitter).

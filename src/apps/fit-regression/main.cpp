@@ -8,11 +8,15 @@
 // one task (jobs/fit-regression.sbatch).
 #include <mpi.h>
 
+#include <exception>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <sstream>
 
 #include "fit_training.hpp"
+#include "render_queue.hpp"
 #include "slurmlab/cli/console.hpp"
 #include "slurmlab/cli/errors.hpp"
 #include "slurmlab/cli/options.hpp"
@@ -59,14 +63,19 @@ int main(int argc, char** argv) {
             .add("patience", options.patience, "early stopping: epochs without improvement (0 = off)")
             .add("min-delta", options.min_delta, "early stopping: smallest validation-loss decrease that counts")
             .add("image-every", options.image_every,
-                 "TensorBoard prediction image and checkpoints every N epochs (0: at the end)")
-            .add("lcdm-z-min", options.z_min_lcdm, "the LambdaCDM fit uses zHD above this (Pantheon+: 0.01)");
-
-        fit::RunPlan plan{};
-        cli::parse_on_all_ranks(session, parser, count, args, [&] { plan = fit::check_options(options); });
-        const cli::Console console(session.is_root());
+                 "TensorBoard prediction image and checkpoints every N epochs (0: no images, checkpoints only at "
+                 "the end)")
+            .add("lcdm-z-min", options.z_min_lcdm, "the LambdaCDM fit uses zHD above this (Pantheon+: 0.01)")
+            .add("threads", options.threads,
+                 "threads per training step, 1 or 2 (0: SLURM_CPUS_PER_TASK, else 1; only cores you own help)");
 
         const auto env = cluster::Environment::from_process();
+        fit::RunPlan plan{};
+        cli::parse_on_all_ranks(session, parser, count, args, [&] {
+          plan = fit::check_options(options, cluster::SlurmEnvironment::from(env).cpus_per_task);
+        });
+        const cli::Console console(session.is_root());
+
         // CPU on purpose: the whole network fits in a few cache lines.
         const auto context =
             cluster::RankContext::establish(session, env, cluster::DevicePreference::Cpu, /*allow_sharing=*/true);
@@ -98,12 +107,41 @@ int main(int argc, char** argv) {
                        std::to_string(plan.hidden.size()) + " width(s), up to " + std::to_string(plan.epochs) +
                        " epochs each; " + context.node_name + " CPU");
 
-          std::vector<std::unique_ptr<io::EventWriter>> writers;
+          // One event file per run; the training thread writes scalars, the render worker the
+          // prediction images, so each writer has a lock (held for a record, never a drawing).
+          struct RunEvents {
+            io::EventWriter writer;
+            std::mutex lock;
+            explicit RunEvents(const fs::path& dir) : writer(dir) {}
+          };
+          std::vector<std::unique_ptr<RunEvents>> writers;
           std::vector<std::unique_ptr<cli::Progress>> bars;
+          // Figures are drawn off the training thread (the job's second core). Up to 32 wait
+          // (a few kB each), so a fast run does not stall on a slower renderer.
+          fit::RenderQueue renderer(32);
           auto hooks_for = [&](const std::string& name, std::int64_t hidden, std::size_t features,
                                const fit::Results& partial) {
-            writers.push_back(std::make_unique<io::EventWriter>(output_dir / "tensorboard" / name));
+            writers.push_back(std::make_unique<RunEvents>(output_dir / "tensorboard" / name));
             auto* events = writers.back().get();
+            // The hparams dashboard compares runs by these; the final metrics follow as scalars.
+            std::vector<std::string> used(dataset.feature_names.begin(),
+                                          dataset.feature_names.begin() + static_cast<std::ptrdiff_t>(features));
+            std::string feature_list;
+            for (const auto& f : used) feature_list += (feature_list.empty() ? "" : ",") + f;
+            events->writer.hparams({{"hidden", static_cast<double>(hidden)},
+                                    {"lr", plan.lr},
+                                    {"features", feature_list},
+                                    {"log_z", plan.log_z},
+                                    {"activation", nn::to_string(plan.activation)},
+                                    {"batch_size", static_cast<double>(plan.batch_size)},
+                                    {"seed", static_cast<double>(parser.common().seed)},
+                                    {"weighted", plan.weighted}});
+            // The curves the Hubble diagram draws beside the network, copied: jobs may outlive
+            // run_fits' partial results.
+            auto curves = std::make_shared<fit::Results>();
+            curves->lcdm = partial.lcdm;
+            curves->lcdm_grid = partial.lcdm_grid;
+            curves->eds_grid = partial.eds_grid;
             cli::Progress::Options progress_options;
             progress_options.label = name;
             progress_options.unit = "epoch";
@@ -111,26 +149,36 @@ int main(int argc, char** argv) {
             bars.push_back(std::make_unique<cli::Progress>(plan.epochs, progress_options));
             auto* bar = bars.back().get();
             fit::EpochHooks hooks;
-            hooks.after_epoch = [&, events, bar, name, hidden, features](
+            hooks.after_epoch = [&, events, bar, name, features, curves](
                                     const fit::TrainingRun& run, std::int64_t epoch, const fit::Predictor& current) {
-              events->scalar("loss/train", epoch, run.train_loss.back());
-              events->scalar("loss/validation", epoch, run.val_loss.back());
+              {
+                std::lock_guard guard(events->lock);
+                events->writer.scalar("loss/train", epoch, run.train_loss.back());
+                events->writer.scalar("loss/validation", epoch, run.val_loss.back());
+              }
               const bool last = epoch + 1 == plan.epochs;
               if (plan.image_every > 0 && ((epoch + 1) % plan.image_every == 0 || last) && !run.grid_z.empty()) {
-                fit::TrainingRun now = run;
-                now.grid_prediction =
+                // The worker gets its own copy of what the figure draws (the grid and the current
+                // prediction, a few kB, not the loss history): training goes on meanwhile.
+                auto now = std::make_shared<fit::TrainingRun>();
+                now->hidden = run.hidden;
+                now->grid_z = run.grid_z;
+                now->grid_prediction =
                     current.on_grid(run.grid_z, static_cast<std::size_t>(dataset.grid_feature), features);
-                events->image("prediction", epoch,
-                              fit::hubble_figure(dataset, now, partial,
-                                                 name + ", epoch " + std::to_string(epoch) +
-                                                     (source.synthetic ? " [SYNTHETIC DATA]" : "")));
+                renderer.post([&, events, now, curves, name, epoch] {
+                  const auto png = fit::hubble_figure(dataset, *now, *curves,
+                                                      name + ", epoch " + std::to_string(epoch) +
+                                                          (source.synthetic ? " [SYNTHETIC DATA]" : ""))
+                                       .png();
+                  std::lock_guard guard(events->lock);
+                  events->writer.image("prediction", epoch, png);
+                });
               }
               std::ostringstream extra;
               extra.precision(4);
               extra << "train " << run.train_loss.back() << "  val " << run.val_loss.back() << "  best epoch "
                     << run.best_epoch;
               bar->update(epoch + 1, extra.str());
-              (void)hidden;
             };
             hooks.finished = [bar](const fit::TrainingRun& run) {
               bar->finish("best epoch " + std::to_string(run.best_epoch) +
@@ -146,16 +194,35 @@ int main(int argc, char** argv) {
           };
 
           const auto results = fit::run_fits(plan, dataset, source, seed, hooks_for);
-          for (auto& events : writers) {
-            events->end_session(io::SessionStatus::success);
-            events->close();
-          }
+          // What was computed is written first (summary, metrics), then what is drawn, so a
+          // failing figure never costs the numbers.
           const auto summary = fit::format_summary(plan, dataset, results);
           console.line(summary);
           io::write_file_atomically(output_dir / "summary.txt", summary);
           fit::write_metrics(output_dir / "metrics.h5", plan, dataset, results, seed,
                              context.slurm.job_id.value_or(""));
+          std::exception_ptr drawing_failed;
+          try {
+            renderer.finish();
+          } catch (...) {
+            drawing_failed = std::current_exception();
+          }
+          // Each run's final metrics beside its hparams, then the session end.
+          std::vector<const fit::TrainingRun*> runs;
+          for (const auto& run : results.sweep) runs.push_back(&run);
+          for (const auto& run : results.feature_runs)
+            if (run.features != dataset.feature_names.size()) runs.push_back(&run);
+          for (std::size_t i = 0; i < writers.size() && i < runs.size(); ++i) {
+            auto& writer = writers[i]->writer;
+            const auto step = runs[i]->epochs_run - 1;
+            writer.scalar("hparams/best_val_loss", step, runs[i]->best_val_loss);
+            writer.scalar("hparams/best_epoch", step, static_cast<double>(runs[i]->best_epoch));
+            writer.scalar("hparams/val_rms", step, runs[i]->val_rms);
+            writer.end_session(drawing_failed ? io::SessionStatus::failure : io::SessionStatus::success);
+            writer.close();
+          }
           fit::write_figures(output_dir, plan, dataset, results);
+          if (drawing_failed) std::rethrow_exception(drawing_failed);  // a TensorBoard image failed
           console.line(
               "Results: " + fs::absolute(output_dir).string() +
               " (metrics.h5, summary.txt, loss_curves.png, hubble.png, residuals.png, tensorboard/, checkpoints/)");

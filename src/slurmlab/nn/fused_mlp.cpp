@@ -1,5 +1,4 @@
 #include "slurmlab/nn/fused_mlp.hpp"
-#include "slurmlab/nn/rational_tanh.hpp"
 
 #include <omp.h>
 
@@ -7,6 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+
+#include "slurmlab/nn/rational_tanh.hpp"
 
 namespace slurmlab::nn {
 
@@ -265,6 +266,15 @@ void FusedMlp::store_to(Layer& mlp, Adam* optimizer) const {
   optimizer->set_learning_rate(adam_.learning_rate);
 }
 
+void FusedMlp::set_threads(int threads) {
+  if (threads < 1) throw std::invalid_argument("FusedMlp: threads must be at least 1");
+  threads_ = std::min(threads, 2);
+}
+
+int FusedMlp::threads_for(std::int64_t rows) const {
+  return threads_ >= 2 && rows >= 2 * kBlock && rows * hidden_ >= kSplitWork ? 2 : 1;
+}
+
 void FusedMlp::check_batch(std::size_t x_size, std::size_t target_size, std::size_t weight_size) const {
   if (x_size == 0 || x_size % static_cast<std::size_t>(in_) != 0) {
     throw std::invalid_argument("FusedMlp: " + std::to_string(x_size) + " inputs are not a positive multiple of " +
@@ -333,10 +343,10 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
   for (auto* g : {&g_w1t_, &g_b1_, &g_w2_, &g_b2_}) std::fill(g->begin(), g->end(), 0.0f);
   const float* xt = feature_major(s, x.data(), input_scratch_);
   const float* w = weights.empty() ? nullptr : weights.data();
-  // Two cores take half the rows each when there are at least two blocks of them, each into
-  // its own gradients and scratch; the halves are added in a fixed order, so a run is
-  // reproducible for a given thread count (OMP_NUM_THREADS=1 keeps one thread).
-  const bool split = s.rows >= 2 * kBlock && omp_get_max_threads() >= 2;
+  // Two cores take half the rows each when the caller allows two threads and the step has
+  // enough work, each into its own gradients and scratch; the halves are added in a fixed
+  // order, so a run is reproducible for a given thread count.
+  const bool split = threads_for(s.rows) == 2;
   double loss = 0.0;
   if (!split) {
     loss = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(),
@@ -349,12 +359,16 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
     double part[2] = {0.0, 0.0};
 #pragma omp parallel num_threads(2)
     {
+      // A team of one (OMP_DYNAMIC, a thread limit, a caller's parallel region) does both
+      // halves in turn, each into its own buffers as two threads would: the same numbers.
+      const bool alone = omp_get_num_threads() < 2;
       if (omp_get_thread_num() == 0) {
-        part[0] = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(),
-                             g_w1t_.data(), g_b1_.data(), g_w2_.data(), g_b2_.data(), hidden_scratch_.data(),
-                             grad_scratch_.data(), grad_scratch_.data() + out_ * kBlock,
-                             hidden_scratch_.data() + hidden_ * kBlock, 0, middle);
-      } else {
+        part[0] =
+            train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(),
+                       g_b1_.data(), g_w2_.data(), g_b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
+                       grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock, 0, middle);
+      }
+      if (omp_get_thread_num() == 1 || alone) {
         part[1] = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(),
                              other.g_w1t.data(), other.g_b1.data(), other.g_w2.data(), other.g_b2.data(),
                              other.hidden.data(), other.grad.data(), other.grad.data() + out_ * kBlock,

@@ -41,6 +41,17 @@ class FusedMlp {
   // One optimizer step on this batch; returns the batch loss before the update.
   double train_step(std::span<const float> x, std::span<const float> target, std::span<const float> weights = {});
 
+  // Threads a training step may use (1 or 2; more count as 2). Default 1: the caller says
+  // how many cores it owns (fit-regression: --threads, from SLURM_CPUS_PER_TASK), since
+  // OpenMP's own default (every core of the machine) makes a step wait for a descheduled
+  // thread whenever other processes share the cores.
+  void set_threads(int threads);
+  int threads() const { return threads_; }
+  // The threads a step over `rows` rows uses: 2 only with set_threads(2) and enough work per
+  // step (rows x hidden at least kSplitWork, measured) to repay waking the second thread.
+  int threads_for(std::int64_t rows) const;
+  static constexpr std::int64_t kSplitWork = 64 * 1024;
+
   std::int64_t steps_taken() const { return steps_; }
   double learning_rate() const { return adam_.learning_rate; }
   void set_learning_rate(double rate) { adam_.learning_rate = rate; }
@@ -54,6 +65,7 @@ class FusedMlp {
   Activation activation_;
   AdamOptions adam_;
   std::int64_t steps_ = 0;
+  int threads_ = 1;
   // w1t_ is the first weight transposed ([in][hidden]) so per-row loops run over hidden.
   std::vector<float> w1t_, b1_, w2_, b2_;
   std::vector<float> g_w1t_, g_b1_, g_w2_, g_b2_;
