@@ -47,6 +47,15 @@ TEST(FitRegressionMpirun, TwoRanksGiveTheSingletonAnswer) {
   const auto b = without_timing(read_file(two_dir / "out" / "summary.txt"));
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a, b);
+  // Each rank's own log: rank 0 records the runs, rank 1 that it waited.
+  const auto log0 = read_file(two_dir / "out" / "rank-0.log");
+  EXPECT_NE(log0.find("Z fit-regression: rank 0 of 2, node "), std::string::npos) << log0;
+  EXPECT_NE(log0.find("run hidden-4: 200 epochs, best epoch "), std::string::npos) << log0;
+  EXPECT_NE(log0.find("run hidden-16: 200 epochs, best epoch "), std::string::npos) << log0;
+  const auto log1 = read_file(two_dir / "out" / "rank-1.log");
+  EXPECT_NE(log1.find("Z fit-regression: rank 1 of 2, node "), std::string::npos) << log1;
+  EXPECT_NE(log1.find("the network trains on rank 0 alone; this rank waits for it"), std::string::npos) << log1;
+  EXPECT_EQ(log1.find("run hidden-"), std::string::npos) << log1;
 }
 
 TEST(FitRegressionMpirun, UsageErrorEndsEveryRankWithExitTwo) {

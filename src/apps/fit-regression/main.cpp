@@ -23,6 +23,7 @@
 #include "slurmlab/cli/progress.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
 #include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/io/rank_log.hpp"
 #include "slurmlab/io/output_pattern.hpp"
 #include "slurmlab/io/tensorboard.hpp"
 #include "slurmlab/nn/checkpoint.hpp"
@@ -95,6 +96,12 @@ int main(int argc, char** argv) {
               session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
           if (session.is_root()) io::make_output_directory(output_dir);
         });
+        io::RankLog log;  // this rank's own record (--log-pattern)
+        session.run_collectively([&] {
+          log = io::RankLog::open(output_dir, parser.common().log_pattern, context.pattern_context(), session.size());
+          log.line("fit-regression: " + context.describe());
+          if (!session.is_root()) log.line("the network trains on rank 0 alone; this rank waits for it");
+        });
 
         session.run_collectively([&] {
           if (!session.is_root()) return;
@@ -106,6 +113,8 @@ int main(int argc, char** argv) {
           console.line("fit-regression: " + std::to_string(dataset.rows) + " rows from " + source.path.string() + ", " +
                        std::to_string(plan.hidden.size()) + " width(s), up to " + std::to_string(plan.epochs) +
                        " epochs each; " + context.node_name + " CPU");
+          log.line(std::to_string(dataset.rows) + " rows from " + source.path.string() +
+                   (source.synthetic ? " (synthetic)" : "") + ", " + std::to_string(plan.threads) + " thread(s)");
 
           // One event file per run; the training thread writes scalars, the render worker the
           // prediction images, so each writer has a lock (held for a record, never a drawing).
@@ -180,9 +189,15 @@ int main(int argc, char** argv) {
                     << run.best_epoch;
               bar->update(epoch + 1, extra.str());
             };
-            hooks.finished = [bar](const fit::TrainingRun& run) {
-              bar->finish("best epoch " + std::to_string(run.best_epoch) +
-                          (run.stopped_early ? ", stopped early" : ""));
+            hooks.finished = [bar, &log, name](const fit::TrainingRun& run) {
+              const std::string outcome =
+                  "best epoch " + std::to_string(run.best_epoch) + (run.stopped_early ? ", stopped early" : "");
+              bar->finish(outcome);
+              std::ostringstream line;
+              line.precision(4);
+              line << "run " << name << ": " << run.epochs_run << " epochs, " << outcome << ", validation RMS "
+                   << run.val_rms;
+              log.line(line.str());
             };
             hooks.save = [&, name](nn::Layer& net, nn::Adam& optimizer, std::int64_t epoch, const std::string& which) {
               nn::TrainingPosition position;
@@ -225,7 +240,9 @@ int main(int argc, char** argv) {
           if (drawing_failed) std::rethrow_exception(drawing_failed);  // a TensorBoard image failed
           console.line(
               "Results: " + fs::absolute(output_dir).string() +
-              " (metrics.h5, summary.txt, loss_curves.png, hubble.png, residuals.png, tensorboard/, checkpoints/)");
+              " (metrics.h5, summary.txt, loss_curves.png, hubble.png, residuals.png, tensorboard/, checkpoints/, " +
+              parser.common().log_pattern + ")");
+          log.line("wrote summary.txt, metrics.h5, the figures, tensorboard/ and checkpoints/");
         });
         return 0;
       });
