@@ -271,7 +271,10 @@ def fit_figures(plt, f, title, args, out_dir):
     """loss_curves, hubble and residuals as fit-regression draws them."""
     import numpy as np
     written, used = [], set()
-    runs = sorted(f["runs"].items(), key=lambda r: int(attribute(r[1], "hidden", 0))) if "runs" in f else []
+    # Runs are named by what they vary: "hidden-16" (the width sweep), "hidden-8-features-3"
+    # (the first 3 features only, for the feature gains).
+    runs = sorted(f["runs"].items(), key=lambda r: (int(attribute(r[1], "hidden", 0)), -int(attribute(r[1], "features", 0)))) \
+        if "runs" in f else []
     if runs:
         fig, ax = plt.subplots(figsize=(8, 5))
         notes = []
@@ -279,19 +282,18 @@ def fit_figures(plt, f, title, args, out_dir):
             colour = f"C{k % 10}"
             train, val = run["train_loss"][...], run["val_loss"][...]
             epochs = np.arange(1, len(train) + 1)
-            hidden = attribute(run, "hidden")
-            ax.plot(epochs, train, color=colour, ls="--", lw=1, label=f"train (hidden {hidden})")
-            ax.plot(epochs, val, color=colour, lw=1.6, label=f"validation (hidden {hidden})")
+            ax.plot(epochs, train, color=colour, ls="--", lw=1, label=f"train ({name})")
+            ax.plot(epochs, val, color=colour, lw=1.6, label=f"validation ({name})")
             best = attribute(run, "best_epoch")
             if best is not None and 0 <= int(best) < len(val):
                 ax.plot([int(best) + 1], [val[int(best)]], "o", color=colour, ms=7, mec="black")
-                notes.append(f"hidden {hidden}: best epoch {int(best) + 1}, validation loss {val[int(best)]:.4g}")
+                notes.append(f"{name}: best epoch {int(best) + 1}, validation loss {val[int(best)]:.4g}")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss (MSE)")
         ax.set_title(f"{title}: loss curves (o: lowest validation loss)")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8 if len(runs) <= 4 else 6, ncol=1 if len(runs) <= 4 else 2)
         written.append(save(plt, fig, out_dir, "loss_curves", args))
         print(f"{written[-1]}: " + "; ".join(notes))
         used |= {"runs/" + name for name, _ in runs} | {"epochs"}

@@ -84,10 +84,11 @@ check({"loss_curves.png", "hubble.png", "residuals.png"} <= set(os.listdir(plots
 check(not any(n.startswith(("split", "grid", "data")) for n in (os.listdir(plots) if os.path.isdir(plots) else [])),
       "the data, grid and split groups are drawn as figures, not as lines against their index")
 with h5py.File(os.path.join(fit_dir, "metrics.h5"), "r") as f:
-    bests = {int(r.attrs["hidden"]): int(r.attrs["best_epoch"]) + 1 for r in f["runs"].values()}
+    bests = {name: int(r.attrs["best_epoch"]) + 1 for name, r in f["runs"].items()}
     points = len(f["data/redshift"])
-for hidden, best in bests.items():
-    check(f"hidden {hidden}: best epoch {best}," in drawn.stdout, f"best epoch of hidden {hidden} ({best}) reported")
+check(set(bests) == {"hidden-4", "hidden-16"}, f"runs {sorted(bests)}")
+for name, best in bests.items():
+    check(f"{name}: best epoch {best}," in drawn.stdout, f"best epoch of {name} ({best}) reported")
 check(f"{points} points, curves network, lcdm, einstein_de_sitter" in drawn.stdout, "Hubble diagram's curves")
 if os.path.isdir(plots) and os.path.isfile(os.path.join(plots, "hubble.png")):
     hubble = os.path.join(plots, "hubble.png")
