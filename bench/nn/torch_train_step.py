@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, __file__.rsplit("/", 3)[0] + "/tests/reference")
-from compare_with_torch import AlexNet  # noqa: E402  (the torchvision architecture, written out)
+from compare_with_torch import build  # noqa: E402  (the models as slurmlab::nn builds them)
 
 
 def main():
@@ -22,21 +22,14 @@ def main():
     torch.manual_seed(1)
     if model == "mlp":
         batch = 1400
-        net = nn.Sequential(nn.Linear(1, 64), nn.Tanh(), nn.Linear(64, 1))
+        net = build("mlp")
         x = torch.rand(batch, 1) * 2
         target = 5 * x + torch.randn(batch, 1)
         criterion = lambda out: nn.functional.mse_loss(out, target)
     else:
         batch = 64
         side = 32 if model == "cnn" else 64
-        if model == "cnn":
-            net = nn.Sequential(
-                nn.Conv2d(3, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                nn.Linear(800, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5),
-                nn.Linear(32, 10))
-        else:
-            net = AlexNet(10, dropout=0.5)
+        net = build(model, dropout=0.5)  # the tutorial CNN or AlexNet
         x = torch.randn(batch, 3, side, side)
         labels = torch.randint(0, 10, (batch,))
         criterion = lambda out: nn.functional.cross_entropy(out, labels)

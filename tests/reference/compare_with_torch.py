@@ -69,7 +69,9 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def build(model):
+def build(model, dropout=0.0):
+    """The MLP, the Lightning tutorial CNN or AlexNet, as slurmlab::nn builds them (the
+    reference comparison uses dropout 0; the benchmarks train with 0.5)."""
     if model == "mlp":
         return nn.Sequential(nn.Linear(1, 64), nn.Tanh(), nn.Linear(64, 1))
     if model == "cnn":
@@ -77,11 +79,11 @@ def build(model):
             nn.Conv2d(3, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(32 * 5 * 5, 64), nn.ReLU(), nn.Dropout(0.0),
-            nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.0),
+            nn.Linear(32 * 5 * 5, 64), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(64, 32), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(32, 10),
         )
-    return AlexNet(10, dropout=0.0)
+    return AlexNet(10, dropout=dropout)
 
 
 def main():
