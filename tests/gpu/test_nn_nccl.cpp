@@ -21,6 +21,7 @@
 #include "slurmlab/nn/losses.hpp"
 #include "slurmlab/nn/nccl_gradient_reducer.hpp"
 #include "slurmlab/nn/optim.hpp"
+#include "../support/data_parallel_case.hpp"
 #endif
 
 namespace {
@@ -29,46 +30,7 @@ constexpr int kSkipped = 77;
 #if defined(SLURMLAB_HAVE_CUDA)
 using namespace slurmlab::nn;
 
-constexpr std::int64_t kSamples = 64, kGlobalBatch = 16, kSteps = 10;
-
-std::unique_ptr<Sequential> make_net(std::uint64_t seed) {
-  Generator g(seed);
-  auto net = std::make_unique<Sequential>();
-  net->add(std::make_unique<Conv2d>(2, 4, 3, g, 1, 1)).add(tanh_layer()).add(std::make_unique<MaxPool2d>(2));
-  net->add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(4 * 4 * 4, 4, g));
-  return net;
-}
-
-std::vector<float> train(Sequential& net, GradientReducer* reducer, int world, int rank) {
-  Generator data(3);
-  Tensor images({kSamples, 2, 8, 8});
-  for (auto& v : images.span()) v = data.uniform(-1.0f, 1.0f);
-  std::vector<std::int64_t> labels;
-  for (int i = 0; i < kSamples; ++i) labels.push_back(static_cast<std::int64_t>(data.below(4)));
-  ShardedBatches sampler(kSamples, kGlobalBatch, world, rank, 11);
-  Sgd sgd(parameters_of(net), {.learning_rate = 0.1, .momentum = 0.9});
-  for (std::int64_t step = 0; step < kSteps; ++step) {
-    const auto indices = sampler.local_indices(step / sampler.batches_per_epoch(), step % sampler.batches_per_epoch());
-    Tensor x({static_cast<std::int64_t>(indices.size()), 2, 8, 8});
-    std::vector<std::int64_t> y;
-    for (std::size_t i = 0; i < indices.size(); ++i) {
-      std::copy_n(images.data() + indices[i] * 128, 128, x.data() + static_cast<std::int64_t>(i) * 128);
-      y.push_back(labels[static_cast<std::size_t>(indices[i])]);
-    }
-    sgd.zero_grad();
-    auto f = net.forward(x.to(Device::cuda), Mode::train);
-    auto loss = softmax_cross_entropy(f.output, y);
-    net.backward(*f.context, loss.grad);
-    if (reducer) reducer->average_gradients(sgd.parameters());
-    sgd.step();
-  }
-  std::vector<float> weights;
-  for (auto& p : parameters_of(net)) {
-    auto v = p.parameter->value.to_vector();
-    weights.insert(weights.end(), v.begin(), v.end());
-  }
-  return weights;
-}
+using namespace slurmlab::testing::data_parallel;
 
 int run(int rank, int size) {
   const auto status = slurmlab::cluster::probe_gpu_runtime();
@@ -81,9 +43,10 @@ int run(int rank, int size) {
   }
   configure_cuda({.device = rank % status.device_count});
   int failures = 0;
+  const Data data;
   auto reference_net = make_net(1);
   to_device(*reference_net, Device::cuda);
-  const auto reference = train(*reference_net, nullptr, 1, 0);
+  const auto reference = train(*reference_net, nullptr, data, Device::cuda).weights;
 
   auto net = make_net(rank == 0 ? 1 : 100 + static_cast<std::uint64_t>(rank));
   to_device(*net, Device::cuda);
@@ -91,7 +54,7 @@ int run(int rank, int size) {
     NcclGradientReducer reducer(MPI_COMM_WORLD, std::chrono::seconds(60), 256);  // tiny buckets: several groups
     reducer.broadcast_state(*net);
     reducer.attach(*net);  // buckets start from the backward hook, overlapping backward
-    const auto parallel = train(*net, &reducer, size, rank);
+    const auto parallel = train(*net, &reducer, data, Device::cuda).weights;
     if (reducer.buckets_launched_during_backward() == 0) {
       std::printf("rank %d: no bucket was launched during backward (the overlap hook did not fire)\n", rank);
       ++failures;

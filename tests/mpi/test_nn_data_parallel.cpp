@@ -2,6 +2,7 @@
 // MPI_Allreduce matches single-process training on the whole global batch.
 #include <gtest/gtest.h>
 
+#include "../support/data_parallel_case.hpp"
 #include "../support/mpi_gtest.hpp"
 #include <mpi.h>
 
@@ -18,73 +19,7 @@ using namespace slurmlab::nn;
 
 namespace {
 
-constexpr std::int64_t kSamples = 64, kGlobalBatch = 16, kSteps = 10;
-constexpr std::uint64_t kShuffleSeed = 11;
-
-// No BatchNorm or Dropout: their per-rank statistics and masks differ from one process's by
-// design (as in PyTorch DDP without SyncBatchNorm), everything else must agree.
-std::unique_ptr<Sequential> make_net(std::uint64_t seed) {
-  Generator g(seed);
-  auto net = std::make_unique<Sequential>();
-  net->add(std::make_unique<Conv2d>(2, 4, 3, g, 1, 1)).add(tanh_layer()).add(std::make_unique<MaxPool2d>(2));
-  net->add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(4 * 4 * 4, 4, g));
-  return net;
-}
-
-struct Data {
-  Tensor images{Shape{kSamples, 2, 8, 8}};
-  std::vector<std::int64_t> labels;
-  Data() {
-    Generator g(3);
-    for (auto& v : images.span()) v = g.uniform(-1.0f, 1.0f);
-    for (int i = 0; i < kSamples; ++i) labels.push_back(static_cast<std::int64_t>(g.below(4)));
-  }
-  std::pair<Tensor, std::vector<std::int64_t>> batch(const std::vector<std::int64_t>& indices) const {
-    Tensor x({static_cast<std::int64_t>(indices.size()), 2, 8, 8});
-    std::vector<std::int64_t> y;
-    for (std::size_t i = 0; i < indices.size(); ++i) {
-      std::copy_n(images.data() + indices[i] * 128, 128, x.data() + static_cast<std::int64_t>(i) * 128);
-      y.push_back(labels[static_cast<std::size_t>(indices[i])]);
-    }
-    return {x, y};
-  }
-};
-
-struct Outcome {
-  std::vector<float> weights;
-  std::vector<double> global_losses;  // per step, as rank 0 would log it
-};
-
-// reducer == nullptr: one process on the whole global batch.
-Outcome train(Sequential& net, GradientReducer* reducer, const Data& data) {
-  const int world = reducer ? reducer->world_size() : 1;
-  const int rank = reducer ? reducer->rank() : 0;
-  ShardedBatches sampler(kSamples, kGlobalBatch, world, rank, kShuffleSeed);
-  // SGD, not Adam: Adam's update is invariant to the gradient's scale and would hide a wrong
-  // averaging factor.
-  Sgd sgd(parameters_of(net), {.learning_rate = 0.1, .momentum = 0.9});
-  Outcome outcome;
-  for (std::int64_t step = 0; step < kSteps; ++step) {
-    const auto epoch = step / sampler.batches_per_epoch(), b = step % sampler.batches_per_epoch();
-    auto [x, y] = data.batch(sampler.local_indices(epoch, b));
-    sgd.zero_grad();
-    auto f = net.forward(x, Mode::train);
-    auto loss = softmax_cross_entropy(f.output, y);
-    net.backward(*f.context, loss.grad);
-    double metrics[2] = {loss.loss * static_cast<double>(y.size()), static_cast<double>(y.size())};
-    if (reducer) {
-      reducer->average_gradients(sgd.parameters());
-      reducer->sum_metrics(metrics);
-    }
-    outcome.global_losses.push_back(metrics[0] / metrics[1]);
-    sgd.step();
-  }
-  for (auto& p : parameters_of(net)) {
-    auto v = p.parameter->value.to_vector();
-    outcome.weights.insert(outcome.weights.end(), v.begin(), v.end());
-  }
-  return outcome;
-}
+using namespace slurmlab::testing::data_parallel;
 
 void expect_matches_single_process(std::size_t bucket_bytes) {
   int rank = 0, size = 1;
