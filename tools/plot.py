@@ -117,9 +117,16 @@ def file_title(f):
     return " ".join(parts)
 
 
-def output_name(group, suffix, fmt):
-    stem = "root" if group == "/" else group.replace("/", "_")
-    return f"{stem}{suffix}.{fmt}"
+def output_stem(group, suffix=""):
+    return ("root" if group == "/" else group.replace("/", "_")) + suffix
+
+
+def save(plt, fig, out_dir, stem, args, **options):
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"{stem}.{args.format}")
+    fig.savefig(path, dpi=args.dpi, **options)
+    plt.close(fig)
+    return path
 
 
 def draw_series(plt, group, series, title, args, out_dir):
@@ -140,11 +147,7 @@ def draw_series(plt, group, series, title, args, out_dir):
     ax.grid(True, alpha=0.3)
     ax.legend()
     ax.set_title(" - ".join(p for p in (title, group) if p))
-    fig.tight_layout()
-    path = os.path.join(out_dir, output_name(group, "", args.format))
-    fig.savefig(path, dpi=args.dpi)
-    plt.close(fig)
-    return path
+    return save(plt, fig, out_dir, output_stem(group), args)
 
 
 def table_text(columns):
@@ -185,11 +188,7 @@ def draw_table(plt, group, series, strings, title, args, out_dir):
     table.set_fontsize(9)
     table.auto_set_column_width(list(range(len(names))))
     ax.set_title(" - ".join(p for p in (title, group) if p))
-    fig.tight_layout()
-    path = os.path.join(out_dir, output_name(group, "-table", args.format))
-    fig.savefig(path, dpi=args.dpi, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(plt, fig, out_dir, output_stem(group, "-table"), args, bbox_inches="tight")
 
 
 def draw_matrix(plt, group, name, matrix, title, args, out_dir):
@@ -208,11 +207,7 @@ def draw_matrix(plt, group, name, matrix, title, args, out_dir):
     ax.set_ylabel("row")
     full = name if group == "/" else f"{group}/{name}"
     ax.set_title(" - ".join(p for p in (title, full) if p))
-    fig.tight_layout()
-    path = os.path.join(out_dir, output_name(full, "", args.format))
-    fig.savefig(path, dpi=args.dpi)
-    plt.close(fig)
-    return path
+    return save(plt, fig, out_dir, output_stem(full), args)
 
 
 # ---- the programs' own figures -------------------------------------------------------
@@ -222,14 +217,6 @@ def attribute(obj, name, default=None):
         return default
     value = obj.attrs[name]
     return text(value) if isinstance(value, (bytes, str)) else (value.item() if hasattr(value, "item") else value)
-
-
-def save(plt, fig, out_dir, stem, args):
-    fig.tight_layout()
-    path = os.path.join(out_dir, f"{stem}.{args.format}")
-    fig.savefig(path, dpi=args.dpi)
-    plt.close(fig)
-    return path
 
 
 def logdet_figures(plt, f, title, args, out_dir):
