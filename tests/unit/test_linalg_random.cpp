@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "../support/moments.hpp"
 #include "slurmlab/linalg/lkj.hpp"
 #include "slurmlab/linalg/lkj_theory.hpp"
 #include "slurmlab/linalg/random.hpp"
@@ -14,27 +15,8 @@ using namespace slurmlab::linalg;
 
 namespace {
 
-struct Moments {
-  double mean = 0, variance = 0, fourth = 0;  // fourth central moment
-  std::size_t n = 0;
-  double standard_error_of_mean() const { return std::sqrt(variance / static_cast<double>(n)); }
-  double standard_error_of_variance() const {
-    return std::sqrt((fourth - variance * variance) / static_cast<double>(n));
-  }
-};
-Moments moments(const std::vector<double>& x) {
-  Moments m;
-  m.n = x.size();
-  m.mean = std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(m.n);
-  for (double v : x) {
-    const double c = (v - m.mean) * (v - m.mean);
-    m.variance += c;
-    m.fourth += c * c;
-  }
-  m.variance /= static_cast<double>(m.n - 1);
-  m.fourth /= static_cast<double>(m.n);
-  return m;
-}
+using slurmlab::testing::moments;
+
 DrawStream stream(std::uint64_t sample, std::uint32_t row = 0, StreamPurpose purpose = StreamPurpose::Test) {
   return DrawStream{12345, sample, row, purpose};
 }

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "../support/moments.hpp"
 #include "slurmlab/linalg/lkj.hpp"
 #include "slurmlab/linalg/lkj_theory.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
@@ -16,27 +17,11 @@ using namespace slurmlab::linalg;
 
 namespace {
 
-struct Summary {
-  double mean = 0, variance = 0, fourth = 0;
-  std::size_t n = 0;
-};
-Summary summarize(const std::vector<double>& x) {
-  Summary s;
-  s.n = x.size();
-  for (double v : x) s.mean += v;
-  s.mean /= static_cast<double>(s.n);
-  for (double v : x) {
-    const double c = (v - s.mean) * (v - s.mean);
-    s.variance += c;
-    s.fourth += c * c;
-  }
-  s.variance /= static_cast<double>(s.n - 1);
-  s.fourth /= static_cast<double>(s.n);
-  return s;
-}
+using slurmlab::testing::Moments;
+using slurmlab::testing::moments;
 
 // z-score of the sample mean against the theory (standard error from the theory's variance).
-double mean_z_score(const Summary& s, int d, double eta) {
+double mean_z_score(const Moments& s, int d, double eta) {
   return (s.mean - lkj_log_det_mean(d, eta)) / std::sqrt(lkj_log_det_variance(d, eta) / static_cast<double>(s.n));
 }
 
@@ -85,7 +70,7 @@ class LkjAgainstTheory : public ::testing::TestWithParam<std::tuple<int, double>
 TEST_P(LkjAgainstTheory, MeanAndVarianceOfLogDet) {
   const auto [d, eta] = GetParam();
   const int samples = 4000;
-  const auto s = summarize(engine_log_dets(d, eta, samples, 2024));
+  const auto s = moments(engine_log_dets(d, eta, samples, 2024));
   const double z = mean_z_score(s, d, eta);
   EXPECT_LT(std::abs(z), 4.0) << "d=" << d << " eta=" << eta << " mean " << s.mean << " theory "
                               << lkj_log_det_mean(d, eta);
@@ -107,7 +92,7 @@ TEST(LkjAgainstTheory, TorchBetaVariantFailsTheSameTest) {
     gram_lower(factor.data(), gram.data(), d);
     wrong.push_back(cholesky_log_det(gram.data(), d).value());
   }
-  const auto s = summarize(wrong);
+  const auto s = moments(wrong);
   EXPECT_GT(std::abs(mean_z_score(s, d, eta)), 50.0) << "the theory test must reject the torch variant";
   EXPECT_NEAR(s.mean, -65.2, 0.5);  // the measured torch figure quoted in the issue
 }
@@ -124,7 +109,7 @@ TEST(LkjAgainstTheory, ThreeDimensionsMatchesARejectionSampler) {
     if (det > 0) rejection.push_back(std::log(det));
   }
   const auto ours = engine_log_dets(3, 1.0, 20000, 11);
-  const auto s = summarize(rejection);
+  const auto s = moments(rejection);
   EXPECT_LT(std::abs(mean_z_score(s, 3, 1.0)), 4.0) << "the rejection sampler agrees with the theory";
   // KS at the 0.1% level: c(0.001) sqrt((n + m) / (n m)) = 1.949 * sqrt(2 / 20000).
   EXPECT_LT(ks_two_sample(ours, rejection), 1.949 * std::sqrt(2.0 / 20000));
