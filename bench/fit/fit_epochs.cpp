@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "fit_training.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/models.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
 
 namespace fs = std::filesystem;
 using namespace slurmlab;

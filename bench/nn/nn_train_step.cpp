@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "slurmlab/nn/fused_mlp.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/models.hpp"
-#include "slurmlab/nn/optim.hpp"
+#include "slurmlab/nn/models/fused_mlp.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
 
 using namespace slurmlab::nn;
 

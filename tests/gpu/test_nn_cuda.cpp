@@ -20,11 +20,11 @@
 #include <string>
 #include <vector>
 
-#include "slurmlab/nn/device.hpp"
-#include "slurmlab/nn/layers.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/models.hpp"
-#include "slurmlab/nn/optim.hpp"
+#include "slurmlab/nn/cuda/device.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
 
 namespace slurmlab::nn {
 namespace {

@@ -13,14 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "slurmlab/nn/device.hpp"
+#include "slurmlab/nn/cuda/device.hpp"
 
 #if defined(SLURMLAB_HAVE_CUDA)
 #include "slurmlab/cluster/gpu_probe.hpp"
-#include "slurmlab/nn/layers.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/nccl_gradient_reducer.hpp"
-#include "slurmlab/nn/optim.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/distributed/nccl_gradient_reducer.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
 #include "../support/data_parallel_case.hpp"
 #endif
 

@@ -3,7 +3,7 @@
 
 #include "../support/mpi_gtest.hpp"
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cluster/mpi_session.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
 

@@ -9,10 +9,10 @@
 #include <iostream>
 #include <string>
 
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/models.hpp"
-#include "slurmlab/nn/optim.hpp"
-#include "slurmlab/nn/safetensors.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/nn/serialize/safetensors.hpp"
 
 using namespace slurmlab::nn;
 

@@ -9,10 +9,10 @@
 #include <utility>
 #include <vector>
 
-#include "slurmlab/nn/data_parallel.hpp"
-#include "slurmlab/nn/layers.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/optim.hpp"
+#include "slurmlab/nn/distributed/data_parallel.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
 
 namespace slurmlab::testing::data_parallel {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "slurmlab/nn/device.hpp"
-#include "slurmlab/nn/layer.hpp"
+#include "slurmlab/nn/cuda/device.hpp"
+#include "slurmlab/nn/layers/layer.hpp"
 
 namespace slurmlab::nn::testing {
 

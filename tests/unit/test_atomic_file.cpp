@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/io/atomic_file.hpp"
 
 namespace fs = std::filesystem;

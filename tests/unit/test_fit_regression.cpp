@@ -19,9 +19,9 @@
 #include "../support/process.hpp"
 #include "fit_training.hpp"
 #include "render_queue.hpp"
-#include "slurmlab/cli/errors.hpp"
-#include "slurmlab/nn/checkpoint.hpp"
-#include "slurmlab/nn/models.hpp"
+#include "slurmlab/core/errors.hpp"
+#include "slurmlab/nn/serialize/checkpoint.hpp"
+#include "slurmlab/nn/models/models.hpp"
 
 namespace fs = std::filesystem;
 using namespace slurmlab;

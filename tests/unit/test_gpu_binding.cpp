@@ -1,7 +1,7 @@
 // The rank -> GPU binding over a table of the ways real Slurm hands out GPUs.
 #include <gtest/gtest.h>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cluster/gpu_binding.hpp"
 #include "slurmlab/cluster/slurm_environment.hpp"
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cluster/hostlist.hpp"
 
 using slurmlab::UsageError;

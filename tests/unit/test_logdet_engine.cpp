@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/linalg/lkj.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
 

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "logdet_report.hpp"
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/linalg/lkj_theory.hpp"
 
 using namespace slurmlab;

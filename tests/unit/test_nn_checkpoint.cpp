@@ -8,9 +8,9 @@
 #include <iterator>
 
 #include "nn_test_support.hpp"
-#include "slurmlab/nn/checkpoint.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/models.hpp"
+#include "slurmlab/nn/serialize/checkpoint.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
 
 namespace slurmlab::nn {
 namespace {

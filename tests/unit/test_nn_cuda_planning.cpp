@@ -9,10 +9,10 @@
 #include <numeric>
 #include <vector>
 
-#include "slurmlab/cli/errors.hpp"
-#include "slurmlab/nn/cuda_planning.hpp"
-#include "slurmlab/nn/device.hpp"
-#include "slurmlab/nn/kernel_geometry.hpp"
+#include "slurmlab/core/errors.hpp"
+#include "slurmlab/nn/cuda/planning.hpp"
+#include "slurmlab/nn/cuda/device.hpp"
+#include "slurmlab/nn/cuda/kernel_geometry.hpp"
 
 namespace slurmlab::nn {
 namespace {

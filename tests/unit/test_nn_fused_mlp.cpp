@@ -7,9 +7,9 @@
 #include <cmath>
 #include <vector>
 
-#include "slurmlab/nn/fused_mlp.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/models.hpp"
+#include "slurmlab/nn/models/fused_mlp.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
 
 using namespace slurmlab::nn;
 

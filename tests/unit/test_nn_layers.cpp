@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "nn_test_support.hpp"
-#include "slurmlab/nn/device.hpp"
-#include "slurmlab/nn/layers.hpp"
+#include "slurmlab/nn/cuda/device.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
 
 namespace slurmlab::nn {
 namespace {

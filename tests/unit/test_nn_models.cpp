@@ -6,9 +6,9 @@
 #include <fstream>
 
 #include "nn_test_support.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/models.hpp"
-#include "slurmlab/nn/safetensors.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
+#include "slurmlab/nn/serialize/safetensors.hpp"
 
 namespace slurmlab::nn {
 namespace {

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <set>
 
-#include "slurmlab/cli/errors.hpp"
-#include "slurmlab/nn/data_parallel.hpp"
+#include "slurmlab/core/errors.hpp"
+#include "slurmlab/nn/distributed/data_parallel.hpp"
 
 namespace slurmlab::nn {
 namespace {

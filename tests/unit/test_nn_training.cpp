@@ -5,9 +5,9 @@
 #include <numbers>
 
 #include "nn_test_support.hpp"
-#include "slurmlab/nn/layers.hpp"
-#include "slurmlab/nn/losses.hpp"
-#include "slurmlab/nn/optim.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
 
 namespace slurmlab::nn {
 namespace {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/io/output_pattern.hpp"
 
 using slurmlab::io::expand_output_pattern;

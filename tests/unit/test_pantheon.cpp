@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "cosmology.hpp"
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/data/table.hpp"
 
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <regex>
 #include <sstream>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/io/rank_log.hpp"
 #include "../support/process.hpp"
 

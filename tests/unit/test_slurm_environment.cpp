@@ -2,7 +2,7 @@
 // Slurm (tools/local-slurm) and shaped like those of real clusters.
 #include <gtest/gtest.h>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cluster/diagnostics.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
 #include "slurmlab/cluster/slurm_environment.hpp"

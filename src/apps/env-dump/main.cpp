@@ -8,7 +8,7 @@
 
 #include "report.hpp"
 #include "slurmlab/cli/console.hpp"
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cli/options.hpp"
 #include "slurmlab/io/atomic_file.hpp"
 #include "slurmlab/io/rank_log.hpp"

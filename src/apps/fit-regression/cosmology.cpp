@@ -8,7 +8,7 @@
 #include <random>
 #include <sstream>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 
 namespace slurmlab::cosmology {
 namespace {

@@ -7,37 +7,16 @@
 #include <numeric>
 #include <sstream>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
+#include "slurmlab/core/parse.hpp"
 #include "slurmlab/io/atomic_file.hpp"
-#include "slurmlab/nn/models.hpp"
+#include "slurmlab/nn/models/models.hpp"
 
 namespace fs = std::filesystem;
 
 namespace slurmlab::fit {
 
 namespace {
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  std::string item;
-  std::istringstream in(text);
-  while (std::getline(in, item, ',')) {
-    const auto first = item.find_first_not_of(" \t");
-    const auto last = item.find_last_not_of(" \t");
-    items.push_back(first == std::string::npos ? std::string() : item.substr(first, last - first + 1));
-  }
-  return items;
-}
-
-bool parse_double(const std::string& text, double& value) {
-  try {
-    std::size_t used = 0;
-    value = std::stod(text, &used);
-    return used == text.size() && std::isfinite(value);
-  } catch (const std::exception&) {
-    return false;
-  }
-}
 
 bool is_redshift_name(const std::string& name) {
   return !name.empty() && name[0] == 'z';
@@ -50,7 +29,7 @@ RunPlan check_options(const ProgramOptions& o, std::optional<int> cpus_per_task)
   if (!o.table.empty()) plan.table = fs::path(o.table);
   if (o.target.empty()) throw UsageError("--target is empty; name the column to fit, e.g. --target m_b_corr");
   plan.target = o.target;
-  plan.features = split_list(o.features);
+  plan.features = split_comma_list(o.features);
   if (plan.features.empty()) throw UsageError("--features is empty; name at least one column, e.g. --features zCMB");
   for (std::size_t i = 0; i < plan.features.size(); ++i) {
     if (plan.features[i].empty()) {
@@ -78,19 +57,13 @@ RunPlan check_options(const ProgramOptions& o, std::optional<int> cpus_per_task)
     throw UsageError("--weighted needs an error column; drop --error-column none or drop --weighted");
   }
   plan.log_z = o.log_z;
-  for (const auto& width : split_list(o.hidden)) {
-    std::size_t used = 0;
-    long long value = 0;
-    try {
-      value = std::stoll(width, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (width.empty() || used != width.size() || value < 1 || value > 65536) {
+  for (const auto& width : split_comma_list(o.hidden)) {
+    const auto value = parse_integer(width);
+    if (!value || *value < 1 || *value > 65536) {
       throw UsageError("--hidden '" + o.hidden + "': '" + width +
                        "' is not a width; give a positive integer (at most 65536) or a comma list such as 8,64,512");
     }
-    plan.hidden.push_back(value);
+    plan.hidden.push_back(*value);
   }
   if (plan.hidden.empty()) throw UsageError("--hidden is empty; give a width such as 16");
   if (o.activation == "tanh") {
@@ -118,12 +91,7 @@ RunPlan check_options(const ProgramOptions& o, std::optional<int> cpus_per_task)
   plan.val_fraction = o.val_fraction;
   plan.test_fraction = o.test_fraction;
   if (o.holdout_z != "none" && !o.holdout_z.empty()) {
-    const auto parts = split_list(o.holdout_z);
-    double lo = 0, hi = 0;
-    if (parts.size() != 2 || !parse_double(parts[0], lo) || !parse_double(parts[1], hi) || !(lo < hi)) {
-      throw UsageError("--holdout-z '" + o.holdout_z + "' is not a range; give LO,HI with LO < HI, e.g. 0.5,2.5");
-    }
-    plan.holdout_z = std::pair{lo, hi};
+    plan.holdout_z = parse_range("holdout-z", o.holdout_z, "0.5,2.5");
   }
   if (o.patience < 0) throw UsageError("--patience must be 0 (no early stopping) or a number of epochs");
   plan.patience = o.patience;

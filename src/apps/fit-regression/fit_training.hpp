@@ -19,8 +19,8 @@
 #include "cosmology.hpp"
 #include "slurmlab/data/table.hpp"
 #include "slurmlab/io/figure.hpp"
-#include "slurmlab/nn/fused_mlp.hpp"
-#include "slurmlab/nn/layers.hpp"
+#include "slurmlab/nn/models/fused_mlp.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
 
 namespace slurmlab::fit {
 

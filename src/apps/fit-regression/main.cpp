@@ -18,7 +18,7 @@
 #include "fit_training.hpp"
 #include "render_queue.hpp"
 #include "slurmlab/cli/console.hpp"
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cli/options.hpp"
 #include "slurmlab/cli/progress.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
@@ -26,7 +26,7 @@
 #include "slurmlab/io/rank_log.hpp"
 #include "slurmlab/io/output_pattern.hpp"
 #include "slurmlab/io/tensorboard.hpp"
-#include "slurmlab/nn/checkpoint.hpp"
+#include "slurmlab/nn/serialize/checkpoint.hpp"
 
 namespace fs = std::filesystem;
 using namespace slurmlab;

@@ -6,7 +6,8 @@
 #include <numbers>
 #include <sstream>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
+#include "slurmlab/core/parse.hpp"
 #include "slurmlab/io/figure.hpp"
 #include "slurmlab/io/metrics_writer.hpp"
 #include "slurmlab/linalg/lkj_theory.hpp"
@@ -14,19 +15,6 @@
 namespace slurmlab::logdet {
 
 namespace {
-
-double parse_double(const std::string& text, const std::string& what) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty() || !std::isfinite(value))
-    throw UsageError("--range: '" + what + "' is not a number; give --range LO,HI, e.g. --range -60,-30.");
-  return value;
-}
 
 double quantile(const std::vector<double>& sorted, double q) {  // linear interpolation, as numpy
   const double position = q * static_cast<double>(sorted.size() - 1);
@@ -73,15 +61,7 @@ RunPlan check_options(const ProgramOptions& options) {
       throw UsageError("--bins " + options.bins + ": give between 1 and 1000000 bins, or --bins auto.");
     plan.bins = static_cast<int>(bins);
   }
-  if (options.range != "auto") {
-    const auto comma = options.range.find(',');
-    if (comma == std::string::npos)
-      throw UsageError("--range '" + options.range + "' has no comma; give --range LO,HI or --range auto.");
-    const double lo = parse_double(options.range.substr(0, comma), options.range.substr(0, comma));
-    const double hi = parse_double(options.range.substr(comma + 1), options.range.substr(comma + 1));
-    if (!(lo < hi)) throw UsageError("--range " + options.range + ": LO must be below HI, e.g. --range -60,-30.");
-    plan.range = std::pair{lo, hi};
-  }
+  if (options.range != "auto") plan.range = parse_range("range", options.range, "-60,-30 (or auto)");
   return plan;
 }
 

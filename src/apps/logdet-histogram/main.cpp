@@ -11,7 +11,7 @@
 
 #include "logdet_report.hpp"
 #include "slurmlab/cli/console.hpp"
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cli/options.hpp"
 #include "slurmlab/cli/progress.hpp"
 #include "slurmlab/cluster/rank_context.hpp"

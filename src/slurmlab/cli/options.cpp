@@ -6,7 +6,7 @@
 
 #include <iostream>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cluster/mpi_session.hpp"
 #include "slurmlab/cluster/gpu_binding.hpp"
 

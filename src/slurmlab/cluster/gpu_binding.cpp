@@ -1,6 +1,6 @@
 #include "slurmlab/cluster/gpu_binding.hpp"
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 
 namespace slurmlab::cluster {
 namespace {

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <optional>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 
 namespace slurmlab::cluster {
 namespace {

@@ -7,7 +7,7 @@
 #include <iostream>
 #include <numeric>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/io/atomic_file.hpp"
 
 namespace slurmlab::cluster {

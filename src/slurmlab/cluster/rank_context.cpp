@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cluster/cpu_affinity.hpp"
 
 namespace slurmlab::cluster {

@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cluster/hostlist.hpp"
 
 namespace slurmlab::cluster {

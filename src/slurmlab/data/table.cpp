@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 
 namespace slurmlab::data {
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 #include <system_error>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 
 namespace slurmlab::io {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 
 namespace slurmlab::io {
 namespace {

@@ -6,7 +6,7 @@
 #include <ctime>
 #include <stdexcept>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 
 namespace slurmlab::io {
 

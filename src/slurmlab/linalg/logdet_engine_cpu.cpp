@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "slurmlab/cli/errors.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/linalg/lkj.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
 

@@ -1,0 +1,132 @@
+#include "slurmlab/nn/distributed/data_parallel.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "slurmlab/core/errors.hpp"
+
+namespace slurmlab::nn {
+
+ShardedBatches::ShardedBatches(std::int64_t dataset_size, std::int64_t global_batch, int world_size, int rank,
+                               std::uint64_t seed, bool shuffle)
+    : dataset_size_(dataset_size), global_batch_(global_batch), world_size_(world_size), rank_(rank), seed_(seed),
+      shuffle_(shuffle) {
+  if (world_size < 1 || rank < 0 || rank >= world_size) throw std::invalid_argument("ShardedBatches: bad rank/world size");
+  if (global_batch < 1 || global_batch % world_size != 0) {
+    throw UsageError("global batch size " + std::to_string(global_batch) + " does not divide among " +
+                     std::to_string(world_size) + " ranks; choose a multiple of the number of tasks (--batch-size).");
+  }
+  if (global_batch > dataset_size) {
+    throw UsageError("global batch size " + std::to_string(global_batch) + " exceeds the " +
+                     std::to_string(dataset_size) + " samples of the data set; lower --batch-size.");
+  }
+}
+
+std::vector<std::int64_t> ShardedBatches::epoch_order(std::int64_t epoch) const {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(dataset_size_));
+  std::iota(order.begin(), order.end(), 0);
+  if (!shuffle_) return order;
+  // A generator per epoch (seed and epoch mixed by splitmix64), so resuming at any epoch
+  // reproduces the order without replaying earlier ones.
+  std::uint64_t z = seed_ + 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(epoch + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  Generator generator(z ^ (z >> 31));
+  for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[generator.below(i)]);
+  return order;
+}
+
+std::vector<std::int64_t> ShardedBatches::local_indices(std::int64_t epoch, std::int64_t batch) const {
+  if (batch < 0 || batch >= batches_per_epoch()) {
+    throw std::out_of_range("batch " + std::to_string(batch) + " outside the " + std::to_string(batches_per_epoch()) +
+                            " batches of an epoch");
+  }
+  const auto order = epoch_order(epoch);
+  const auto begin = batch * global_batch_ + rank_ * local_batch();
+  return {order.begin() + begin, order.begin() + begin + local_batch()};
+}
+
+MpiGradientReducer::MpiGradientReducer(MPI_Comm communicator, std::size_t bucket_bytes)
+    : communicator_(communicator), bucket_floats_(std::max<std::size_t>(bucket_bytes / sizeof(float), 1)) {
+  MPI_Comm_size(communicator_, &size_);
+  MPI_Comm_rank(communicator_, &rank_);
+}
+
+void MpiGradientReducer::allreduce_sum(float* data, std::size_t count) {
+  // MPI counts are int: split anything larger.
+  constexpr std::size_t kMaxCount = INT_MAX / 2;
+  for (std::size_t done = 0; done < count; done += kMaxCount) {
+    const auto n = static_cast<int>(std::min(kMaxCount, count - done));
+    if (MPI_Allreduce(MPI_IN_PLACE, data + done, n, MPI_FLOAT, MPI_SUM, communicator_) != MPI_SUCCESS) {
+      throw std::runtime_error("MPI_Allreduce of gradients failed");
+    }
+    ++allreduce_calls_;
+  }
+}
+
+void MpiGradientReducer::average_gradients(const std::vector<NamedParameter>& parameters) {
+  if (size_ == 1) return;
+  const float scale = 1.0f / static_cast<float>(size_);
+  std::size_t i = 0;
+  while (i < parameters.size()) {
+    Tensor& first = parameters[i].parameter->grad;
+    if (static_cast<std::size_t>(first.numel()) >= bucket_floats_) {
+      // Larger than a bucket: reduce in place, no copy.
+      allreduce_sum(first.data(), static_cast<std::size_t>(first.numel()));
+      for (float& g : first.span()) g *= scale;
+      ++i;
+      continue;
+    }
+    // Pack consecutive tensors while they fit.
+    std::size_t end = i, floats = 0;
+    while (end < parameters.size() &&
+           floats + static_cast<std::size_t>(parameters[end].parameter->grad.numel()) <= bucket_floats_) {
+      floats += static_cast<std::size_t>(parameters[end].parameter->grad.numel());
+      ++end;
+    }
+    bucket_.resize(floats);
+    std::size_t offset = 0;
+    for (std::size_t k = i; k < end; ++k) {
+      const Tensor& g = parameters[k].parameter->grad;
+      std::memcpy(bucket_.data() + offset, g.data(), g.bytes());
+      offset += static_cast<std::size_t>(g.numel());
+    }
+    allreduce_sum(bucket_.data(), floats);
+    offset = 0;
+    for (std::size_t k = i; k < end; ++k) {
+      Tensor& g = parameters[k].parameter->grad;
+      float* out = g.data();
+      for (std::int64_t j = 0; j < g.numel(); ++j) out[j] = bucket_[offset + static_cast<std::size_t>(j)] * scale;
+      offset += static_cast<std::size_t>(g.numel());
+    }
+    i = end;
+  }
+}
+
+void MpiGradientReducer::broadcast_state(Layer& model) {
+  auto broadcast = [&](Tensor& t) {
+    constexpr std::int64_t kMaxCount = INT_MAX / 2;
+    for (std::int64_t done = 0; done < t.numel(); done += kMaxCount) {
+      const auto n = static_cast<int>(std::min(kMaxCount, t.numel() - done));
+      if (MPI_Bcast(t.data() + done, n, MPI_FLOAT, 0, communicator_) != MPI_SUCCESS) {
+        throw std::runtime_error("MPI_Bcast of the model state failed");
+      }
+    }
+  };
+  for (auto& p : parameters_of(model)) broadcast(p.parameter->value);
+  for (auto& b : buffers_of(model)) broadcast(*b.buffer);
+}
+
+void MpiGradientReducer::sum_metrics(std::span<double> values) {
+  if (values.empty()) return;
+  if (MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, communicator_) !=
+      MPI_SUCCESS) {
+    throw std::runtime_error("MPI_Allreduce of metrics failed");
+  }
+}
+
+}  // namespace slurmlab::nn

@@ -1,0 +1,81 @@
+#pragma once
+// Data-parallel training: every rank takes its shard of every global batch, computes
+// gradients on it, and the gradients are averaged across ranks before the optimizer step,
+// so the ranks stay identical and the result does not depend (beyond float rounding) on how
+// many ranks computed it.
+//
+// GradientReducer is the interface; MpiGradientReducer implements it with bucketed
+// MPI_Allreduce on host memory. The CUDA backend implements the same interface with NCCL on
+// device memory (nccl_gradient_reducer.cu) and training code does not change.
+#include <mpi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "slurmlab/nn/layers/layer.hpp"
+
+namespace slurmlab::nn {
+
+// Like torch.utils.data.DistributedSampler with drop_last, per batch: each epoch the data set
+// is shuffled with a generator seeded by (seed, epoch), identically on every rank; global
+// batch b is positions [b*B, (b+1)*B) of that order, and rank r takes the contiguous slice
+// [r*B/R, (r+1)*B/R) of it. The last incomplete global batch of an epoch is dropped.
+class ShardedBatches {
+ public:
+  // Throws slurmlab::UsageError when the global batch does not divide by the rank count or
+  // exceeds the data set (the message names the numbers and the fix).
+  ShardedBatches(std::int64_t dataset_size, std::int64_t global_batch, int world_size, int rank, std::uint64_t seed,
+                 bool shuffle = true);
+  std::int64_t batches_per_epoch() const { return dataset_size_ / global_batch_; }
+  std::int64_t local_batch() const { return global_batch_ / world_size_; }
+  std::int64_t global_batch() const { return global_batch_; }
+  // The data set order of `epoch` (the same on every rank).
+  std::vector<std::int64_t> epoch_order(std::int64_t epoch) const;
+  // This rank's sample indices for global batch `batch` of `epoch`.
+  std::vector<std::int64_t> local_indices(std::int64_t epoch, std::int64_t batch) const;
+
+ private:
+  std::int64_t dataset_size_, global_batch_;
+  int world_size_, rank_;
+  std::uint64_t seed_;
+  bool shuffle_;
+};
+
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  virtual int world_size() const = 0;
+  virtual int rank() const = 0;
+  // Replaces every gradient by its mean over the ranks.
+  virtual void average_gradients(const std::vector<NamedParameter>& parameters) = 0;
+  // Copies rank 0's parameters and buffers to every rank (at start, so all ranks agree).
+  virtual void broadcast_state(Layer& model) = 0;
+  // Sums metric accumulators (loss sums, correct counts, sample counts) over the ranks, so a
+  // logged number is global and not rank 0's (Lightning's sync_dist).
+  virtual void sum_metrics(std::span<double> values) = 0;
+};
+
+class MpiGradientReducer final : public GradientReducer {
+ public:
+  // Gradients are packed into buckets of about `bucket_bytes` (25 MiB, as PyTorch DDP) and
+  // each bucket is one MPI_Allreduce: few large messages instead of one per tensor.
+  explicit MpiGradientReducer(MPI_Comm communicator, std::size_t bucket_bytes = 25u << 20);
+  int world_size() const override { return size_; }
+  int rank() const override { return rank_; }
+  void average_gradients(const std::vector<NamedParameter>& parameters) override;
+  void broadcast_state(Layer& model) override;
+  void sum_metrics(std::span<double> values) override;
+  std::size_t allreduce_calls() const { return allreduce_calls_; }
+
+ private:
+  void allreduce_sum(float* data, std::size_t count);
+  MPI_Comm communicator_;
+  int size_ = 1, rank_ = 0;
+  std::size_t bucket_floats_;
+  std::vector<float> bucket_;
+  std::size_t allreduce_calls_ = 0;
+};
+
+}  // namespace slurmlab::nn

@@ -1,0 +1,165 @@
+// BatchNorm1d/2d, CPU backend. Statistics are accumulated in double: a channel of a large
+// batch sums many floats, and the variance is a difference of close numbers.
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "slurmlab/nn/layers/layers.hpp"
+
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda/backend.hpp"
+#endif
+
+namespace slurmlab::nn {
+
+namespace {
+struct BatchNormContext final : Context {
+  Mode mode = Mode::train;
+  Shape shape;
+  Tensor normalized;              // x_hat
+  std::vector<float> inv_std;     // per channel
+};
+
+// Views [N, C, S...] as N blocks of C planes of S elements.
+struct Layout {
+  std::int64_t n, c, s;
+};
+}  // namespace
+
+BatchNorm::BatchNorm(std::int64_t features, int spatial_dims, float eps, float momentum)
+    : features_(features), spatial_dims_(spatial_dims), eps_(eps), momentum_(momentum), weight_({features}),
+      bias_({features}), running_mean_(Tensor::zeros({features})), running_var_(Tensor::filled({features}, 1.0f)),
+      batches_tracked_(Tensor::zeros({1})) {
+  if (features <= 0) throw std::invalid_argument("BatchNorm: feature count must be positive");
+  weight_.value.fill(1.0f);
+}
+
+std::unique_ptr<Layer> batch_norm1d(std::int64_t features) { return std::make_unique<BatchNorm>(features, 1); }
+std::unique_ptr<Layer> batch_norm2d(std::int64_t features) { return std::make_unique<BatchNorm>(features, 2); }
+
+std::string BatchNorm::describe() const {
+  return std::string(spatial_dims_ == 2 ? "BatchNorm2d(" : "BatchNorm1d(") + std::to_string(features_) + ")";
+}
+
+void BatchNorm::visit_parameters(const std::string& prefix, const ParameterVisitor& visit) {
+  visit(join_name(prefix, "weight"), weight_);
+  visit(join_name(prefix, "bias"), bias_);
+}
+
+void BatchNorm::visit_buffers(const std::string& prefix, const BufferVisitor& visit) {
+  visit(join_name(prefix, "running_mean"), running_mean_);
+  visit(join_name(prefix, "running_var"), running_var_);
+  visit(join_name(prefix, "num_batches_tracked"), batches_tracked_);
+}
+
+Forward BatchNorm::forward(const Tensor& input, Mode mode) {
+  const bool shape_ok = spatial_dims_ == 2 ? input.dim() == 4 : (input.dim() == 2 || input.dim() == 3);
+  if (!shape_ok || input.size(1) != features_) {
+    throw std::invalid_argument(describe() + ": expected " +
+                                (spatial_dims_ == 2 ? std::string("[N, C, H, W]") : std::string("[N, C] or [N, C, L]")) +
+                                " with C = " + std::to_string(features_) + ", got " + to_string(input.shape()));
+  }
+  Layout l{input.size(0), features_, input.numel() / (input.size(0) * features_)};
+  const std::int64_t count = l.n * l.s;
+  if (mode == Mode::train && count < 2) {
+    throw std::invalid_argument(describe() + ": training needs more than one value per channel (batch size 1?)");
+  }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::batch_norm_forward(*this, eps_, momentum_, input, mode);
+#endif
+  require_cpu(input, describe());
+  auto context = std::make_unique<BatchNormContext>();
+  context->mode = mode;
+  context->shape = input.shape();
+  context->normalized = Tensor(input.shape());
+  context->inv_std.resize(static_cast<std::size_t>(l.c));
+  Tensor output(input.shape());
+  const float* x = input.data();
+  float* xh = context->normalized.data();
+  float* y = output.data();
+  const float* gamma = weight_.value.data();
+  const float* beta = bias_.value.data();
+  float* rm = running_mean_.data();
+  float* rv = running_var_.data();
+  for (std::int64_t ch = 0; ch < l.c; ++ch) {
+    double mean, var;
+    if (mode == Mode::train) {
+      double sum = 0.0;
+      for (std::int64_t b = 0; b < l.n; ++b)
+        for (std::int64_t i = 0; i < l.s; ++i) sum += x[(b * l.c + ch) * l.s + i];
+      mean = sum / static_cast<double>(count);
+      double squares = 0.0;
+      for (std::int64_t b = 0; b < l.n; ++b)
+        for (std::int64_t i = 0; i < l.s; ++i) {
+          const double d = x[(b * l.c + ch) * l.s + i] - mean;
+          squares += d * d;
+        }
+      var = squares / static_cast<double>(count);
+      const double unbiased = squares / static_cast<double>(count - 1);
+      rm[ch] = static_cast<float>((1.0 - momentum_) * rm[ch] + momentum_ * mean);
+      rv[ch] = static_cast<float>((1.0 - momentum_) * rv[ch] + momentum_ * unbiased);
+    } else {
+      mean = rm[ch];
+      var = rv[ch];
+    }
+    const float inv_std = static_cast<float>(1.0 / std::sqrt(var + eps_));
+    const float m = static_cast<float>(mean);
+    context->inv_std[static_cast<std::size_t>(ch)] = inv_std;
+    for (std::int64_t b = 0; b < l.n; ++b)
+      for (std::int64_t i = 0; i < l.s; ++i) {
+        const auto k = (b * l.c + ch) * l.s + i;
+        xh[k] = (x[k] - m) * inv_std;
+        y[k] = gamma[ch] * xh[k] + beta[ch];
+      }
+  }
+  if (mode == Mode::train) batches_tracked_.data()[0] += 1.0f;
+  return {output, std::move(context)};
+}
+
+Tensor BatchNorm::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::batch_norm_backward(*this, context, grad_output);
+#endif
+  const auto& saved = dynamic_cast<const BatchNormContext&>(context);
+  if (grad_output.shape() != saved.shape) throw std::invalid_argument(describe() + ": gradient shape mismatch");
+  Layout l{saved.shape[0], features_, element_count(saved.shape) / (saved.shape[0] * features_)};
+  const double count = static_cast<double>(l.n * l.s);
+  Tensor grad_input(saved.shape);
+  const float* g = grad_output.data();
+  const float* xh = saved.normalized.data();
+  float* dx = grad_input.data();
+  const float* gamma = weight_.value.data();
+  float* dgamma = weight_.grad.data();
+  float* dbeta = bias_.grad.data();
+  for (std::int64_t ch = 0; ch < l.c; ++ch) {
+    double sum_g = 0.0, sum_gx = 0.0;
+    for (std::int64_t b = 0; b < l.n; ++b)
+      for (std::int64_t i = 0; i < l.s; ++i) {
+        const auto k = (b * l.c + ch) * l.s + i;
+        sum_g += g[k];
+        sum_gx += static_cast<double>(g[k]) * xh[k];
+      }
+    dbeta[ch] += static_cast<float>(sum_g);
+    dgamma[ch] += static_cast<float>(sum_gx);
+    const float scale = gamma[ch] * saved.inv_std[static_cast<std::size_t>(ch)];
+    if (saved.mode == Mode::eval) {
+      for (std::int64_t b = 0; b < l.n; ++b)
+        for (std::int64_t i = 0; i < l.s; ++i) {
+          const auto k = (b * l.c + ch) * l.s + i;
+          dx[k] = g[k] * scale;
+        }
+    } else {
+      // dx = gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
+      const float mean_g = static_cast<float>(sum_g / count);
+      const float mean_gx = static_cast<float>(sum_gx / count);
+      for (std::int64_t b = 0; b < l.n; ++b)
+        for (std::int64_t i = 0; i < l.s; ++i) {
+          const auto k = (b * l.c + ch) * l.s + i;
+          dx[k] = scale * (g[k] - mean_g - xh[k] * mean_gx);
+        }
+    }
+  }
+  return grad_input;
+}
+
+}  // namespace slurmlab::nn

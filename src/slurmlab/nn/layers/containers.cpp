@@ -1,0 +1,128 @@
+// Sequential and Residual: device-independent, they only route tensors and contexts.
+#include <stdexcept>
+
+#include "slurmlab/nn/layers/layers.hpp"
+
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda/backend.hpp"
+#endif
+
+namespace slurmlab::nn {
+
+namespace {
+struct SequentialContext final : Context {
+  std::vector<std::unique_ptr<Context>> children;
+};
+struct ResidualContext final : Context {
+  std::unique_ptr<Context> body, shortcut;
+};
+
+Tensor add(const Tensor& a, const Tensor& b, const std::string& where) {
+  if (a.shape() != b.shape()) {
+    throw std::invalid_argument(where + ": shapes " + to_string(a.shape()) + " and " + to_string(b.shape()) +
+                                " differ; give the Residual a shortcut that matches the body's output");
+  }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (a.device() == Device::cuda) return cuda::add(a, b);
+#endif
+  Tensor sum(a.shape());
+  const auto x = a.span(), y = b.span();
+  auto s = sum.span();
+  for (std::size_t i = 0; i < s.size(); ++i) s[i] = x[i] + y[i];
+  return sum;
+}
+}  // namespace
+
+Sequential& Sequential::add(std::unique_ptr<Layer> layer) { return add(std::to_string(children_.size()), std::move(layer)); }
+
+Sequential& Sequential::add(std::string name, std::unique_ptr<Layer> layer) {
+  if (!layer) throw std::invalid_argument("Sequential::add: null layer");
+  children_.emplace_back(std::move(name), std::move(layer));
+  return *this;
+}
+
+Forward Sequential::forward(const Tensor& input, Mode mode) {
+  auto context = std::make_unique<SequentialContext>();
+  context->children.reserve(children_.size());
+  Tensor x = input;
+  for (auto& [name, child] : children_) {
+    auto step = child->forward(x, mode);
+    x = std::move(step.output);
+    context->children.push_back(std::move(step.context));
+  }
+  return {x, std::move(context)};
+}
+
+Tensor Sequential::backward(const Context& context, const Tensor& grad_output) {
+  const auto& saved = dynamic_cast<const SequentialContext&>(context);
+  if (saved.children.size() != children_.size()) throw std::logic_error("Sequential: context from another network");
+  Tensor g = grad_output;
+  for (std::size_t i = children_.size(); i-- > 0;) {
+    g = children_[i].second->backward(*saved.children[i], g);
+    if (backward_hook_) backward_hook_(i);
+  }
+  return g;
+}
+
+std::string Sequential::describe() const {
+  std::string text = "Sequential(";
+  for (std::size_t i = 0; i < children_.size(); ++i) {
+    if (i) text += ", ";
+    text += children_[i].second->describe();
+  }
+  return text + ")";
+}
+
+void Sequential::visit_parameters(const std::string& prefix, const ParameterVisitor& visit) {
+  for (auto& [name, child] : children_) child->visit_parameters(join_name(prefix, name), visit);
+}
+void Sequential::visit_buffers(const std::string& prefix, const BufferVisitor& visit) {
+  for (auto& [name, child] : children_) child->visit_buffers(join_name(prefix, name), visit);
+}
+void Sequential::visit_generators(const std::string& prefix, const GeneratorVisitor& visit) {
+  for (auto& [name, child] : children_) child->visit_generators(join_name(prefix, name), visit);
+}
+
+Residual::Residual(std::unique_ptr<Layer> body, std::unique_ptr<Layer> shortcut)
+    : body_(std::move(body)), shortcut_(std::move(shortcut)) {
+  if (!body_) throw std::invalid_argument("Residual: null body");
+}
+
+Forward Residual::forward(const Tensor& input, Mode mode) {
+  auto context = std::make_unique<ResidualContext>();
+  auto body = body_->forward(input, mode);
+  context->body = std::move(body.context);
+  Tensor skip = input;
+  if (shortcut_) {
+    auto s = shortcut_->forward(input, mode);
+    skip = std::move(s.output);
+    context->shortcut = std::move(s.context);
+  }
+  return {add(body.output, skip, "Residual"), std::move(context)};
+}
+
+Tensor Residual::backward(const Context& context, const Tensor& grad_output) {
+  const auto& saved = dynamic_cast<const ResidualContext&>(context);
+  Tensor through_body = body_->backward(*saved.body, grad_output);
+  Tensor through_skip = shortcut_ ? shortcut_->backward(*saved.shortcut, grad_output) : grad_output;
+  return add(through_body, through_skip, "Residual backward");
+}
+
+std::string Residual::describe() const {
+  return "Residual(" + body_->describe() + (shortcut_ ? ", shortcut=" + shortcut_->describe() : "") + ")";
+}
+
+void Residual::visit_parameters(const std::string& prefix, const ParameterVisitor& visit) {
+  body_->visit_parameters(join_name(prefix, "body"), visit);
+  if (shortcut_) shortcut_->visit_parameters(join_name(prefix, "shortcut"), visit);
+}
+void Residual::visit_buffers(const std::string& prefix, const BufferVisitor& visit) {
+  body_->visit_buffers(join_name(prefix, "body"), visit);
+  if (shortcut_) shortcut_->visit_buffers(join_name(prefix, "shortcut"), visit);
+}
+void Residual::visit_generators(const std::string& prefix, const GeneratorVisitor& visit) {
+  body_->visit_generators(join_name(prefix, "body"), visit);
+  if (shortcut_) shortcut_->visit_generators(join_name(prefix, "shortcut"), visit);
+}
+
+}  // namespace slurmlab::nn

@@ -1,0 +1,210 @@
+#pragma once
+// The layers of slurmlab::nn. Shapes follow PyTorch: images are NCHW, features are [N, F].
+// Initialisation follows PyTorch's defaults (Kaiming-uniform with a = sqrt(5) for Linear and
+// Conv2d weights, i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for biases),
+// drawn from the Generator passed in, so a seed fixes a network.
+//
+// CPU implementations live one file per layer (linear.cpp, conv2d.cpp, ...); a CUDA backend
+// adds the matching .cu file and dispatches on Tensor::device().
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "slurmlab/nn/layers/layer.hpp"
+
+namespace slurmlab::nn {
+
+class Linear final : public Layer {
+ public:
+  Linear(std::int64_t in_features, std::int64_t out_features, Generator& init, bool bias = true);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+  void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
+  Parameter& weight() { return weight_; }  // [out, in]
+  Parameter& bias() { return bias_; }      // [out]; empty shape [0] without bias
+  bool has_bias() const { return has_bias_; }
+
+ private:
+  std::int64_t in_, out_;
+  bool has_bias_;
+  Parameter weight_, bias_;
+};
+
+class Conv2d final : public Layer {
+ public:
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, Generator& init,
+         std::int64_t stride = 1, std::int64_t padding = 0, bool bias = true);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+  void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
+  Parameter& weight() { return weight_; }  // [out, in, k, k]
+  Parameter& bias() { return bias_; }
+  std::int64_t stride() const { return stride_; }
+  std::int64_t padding() const { return padding_; }
+
+ private:
+  std::int64_t in_, out_, kernel_, stride_, padding_;
+  bool has_bias_;
+  Parameter weight_, bias_;
+};
+
+enum class Activation { relu, tanh, gelu, silu };
+std::string to_string(Activation activation);
+
+// Element-wise nonlinearity. GELU is the exact (erf) form, PyTorch's default.
+class ActivationLayer final : public Layer {
+ public:
+  explicit ActivationLayer(Activation kind) : kind_(kind) {}
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override { return to_string(kind_); }
+  Activation kind() const { return kind_; }
+
+ private:
+  Activation kind_;
+};
+inline std::unique_ptr<Layer> relu() { return std::make_unique<ActivationLayer>(Activation::relu); }
+inline std::unique_ptr<Layer> tanh_layer() { return std::make_unique<ActivationLayer>(Activation::tanh); }
+inline std::unique_ptr<Layer> gelu() { return std::make_unique<ActivationLayer>(Activation::gelu); }
+inline std::unique_ptr<Layer> silu() { return std::make_unique<ActivationLayer>(Activation::silu); }
+
+// [N, d1, d2, ...] -> [N, d1*d2*...]
+class Flatten final : public Layer {
+ public:
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override { return "Flatten"; }
+};
+
+// Zeroes each element with probability p in train mode and scales the rest by 1/(1-p);
+// identity in eval mode. The mask comes from the layer's own generator (seeded), which
+// checkpoints save and restore.
+class Dropout final : public Layer {
+ public:
+  Dropout(float p, std::uint64_t seed);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+  void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
+  float p() const { return p_; }
+
+ private:
+  float p_;
+  Generator generator_;
+};
+
+class MaxPool2d final : public Layer {
+ public:
+  explicit MaxPool2d(std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+
+ private:
+  std::int64_t kernel_, stride_, padding_;
+};
+
+// Average pooling without padding (every window lies inside the input).
+class AvgPool2d final : public Layer {
+ public:
+  explicit AvgPool2d(std::int64_t kernel_size, std::int64_t stride = 0);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+
+ private:
+  std::int64_t kernel_, stride_;
+};
+
+// PyTorch's bins: row i covers [floor(i*H/out), ceil((i+1)*H/out)).
+class AdaptiveAvgPool2d final : public Layer {
+ public:
+  AdaptiveAvgPool2d(std::int64_t out_height, std::int64_t out_width);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+
+ private:
+  std::int64_t out_h_, out_w_;
+};
+
+// Batch normalisation over N (and H, W) per channel. Train mode normalises with the batch
+// statistics (biased variance) and updates the running ones (unbiased variance, momentum
+// 0.1 as in PyTorch); eval mode uses the running statistics.
+// BatchNorm1d takes [N, C] or [N, C, L]; BatchNorm2d takes [N, C, H, W].
+class BatchNorm final : public Layer {
+ public:
+  BatchNorm(std::int64_t features, int spatial_dims, float eps = 1e-5f, float momentum = 0.1f);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+  void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
+  void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
+  Parameter& weight() { return weight_; }
+  Parameter& bias() { return bias_; }
+  Tensor& running_mean() { return running_mean_; }
+  Tensor& running_var() { return running_var_; }
+  // A float count of the train-mode batches seen (PyTorch's num_batches_tracked).
+  Tensor& batches_tracked() { return batches_tracked_; }
+
+ private:
+  std::int64_t features_;
+  int spatial_dims_;  // 0 or 1 for BatchNorm1d, 2 for BatchNorm2d
+  float eps_, momentum_;
+  Parameter weight_, bias_;
+  Tensor running_mean_, running_var_, batches_tracked_;
+};
+std::unique_ptr<Layer> batch_norm1d(std::int64_t features);
+std::unique_ptr<Layer> batch_norm2d(std::int64_t features);
+
+// Children run in order; names are their indices ("0", "1", ...) unless given.
+class Sequential final : public Layer {
+ public:
+  Sequential() = default;
+  Sequential& add(std::unique_ptr<Layer> layer);
+  Sequential& add(std::string name, std::unique_ptr<Layer> layer);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+  void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
+  void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
+  void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
+  std::size_t size() const { return children_.size(); }
+  Layer& operator[](std::size_t i) { return *children_.at(i).second; }
+  // Called with the child's index right after each child's backward, when that child's
+  // parameter gradients are final: a data-parallel reducer starts all-reducing them while
+  // backward continues (NcclGradientReducer::attach). Empty: no hook.
+  using BackwardHook = std::function<void(std::size_t child)>;
+  void set_backward_hook(BackwardHook hook) { backward_hook_ = std::move(hook); }
+
+ private:
+  std::vector<std::pair<std::string, std::unique_ptr<Layer>>> children_;
+  BackwardHook backward_hook_;
+};
+
+// y = body(x) + shortcut(x), the shortcut being the identity when none is given
+// (a ResNet basic block puts its final ReLU after this, in a Sequential).
+class Residual final : public Layer {
+ public:
+  explicit Residual(std::unique_ptr<Layer> body, std::unique_ptr<Layer> shortcut = nullptr);
+  Forward forward(const Tensor& input, Mode mode) override;
+  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  std::string describe() const override;
+  void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
+  void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
+  void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
+
+ private:
+  std::unique_ptr<Layer> body_, shortcut_;
+};
+
+// Throws std::invalid_argument naming the layer and the expected shape when `input`
+// does not have `rank` axes (or, with channels >= 0, that many channels on axis 1).
+void require_shape(const Tensor& input, std::int64_t rank, std::int64_t channels, const std::string& layer);
+// Throws std::logic_error when a tensor is not on the CPU (the CUDA backend dispatches here).
+void require_cpu(const Tensor& tensor, const std::string& layer);
+
+}  // namespace slurmlab::nn

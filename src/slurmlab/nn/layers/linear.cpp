@@ -1,0 +1,209 @@
+// Linear, CPU backend: one SGEMM per product (OpenBLAS, threaded).
+#include <cblas.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "slurmlab/nn/layers/layers.hpp"
+
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda/backend.hpp"
+#endif
+
+namespace slurmlab::nn {
+
+void require_shape(const Tensor& input, std::int64_t rank, std::int64_t channels, const std::string& layer) {
+  if (!input.defined()) throw std::invalid_argument(layer + ": input tensor is undefined");
+  if (input.dim() != rank || (channels >= 0 && input.size(1) != channels)) {
+    throw std::invalid_argument(layer + ": expected a " + std::to_string(rank) + "-d input" +
+                                (channels >= 0 ? " with " + std::to_string(channels) + " channels on axis 1" : "") +
+                                ", got shape " + to_string(input.shape()));
+  }
+}
+
+void require_cpu(const Tensor& tensor, const std::string& layer) {
+  if (tensor.device() != Device::cpu) {
+    throw std::logic_error(layer + ": this build has no CUDA kernel for this layer; run with --device cpu");
+  }
+}
+
+namespace {
+void fill_uniform(Tensor& tensor, float bound, Generator& generator) {
+  for (auto& value : tensor.span()) value = generator.uniform(-bound, bound);
+}
+
+struct LinearContext final : Context {
+  Tensor input;  // [N, in]
+};
+
+// Layers with one input or one output feature (the regression MLP's 1 -> hidden -> 1) are
+// outer products and matrix-vector products, for which BLAS's packing and threading cost
+// more than the arithmetic: direct loops (vectorized; an AVX2 clone is chosen where the CPU
+// has it) do them instead.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SLURMLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SLURMLAB_VECTOR_CLONES
+#endif
+
+// y[i, :] = b + x[i] * w   (no reduction: vectorizes over the output features)
+SLURMLAB_VECTOR_CLONES void outer_product(const float* __restrict x, const float* __restrict w,
+                                          const float* __restrict b, float* __restrict y, std::int64_t n,
+                                          std::int64_t width) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float xi = x[i];
+    float* row = y + i * width;
+    if (b) {
+      for (std::int64_t o = 0; o < width; ++o) row[o] = b[o] + xi * w[o];
+    } else {
+      for (std::int64_t o = 0; o < width; ++o) row[o] = xi * w[o];
+    }
+  }
+}
+
+// dw[o] += sum_i g[i, o] x[i] and db[o] += sum_i g[i, o] in one pass over g
+SLURMLAB_VECTOR_CLONES void outer_weight_gradients(const float* __restrict g, const float* __restrict x,
+                                                   float* __restrict dw, float* __restrict db, std::int64_t n,
+                                                   std::int64_t width) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float xi = x[i];
+    const float* row = g + i * width;
+    for (std::int64_t o = 0; o < width; ++o) {
+      dw[o] += row[o] * xi;
+      db[o] += row[o];
+    }
+  }
+}
+
+// sums[o] += sum_i g[i, o]
+SLURMLAB_VECTOR_CLONES void add_column_sums(const float* __restrict g, float* __restrict sums, std::int64_t n,
+                                            std::int64_t width) {
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t o = 0; o < width; ++o) sums[o] += g[i * width + o];
+}
+
+// y[i] (+)= sum_j a[i, j] x[j], with eight interleaved partial sums per row so that the
+// reduction vectorizes without reassociating flags (the order is fixed, so results are
+// reproducible).
+SLURMLAB_VECTOR_CLONES void matrix_vector(const float* __restrict a, const float* __restrict x, float* __restrict y,
+                                          std::int64_t rows, std::int64_t cols, bool accumulate) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* row = a + i * cols;
+    float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::int64_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+      for (int k = 0; k < 8; ++k) partial[k] += row[j + k] * x[j + k];
+    float sum = ((partial[0] + partial[4]) + (partial[1] + partial[5])) + ((partial[2] + partial[6]) + (partial[3] + partial[7]));
+    for (; j < cols; ++j) sum += row[j] * x[j];
+    y[i] = accumulate ? y[i] + sum : sum;
+  }
+}
+
+// y[j] += sum_i a[i, j] x[i]  (a transposed product: vectorizes over j)
+SLURMLAB_VECTOR_CLONES void transposed_matrix_vector(const float* __restrict a, const float* __restrict x,
+                                                     float* __restrict y, std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float xi = x[i];
+    const float* row = a + i * cols;
+    for (std::int64_t j = 0; j < cols; ++j) y[j] += row[j] * xi;
+  }
+}
+}  // namespace
+
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, Generator& init, bool bias)
+    : in_(in_features), out_(out_features), has_bias_(bias), weight_({out_features, in_features}),
+      bias_({bias ? out_features : 0}) {
+  if (in_features <= 0 || out_features <= 0) throw std::invalid_argument("Linear: feature counts must be positive");
+  // Kaiming-uniform with a = sqrt(5): gain sqrt(2/(1+5)), bound gain*sqrt(3/fan_in) = 1/sqrt(fan_in).
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in_features));
+  fill_uniform(weight_.value, bound, init);
+  if (has_bias_) fill_uniform(bias_.value, bound, init);
+}
+
+std::string Linear::describe() const {
+  return "Linear(" + std::to_string(in_) + ", " + std::to_string(out_) + (has_bias_ ? ")" : ", bias=False)");
+}
+
+void Linear::visit_parameters(const std::string& prefix, const ParameterVisitor& visit) {
+  visit(join_name(prefix, "weight"), weight_);
+  if (has_bias_) visit(join_name(prefix, "bias"), bias_);
+}
+
+Forward Linear::forward(const Tensor& input, Mode) {
+  require_shape(input, 2, -1, describe());
+  if (input.size(1) != in_) {
+    throw std::invalid_argument(describe() + ": input has " + std::to_string(input.size(1)) + " features");
+  }
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (input.device() == Device::cuda) return cuda::linear_forward(*this, input);
+#endif
+  require_cpu(input, "Linear");
+  const auto n = input.size(0);
+  Tensor output({n, out_});
+  float* y = output.data();
+  auto context = std::make_unique<LinearContext>();
+  context->input = input;
+  if (in_ == 1) {  // y = x w^T + b, an outer product
+    outer_product(input.data(), weight_.value.data(), has_bias_ ? bias_.value.data() : nullptr, y, n, out_);
+    return {output, std::move(context)};
+  }
+  if (out_ == 1) {  // y = X w + b
+    const float b = has_bias_ ? bias_.value.data()[0] : 0.0f;
+    for (std::int64_t i = 0; i < n; ++i) y[i] = b;
+    matrix_vector(input.data(), weight_.value.data(), y, n, in_, true);
+    return {output, std::move(context)};
+  }
+  if (has_bias_) {
+    const float* b = bias_.value.data();
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t o = 0; o < out_; ++o) y[i * out_ + o] = b[o];
+  }
+  // y[N, out] (+)= x[N, in] * W[out, in]^T
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(out_),
+              static_cast<int>(in_), 1.0f, input.data(), static_cast<int>(in_), weight_.value.data(),
+              static_cast<int>(in_), has_bias_ ? 1.0f : 0.0f, y, static_cast<int>(out_));
+  return {output, std::move(context)};
+}
+
+Tensor Linear::backward(const Context& context, const Tensor& grad_output) {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (grad_output.device() == Device::cuda) return cuda::linear_backward(*this, context, grad_output);
+#endif
+  const auto& saved = dynamic_cast<const LinearContext&>(context);
+  const auto n = saved.input.size(0);
+  if (grad_output.shape() != Shape{n, out_}) throw std::invalid_argument(describe() + ": gradient shape mismatch");
+  const float* g = grad_output.data();
+  if (in_ == 1 || out_ == 1) {
+    Tensor grad_input({n, in_});
+    if (in_ == 1) {
+      if (has_bias_) {
+        outer_weight_gradients(g, saved.input.data(), weight_.grad.data(), bias_.grad.data(), n, out_);
+      } else {
+        transposed_matrix_vector(g, saved.input.data(), weight_.grad.data(), n, out_);  // dw += G^T x
+      }
+      matrix_vector(g, weight_.value.data(), grad_input.data(), n, out_, false);  // dx = G w
+    } else {
+      transposed_matrix_vector(saved.input.data(), g, weight_.grad.data(), n, in_);  // dw += X^T g
+      outer_product(g, weight_.value.data(), nullptr, grad_input.data(), n, in_);  // dx = g w^T
+      if (has_bias_) add_column_sums(g, bias_.grad.data(), n, out_);
+    }
+    return grad_input;
+  }
+  // dW[out, in] += g[N, out]^T * x[N, in]
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(out_), static_cast<int>(in_),
+              static_cast<int>(n), 1.0f, g, static_cast<int>(out_), saved.input.data(), static_cast<int>(in_), 1.0f,
+              weight_.grad.data(), static_cast<int>(in_));
+  if (has_bias_) {
+    float* db = bias_.grad.data();
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t o = 0; o < out_; ++o) db[o] += g[i * out_ + o];
+  }
+  // dx[N, in] = g[N, out] * W[out, in]
+  Tensor grad_input({n, in_});
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(in_),
+              static_cast<int>(out_), 1.0f, g, static_cast<int>(out_), weight_.value.data(), static_cast<int>(in_),
+              0.0f, grad_input.data(), static_cast<int>(in_));
+  return grad_input;
+}
+
+}  // namespace slurmlab::nn

@@ -1,0 +1,108 @@
+#include "slurmlab/nn/losses/losses.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda/backend.hpp"
+#endif
+
+namespace slurmlab::nn {
+
+LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<const float> sample_weights) {
+  if (prediction.shape() != target.shape()) {
+    throw std::invalid_argument("mse_loss: prediction " + to_string(prediction.shape()) + " and target " +
+                                to_string(target.shape()) + " differ in shape");
+  }
+  if (prediction.dim() < 1 || prediction.numel() == 0) throw std::invalid_argument("mse_loss: empty prediction");
+  const auto rows = prediction.size(0);
+  const auto per_row = prediction.numel() / rows;
+  if (!sample_weights.empty() && static_cast<std::int64_t>(sample_weights.size()) != rows) {
+    throw std::invalid_argument("mse_loss: " + std::to_string(sample_weights.size()) + " sample weights for " +
+                                std::to_string(rows) + " rows");
+  }
+  double weight_total = 0.0;
+  for (std::int64_t i = 0; i < rows; ++i) weight_total += sample_weights.empty() ? 1.0 : sample_weights[i];
+  if (!(weight_total > 0.0)) throw std::invalid_argument("mse_loss: sample weights must sum to a positive number");
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (prediction.device() == Device::cuda) return cuda::mse_loss(prediction, target, sample_weights);
+#endif
+  const double norm = weight_total * static_cast<double>(per_row);
+  LossResult result{0.0, Tensor(prediction.shape())};
+  const float* p = prediction.data();
+  const float* t = target.data();
+  float* g = result.grad.data();
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const double w = sample_weights.empty() ? 1.0 : sample_weights[i];
+    for (std::int64_t j = 0; j < per_row; ++j) {
+      const auto k = i * per_row + j;
+      const double d = static_cast<double>(p[k]) - t[k];
+      result.loss += w * d * d;
+      g[k] = static_cast<float>(2.0 * w * d / norm);
+    }
+  }
+  result.loss /= norm;
+  return result;
+}
+
+namespace {
+void check_classification(const Tensor& logits, std::span<const std::int64_t> labels, const char* what) {
+  if (logits.dim() != 2) throw std::invalid_argument(std::string(what) + ": logits must be [N, classes], got " + to_string(logits.shape()));
+  if (static_cast<std::int64_t>(labels.size()) != logits.size(0)) {
+    throw std::invalid_argument(std::string(what) + ": " + std::to_string(labels.size()) + " labels for " +
+                                std::to_string(logits.size(0)) + " rows of logits");
+  }
+  for (auto label : labels)
+    if (label < 0 || label >= logits.size(1)) {
+      throw std::invalid_argument(std::string(what) + ": label " + std::to_string(label) + " outside [0, " +
+                                  std::to_string(logits.size(1)) + "); check the number of classes");
+    }
+}
+}  // namespace
+
+LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels) {
+  check_classification(logits, labels, "softmax_cross_entropy");
+  const auto n = logits.size(0), c = logits.size(1);
+  if (n == 0) throw std::invalid_argument("softmax_cross_entropy: empty batch");
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (logits.device() == Device::cuda) return cuda::softmax_cross_entropy(logits, labels);
+#endif
+  LossResult result{0.0, Tensor(logits.shape())};
+  const float* z = logits.data();
+  float* g = result.grad.data();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* row = z + i * c;
+    double max = row[0];
+    for (std::int64_t j = 1; j < c; ++j) max = std::max(max, static_cast<double>(row[j]));
+    double total = 0.0;
+    for (std::int64_t j = 0; j < c; ++j) total += std::exp(row[j] - max);
+    const double log_total = std::log(total);
+    result.loss += log_total - (row[labels[i]] - max);
+    for (std::int64_t j = 0; j < c; ++j) {
+      const double softmax = std::exp(row[j] - max - log_total);
+      g[i * c + j] = static_cast<float>((softmax - (j == labels[i] ? 1.0 : 0.0)) / static_cast<double>(n));
+    }
+  }
+  result.loss /= static_cast<double>(n);
+  return result;
+}
+
+std::int64_t correct_predictions(const Tensor& logits, std::span<const std::int64_t> labels) {
+  check_classification(logits, labels, "accuracy");
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (logits.device() == Device::cuda) return cuda::correct_predictions(logits, labels);
+#endif
+  const auto n = logits.size(0), c = logits.size(1);
+  const float* z = logits.data();
+  std::int64_t correct = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::int64_t best = 0;
+    for (std::int64_t j = 1; j < c; ++j)
+      if (z[i * c + j] > z[i * c + best]) best = j;
+    if (best == labels[i]) ++correct;
+  }
+  return correct;
+}
+
+}  // namespace slurmlab::nn

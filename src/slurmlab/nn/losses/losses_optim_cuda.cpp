@@ -1,0 +1,187 @@
+// CUDA backend of the losses and optimizers: fused kernels (cuda_kernels.cu), the loss read
+// back as one double per call (the .item() a training loop logs).
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+
+#include "slurmlab/nn/cuda/backend.hpp"
+#include "slurmlab/nn/cuda/kernels.hpp"
+
+namespace slurmlab::nn::cuda {
+namespace {
+
+cudaStream_t stream() { return Context::get().stream(); }
+
+// Labels on the device, in storage from the caching allocator (no cudaMalloc per step).
+Tensor labels_on_device(std::span<const std::int64_t> labels) {
+  static_assert(sizeof(std::int64_t) == 2 * sizeof(float));
+  Tensor storage({static_cast<std::int64_t>(labels.size()) * 2}, Device::cuda);
+  copy(storage.device_data(), Device::cuda, labels.data(), Device::cpu, labels.size() * sizeof(std::int64_t));
+  return storage;
+}
+
+double read_double(const double* device_value) {
+  double value = 0.0;
+  SLURMLAB_CUDA_CHECK(cudaMemcpyAsync(&value, device_value, sizeof value, cudaMemcpyDeviceToHost, stream()));
+  Context::get().synchronize();
+  return value;
+}
+
+// Device tables of the parameter tensors for the fused optimizer kernels, rebuilt only when a
+// tensor's storage moves (after to_device or a checkpoint load).
+struct FusedTables {
+  std::vector<std::intptr_t> keys;  // table_keys() of the view the tables were built from
+  Tensor pointers;                 // 4 * count pointers (values, grads, state0, state1)
+  Tensor offsets;                  // count + 1 int64
+  cuda_kernels::TensorList list;
+};
+
+// The host view the tables are built from: every pointer and every size (a storage address
+// can come back from the allocator's cache for another tensor of another size).
+std::vector<std::intptr_t> table_keys(const std::vector<NamedParameter>& parameters, const std::vector<Tensor>* state0,
+                                      const std::vector<Tensor>* state1) {
+  std::vector<std::intptr_t> keys;
+  auto address = [](const float* p) { return reinterpret_cast<std::intptr_t>(p); };
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    keys.push_back(address(parameters[i].parameter->value.device_data()));
+    keys.push_back(address(parameters[i].parameter->grad.device_data()));
+    keys.push_back(state0 ? address((*state0)[i].device_data()) : 0);
+    keys.push_back(state1 ? address((*state1)[i].device_data()) : 0);
+    keys.push_back(static_cast<std::intptr_t>(parameters[i].parameter->value.numel()));
+  }
+  return keys;
+}
+
+cuda_kernels::TensorList& fused_tables(std::shared_ptr<void>& state, const std::vector<NamedParameter>& parameters,
+                                       std::vector<Tensor>* state0, std::vector<Tensor>* state1) {
+  auto keys = table_keys(parameters, state0, state1);
+  auto tables = std::static_pointer_cast<FusedTables>(state);
+  if (tables && tables->keys == keys) return tables->list;
+  for (const auto& p : parameters) {
+    if (p.parameter->value.device() != Device::cuda || p.parameter->grad.device() != Device::cuda) {
+      throw std::invalid_argument("optimizer: parameter " + p.name +
+                                  " is not on cuda while others are; move the whole model with nn::to_device");
+    }
+  }
+  tables = std::make_shared<FusedTables>();
+  const auto count = parameters.size();
+  std::vector<float*> pointers(4 * count);
+  std::vector<std::int64_t> offsets(count + 1, 0);
+  for (std::size_t i = 0; i < count; ++i) {
+    pointers[i] = parameters[i].parameter->value.device_data();
+    pointers[count + i] = parameters[i].parameter->grad.device_data();
+    pointers[2 * count + i] = state0 ? (*state0)[i].device_data() : nullptr;
+    pointers[3 * count + i] = state1 ? (*state1)[i].device_data() : nullptr;
+    offsets[i + 1] = offsets[i] + parameters[i].parameter->value.numel();
+  }
+  static_assert(sizeof(float*) == 2 * sizeof(float) && sizeof(std::int64_t) == 2 * sizeof(float));
+  tables->pointers = Tensor({static_cast<std::int64_t>(8 * count)}, Device::cuda);
+  tables->offsets = Tensor({static_cast<std::int64_t>(2 * (count + 1))}, Device::cuda);
+  copy(tables->pointers.device_data(), Device::cuda, pointers.data(), Device::cpu, pointers.size() * sizeof(float*));
+  copy(tables->offsets.device_data(), Device::cuda, offsets.data(), Device::cpu, offsets.size() * sizeof(std::int64_t));
+  auto** base = reinterpret_cast<float**>(tables->pointers.device_data());
+  tables->list.values = base;
+  tables->list.grads = base + count;
+  tables->list.state0 = state0 ? base + 2 * count : nullptr;
+  tables->list.state1 = state1 ? base + 3 * count : nullptr;
+  tables->list.offsets = reinterpret_cast<const std::int64_t*>(tables->offsets.device_data());
+  tables->list.count = static_cast<int>(count);
+  tables->list.total = offsets.back();
+  tables->keys = std::move(keys);
+  state = tables;
+  return tables->list;
+}
+
+}  // namespace
+
+LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<const float> sample_weights) {
+  if (target.device() != Device::cuda) {
+    throw std::invalid_argument("mse_loss: the prediction is on cuda and the target on cpu; move the target with .to(Device::cuda)");
+  }
+  const auto rows = prediction.size(0);
+  const auto per_row = prediction.numel() / rows;
+  double weight_total = 0.0;
+  for (std::int64_t i = 0; i < rows; ++i) weight_total += sample_weights.empty() ? 1.0 : sample_weights[i];
+  if (!(weight_total > 0.0)) throw std::invalid_argument("mse_loss: sample weights must sum to a positive number");
+  const double norm = weight_total * static_cast<double>(per_row);
+  Tensor weights;
+  if (!sample_weights.empty()) weights = Tensor::from({rows}, sample_weights).to(Device::cuda);
+  LossResult result{0.0, Tensor(prediction.shape(), Device::cuda)};
+  double* sum = Context::get().scalar_doubles();
+  SLURMLAB_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream()));
+  cuda_kernels::mse(prediction.device_data(), target.device_data(), weights.defined() ? weights.device_data() : nullptr,
+                    rows, per_row, norm, result.grad.device_data(), sum, stream());
+  result.loss = read_double(sum) / norm;
+  return result;
+}
+
+LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels) {
+  const auto n = logits.size(0), c = logits.size(1);
+  Tensor device_labels = labels_on_device(labels);
+  LossResult result{0.0, Tensor(logits.shape(), Device::cuda)};
+  double* sum = Context::get().scalar_doubles();
+  SLURMLAB_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream()));
+  cuda_kernels::softmax_cross_entropy(logits.device_data(),
+                                      reinterpret_cast<const std::int64_t*>(device_labels.device_data()), n, c,
+                                      result.grad.device_data(), sum, nullptr, stream());
+  result.loss = read_double(sum) / static_cast<double>(n);
+  return result;
+}
+
+std::int64_t correct_predictions(const Tensor& logits, std::span<const std::int64_t> labels) {
+  Tensor device_labels = labels_on_device(labels);
+  unsigned long long* counter = Context::get().scalar_counters();
+  SLURMLAB_CUDA_CHECK(cudaMemsetAsync(counter, 0, sizeof(unsigned long long), stream()));
+  cuda_kernels::count_correct(logits.device_data(), reinterpret_cast<const std::int64_t*>(device_labels.device_data()),
+                              logits.size(0), logits.size(1), counter, stream());
+  unsigned long long correct = 0;
+  SLURMLAB_CUDA_CHECK(cudaMemcpyAsync(&correct, counter, sizeof correct, cudaMemcpyDeviceToHost, stream()));
+  Context::get().synchronize();
+  return static_cast<std::int64_t>(correct);
+}
+
+void sgd_step(const std::vector<NamedParameter>& parameters, std::vector<Tensor>& momentum, const SgdOptions& options,
+              double learning_rate, std::int64_t steps_taken, std::shared_ptr<void>& state) {
+  const bool with_momentum = options.momentum != 0.0;
+  const auto& list = fused_tables(state, parameters, with_momentum ? &momentum : nullptr, nullptr);
+  cuda_kernels::SgdStep step{static_cast<float>(learning_rate), static_cast<float>(options.weight_decay),
+                             static_cast<float>(options.momentum), static_cast<float>(1.0 - options.dampening),
+                             options.nesterov, steps_taken == 0};
+  cuda_kernels::sgd_step(list, step, stream());
+}
+
+void adam_step(const std::vector<NamedParameter>& parameters, std::vector<Tensor>& exp_avg,
+               std::vector<Tensor>& exp_avg_sq, const AdamOptions& options, double learning_rate,
+               std::int64_t steps_taken, std::shared_ptr<void>& state) {
+  const auto& list = fused_tables(state, parameters, &exp_avg, &exp_avg_sq);
+  // steps_taken already counts this step (as Adam::step's CPU loop sees it).
+  const double bias_correction1 = 1.0 - std::pow(options.beta1, static_cast<double>(steps_taken));
+  const double bias_correction2 = 1.0 - std::pow(options.beta2, static_cast<double>(steps_taken));
+  cuda_kernels::AdamStep step{static_cast<float>(learning_rate / bias_correction1),
+                              static_cast<float>(std::sqrt(bias_correction2)),
+                              static_cast<float>(options.beta1),
+                              static_cast<float>(options.beta2),
+                              static_cast<float>(options.eps),
+                              static_cast<float>(options.weight_decay),
+                              static_cast<float>(1.0 - learning_rate * options.weight_decay),
+                              options.decoupled_weight_decay};
+  cuda_kernels::adam_step(list, step, stream());
+}
+
+double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm) {
+  // Clipping runs every step of a training that uses it: keep the tables of the last
+  // parameter list (rebuilt, with two host copies, only when it changes).
+  static std::shared_ptr<void> state;
+  const auto& list = fused_tables(state, parameters, nullptr, nullptr);
+  double* sum = Context::get().scalar_doubles() + 1;
+  SLURMLAB_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream()));
+  cuda_kernels::squared_norm(list, sum, stream());
+  const double norm = std::sqrt(read_double(sum));
+  const double coefficient = max_norm / (norm + 1e-6);
+  if (coefficient < 1.0) cuda_kernels::scale_all(list, static_cast<float>(coefficient), stream());
+  return norm;
+}
+
+}  // namespace slurmlab::nn::cuda

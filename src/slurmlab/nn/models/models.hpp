@@ -1,0 +1,34 @@
+#pragma once
+// The networks the suite trains, built from the layers with the parameter names PyTorch gives
+// the same architecture (so safetensors files and checkpoints line up with torch state_dicts).
+#include <cstdint>
+#include <memory>
+
+#include "slurmlab/nn/layers/layers.hpp"
+
+namespace slurmlab::nn {
+
+// Linear(in, hidden) - activation - Linear(hidden, out): names 0.*, 2.*.
+std::unique_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out, Activation activation,
+                                     Generator& init);
+
+// The CNN of the PyTorch Lightning tutorial for 32x32 images: two conv-BN-ReLU-maxpool blocks
+// (5x5 convolutions to 16 then 32 channels, 2x2 pooling: 32 -> 28 -> 14 -> 10 -> 5) and
+// linear layers with dropout: 32*5*5 -> 64 -> 32 -> classes. One flat Sequential, indices
+// 0..15 as in torch.nn.Sequential.
+std::unique_ptr<Sequential> make_tutorial_cnn(std::int64_t in_channels, std::int64_t classes, float dropout,
+                                              Generator& init);
+
+// torchvision.models.alexnet: features, AdaptiveAvgPool2d((6, 6)), classifier with dropout;
+// 57,044,810 parameters at 10 classes. Accepts inputs from 63x63 up (the 224x224 of
+// ImageNet, or 64x64 for a quick run).
+std::unique_ptr<Sequential> make_alexnet(std::int64_t classes, float dropout, Generator& init);
+
+// A small ResNet for 32x32 images (He et al.'s CIFAR family): a 3x3 stem to 16 channels, three
+// stages of `blocks_per_stage` basic blocks with 16, 32, 64 channels (stride 2 into stages 2
+// and 3, 1x1 conv + BN shortcuts where the shape changes), global average pooling and a
+// linear classifier. blocks_per_stage = 1 gives ResNet-8, 3 gives ResNet-20.
+std::unique_ptr<Sequential> make_small_resnet(std::int64_t in_channels, std::int64_t classes,
+                                              std::int64_t blocks_per_stage, Generator& init);
+
+}  // namespace slurmlab::nn

@@ -1,0 +1,171 @@
+#include "slurmlab/nn/optim/optim.hpp"
+
+#include <cmath>
+#include <numbers>
+#include <stdexcept>
+
+#if defined(SLURMLAB_HAVE_CUDA)
+#include "slurmlab/nn/cuda/backend.hpp"
+#endif
+
+namespace slurmlab::nn {
+
+Optimizer::Optimizer(std::vector<NamedParameter> parameters, double learning_rate)
+    : parameters_(std::move(parameters)), learning_rate_(learning_rate) {
+  if (!(learning_rate >= 0.0)) throw std::invalid_argument("optimizer: the learning rate must be non-negative");
+}
+
+void Optimizer::zero_grad() {
+  for (auto& p : parameters_) p.parameter->grad.zero();
+}
+
+Sgd::Sgd(std::vector<NamedParameter> parameters, SgdOptions options)
+    : Optimizer(std::move(parameters), options.learning_rate), options_(options) {
+  if (options.momentum < 0.0 || options.weight_decay < 0.0) {
+    throw std::invalid_argument("SGD: momentum and weight decay must be non-negative");
+  }
+  if (options.momentum > 0.0)
+    for (auto& p : parameters_) momentum_.push_back(Tensor::zeros(p.parameter->value.shape(), p.parameter->value.device()));
+}
+
+void Sgd::step() {
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
+    cuda::sgd_step(parameters_, momentum_, options_, learning_rate_, steps_, device_tables_);
+    ++steps_;
+    return;
+  }
+#endif
+  const auto lr = static_cast<float>(learning_rate_);
+  const auto wd = static_cast<float>(options_.weight_decay);
+  const auto mu = static_cast<float>(options_.momentum);
+  const auto keep = static_cast<float>(1.0 - options_.dampening);
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    auto value = parameters_[i].parameter->value.span();
+    auto grad = parameters_[i].parameter->grad.span();
+    for (std::size_t k = 0; k < value.size(); ++k) {
+      float d = grad[k];
+      if (wd != 0.0f) d += wd * value[k];
+      if (mu != 0.0f) {
+        float& buffer = momentum_[i].data()[k];
+        buffer = steps_ == 0 ? d : mu * buffer + keep * d;
+        d = options_.nesterov ? d + mu * buffer : buffer;
+      }
+      value[k] -= lr * d;
+    }
+  }
+  ++steps_;
+}
+
+void Sgd::visit_state(const std::function<void(const std::string&, Tensor&)>& visit) {
+  for (std::size_t i = 0; i < momentum_.size(); ++i) visit(parameters_[i].name + ".momentum_buffer", momentum_[i]);
+}
+
+Adam::Adam(std::vector<NamedParameter> parameters, AdamOptions options)
+    : Optimizer(std::move(parameters), options.learning_rate), options_(options) {
+  if (!(options.beta1 >= 0.0 && options.beta1 < 1.0 && options.beta2 >= 0.0 && options.beta2 < 1.0)) {
+    throw std::invalid_argument("Adam: betas must lie in [0, 1)");
+  }
+  for (auto& p : parameters_) {
+    exp_avg_.push_back(Tensor::zeros(p.parameter->value.shape(), p.parameter->value.device()));
+    exp_avg_sq_.push_back(Tensor::zeros(p.parameter->value.shape(), p.parameter->value.device()));
+  }
+}
+
+void Adam::step() {
+  ++steps_;
+  const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
+  const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
+  const auto step_size = static_cast<float>(learning_rate_ / bias_correction1);
+  const auto bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+  const auto b1 = static_cast<float>(options_.beta1), b2 = static_cast<float>(options_.beta2);
+  const auto eps = static_cast<float>(options_.eps);
+  const auto wd = static_cast<float>(options_.weight_decay);
+  const auto decay_factor = static_cast<float>(1.0 - learning_rate_ * options_.weight_decay);
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
+    return cuda::adam_step(parameters_, exp_avg_, exp_avg_sq_, options_, learning_rate_, steps_, device_tables_);
+  }
+#endif
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    auto value = parameters_[i].parameter->value.span();
+    auto grad = parameters_[i].parameter->grad.span();
+    float* m = exp_avg_[i].data();
+    float* v = exp_avg_sq_[i].data();
+    for (std::size_t k = 0; k < value.size(); ++k) {
+      float g = grad[k];
+      if (options_.decoupled_weight_decay) {
+        value[k] *= decay_factor;
+      } else if (wd != 0.0f) {
+        g += wd * value[k];
+      }
+      m[k] = m[k] * b1 + (1.0f - b1) * g;            // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+      v[k] = v[k] * b2 + (1.0f - b2) * g * g;         // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+      const float denom = std::sqrt(v[k]) / bias_correction2_sqrt + eps;
+      value[k] -= step_size * (m[k] / denom);
+    }
+  }
+}
+
+void Adam::visit_state(const std::function<void(const std::string&, Tensor&)>& visit) {
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    visit(parameters_[i].name + ".exp_avg", exp_avg_[i]);
+    visit(parameters_[i].name + ".exp_avg_sq", exp_avg_sq_[i]);
+  }
+}
+
+std::unique_ptr<Optimizer> make_adamw(std::vector<NamedParameter> parameters, double learning_rate,
+                                      double weight_decay) {
+  AdamOptions options;
+  options.learning_rate = learning_rate;
+  options.weight_decay = weight_decay;
+  options.decoupled_weight_decay = true;
+  return std::make_unique<Adam>(std::move(parameters), options);
+}
+
+StepSchedule::StepSchedule(double base, std::int64_t step_size, double gamma)
+    : base_(base), step_size_(step_size), gamma_(gamma) {
+  if (step_size <= 0) throw std::invalid_argument("StepSchedule: step size must be positive");
+}
+double StepSchedule::at(std::int64_t step) const {
+  return base_ * std::pow(gamma_, static_cast<double>(step / step_size_));
+}
+
+CosineSchedule::CosineSchedule(double base, std::int64_t total_steps, double minimum)
+    : base_(base), total_(total_steps), minimum_(minimum) {
+  if (total_steps <= 0) throw std::invalid_argument("CosineSchedule: total steps must be positive");
+}
+double CosineSchedule::at(std::int64_t step) const {
+  if (step >= total_) return minimum_;
+  const double phase = std::numbers::pi * static_cast<double>(step) / static_cast<double>(total_);
+  return minimum_ + (base_ - minimum_) * (1.0 + std::cos(phase)) / 2.0;
+}
+
+WarmupSchedule::WarmupSchedule(std::int64_t warmup_steps, std::unique_ptr<LearningRateSchedule> after)
+    : warmup_(warmup_steps), after_(std::move(after)) {
+  if (warmup_steps < 0 || !after_) throw std::invalid_argument("WarmupSchedule: needs warmup >= 0 and a schedule");
+}
+double WarmupSchedule::at(std::int64_t step) const {
+  if (step < warmup_) return after_->at(0) * static_cast<double>(step + 1) / static_cast<double>(warmup_);
+  return after_->at(step - warmup_);
+}
+
+double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm) {
+  if (!(max_norm > 0.0)) throw std::invalid_argument("gradient clipping: max norm must be positive");
+#if defined(SLURMLAB_HAVE_CUDA)
+  if (!parameters.empty() && parameters.front().parameter->grad.device() == Device::cuda) return cuda::clip_gradient_norm(parameters, max_norm);
+#endif
+  double squares = 0.0;
+  for (const auto& p : parameters)
+    for (float g : p.parameter->grad.span()) squares += static_cast<double>(g) * g;
+  const double norm = std::sqrt(squares);
+  const double coefficient = max_norm / (norm + 1e-6);
+  if (coefficient < 1.0) {
+    const auto c = static_cast<float>(coefficient);
+    for (const auto& p : parameters)
+      for (float& g : p.parameter->grad.span()) g *= c;
+  }
+  return norm;
+}
+
+}  // namespace slurmlab::nn

@@ -1,0 +1,141 @@
+#pragma once
+// Optimizers (SGD with momentum and weight decay, Adam, AdamW), learning-rate schedules and
+// global-norm gradient clipping. The update rules follow PyTorch's torch.optim line by line
+// (same float32 operation order), so runs can be compared step for step.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "slurmlab/nn/layers/layer.hpp"
+
+namespace slurmlab::nn {
+
+class Optimizer {
+ public:
+  explicit Optimizer(std::vector<NamedParameter> parameters, double learning_rate);
+  virtual ~Optimizer() = default;
+  // One update from the gradients in Parameter::grad (already averaged across ranks).
+  virtual void step() = 0;
+  void zero_grad();
+  double learning_rate() const { return learning_rate_; }
+  void set_learning_rate(double learning_rate) { learning_rate_ = learning_rate; }
+  std::int64_t steps_taken() const { return steps_; }
+  void set_steps_taken(std::int64_t steps) { steps_ = steps; }
+  const std::vector<NamedParameter>& parameters() const { return parameters_; }
+  // Per-parameter state tensors ("0.weight.exp_avg", ...) for checkpoints.
+  virtual void visit_state(const std::function<void(const std::string&, Tensor&)>& visit) = 0;
+  virtual std::string describe() const = 0;
+
+ protected:
+  std::vector<NamedParameter> parameters_;
+  double learning_rate_;
+  std::int64_t steps_ = 0;
+  // The CUDA backend's device tables of parameter pointers for its fused step (unused on CPU).
+  std::shared_ptr<void> device_tables_;
+};
+
+struct SgdOptions {
+  double learning_rate = 0.01;
+  double momentum = 0.0;
+  double weight_decay = 0.0;  // L2, added to the gradient
+  double dampening = 0.0;
+  bool nesterov = false;
+};
+
+class Sgd final : public Optimizer {
+ public:
+  Sgd(std::vector<NamedParameter> parameters, SgdOptions options);
+  void step() override;
+  void visit_state(const std::function<void(const std::string&, Tensor&)>& visit) override;
+  std::string describe() const override { return "SGD"; }
+
+ private:
+  SgdOptions options_;
+  std::vector<Tensor> momentum_;
+};
+
+struct AdamOptions {
+  double learning_rate = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  // false: Adam (decay added to the gradient); true: AdamW (decoupled, p *= 1 - lr * wd).
+  bool decoupled_weight_decay = false;
+};
+
+class Adam final : public Optimizer {
+ public:
+  Adam(std::vector<NamedParameter> parameters, AdamOptions options);
+  void step() override;
+  void visit_state(const std::function<void(const std::string&, Tensor&)>& visit) override;
+  std::string describe() const override { return options_.decoupled_weight_decay ? "AdamW" : "Adam"; }
+
+ private:
+  AdamOptions options_;
+  std::vector<Tensor> exp_avg_, exp_avg_sq_;
+};
+// AdamW with PyTorch's default weight decay of 0.01.
+std::unique_ptr<Optimizer> make_adamw(std::vector<NamedParameter> parameters, double learning_rate,
+                                      double weight_decay = 0.01);
+
+// Learning rate as a function of the optimizer step (0-based).
+class LearningRateSchedule {
+ public:
+  virtual ~LearningRateSchedule() = default;
+  virtual double at(std::int64_t step) const = 0;
+};
+
+class ConstantSchedule final : public LearningRateSchedule {
+ public:
+  explicit ConstantSchedule(double rate) : rate_(rate) {}
+  double at(std::int64_t) const override { return rate_; }
+
+ private:
+  double rate_;
+};
+
+// base * gamma^(step / step_size) (PyTorch StepLR).
+class StepSchedule final : public LearningRateSchedule {
+ public:
+  StepSchedule(double base, std::int64_t step_size, double gamma);
+  double at(std::int64_t step) const override;
+
+ private:
+  double base_;
+  std::int64_t step_size_;
+  double gamma_;
+};
+
+// min + (base - min) * (1 + cos(pi * step / total)) / 2, held at min after `total`
+// (PyTorch CosineAnnealingLR's closed form).
+class CosineSchedule final : public LearningRateSchedule {
+ public:
+  CosineSchedule(double base, std::int64_t total_steps, double minimum = 0.0);
+  double at(std::int64_t step) const override;
+
+ private:
+  double base_;
+  std::int64_t total_;
+  double minimum_;
+};
+
+// Linear warm-up: the rate ramps as (step + 1) / warmup_steps times
+// the inner schedule's first value, then follows the inner schedule shifted by warmup_steps.
+class WarmupSchedule final : public LearningRateSchedule {
+ public:
+  WarmupSchedule(std::int64_t warmup_steps, std::unique_ptr<LearningRateSchedule> after);
+  double at(std::int64_t step) const override;
+
+ private:
+  std::int64_t warmup_;
+  std::unique_ptr<LearningRateSchedule> after_;
+};
+
+// Scales all gradients together so that their global L2 norm is at most max_norm (PyTorch's
+// clip_grad_norm_, Lightning's gradient_clip_val); returns the norm before clipping.
+double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm);
+
+}  // namespace slurmlab::nn
