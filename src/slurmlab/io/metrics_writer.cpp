@@ -10,9 +10,12 @@
 #include <vector>
 
 #include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/io/hdf5_handle.hpp"
 
 namespace slurmlab::io {
 namespace {
+
+using hdf5::Handle;
 
 // Series grow in chunks of this many elements: 8 KiB of doubles, small enough for short
 // runs, large enough that a long run does not drown in chunk index entries.
@@ -21,54 +24,6 @@ constexpr hsize_t kSeriesChunkElements = 1024;
 enum class SeriesType { float64, int64 };
 
 const char* type_name(SeriesType type) { return type == SeriesType::float64 ? "double" : "int64"; }
-
-// Owns one HDF5 identifier and closes it with the matching H5?close function.
-class Handle {
- public:
-  using Closer = herr_t (*)(hid_t);
-  Handle() = default;
-  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
-  Handle(Handle&& other) noexcept : id_(std::exchange(other.id_, H5I_INVALID_HID)), closer_(other.closer_) {}
-  Handle& operator=(Handle&& other) noexcept {
-    if (this != &other) {
-      reset();
-      id_ = std::exchange(other.id_, H5I_INVALID_HID);
-      closer_ = other.closer_;
-    }
-    return *this;
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  ~Handle() { reset(); }
-
-  hid_t get() const { return id_; }
-  bool valid() const { return id_ >= 0; }
-  // Closes now and reports whether HDF5 accepted it (the file close can fail on flush).
-  bool close() {
-    if (id_ < 0) return true;
-    const bool ok = closer_(std::exchange(id_, H5I_INVALID_HID)) >= 0;
-    return ok;
-  }
-  void reset() { close(); }
-
- private:
-  hid_t id_ = H5I_INVALID_HID;
-  Closer closer_ = nullptr;
-};
-
-// The innermost HDF5 error message (where the failure was detected, e.g. the errno text
-// of a failed open), so our one sentence can carry the real reason.
-std::string innermost_hdf5_error() {
-  std::string message;
-  auto visit = [](unsigned position, const H5E_error2_t* error, void* client) -> herr_t {
-    if (position == 0 && error != nullptr && error->desc != nullptr) {
-      *static_cast<std::string*>(client) = error->desc;
-    }
-    return 0;
-  };
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, visit, &message);
-  return message;
-}
 
 // Object paths are relative to the root; a leading or trailing '/' means the same thing.
 std::string normalized(std::string_view object) {
@@ -122,7 +77,7 @@ struct MetricsWriter::Impl {
 #endif
     file = Handle(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), H5Fclose);
     if (!file.valid()) {
-      const std::string reason = innermost_hdf5_error();
+      const std::string reason = hdf5::innermost_error();
       throw std::runtime_error("cannot create metrics file '" + path.string() + "' (temporary '" +
                                temporary.filename().string() + "')" + (reason.empty() ? "" : ": " + reason));
     }
@@ -143,7 +98,7 @@ struct MetricsWriter::Impl {
   Impl& operator=(const Impl&) = delete;
 
   [[noreturn]] void fail(std::string_view object, std::string_view what) const {
-    const std::string reason = innermost_hdf5_error();
+    const std::string reason = hdf5::innermost_error();
     std::string message = "cannot " + std::string(what);
     if (!object.empty()) message += " '" + std::string(object) + "' in";
     message += " metrics file '" + path.string() + "'";

@@ -121,12 +121,14 @@ void MpiGradientReducer::broadcast_state(Layer& model) {
   for (auto& b : buffers_of(model)) broadcast(*b.buffer);
 }
 
-void MpiGradientReducer::sum_metrics(std::span<double> values) {
+void sum_metrics_over_ranks(MPI_Comm communicator, std::span<double> values) {
   if (values.empty()) return;
-  if (MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, communicator_) !=
+  if (MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, communicator) !=
       MPI_SUCCESS) {
     throw std::runtime_error("MPI_Allreduce of metrics failed");
   }
 }
+
+void MpiGradientReducer::sum_metrics(std::span<double> values) { sum_metrics_over_ranks(communicator_, values); }
 
 }  // namespace slurmlab::nn

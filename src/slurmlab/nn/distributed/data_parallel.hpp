@@ -57,6 +57,10 @@ class GradientReducer {
   virtual void sum_metrics(std::span<double> values) = 0;
 };
 
+// What every reducer's sum_metrics does, for host values: one in-place MPI_Allreduce (sum) on
+// `communicator`. Throws std::runtime_error naming the call when MPI reports a failure.
+void sum_metrics_over_ranks(MPI_Comm communicator, std::span<double> values);
+
 class MpiGradientReducer final : public GradientReducer {
  public:
   // Gradients are packed into buckets of about `bucket_bytes` (25 MiB, as PyTorch DDP) and

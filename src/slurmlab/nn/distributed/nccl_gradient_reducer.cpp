@@ -312,8 +312,7 @@ void NcclGradientReducer::broadcast_state(Layer& model) {
 }
 
 void NcclGradientReducer::sum_metrics(std::span<double> values) {
-  if (size_ == 1 || values.empty()) return;
-  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, communicator_);
+  if (size_ > 1) sum_metrics_over_ranks(communicator_, values);
 }
 
 }  // namespace slurmlab::nn

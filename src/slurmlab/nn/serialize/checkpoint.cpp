@@ -1,7 +1,5 @@
 #include "slurmlab/nn/serialize/checkpoint.hpp"
 
-#include <hdf5.h>
-
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -9,6 +7,7 @@
 #include <stdexcept>
 
 #include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/io/hdf5_handle.hpp"
 
 namespace slurmlab::nn {
 
@@ -16,21 +15,7 @@ namespace {
 
 constexpr const char* kFormat = "slurmlab-checkpoint-1";
 
-class Handle {
- public:
-  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~Handle() {
-    if (id_ >= 0) close_(id_);
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  hid_t get() const { return id_; }
-  bool valid() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
+using io::hdf5::Handle;
 
 // FNV-1a, 64 bit: cheap, no dependency, and any flipped bit changes it.
 class Checksum {
