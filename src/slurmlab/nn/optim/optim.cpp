@@ -3,9 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/optim/optim_cuda.hpp"
 
 namespace slurmlab::nn {
 
@@ -28,13 +26,11 @@ Sgd::Sgd(std::vector<NamedParameter> parameters, SgdOptions options)
 }
 
 void Sgd::step() {
-#if defined(SLURMLAB_HAVE_CUDA)
   if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
     cuda::sgd_step(parameters_, momentum_, options_, learning_rate_, steps_, device_tables_);
     ++steps_;
     return;
   }
-#endif
   const auto lr = static_cast<float>(learning_rate_);
   const auto wd = static_cast<float>(options_.weight_decay);
   const auto mu = static_cast<float>(options_.momentum);
@@ -81,11 +77,9 @@ void Adam::step() {
   const auto eps = static_cast<float>(options_.eps);
   const auto wd = static_cast<float>(options_.weight_decay);
   const auto decay_factor = static_cast<float>(1.0 - learning_rate_ * options_.weight_decay);
-#if defined(SLURMLAB_HAVE_CUDA)
   if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
     return cuda::adam_step(parameters_, exp_avg_, exp_avg_sq_, options_, learning_rate_, steps_, device_tables_);
   }
-#endif
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     auto value = parameters_[i].parameter->value.span();
     auto grad = parameters_[i].parameter->grad.span();
@@ -124,9 +118,7 @@ std::unique_ptr<Optimizer> make_adamw(std::vector<NamedParameter> parameters, do
 
 double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm) {
   if (!(max_norm > 0.0)) throw std::invalid_argument("gradient clipping: max norm must be positive");
-#if defined(SLURMLAB_HAVE_CUDA)
   if (!parameters.empty() && parameters.front().parameter->grad.device() == Device::cuda) return cuda::clip_gradient_norm(parameters, max_norm);
-#endif
   double squares = 0.0;
   for (const auto& p : parameters)
     for (float g : p.parameter->grad.span()) squares += static_cast<double>(g) * g;
