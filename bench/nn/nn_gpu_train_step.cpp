@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "slurmlab/nn/cuda/device.hpp"
+#include "slurmlab/nn/layers/layer.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/models/models.hpp"
 #include "slurmlab/nn/optim/optim.hpp"

@@ -2,7 +2,7 @@
 // and the fused optimizer's tensor lookup (kernel_geometry.hpp, the same code the kernels
 // run), the plan-cache keys, the workspace's growth, cuDNN algorithm choice under the
 // workspace cap and the TF32 policy, the gradient buckets of the NCCL reducer
-// (cuda_planning.hpp), and the precision option.
+// (nn/cuda/planning.hpp), and the precision option.
 #include <gtest/gtest.h>
 
 #include <cstdint>

@@ -8,6 +8,7 @@
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/nn/optim/schedules.hpp"
 
 namespace slurmlab::nn {
 namespace {

@@ -1,6 +1,8 @@
 // CUDA backend: the per-process context (stream, cuBLAS/cuBLASLt/cuDNN handles, workspace,
-// TF32 policy), the device CachingAllocator and tensor copies. Host code on the CUDA runtime
-// and library C APIs (C++20, built only with SLURMLAB_HAVE_CUDA).
+// TF32 policy; context.hpp), the CUDA answers of device.hpp, and the device CachingAllocator,
+// fill and copies that tensor/device_memory.hpp declares. Host code on the CUDA runtime and
+// library C APIs (C++20, built only with CUDA; device_nocuda.cpp and
+// tensor/device_memory_nocuda.cpp stand in without it).
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -13,9 +15,10 @@
 #include <string>
 
 #include "slurmlab/cluster/gpu_probe.hpp"
-#include "slurmlab/nn/cuda/backend.hpp"
+#include "slurmlab/nn/cuda/context.hpp"
 #include "slurmlab/nn/cuda/kernels.hpp"
 #include "slurmlab/nn/cuda/planning.hpp"
+#include "slurmlab/nn/tensor/device_memory.hpp"
 
 namespace slurmlab::nn::cuda {
 
@@ -168,6 +171,14 @@ void* Context::workspace(std::size_t bytes) {
 
 void Context::synchronize() const { SLURMLAB_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+double read_double(const double* device_value) {
+  double value = 0.0;
+  SLURMLAB_CUDA_CHECK(
+      cudaMemcpyAsync(&value, device_value, sizeof value, cudaMemcpyDeviceToHost, Context::get().stream()));
+  Context::get().synchronize();
+  return value;
+}
+
 std::string Context::describe() const {
   return "cuda:" + std::to_string(options_.device) + " " + device_name_ + " (sm_" + std::to_string(major_) +
          std::to_string(minor_) + "), TF32 " + (options_.tf32 == Tf32::on ? "on" : "off") + ", precision " +
@@ -206,7 +217,6 @@ void synchronize(Device device) {
   if (device == Device::cuda) cuda::Context::get().synchronize();
 }
 std::size_t cuda_peak_bytes() { return cuda::peak_bytes; }
-std::size_t cuda_bf16_convolution_fallbacks() { return cuda::bf16_convolution_fallbacks(); }
 void reset_cuda_peak_bytes() {
   cuda::peak_bytes = cuda::allocator().statistics().bytes_in_use + cuda::workspace_in_use;
 }

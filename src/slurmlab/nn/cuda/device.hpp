@@ -1,6 +1,7 @@
 #pragma once
 // Where slurmlab::nn computes: the CUDA backend's switches, available in every build (a build
-// without CUDA answers that it has none, with the reason, and throws when asked to use it).
+// without CUDA links device_nocuda.cpp, which answers that it has none, with the reason, and
+// throws when asked to use it; with CUDA they are defined in context.cpp).
 //
 // One CUDA context per process (one GPU per MPI rank, chosen by cluster::RankContext's
 // binding): a stream that every kernel and library call of the backend is ordered on, one
@@ -12,7 +13,7 @@
 #include <cstddef>
 #include <string>
 
-#include "slurmlab/nn/layers/layer.hpp"
+#include "slurmlab/nn/tensor/tensor.hpp"
 
 namespace slurmlab::nn {
 
@@ -57,11 +58,8 @@ void synchronize(Device device);
 std::size_t cuda_peak_bytes();
 void reset_cuda_peak_bytes();
 // Convolution shapes that asked for Precision::bf16 but run in float32/TF32 because cuDNN
-// offered no bf16 engine for them (0 without CUDA).
+// offered no bf16 engine for them (0 without CUDA). Defined beside the convolution
+// (layers/conv2d_cuda.cpp).
 std::size_t cuda_bf16_convolution_fallbacks();
-
-// Moves every parameter (value and gradient) and buffer of `layer` to `device`, in place.
-// Optimizers must be created after the move (their state is made on the parameters' device).
-void to_device(Layer& layer, Device device);
 
 }  // namespace slurmlab::nn

@@ -1,5 +1,5 @@
 #pragma once
-// Launch geometry and index helpers of slurmlab::nn's own CUDA kernels (cuda_kernels.cu).
+// Launch geometry and index helpers of slurmlab::nn's own CUDA kernels (kernels.cu).
 // Host-device and free of CUDA headers (C++17, as the .cu files), so that the unit tests
 // check them on the CPU of a build without a GPU (tests/unit/test_nn_cuda_planning.cpp).
 #include <cstdint>

@@ -1,7 +1,7 @@
 #pragma once
-// The own CUDA kernels of slurmlab::nn (cuda_kernels.cu): only what no library call does
-// (cuBLAS and cuDNN do the products, convolutions, pooling and batch norm; see
-// layers_cuda.cpp). Plain pointers and counts, no C++20: the .cu files build as C++17
+// The own CUDA kernels of slurmlab::nn (kernels.cu): only what no library call does
+// (cuBLAS and cuDNN do the products, convolutions, pooling and batch norm; see the layers'
+// *_cuda.cpp files). Plain pointers and counts, no C++20: the .cu files build as C++17
 // (CMake 3.25 knows no C++20 flag for nvcc), the host code that calls them is C++20.
 // Every launch goes on the stream passed in and returns without synchronising.
 #include <cuda_runtime.h>

@@ -3,7 +3,8 @@
 // the per-shape plan caches, the shared workspace's growth, which cuDNN convolution algorithm
 // to run, and how gradients are grouped into all-reduce buckets.
 // Compiled in every build (no CUDA header here); tests/unit/test_nn_cuda_planning.cpp checks
-// them on the CPU, and layers_cuda.cpp / nccl_gradient_reducer.cpp use them on the GPU.
+// them on the CPU, and layers/linear_cuda.cpp, layers/conv2d_cuda.cpp and
+// distributed/nccl_gradient_reducer.cpp use them on the GPU.
 #include <compare>
 #include <cstddef>
 #include <cstdint>

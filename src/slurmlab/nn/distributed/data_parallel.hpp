@@ -6,7 +6,7 @@
 //
 // GradientReducer is the interface; MpiGradientReducer implements it with bucketed
 // MPI_Allreduce on host memory. The CUDA backend implements the same interface with NCCL on
-// device memory (nccl_gradient_reducer.cu) and training code does not change.
+// device memory (nccl_gradient_reducer.cpp) and training code does not change.
 #include <mpi.h>
 
 #include <cstddef>

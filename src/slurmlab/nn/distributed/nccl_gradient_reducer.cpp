@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "slurmlab/nn/cuda/backend.hpp"
+#include "slurmlab/nn/cuda/context.hpp"
 #include "slurmlab/nn/cuda/planning.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 

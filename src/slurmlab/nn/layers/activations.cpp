@@ -1,15 +1,13 @@
-// Element-wise layers, CPU backend: activations, Flatten, Dropout.
+// Element-wise layers, CPU backend: activations, Flatten, Dropout (the CUDA paths of the
+// activations and Dropout: activations_cuda.cpp).
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
 
 #include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/layers/layers_cuda.hpp"
 #include "slurmlab/nn/layers/rational_tanh.hpp"
-
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
 
 namespace slurmlab::nn {
 
@@ -60,11 +58,8 @@ SLURMLAB_VECTOR_CLONES void relu_backward(const float* __restrict x, const float
 }
 }  // namespace
 
-Forward ActivationLayer::forward(const Tensor& input, Mode) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Forward ActivationLayer::forward_impl(const Tensor& input, Mode) {
   if (input.device() == Device::cuda) return cuda::activation_forward(kind_, input);
-#endif
-  require_cpu(input, describe());
   Tensor output(input.shape());
   const auto x = input.span();
   auto y = output.span();
@@ -88,10 +83,8 @@ Forward ActivationLayer::forward(const Tensor& input, Mode) {
   return {output, std::move(context)};
 }
 
-Tensor ActivationLayer::backward(const Context& context, const Tensor& grad_output) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Tensor ActivationLayer::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::activation_backward(kind_, context, grad_output);
-#endif
   const auto& saved = dynamic_cast<const SavedTensor&>(context).tensor;
   if (grad_output.numel() != saved.numel()) throw std::invalid_argument(describe() + ": gradient shape mismatch");
   Tensor grad_input(saved.shape());
@@ -118,14 +111,15 @@ Tensor ActivationLayer::backward(const Context& context, const Tensor& grad_outp
   return grad_input;
 }
 
-Forward Flatten::forward(const Tensor& input, Mode) {
-  if (input.dim() < 2) throw std::invalid_argument("Flatten: expected [N, ...], got " + to_string(input.shape()));
+InputSpec Flatten::expected_input() const { return {.min_rank = 2}; }
+
+Forward Flatten::forward_impl(const Tensor& input, Mode) {
   auto context = std::make_unique<SavedShape>();
   context->shape = input.shape();
   return {input.reshape({input.size(0), -1}), std::move(context)};
 }
 
-Tensor Flatten::backward(const Context& context, const Tensor& grad_output) {
+Tensor Flatten::backward_impl(const Context& context, const Tensor& grad_output) {
   return grad_output.reshape(dynamic_cast<const SavedShape&>(context).shape);
 }
 
@@ -139,11 +133,8 @@ void Dropout::visit_generators(const std::string& prefix, const GeneratorVisitor
   visit(join_name(prefix, "generator"), generator_);
 }
 
-Forward Dropout::forward(const Tensor& input, Mode mode) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Forward Dropout::forward_impl(const Tensor& input, Mode mode) {
   if (input.device() == Device::cuda) return cuda::dropout_forward(p_, generator_, input, mode);
-#endif
-  require_cpu(input, "Dropout");
   if (mode == Mode::eval || p_ == 0.0f) return {input, std::make_unique<Context>()};
   auto context = std::make_unique<SavedTensor>();
   context->tensor = Tensor(input.shape());
@@ -157,10 +148,8 @@ Forward Dropout::forward(const Tensor& input, Mode mode) {
   return {output, std::move(context)};
 }
 
-Tensor Dropout::backward(const Context& context, const Tensor& grad_output) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Tensor Dropout::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::dropout_backward(context, grad_output);
-#endif
   const auto* saved = dynamic_cast<const SavedTensor*>(&context);
   if (saved == nullptr) return grad_output;  // eval mode or p == 0: identity
   Tensor grad_input(grad_output.shape());

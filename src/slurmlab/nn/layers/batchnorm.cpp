@@ -1,14 +1,12 @@
-// BatchNorm1d/2d, CPU backend. Statistics are accumulated in double: a channel of a large
-// batch sums many floats, and the variance is a difference of close numbers.
+// BatchNorm1d/2d, CPU backend (the CUDA one, on cuDNN, is batchnorm_cuda.cpp). Statistics are
+// accumulated in double: a channel of a large batch sums many floats, and the variance is a
+// difference of close numbers.
 #include <cmath>
 #include <stdexcept>
 #include <vector>
 
 #include "slurmlab/nn/layers/layers.hpp"
-
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/layers/layers_cuda.hpp"
 
 namespace slurmlab::nn {
 
@@ -52,22 +50,19 @@ void BatchNorm::visit_buffers(const std::string& prefix, const BufferVisitor& vi
   visit(join_name(prefix, "num_batches_tracked"), batches_tracked_);
 }
 
-Forward BatchNorm::forward(const Tensor& input, Mode mode) {
-  const bool shape_ok = spatial_dims_ == 2 ? input.dim() == 4 : (input.dim() == 2 || input.dim() == 3);
-  if (!shape_ok || input.size(1) != features_) {
-    throw std::invalid_argument(describe() + ": expected " +
-                                (spatial_dims_ == 2 ? std::string("[N, C, H, W]") : std::string("[N, C] or [N, C, L]")) +
-                                " with C = " + std::to_string(features_) + ", got " + to_string(input.shape()));
-  }
+// BatchNorm2d: [N, C, H, W]; BatchNorm1d: [N, C] or [N, C, L].
+InputSpec BatchNorm::expected_input() const {
+  if (spatial_dims_ == 2) return {.min_rank = 4, .max_rank = 4, .axis1 = features_};
+  return {.min_rank = 2, .max_rank = 3, .axis1 = features_};
+}
+
+Forward BatchNorm::forward_impl(const Tensor& input, Mode mode) {
   Layout l{input.size(0), features_, input.numel() / (input.size(0) * features_)};
   const std::int64_t count = l.n * l.s;
   if (mode == Mode::train && count < 2) {
     throw std::invalid_argument(describe() + ": training needs more than one value per channel (batch size 1?)");
   }
-#if defined(SLURMLAB_HAVE_CUDA)
   if (input.device() == Device::cuda) return cuda::batch_norm_forward(*this, eps_, momentum_, input, mode);
-#endif
-  require_cpu(input, describe());
   auto context = std::make_unique<BatchNormContext>();
   context->mode = mode;
   context->shape = input.shape();
@@ -116,10 +111,8 @@ Forward BatchNorm::forward(const Tensor& input, Mode mode) {
   return {output, std::move(context)};
 }
 
-Tensor BatchNorm::backward(const Context& context, const Tensor& grad_output) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Tensor BatchNorm::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::batch_norm_backward(*this, context, grad_output);
-#endif
   const auto& saved = dynamic_cast<const BatchNormContext&>(context);
   if (grad_output.shape() != saved.shape) throw std::invalid_argument(describe() + ": gradient shape mismatch");
   Layout l{saved.shape[0], features_, element_count(saved.shape) / (saved.shape[0] * features_)};

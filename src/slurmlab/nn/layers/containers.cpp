@@ -1,11 +1,9 @@
-// Sequential and Residual: device-independent, they only route tensors and contexts.
+// Sequential and Residual: device-independent, they only route tensors and contexts (the
+// residual sum on CUDA: containers_cuda.cpp).
 #include <stdexcept>
 
 #include "slurmlab/nn/layers/layers.hpp"
-
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/layers/layers_cuda.hpp"
 
 namespace slurmlab::nn {
 
@@ -22,9 +20,7 @@ Tensor add(const Tensor& a, const Tensor& b, const std::string& where) {
     throw std::invalid_argument(where + ": shapes " + to_string(a.shape()) + " and " + to_string(b.shape()) +
                                 " differ; give the Residual a shortcut that matches the body's output");
   }
-#if defined(SLURMLAB_HAVE_CUDA)
   if (a.device() == Device::cuda) return cuda::add(a, b);
-#endif
   Tensor sum(a.shape());
   const auto x = a.span(), y = b.span();
   auto s = sum.span();
@@ -41,7 +37,7 @@ Sequential& Sequential::add(std::string name, std::unique_ptr<Layer> layer) {
   return *this;
 }
 
-Forward Sequential::forward(const Tensor& input, Mode mode) {
+Forward Sequential::forward_impl(const Tensor& input, Mode mode) {
   auto context = std::make_unique<SequentialContext>();
   context->children.reserve(children_.size());
   Tensor x = input;
@@ -53,7 +49,7 @@ Forward Sequential::forward(const Tensor& input, Mode mode) {
   return {x, std::move(context)};
 }
 
-Tensor Sequential::backward(const Context& context, const Tensor& grad_output) {
+Tensor Sequential::backward_impl(const Context& context, const Tensor& grad_output) {
   const auto& saved = dynamic_cast<const SequentialContext&>(context);
   if (saved.children.size() != children_.size()) throw std::logic_error("Sequential: context from another network");
   Tensor g = grad_output;
@@ -88,7 +84,7 @@ Residual::Residual(std::unique_ptr<Layer> body, std::unique_ptr<Layer> shortcut)
   if (!body_) throw std::invalid_argument("Residual: null body");
 }
 
-Forward Residual::forward(const Tensor& input, Mode mode) {
+Forward Residual::forward_impl(const Tensor& input, Mode mode) {
   auto context = std::make_unique<ResidualContext>();
   auto body = body_->forward(input, mode);
   context->body = std::move(body.context);
@@ -101,7 +97,7 @@ Forward Residual::forward(const Tensor& input, Mode mode) {
   return {add(body.output, skip, "Residual"), std::move(context)};
 }
 
-Tensor Residual::backward(const Context& context, const Tensor& grad_output) {
+Tensor Residual::backward_impl(const Context& context, const Tensor& grad_output) {
   const auto& saved = dynamic_cast<const ResidualContext&>(context);
   Tensor through_body = body_->backward(*saved.body, grad_output);
   Tensor through_skip = shortcut_ ? shortcut_->backward(*saved.shortcut, grad_output) : grad_output;

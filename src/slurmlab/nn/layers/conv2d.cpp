@@ -1,5 +1,6 @@
 // Conv2d, CPU backend: im2col over the whole batch, then one SGEMM (OpenBLAS, threaded)
-// for the output, one for the weight gradient and one for the input gradient (col2im).
+// for the output, one for the weight gradient and one for the input gradient (col2im). The
+// CUDA one (cuDNN) is conv2d_cuda.cpp.
 #include <cblas.h>
 
 #include <algorithm>
@@ -7,10 +8,7 @@
 #include <stdexcept>
 
 #include "slurmlab/nn/layers/layers.hpp"
-
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/layers/layers_cuda.hpp"
 
 namespace slurmlab::nn {
 
@@ -136,18 +134,16 @@ void Conv2d::visit_parameters(const std::string& prefix, const ParameterVisitor&
   if (has_bias_) visit(join_name(prefix, "bias"), bias_);
 }
 
-Forward Conv2d::forward(const Tensor& input, Mode) {
-  require_shape(input, 4, in_, describe());
+InputSpec Conv2d::expected_input() const { return {.min_rank = 4, .max_rank = 4, .axis1 = in_}; }
+
+Forward Conv2d::forward_impl(const Tensor& input, Mode) {
   Geometry g{input.size(0), in_, input.size(2), input.size(3), kernel_, stride_, padding_, 0, 0};
   g.out_h = (g.h + 2 * g.pad - g.k) / g.stride + 1;
   g.out_w = (g.w + 2 * g.pad - g.k) / g.stride + 1;
   if (g.h + 2 * g.pad < g.k || g.w + 2 * g.pad < g.k) {
     throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " is smaller than the kernel");
   }
-#if defined(SLURMLAB_HAVE_CUDA)
   if (input.device() == Device::cuda) return cuda::conv2d_forward(*this, input);
-#endif
-  require_cpu(input, "Conv2d");
   const std::int64_t total = g.n * g.positions();
   auto context = std::make_unique<Conv2dContext>();
   context->geometry = g;
@@ -173,10 +169,8 @@ Forward Conv2d::forward(const Tensor& input, Mode) {
   return {output, std::move(context)};
 }
 
-Tensor Conv2d::backward(const Context& context, const Tensor& grad_output) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Tensor Conv2d::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::conv2d_backward(*this, context, grad_output);
-#endif
   const auto& saved = dynamic_cast<const Conv2dContext&>(context);
   const Geometry& g = saved.geometry;
   if (grad_output.shape() != Shape{g.n, out_, g.out_h, g.out_w}) {

@@ -5,6 +5,7 @@
 // parameters (with their gradients), buffers (BatchNorm running statistics) and random
 // generators (Dropout), each visited by name so that optimizers, checkpoints and the
 // safetensors export see the same PyTorch-style names ("features.0.weight").
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -34,13 +35,31 @@ struct Forward {
   std::unique_ptr<Context> context;
 };
 
+// The inputs a layer's forward accepts: a number of axes and, where the layer knows it, the
+// extent of axis 1 (features of [N, F], channels of NCHW). Default: any defined tensor.
+struct InputSpec {
+  std::int64_t min_rank = 0;
+  std::int64_t max_rank = -1;  // -1: no upper limit
+  std::int64_t axis1 = -1;     // -1: any
+  const char* axis1_name = "channels";
+
+  bool accepts(const Shape& shape) const;
+  // "a 4-d input with 3 channels on axis 1", "a 2-d or 3-d input", "an input with at least 2 axes"
+  std::string describe() const;
+};
+
+// forward and backward are not virtual (tiny-cuda-nn's Object): they check their arguments
+// once, for every layer and backend alike, with one sentence naming the layer and the expected
+// and actual shapes, then call the layer's forward_impl / backward_impl, which may rely on it.
 class Layer {
  public:
   virtual ~Layer() = default;
-  virtual Forward forward(const Tensor& input, Mode mode) = 0;
+  // std::invalid_argument when `input` is undefined or not what expected_input() accepts.
+  Forward forward(const Tensor& input, Mode mode);
   // Adds the parameter gradients into each Parameter::grad and returns d loss / d input.
-  virtual Tensor backward(const Context& context, const Tensor& grad_output) = 0;
+  Tensor backward(const Context& context, const Tensor& grad_output);
   virtual std::string describe() const = 0;
+  virtual InputSpec expected_input() const { return {}; }
 
   using ParameterVisitor = std::function<void(const std::string& name, Parameter& parameter)>;
   using BufferVisitor = std::function<void(const std::string& name, Tensor& buffer)>;
@@ -48,6 +67,12 @@ class Layer {
   virtual void visit_parameters(const std::string& /*prefix*/, const ParameterVisitor& /*visit*/) {}
   virtual void visit_buffers(const std::string& /*prefix*/, const BufferVisitor& /*visit*/) {}
   virtual void visit_generators(const std::string& /*prefix*/, const GeneratorVisitor& /*visit*/) {}
+
+ private:
+  // The layer's computation, dispatched on the input's device (CPU here, CUDA in the layer's
+  // *_cuda.cpp file).
+  virtual Forward forward_impl(const Tensor& input, Mode mode) = 0;
+  virtual Tensor backward_impl(const Context& context, const Tensor& grad_output) = 0;
 };
 
 struct NamedParameter {
@@ -66,5 +91,9 @@ std::int64_t parameter_count(Layer& layer);
 void zero_grad(Layer& layer);
 // Prefix join: "features" + "0" -> "features.0"; "" + "weight" -> "weight".
 std::string join_name(const std::string& prefix, const std::string& name);
+
+// Moves every parameter (value and gradient) and buffer of `layer` to `device`, in place.
+// Optimizers must be created after the move (their state is made on the parameters' device).
+void to_device(Layer& layer, Device device);
 
 }  // namespace slurmlab::nn

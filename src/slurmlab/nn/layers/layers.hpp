@@ -4,8 +4,10 @@
 // Conv2d weights, i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for biases),
 // drawn from the Generator passed in, so a seed fixes a network.
 //
-// CPU implementations live one file per layer (linear.cpp, conv2d.cpp, ...); a CUDA backend
-// adds the matching .cu file and dispatches on Tensor::device().
+// Each layer's CPU implementation, the reference, has a file of its own (linear.cpp,
+// conv2d.cpp, ...); its CUDA path is the file beside it (linear_cuda.cpp, conv2d_cuda.cpp,
+// ...; declared in layers_cuda.hpp), which forward_impl/backward_impl call when the tensor is
+// on Device::cuda.
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,8 +20,7 @@ namespace slurmlab::nn {
 class Linear final : public Layer {
  public:
   Linear(std::int64_t in_features, std::int64_t out_features, Generator& init, bool bias = true);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  InputSpec expected_input() const override;
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
   Parameter& weight() { return weight_; }  // [out, in]
@@ -27,6 +28,9 @@ class Linear final : public Layer {
   bool has_bias() const { return has_bias_; }
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   std::int64_t in_, out_;
   bool has_bias_;
   Parameter weight_, bias_;
@@ -36,8 +40,7 @@ class Conv2d final : public Layer {
  public:
   Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, Generator& init,
          std::int64_t stride = 1, std::int64_t padding = 0, bool bias = true);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  InputSpec expected_input() const override;
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
   Parameter& weight() { return weight_; }  // [out, in, k, k]
@@ -46,6 +49,9 @@ class Conv2d final : public Layer {
   std::int64_t padding() const { return padding_; }
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   std::int64_t in_, out_, kernel_, stride_, padding_;
   bool has_bias_;
   Parameter weight_, bias_;
@@ -58,12 +64,13 @@ std::string to_string(Activation activation);
 class ActivationLayer final : public Layer {
  public:
   explicit ActivationLayer(Activation kind) : kind_(kind) {}
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
   std::string describe() const override { return to_string(kind_); }
   Activation kind() const { return kind_; }
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   Activation kind_;
 };
 inline std::unique_ptr<Layer> relu() { return std::make_unique<ActivationLayer>(Activation::relu); }
@@ -74,9 +81,12 @@ inline std::unique_ptr<Layer> silu() { return std::make_unique<ActivationLayer>(
 // [N, d1, d2, ...] -> [N, d1*d2*...]
 class Flatten final : public Layer {
  public:
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  InputSpec expected_input() const override;
   std::string describe() const override { return "Flatten"; }
+
+ private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
 };
 
 // Zeroes each element with probability p in train mode and scales the rest by 1/(1-p);
@@ -85,13 +95,14 @@ class Flatten final : public Layer {
 class Dropout final : public Layer {
  public:
   Dropout(float p, std::uint64_t seed);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
   std::string describe() const override;
   void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
   float p() const { return p_; }
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   float p_;
   Generator generator_;
 };
@@ -99,11 +110,13 @@ class Dropout final : public Layer {
 class MaxPool2d final : public Layer {
  public:
   explicit MaxPool2d(std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  InputSpec expected_input() const override;
   std::string describe() const override;
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   std::int64_t kernel_, stride_, padding_;
 };
 
@@ -111,11 +124,13 @@ class MaxPool2d final : public Layer {
 class AvgPool2d final : public Layer {
  public:
   explicit AvgPool2d(std::int64_t kernel_size, std::int64_t stride = 0);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  InputSpec expected_input() const override;
   std::string describe() const override;
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   std::int64_t kernel_, stride_;
 };
 
@@ -123,11 +138,13 @@ class AvgPool2d final : public Layer {
 class AdaptiveAvgPool2d final : public Layer {
  public:
   AdaptiveAvgPool2d(std::int64_t out_height, std::int64_t out_width);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  InputSpec expected_input() const override;
   std::string describe() const override;
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   std::int64_t out_h_, out_w_;
 };
 
@@ -138,8 +155,7 @@ class AdaptiveAvgPool2d final : public Layer {
 class BatchNorm final : public Layer {
  public:
   BatchNorm(std::int64_t features, int spatial_dims, float eps = 1e-5f, float momentum = 0.1f);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
+  InputSpec expected_input() const override;
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
   void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
@@ -151,6 +167,9 @@ class BatchNorm final : public Layer {
   Tensor& batches_tracked() { return batches_tracked_; }
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   std::int64_t features_;
   int spatial_dims_;  // 0 or 1 for BatchNorm1d, 2 for BatchNorm2d
   float eps_, momentum_;
@@ -166,8 +185,6 @@ class Sequential final : public Layer {
   Sequential() = default;
   Sequential& add(std::unique_ptr<Layer> layer);
   Sequential& add(std::string name, std::unique_ptr<Layer> layer);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
   void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
@@ -181,6 +198,9 @@ class Sequential final : public Layer {
   void set_backward_hook(BackwardHook hook) { backward_hook_ = std::move(hook); }
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   std::vector<std::pair<std::string, std::unique_ptr<Layer>>> children_;
   BackwardHook backward_hook_;
 };
@@ -190,21 +210,16 @@ class Sequential final : public Layer {
 class Residual final : public Layer {
  public:
   explicit Residual(std::unique_ptr<Layer> body, std::unique_ptr<Layer> shortcut = nullptr);
-  Forward forward(const Tensor& input, Mode mode) override;
-  Tensor backward(const Context& context, const Tensor& grad_output) override;
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
   void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
   void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
 
  private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
   std::unique_ptr<Layer> body_, shortcut_;
 };
-
-// Throws std::invalid_argument naming the layer and the expected shape when `input`
-// does not have `rank` axes (or, with channels >= 0, that many channels on axis 1).
-void require_shape(const Tensor& input, std::int64_t rank, std::int64_t channels, const std::string& layer);
-// Throws std::logic_error when a tensor is not on the CPU (the CUDA backend dispatches here).
-void require_cpu(const Tensor& tensor, const std::string& layer);
 
 }  // namespace slurmlab::nn

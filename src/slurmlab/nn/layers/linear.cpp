@@ -1,31 +1,14 @@
-// Linear, CPU backend: one SGEMM per product (OpenBLAS, threaded).
+// Linear, CPU backend: one SGEMM per product (OpenBLAS, threaded); the CUDA one is
+// linear_cuda.cpp.
 #include <cblas.h>
 
 #include <cmath>
 #include <stdexcept>
 
 #include "slurmlab/nn/layers/layers.hpp"
-
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/layers/layers_cuda.hpp"
 
 namespace slurmlab::nn {
-
-void require_shape(const Tensor& input, std::int64_t rank, std::int64_t channels, const std::string& layer) {
-  if (!input.defined()) throw std::invalid_argument(layer + ": input tensor is undefined");
-  if (input.dim() != rank || (channels >= 0 && input.size(1) != channels)) {
-    throw std::invalid_argument(layer + ": expected a " + std::to_string(rank) + "-d input" +
-                                (channels >= 0 ? " with " + std::to_string(channels) + " channels on axis 1" : "") +
-                                ", got shape " + to_string(input.shape()));
-  }
-}
-
-void require_cpu(const Tensor& tensor, const std::string& layer) {
-  if (tensor.device() != Device::cpu) {
-    throw std::logic_error(layer + ": this build has no CUDA kernel for this layer; run with --device cpu");
-  }
-}
 
 namespace {
 void fill_uniform(Tensor& tensor, float bound, Generator& generator) {
@@ -129,15 +112,12 @@ void Linear::visit_parameters(const std::string& prefix, const ParameterVisitor&
   if (has_bias_) visit(join_name(prefix, "bias"), bias_);
 }
 
-Forward Linear::forward(const Tensor& input, Mode) {
-  require_shape(input, 2, -1, describe());
-  if (input.size(1) != in_) {
-    throw std::invalid_argument(describe() + ": input has " + std::to_string(input.size(1)) + " features");
-  }
-#if defined(SLURMLAB_HAVE_CUDA)
+InputSpec Linear::expected_input() const {
+  return {.min_rank = 2, .max_rank = 2, .axis1 = in_, .axis1_name = "features"};
+}
+
+Forward Linear::forward_impl(const Tensor& input, Mode) {
   if (input.device() == Device::cuda) return cuda::linear_forward(*this, input);
-#endif
-  require_cpu(input, "Linear");
   const auto n = input.size(0);
   Tensor output({n, out_});
   float* y = output.data();
@@ -165,10 +145,8 @@ Forward Linear::forward(const Tensor& input, Mode) {
   return {output, std::move(context)};
 }
 
-Tensor Linear::backward(const Context& context, const Tensor& grad_output) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Tensor Linear::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::linear_backward(*this, context, grad_output);
-#endif
   const auto& saved = dynamic_cast<const LinearContext&>(context);
   const auto n = saved.input.size(0);
   if (grad_output.shape() != Shape{n, out_}) throw std::invalid_argument(describe() + ": gradient shape mismatch");

@@ -1,14 +1,11 @@
-// Pooling layers, CPU backend.
+// Pooling layers, CPU backend; the CUDA one is pooling_cuda.cpp.
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <vector>
 
 #include "slurmlab/nn/layers/layers.hpp"
-
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/layers/layers_cuda.hpp"
 
 namespace slurmlab::nn {
 
@@ -34,8 +31,9 @@ std::string MaxPool2d::describe() const {
          ", padding=" + std::to_string(padding_) + ")";
 }
 
-Forward MaxPool2d::forward(const Tensor& input, Mode) {
-  require_shape(input, 4, -1, describe());
+InputSpec MaxPool2d::expected_input() const { return {.min_rank = 4, .max_rank = 4}; }
+
+Forward MaxPool2d::forward_impl(const Tensor& input, Mode) {
   const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
   // Checked before the backend dispatch, so every backend gives the same usage error (and
   // the output size below never comes from a truncated negative division).
@@ -44,10 +42,7 @@ Forward MaxPool2d::forward(const Tensor& input, Mode) {
   }
   const auto oh = (h + 2 * padding_ - kernel_) / stride_ + 1;
   const auto ow = (w + 2 * padding_ - kernel_) / stride_ + 1;
-#if defined(SLURMLAB_HAVE_CUDA)
   if (input.device() == Device::cuda) return cuda::pool_forward(cuda::PoolKind::max, kernel_, stride_, padding_, input);
-#endif
-  require_cpu(input, "MaxPool2d");
   Tensor output({n, c, oh, ow});
   auto context = std::make_unique<MaxPoolContext>();
   context->input_shape = input.shape();
@@ -102,10 +97,8 @@ Forward MaxPool2d::forward(const Tensor& input, Mode) {
   return {output, std::move(context)};
 }
 
-Tensor MaxPool2d::backward(const Context& context, const Tensor& grad_output) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Tensor MaxPool2d::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::pool_backward(context, grad_output);
-#endif
   const auto& saved = dynamic_cast<const MaxPoolContext&>(context);
   if (static_cast<std::size_t>(grad_output.numel()) != saved.argmax.size()) {
     throw std::invalid_argument(describe() + ": gradient shape mismatch");
@@ -127,14 +120,12 @@ std::string AvgPool2d::describe() const {
   return "AvgPool2d(kernel_size=" + std::to_string(kernel_) + ", stride=" + std::to_string(stride_) + ")";
 }
 
-Forward AvgPool2d::forward(const Tensor& input, Mode) {
-  require_shape(input, 4, -1, describe());
+InputSpec AvgPool2d::expected_input() const { return {.min_rank = 4, .max_rank = 4}; }
+
+Forward AvgPool2d::forward_impl(const Tensor& input, Mode) {
   const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
   if (h < kernel_ || w < kernel_) throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " too small");
-#if defined(SLURMLAB_HAVE_CUDA)
   if (input.device() == Device::cuda) return cuda::pool_forward(cuda::PoolKind::average, kernel_, stride_, 0, input);
-#endif
-  require_cpu(input, "AvgPool2d");
   const auto oh = (h - kernel_) / stride_ + 1, ow = (w - kernel_) / stride_ + 1;
   Tensor output({n, c, oh, ow});
   const float scale = 1.0f / static_cast<float>(kernel_ * kernel_);
@@ -155,10 +146,8 @@ Forward AvgPool2d::forward(const Tensor& input, Mode) {
   return {output, std::move(context)};
 }
 
-Tensor AvgPool2d::backward(const Context& context, const Tensor& grad_output) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Tensor AvgPool2d::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::pool_backward(context, grad_output);
-#endif
   const auto& shape = dynamic_cast<const PoolShape&>(context).input_shape;
   const auto n = shape[0], c = shape[1], h = shape[2], w = shape[3];
   const auto oh = (h - kernel_) / stride_ + 1, ow = (w - kernel_) / stride_ + 1;
@@ -193,12 +182,10 @@ std::int64_t bin_start(std::int64_t i, std::int64_t in, std::int64_t out) { retu
 std::int64_t bin_end(std::int64_t i, std::int64_t in, std::int64_t out) { return ((i + 1) * in + out - 1) / out; }
 }  // namespace
 
-Forward AdaptiveAvgPool2d::forward(const Tensor& input, Mode) {
-  require_shape(input, 4, -1, describe());
-#if defined(SLURMLAB_HAVE_CUDA)
+InputSpec AdaptiveAvgPool2d::expected_input() const { return {.min_rank = 4, .max_rank = 4}; }
+
+Forward AdaptiveAvgPool2d::forward_impl(const Tensor& input, Mode) {
   if (input.device() == Device::cuda) return cuda::adaptive_avg_pool_forward(out_h_, out_w_, input);
-#endif
-  require_cpu(input, "AdaptiveAvgPool2d");
   const auto n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
   Tensor output({n, c, out_h_, out_w_});
   const float* x = input.data();
@@ -221,10 +208,8 @@ Forward AdaptiveAvgPool2d::forward(const Tensor& input, Mode) {
   return {output, std::move(context)};
 }
 
-Tensor AdaptiveAvgPool2d::backward(const Context& context, const Tensor& grad_output) {
-#if defined(SLURMLAB_HAVE_CUDA)
+Tensor AdaptiveAvgPool2d::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::adaptive_avg_pool_backward(context, grad_output);
-#endif
   const auto& shape = dynamic_cast<const PoolShape&>(context).input_shape;
   const auto n = shape[0], c = shape[1], h = shape[2], w = shape[3];
   if (grad_output.shape() != Shape{n, c, out_h_, out_w_}) {

@@ -4,9 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/losses/losses_cuda.hpp"
 
 namespace slurmlab::nn {
 
@@ -25,9 +23,7 @@ LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<co
   double weight_total = 0.0;
   for (std::int64_t i = 0; i < rows; ++i) weight_total += sample_weights.empty() ? 1.0 : sample_weights[i];
   if (!(weight_total > 0.0)) throw std::invalid_argument("mse_loss: sample weights must sum to a positive number");
-#if defined(SLURMLAB_HAVE_CUDA)
   if (prediction.device() == Device::cuda) return cuda::mse_loss(prediction, target, sample_weights);
-#endif
   const double norm = weight_total * static_cast<double>(per_row);
   LossResult result{0.0, Tensor(prediction.shape())};
   const float* p = prediction.data();
@@ -65,9 +61,7 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int6
   check_classification(logits, labels, "softmax_cross_entropy");
   const auto n = logits.size(0), c = logits.size(1);
   if (n == 0) throw std::invalid_argument("softmax_cross_entropy: empty batch");
-#if defined(SLURMLAB_HAVE_CUDA)
   if (logits.device() == Device::cuda) return cuda::softmax_cross_entropy(logits, labels);
-#endif
   LossResult result{0.0, Tensor(logits.shape())};
   const float* z = logits.data();
   float* g = result.grad.data();
@@ -90,9 +84,7 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int6
 
 std::int64_t correct_predictions(const Tensor& logits, std::span<const std::int64_t> labels) {
   check_classification(logits, labels, "accuracy");
-#if defined(SLURMLAB_HAVE_CUDA)
   if (logits.device() == Device::cuda) return cuda::correct_predictions(logits, labels);
-#endif
   const auto n = logits.size(0), c = logits.size(1);
   const float* z = logits.data();
   std::int64_t correct = 0;

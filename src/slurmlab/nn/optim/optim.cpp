@@ -1,12 +1,9 @@
 #include "slurmlab/nn/optim/optim.hpp"
 
 #include <cmath>
-#include <numbers>
 #include <stdexcept>
 
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/optim/optim_cuda.hpp"
 
 namespace slurmlab::nn {
 
@@ -29,13 +26,11 @@ Sgd::Sgd(std::vector<NamedParameter> parameters, SgdOptions options)
 }
 
 void Sgd::step() {
-#if defined(SLURMLAB_HAVE_CUDA)
   if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
     cuda::sgd_step(parameters_, momentum_, options_, learning_rate_, steps_, device_tables_);
     ++steps_;
     return;
   }
-#endif
   const auto lr = static_cast<float>(learning_rate_);
   const auto wd = static_cast<float>(options_.weight_decay);
   const auto mu = static_cast<float>(options_.momentum);
@@ -82,11 +77,9 @@ void Adam::step() {
   const auto eps = static_cast<float>(options_.eps);
   const auto wd = static_cast<float>(options_.weight_decay);
   const auto decay_factor = static_cast<float>(1.0 - learning_rate_ * options_.weight_decay);
-#if defined(SLURMLAB_HAVE_CUDA)
   if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
     return cuda::adam_step(parameters_, exp_avg_, exp_avg_sq_, options_, learning_rate_, steps_, device_tables_);
   }
-#endif
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     auto value = parameters_[i].parameter->value.span();
     auto grad = parameters_[i].parameter->grad.span();
@@ -123,38 +116,9 @@ std::unique_ptr<Optimizer> make_adamw(std::vector<NamedParameter> parameters, do
   return std::make_unique<Adam>(std::move(parameters), options);
 }
 
-StepSchedule::StepSchedule(double base, std::int64_t step_size, double gamma)
-    : base_(base), step_size_(step_size), gamma_(gamma) {
-  if (step_size <= 0) throw std::invalid_argument("StepSchedule: step size must be positive");
-}
-double StepSchedule::at(std::int64_t step) const {
-  return base_ * std::pow(gamma_, static_cast<double>(step / step_size_));
-}
-
-CosineSchedule::CosineSchedule(double base, std::int64_t total_steps, double minimum)
-    : base_(base), total_(total_steps), minimum_(minimum) {
-  if (total_steps <= 0) throw std::invalid_argument("CosineSchedule: total steps must be positive");
-}
-double CosineSchedule::at(std::int64_t step) const {
-  if (step >= total_) return minimum_;
-  const double phase = std::numbers::pi * static_cast<double>(step) / static_cast<double>(total_);
-  return minimum_ + (base_ - minimum_) * (1.0 + std::cos(phase)) / 2.0;
-}
-
-WarmupSchedule::WarmupSchedule(std::int64_t warmup_steps, std::unique_ptr<LearningRateSchedule> after)
-    : warmup_(warmup_steps), after_(std::move(after)) {
-  if (warmup_steps < 0 || !after_) throw std::invalid_argument("WarmupSchedule: needs warmup >= 0 and a schedule");
-}
-double WarmupSchedule::at(std::int64_t step) const {
-  if (step < warmup_) return after_->at(0) * static_cast<double>(step + 1) / static_cast<double>(warmup_);
-  return after_->at(step - warmup_);
-}
-
 double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm) {
   if (!(max_norm > 0.0)) throw std::invalid_argument("gradient clipping: max norm must be positive");
-#if defined(SLURMLAB_HAVE_CUDA)
   if (!parameters.empty() && parameters.front().parameter->grad.device() == Device::cuda) return cuda::clip_gradient_norm(parameters, max_norm);
-#endif
   double squares = 0.0;
   for (const auto& p : parameters)
     for (float g : p.parameter->grad.span()) squares += static_cast<double>(g) * g;

@@ -1,7 +1,8 @@
 #pragma once
-// Optimizers (SGD with momentum and weight decay, Adam, AdamW), learning-rate schedules and
-// global-norm gradient clipping. The update rules follow PyTorch's torch.optim line by line
-// (same float32 operation order), so runs can be compared step for step.
+// Optimizers (SGD with momentum and weight decay, Adam, AdamW) and global-norm gradient
+// clipping; learning-rate schedules are in schedules.hpp. The update rules follow PyTorch's
+// torch.optim line by line (same float32 operation order), so runs can be compared step for
+// step.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -80,59 +81,6 @@ class Adam final : public Optimizer {
 // AdamW with PyTorch's default weight decay of 0.01.
 std::unique_ptr<Optimizer> make_adamw(std::vector<NamedParameter> parameters, double learning_rate,
                                       double weight_decay = 0.01);
-
-// Learning rate as a function of the optimizer step (0-based).
-class LearningRateSchedule {
- public:
-  virtual ~LearningRateSchedule() = default;
-  virtual double at(std::int64_t step) const = 0;
-};
-
-class ConstantSchedule final : public LearningRateSchedule {
- public:
-  explicit ConstantSchedule(double rate) : rate_(rate) {}
-  double at(std::int64_t) const override { return rate_; }
-
- private:
-  double rate_;
-};
-
-// base * gamma^(step / step_size) (PyTorch StepLR).
-class StepSchedule final : public LearningRateSchedule {
- public:
-  StepSchedule(double base, std::int64_t step_size, double gamma);
-  double at(std::int64_t step) const override;
-
- private:
-  double base_;
-  std::int64_t step_size_;
-  double gamma_;
-};
-
-// min + (base - min) * (1 + cos(pi * step / total)) / 2, held at min after `total`
-// (PyTorch CosineAnnealingLR's closed form).
-class CosineSchedule final : public LearningRateSchedule {
- public:
-  CosineSchedule(double base, std::int64_t total_steps, double minimum = 0.0);
-  double at(std::int64_t step) const override;
-
- private:
-  double base_;
-  std::int64_t total_;
-  double minimum_;
-};
-
-// Linear warm-up: the rate ramps as (step + 1) / warmup_steps times
-// the inner schedule's first value, then follows the inner schedule shifted by warmup_steps.
-class WarmupSchedule final : public LearningRateSchedule {
- public:
-  WarmupSchedule(std::int64_t warmup_steps, std::unique_ptr<LearningRateSchedule> after);
-  double at(std::int64_t step) const override;
-
- private:
-  std::int64_t warmup_;
-  std::unique_ptr<LearningRateSchedule> after_;
-};
 
 // Scales all gradients together so that their global L2 norm is at most max_norm (PyTorch's
 // clip_grad_norm_, Lightning's gradient_clip_val); returns the norm before clipping.

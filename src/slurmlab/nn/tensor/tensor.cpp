@@ -8,9 +8,7 @@
 #include <new>
 #include <stdexcept>
 
-#if defined(SLURMLAB_HAVE_CUDA)
-#include "slurmlab/nn/cuda/backend.hpp"
-#endif
+#include "slurmlab/nn/tensor/device_memory.hpp"
 
 namespace slurmlab::nn {
 
@@ -120,12 +118,7 @@ void CachingAllocator::release_cached() {
 
 CachingAllocator& CachingAllocator::for_device(Device device) {
   if (device == Device::cpu) return host_allocator();
-#if defined(SLURMLAB_HAVE_CUDA)
-  return cuda::allocator();
-#else
-  throw std::runtime_error(
-      "no CUDA tensor allocator in this part of slurmlab::nn yet; use --device cpu (the CUDA backend plugs in here)");
-#endif
+  return cuda::allocator();  // throws in a build without CUDA
 }
 
 Storage::Storage(void* data, std::size_t bytes, std::size_t capacity, Device device, CachingAllocator* owner)
@@ -240,19 +233,13 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(Device device) const {
   if (device == device_) return *this;
-#if defined(SLURMLAB_HAVE_CUDA)
   Tensor copy(shape_, device);
   cuda::copy(copy.device_data(), device, device_data(), device_, bytes());
   return copy;
-#else
-  throw std::runtime_error("Tensor::to(" + nn::to_string(device) + "): this build has no CUDA tensor support");
-#endif
 }
 
 void Tensor::fill(float value) {
-#if defined(SLURMLAB_HAVE_CUDA)
   if (device_ == Device::cuda) return cuda::fill(*this, value);
-#endif
   std::fill_n(data(), numel(), value);
 }
 
@@ -261,11 +248,9 @@ void Tensor::copy_from(const Tensor& other) {
     throw std::invalid_argument("copy_from: shapes " + to_string(other.shape()) + " and " + to_string(shape_) +
                                 " hold different element counts");
   }
-#if defined(SLURMLAB_HAVE_CUDA)
   if (device_ == Device::cuda || other.device_ == Device::cuda) {
     return cuda::copy(device_data(), device_, other.device_data(), other.device_, bytes());
   }
-#endif
   std::memcpy(data(), other.data(), bytes());
 }
 

@@ -6,8 +6,9 @@
 // the same activations every iteration stops calling malloc (or cudaMalloc) after its first
 // step. Tensors share storage on copy (like torch.Tensor); clone() makes a deep copy.
 //
-// CPU storage is implemented here; with SLURMLAB_HAVE_CUDA the CUDA backend
-// (cuda_context.cpp) supplies Device::cuda's allocator, fill and copies.
+// CPU storage is implemented here (tensor.cpp); Device::cuda's allocator, fill and copies come
+// through device_memory.hpp from the CUDA backend (cuda/context.cpp), or from a stub that
+// throws in a build without CUDA.
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
