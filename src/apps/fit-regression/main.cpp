@@ -18,13 +18,12 @@
 #include "fit_training.hpp"
 #include "render_queue.hpp"
 #include "slurmlab/cli/console.hpp"
-#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cli/options.hpp"
+#include "slurmlab/cli/program_run.hpp"
 #include "slurmlab/cli/progress.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/io/atomic_file.hpp"
-#include "slurmlab/io/rank_log.hpp"
-#include "slurmlab/io/output_pattern.hpp"
 #include "slurmlab/io/tensorboard.hpp"
 #include "slurmlab/nn/serialize/checkpoint.hpp"
 
@@ -90,18 +89,10 @@ int main(int argc, char** argv) {
                        " ranks, but the network trains on rank 0 alone; the others wait (use --ntasks=1).");
         }
 
-        fs::path output_dir;
-        session.run_collectively([&] {
-          output_dir =
-              session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
-          if (session.is_root()) io::make_output_directory(output_dir);
-        });
-        io::RankLog log;  // this rank's own record (--log-pattern)
-        session.run_collectively([&] {
-          log = io::RankLog::open(output_dir, parser.common().log_pattern, context.pattern_context(), session.size());
-          log.line("fit-regression: " + context.describe());
-          if (!session.is_root()) log.line("the network trains on rank 0 alone; this rank waits for it");
-        });
+        auto program = cli::ProgramRun::start(session, parser.common(), context);
+        const auto& output_dir = program.output_dir();
+        auto& log = program.log();
+        if (!session.is_root()) log.line("the network trains on rank 0 alone; this rank waits for it");
 
         session.run_collectively([&] {
           if (!session.is_root()) return;
@@ -214,8 +205,7 @@ int main(int argc, char** argv) {
           const auto summary = fit::format_summary(plan, dataset, results);
           console.line(summary);
           io::write_file_atomically(output_dir / "summary.txt", summary);
-          fit::write_metrics(output_dir / "metrics.h5", plan, dataset, results, seed,
-                             context.slurm.job_id.value_or(""));
+          fit::write_metrics(output_dir / "metrics.h5", program.attributes(), plan, dataset, results);
           std::exception_ptr drawing_failed;
           try {
             renderer.finish();
