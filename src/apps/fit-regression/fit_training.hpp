@@ -140,7 +140,6 @@ struct TrainingRun {
   double epochs_per_second = 0;
 };
 
-class Predictor;
 // The network's prediction (target units) for raw feature rows.
 class Predictor {
  public:
@@ -155,7 +154,6 @@ class Predictor {
   const Standardizer& s_;
 };
 
-class Predictor;
 // Called after every epoch with the run so far and the current network (for TensorBoard,
 // progress), and with the network and Adam state to save as checkpoint "best" or "last".
 struct EpochHooks {
