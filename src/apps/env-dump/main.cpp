@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     auto program = cli::ProgramRun::start(session, parser.common(), context);
     const auto& output_dir = program.output_dir();
     auto& log = program.log();
-    std::string env_file;
+    std::string env_file;  // this rank's environment, in the job's output dir
     session.run_collectively([&] {
       env_file = io::expand_output_pattern(env_file_pattern, context.pattern_context());
       if (env_file.find('/') != std::string::npos)
