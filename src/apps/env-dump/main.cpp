@@ -8,10 +8,10 @@
 
 #include "report.hpp"
 #include "slurmlab/cli/console.hpp"
-#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cli/options.hpp"
+#include "slurmlab/cli/program_run.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/io/atomic_file.hpp"
-#include "slurmlab/io/rank_log.hpp"
 #include "slurmlab/io/output_pattern.hpp"
 
 namespace fs = std::filesystem;
@@ -39,15 +39,11 @@ int main(int argc, char** argv) {
     const auto context = cluster::RankContext::establish(session, env, preference, share_gpus,
                                                          cluster::RankContext::BindingErrors::Report);
 
-    // One output directory for the job, as rank 0 expands it; per-rank files inside.
-    fs::path output_dir;
-    std::string env_file;
-    io::RankLog log;
+    auto program = cli::ProgramRun::start(session, parser.common(), context);
+    const auto& output_dir = program.output_dir();
+    auto& log = program.log();
+    std::string env_file;  // this rank's environment, in the job's output dir
     session.run_collectively([&] {
-      output_dir = session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
-      io::make_output_directory(output_dir);
-      log = io::RankLog::open(output_dir, parser.common().log_pattern, context.pattern_context(), session.size());
-      log.line("env-dump: " + context.describe());
       env_file = io::expand_output_pattern(env_file_pattern, context.pattern_context());
       if (env_file.find('/') != std::string::npos)
         throw UsageError("--env-file-pattern '" + env_file_pattern +
@@ -74,7 +70,8 @@ int main(int argc, char** argv) {
       io::write_file_atomically(output_dir / "summary.txt", summary);
       io::write_file_atomically(output_dir / "env-dump.json",
                                 env_dump::make_json_report(context.slurm, context.size, reports, diagnostics).dump(2) + "\n");
-      env_dump::write_hdf5_report((output_dir / "metrics.h5").string(), context.slurm, context.size, reports, diagnostics);
+      env_dump::write_hdf5_report((output_dir / "metrics.h5").string(), program.attributes(), context.slurm, reports,
+                                  diagnostics);
       console.line("Results: " + fs::absolute(output_dir).string() + " (" + std::to_string(reports.size()) +
                    " env files, summary.txt, env-dump.json, metrics.h5)");
       bool any_error = std::any_of(diagnostics.begin(), diagnostics.end(),

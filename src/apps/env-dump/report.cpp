@@ -285,12 +285,11 @@ nlohmann::json make_json_report(const cluster::SlurmEnvironment& slurm, int worl
   return {{"program", "env-dump"}, {"job", job}, {"ranks", reports}, {"diagnostics", diagnostics}};
 }
 
-void write_hdf5_report(const std::string& path, const cluster::SlurmEnvironment& slurm, int world_size,
-                       const std::vector<RankReport>& reports, const std::vector<cluster::Diagnostic>& diagnostics) {
+void write_hdf5_report(const std::string& path, const cli::RunAttributes& attributes,
+                       const cluster::SlurmEnvironment& slurm, const std::vector<RankReport>& reports,
+                       const std::vector<cluster::Diagnostic>& diagnostics) {
   io::MetricsWriter writer(path);
-  writer.set_attribute("", "program", "env-dump");
-  writer.set_attribute("", "world_size", static_cast<std::int64_t>(world_size));
-  writer.set_attribute("", "job_id", slurm.job_id.value_or(""));
+  cli::write_run_attributes(writer, attributes);
   writer.set_attribute("", "job_name", slurm.job_name.value_or(""));
   writer.set_attribute("", "job_kind", cluster::to_string(slurm.job_kind));
   writer.set_attribute("", "nodelist", slurm.nodelist.value_or(""));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "slurmlab/cli/program_run.hpp"
 #include "slurmlab/cluster/diagnostics.hpp"
 #include "slurmlab/cluster/environment.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
@@ -72,8 +73,10 @@ nlohmann::json make_json_report(const cluster::SlurmEnvironment& slurm, int worl
                                 const std::vector<cluster::Diagnostic>& diagnostics);
 
 // metrics.h5: the table as one column per field under /ranks, the diagnostics under
-// /diagnostics, and the job as attributes of the root.
-void write_hdf5_report(const std::string& path, const cluster::SlurmEnvironment& slurm, int world_size,
-                       const std::vector<RankReport>& reports, const std::vector<cluster::Diagnostic>& diagnostics);
+// /diagnostics, and the run (cli::write_run_attributes) and the Slurm job as attributes of
+// the root.
+void write_hdf5_report(const std::string& path, const cli::RunAttributes& attributes,
+                       const cluster::SlurmEnvironment& slurm, const std::vector<RankReport>& reports,
+                       const std::vector<cluster::Diagnostic>& diagnostics);
 
 }  // namespace slurmlab::env_dump

@@ -140,17 +140,15 @@ std::string format_summary(const RunPlan& plan, const Dataset& d, const Results&
   return out.str();
 }
 
-void write_metrics(const fs::path& path, const RunPlan& plan, const Dataset& d, const Results& r, std::uint64_t seed,
-                   const std::string& job_id) {
+void write_metrics(const fs::path& path, const cli::RunAttributes& attributes, const RunPlan& plan, const Dataset& d,
+                   const Results& r) {
   io::MetricsWriter w(path);
-  w.set_attribute("", "program", "fit-regression");
+  cli::write_run_attributes(w, attributes);
   w.set_attribute("", "table", r.source.path.string());
   w.set_attribute("", "synthetic_data", r.source.synthetic);
   w.set_attribute("", "data_note", r.source.synthetic ? r.source.note : std::string("the table given or found"));
   w.set_attribute("", "target", d.target_name);
   w.set_attribute("", "features", join(d.feature_names, ","));
-  w.set_attribute("", "seed", static_cast<std::int64_t>(seed));
-  w.set_attribute("", "job_id", job_id);
   w.set_attribute("", "weighted", plan.weighted);
   w.set_attribute("", "log_z", plan.log_z);
   w.set_attribute("", "activation", nn::to_string(plan.activation));

@@ -17,10 +17,11 @@
 #include <vector>
 
 #include "cosmology.hpp"
+#include "slurmlab/cli/program_run.hpp"
 #include "slurmlab/data/table.hpp"
 #include "slurmlab/io/figure.hpp"
-#include "slurmlab/nn/models/fused_mlp.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/models/fused_mlp.hpp"
 
 namespace slurmlab::fit {
 
@@ -139,7 +140,6 @@ struct TrainingRun {
   double epochs_per_second = 0;
 };
 
-class Predictor;
 // The network's prediction (target units) for raw feature rows.
 class Predictor {
  public:
@@ -154,7 +154,6 @@ class Predictor {
   const Standardizer& s_;
 };
 
-class Predictor;
 // Called after every epoch with the run so far and the current network (for TensorBoard,
 // progress), and with the network and Adam state to save as checkpoint "best" or "last".
 struct EpochHooks {
@@ -199,8 +198,8 @@ std::string format_summary(const RunPlan& plan, const Dataset& data, const Resul
 // One sentence: each width's epoch of minimal validation loss, and whether the wider the
 // network, the sooner it overfits.
 std::string sweep_comparison(const std::vector<TrainingRun>& sweep);
-void write_metrics(const std::filesystem::path& path, const RunPlan& plan, const Dataset& data, const Results& results,
-                   std::uint64_t seed, const std::string& job_id);
+void write_metrics(const std::filesystem::path& path, const cli::RunAttributes& attributes, const RunPlan& plan,
+                   const Dataset& data, const Results& results);
 // The Hubble diagram (data with error bars, network, LambdaCDM, Einstein-de Sitter).
 io::Figure hubble_figure(const Dataset& data, const TrainingRun& run, const Results& results, const std::string& title);
 void write_figures(const std::filesystem::path& output_dir, const RunPlan& plan, const Dataset& data,

@@ -42,11 +42,6 @@ void RenderQueue::finish() {
   if (error_) std::rethrow_exception(error_);
 }
 
-bool RenderQueue::failed() const {
-  std::lock_guard lock(mutex_);
-  return static_cast<bool>(error_);
-}
-
 void RenderQueue::work() {
   for (;;) {
     std::function<void()> job;

@@ -26,14 +26,12 @@ class RenderQueue {
   void post(std::function<void()> job);
   // Runs every queued job, joins the worker and rethrows the first job's exception, if any.
   void finish();
-  // Whether a job has failed so far (its error comes out of finish()).
-  bool failed() const;
 
  private:
   void work();
 
   std::size_t capacity_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<std::function<void()>> jobs_;
   bool stopping_ = false, finished_ = false, busy_ = false;

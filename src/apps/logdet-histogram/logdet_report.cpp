@@ -193,17 +193,15 @@ std::string format_summary(const RunPlan& plan, const RunResults& results, const
   return out.str();
 }
 
-void write_metrics(const std::string& path, const RunPlan& plan, const RunResults& results, const Analysis& a,
-                   std::uint64_t seed, const std::string& job_id) {
+void write_metrics(const std::string& path, const cli::RunAttributes& attributes, const RunPlan& plan,
+                   const RunResults& results, const Analysis& a) {
   io::MetricsWriter writer(path);
-  writer.set_attribute("", "program", "logdet-histogram");
+  cli::write_run_attributes(writer, attributes);
   writer.set_attribute("", "dim", plan.dim);
   writer.set_attribute("", "eta", plan.eta);
   writer.set_attribute("", "samples", plan.samples);
-  writer.set_attribute("", "seed", static_cast<std::int64_t>(seed));
   writer.set_attribute("", "precision", linalg::to_string(plan.precision));
   writer.set_attribute("", "ranks", static_cast<std::int64_t>(results.rank_devices.size()));
-  writer.set_attribute("", "job_id", job_id);
   writer.set_attribute("", "blas_threads", plan.threads);
   writer.write("run/rank_device", std::span<const std::string>(results.rank_devices));
 

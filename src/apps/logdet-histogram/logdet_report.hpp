@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "slurmlab/cli/program_run.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
 
 namespace slurmlab::logdet {
@@ -88,8 +89,8 @@ Analysis analyze(const RunPlan& plan, const RunResults& results);
 std::string format_summary(const RunPlan& plan, const RunResults& results, const Analysis& analysis);
 
 // metrics.h5 with every sample, the histogram, the theory and the run's metadata.
-void write_metrics(const std::string& path, const RunPlan& plan, const RunResults& results, const Analysis& analysis,
-                   std::uint64_t seed, const std::string& job_id);
+void write_metrics(const std::string& path, const cli::RunAttributes& attributes, const RunPlan& plan,
+                   const RunResults& results, const Analysis& analysis);
 // The histogram as a density, N(E, Var) over it, and the theoretical and sample means.
 void write_histogram_png(const std::string& path, const RunPlan& plan, const Analysis& analysis);
 

@@ -11,13 +11,12 @@
 
 #include "logdet_report.hpp"
 #include "slurmlab/cli/console.hpp"
-#include "slurmlab/core/errors.hpp"
 #include "slurmlab/cli/options.hpp"
+#include "slurmlab/cli/program_run.hpp"
 #include "slurmlab/cli/progress.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/io/atomic_file.hpp"
-#include "slurmlab/io/rank_log.hpp"
-#include "slurmlab/io/output_pattern.hpp"
 
 namespace fs = std::filesystem;
 using namespace slurmlab;
@@ -83,16 +82,9 @@ int main(int argc, char** argv) {
     const auto preference = cluster::parse_device_preference(parser.common().device);
     const auto context = cluster::RankContext::establish(session, env, preference, /*allow_sharing=*/false);
 
-    fs::path output_dir;
-    session.run_collectively([&] {
-      output_dir = session.broadcast(io::expand_output_pattern(parser.common().output_dir, context.pattern_context()));
-      if (session.is_root()) io::make_output_directory(output_dir);
-    });
-    io::RankLog log;  // this rank's own record (--log-pattern), once rank 0 has made the directory
-    session.run_collectively([&] {
-      log = io::RankLog::open(output_dir, parser.common().log_pattern, context.pattern_context(), session.size());
-      log.line("logdet-histogram: " + context.describe());
-    });
+    auto program = cli::ProgramRun::start(session, parser.common(), context);
+    const auto& output_dir = program.output_dir();
+    auto& log = program.log();
 
     linalg::LogdetConfig config;
     config.dim = plan.dim;
@@ -187,8 +179,7 @@ int main(int argc, char** argv) {
       const auto summary = logdet::format_summary(plan, all, analysis);
       console.line(summary);
       io::write_file_atomically(output_dir / "summary.txt", summary);
-      logdet::write_metrics((output_dir / "metrics.h5").string(), plan, all, analysis, config.seed,
-                            context.slurm.job_id.value_or(""));
+      logdet::write_metrics((output_dir / "metrics.h5").string(), program.attributes(), plan, all, analysis);
       logdet::write_histogram_png((output_dir / "histogram.png").string(), plan, analysis);
       console.line("Results: " + fs::absolute(output_dir).string() +
                    " (metrics.h5, histogram.png, summary.txt, one log per rank: " + parser.common().log_pattern + ")");

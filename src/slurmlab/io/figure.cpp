@@ -408,345 +408,429 @@ void Figure::save_png(const std::filesystem::path& path) const {
   save_bytes(path, png());
 }
 
-std::vector<unsigned char> Figure::png() const {
-  // Validate against the axes as they are now (log_x/log_y may come after the series).
-  for (const auto& s : series_) {
-    if (log_x_) check_log_positive(s, s.x, 'x', false);
-    if (log_y_ && s.kind != Kind::vertical_line) check_log_positive(s, s.y, 'y', s.kind == Kind::histogram);
-  }
+// ---- chart drawing (Figure::png) -------------------------------------------------------------
 
-  Range xr, yr;
-  for (const auto& s : series_) {
+namespace {
+
+using Series = Figure::Series;
+using Kind = Figure::Kind;
+
+// Every value on a logarithmic axis must be positive; checked against the axes as they are
+// when drawing (log_x/log_y may come after the series).
+void check_log_axes(const std::vector<Series>& series, bool log_x, bool log_y) {
+  for (const auto& s : series) {
+    if (log_x) check_log_positive(s, s.x, 'x', false);
+    if (log_y && s.kind != Kind::vertical_line) check_log_positive(s, s.y, 'y', s.kind == Kind::histogram);
+  }
+}
+
+struct DataRanges {
+  Range x, y;
+};
+
+// What the axes must cover: finite points with their error bars, histogram edges and bar
+// tops (from zero on a linear axis), vertical lines' x.
+DataRanges data_ranges(const std::vector<Series>& series, bool log_y) {
+  DataRanges r;
+  for (const auto& s : series) {
     switch (s.kind) {
       case Kind::line:
       case Kind::scatter:
       case Kind::mark:
         for (std::size_t i = 0; i < s.x.size(); ++i) {
           if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
-          xr.add(s.x[i]);
-          yr.add(s.y[i]);
+          r.x.add(s.x[i]);
+          r.y.add(s.y[i]);
           if (!s.y_error.empty() && std::isfinite(s.y_error[i])) {
-            yr.add(s.y[i] + s.y_error[i]);
-            if (!log_y_ || s.y[i] - s.y_error[i] > 0) yr.add(s.y[i] - s.y_error[i]);
+            r.y.add(s.y[i] + s.y_error[i]);
+            if (!log_y || s.y[i] - s.y_error[i] > 0) r.y.add(s.y[i] - s.y_error[i]);
           }
         }
         break;
       case Kind::histogram:
-        xr.add(s.x.front());
-        xr.add(s.x.back());
+        r.x.add(s.x.front());
+        r.x.add(s.x.back());
         for (double c : s.y) {
-          if (!log_y_ || c > 0) yr.add(c);
+          if (!log_y || c > 0) r.y.add(c);
         }
-        if (!log_y_) yr.anchored_at_zero = true;
+        if (!log_y) r.y.anchored_at_zero = true;
         break;
       case Kind::vertical_line:
-        xr.add(s.x.front());
+        r.x.add(s.x.front());
         break;
     }
   }
-  const Axis xa = make_axis(xr, log_x_);
-  const Axis ya = make_axis(yr, log_y_);
+  return r;
+}
 
-  Canvas canvas(width_, height_);
-  cairo_t* cr = canvas.cr.get();
-  const double s = scale_for(width_, height_);
-  const double pad = 12 * s, tick_length = 5 * s;
-  const double title_size = 19 * s, label_size = 15 * s, tick_size = 13 * s, legend_size = 13.5 * s;
+// Sizes (scaled with the figure), the plot area and its ticks, and the data -> pixel map.
+struct ChartLayout {
+  double s = 1;  // scale_for(width, height)
+  double pad = 0, tick_length = 0;
+  double title_size = 0, label_size = 0, tick_size = 0, legend_size = 0;
+  double left = 0, top = 0, plot_w = 0, plot_h = 0;
+  Axis x, y;
+  std::vector<Tick> x_ticks, y_ticks;
+  double px(double v) const { return left + x.fraction(v) * plot_w; }
+  double py(double v) const { return top + (1.0 - y.fraction(v)) * plot_h; }
+};
 
-  set_font(cr, title_size, true);
-  const double title_h = title_.empty() ? 0 : line_height(cr);
-  set_font(cr, label_size);
+// Leaves room for the title, the axis labels and the tick labels (measured in their fonts);
+// throws std::invalid_argument when nothing is left for the plot.
+ChartLayout lay_out_chart(cairo_t* cr, int width, int height, const Axis& x, const Axis& y, bool has_title,
+                          bool has_x_label, bool has_y_label) {
+  ChartLayout l;
+  l.x = x;
+  l.y = y;
+  const double s = l.s = scale_for(width, height);
+  l.pad = 12 * s, l.tick_length = 5 * s;
+  l.title_size = 19 * s, l.label_size = 15 * s, l.tick_size = 13 * s, l.legend_size = 13.5 * s;
+
+  set_font(cr, l.title_size, true);
+  const double title_h = has_title ? line_height(cr) : 0;
+  set_font(cr, l.label_size);
   const double label_h = line_height(cr);
-  set_font(cr, tick_size);
+  set_font(cr, l.tick_size);
   const double tick_h = line_height(cr);
 
-  const double top = pad + (title_.empty() ? tick_h * 0.5 : title_h + pad);
-  const double bottom = pad + tick_length + 4 * s + tick_h + (x_label_.empty() ? 0 : label_h + 6 * s);
-  const double plot_h = height_ - top - bottom;
-  const auto y_ticks = make_ticks(ya, plot_h, 55 * s);
+  l.top = l.pad + (has_title ? title_h + l.pad : tick_h * 0.5);
+  const double bottom = l.pad + l.tick_length + 4 * s + tick_h + (has_x_label ? label_h + 6 * s : 0);
+  l.plot_h = height - l.top - bottom;
+  l.y_ticks = make_ticks(y, l.plot_h, 55 * s);
   double y_tick_w = 0;
-  for (const auto& t : y_ticks) y_tick_w = std::max(y_tick_w, text_width(cr, t.text));
-  const double left = pad + (y_label_.empty() ? 0 : label_h + 8 * s) + y_tick_w + 5 * s + tick_length;
-  const double right = pad + 1.5 * tick_h;
-  const double plot_w = width_ - left - right;
-  if (plot_w < 16 || plot_h < 16) {
-    throw std::invalid_argument("Figure: " + std::to_string(width_) + "x" + std::to_string(height_) +
+  for (const auto& t : l.y_ticks) y_tick_w = std::max(y_tick_w, text_width(cr, t.text));
+  l.left = l.pad + (has_y_label ? label_h + 8 * s : 0) + y_tick_w + 5 * s + l.tick_length;
+  const double right = l.pad + 1.5 * tick_h;
+  l.plot_w = width - l.left - right;
+  if (l.plot_w < 16 || l.plot_h < 16) {
+    throw std::invalid_argument("Figure: " + std::to_string(width) + "x" + std::to_string(height) +
                                 " leaves no room for the plot after labels; make the figure larger.");
   }
-  const auto x_ticks = make_ticks(xa, plot_w, 90 * s);
+  l.x_ticks = make_ticks(x, l.plot_w, 90 * s);
+  return l;
+}
 
-  auto px = [&](double v) { return left + xa.fraction(v) * plot_w; };
-  auto py = [&](double v) { return top + (1.0 - ya.fraction(v)) * plot_h; };
-
-  // Grid at major ticks, then the frame and ticks.
-  cairo_set_line_width(cr, 1.0 * s);
-  for (const auto& t : x_ticks) {
+// Light lines at the major ticks, under the data.
+void draw_grid(cairo_t* cr, const ChartLayout& l) {
+  cairo_set_line_width(cr, 1.0 * l.s);
+  for (const auto& t : l.x_ticks) {
     if (!t.major) continue;
     set_gray(cr, 0.90);
-    cairo_move_to(cr, std::round(px(t.value)) + 0.5, top);
-    cairo_line_to(cr, std::round(px(t.value)) + 0.5, top + plot_h);
+    cairo_move_to(cr, std::round(l.px(t.value)) + 0.5, l.top);
+    cairo_line_to(cr, std::round(l.px(t.value)) + 0.5, l.top + l.plot_h);
     cairo_stroke(cr);
   }
-  for (const auto& t : y_ticks) {
+  for (const auto& t : l.y_ticks) {
     if (!t.major) continue;
     set_gray(cr, 0.90);
-    cairo_move_to(cr, left, std::round(py(t.value)) + 0.5);
-    cairo_line_to(cr, left + plot_w, std::round(py(t.value)) + 0.5);
+    cairo_move_to(cr, l.left, std::round(l.py(t.value)) + 0.5);
+    cairo_line_to(cr, l.left + l.plot_w, std::round(l.py(t.value)) + 0.5);
     cairo_stroke(cr);
   }
+}
 
-  // Data, clipped to the plot area.
+void draw_histogram(cairo_t* cr, const ChartLayout& l, const Series& series, Rgb color) {
+  const double s = l.s;
+  const double base = l.y.log ? l.y.lo : std::max(0.0, l.y.lo);
+  for (std::size_t i = 0; i < series.y.size(); ++i) {
+    if (series.y[i] <= 0 && l.y.log) continue;
+    const double x0 = l.px(series.x[i]), x1 = l.px(series.x[i + 1]);
+    const double y0 = l.py(base), y1 = l.py(series.y[i]);
+    cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
+    set_color(cr, color, 0.55);
+    cairo_fill_preserve(cr);
+    set_color(cr, color);
+    cairo_set_line_width(cr, std::min(1.0 * s, 0.25 * (x1 - x0)));
+    cairo_stroke(cr);
+  }
+}
+
+// A non-finite point lifts the pen (a gap), so a diverging loss still plots.
+void draw_line(cairo_t* cr, const ChartLayout& l, const Series& series, Rgb color) {
+  set_color(cr, color);
+  cairo_set_line_width(cr, 2.2 * l.s);
+  cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+  cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
+  bool pen_down = false;
+  for (std::size_t i = 0; i < series.x.size(); ++i) {
+    if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i])) {
+      pen_down = false;
+      continue;
+    }
+    if (pen_down) {
+      cairo_line_to(cr, l.px(series.x[i]), l.py(series.y[i]));
+    } else {
+      cairo_move_to(cr, l.px(series.x[i]), l.py(series.y[i]));
+      cairo_line_to(cr, l.px(series.x[i]), l.py(series.y[i]));  // a lone point still shows (round cap)
+    }
+    pen_down = true;
+  }
+  cairo_stroke(cr);
+}
+
+// Error bars with caps first, then the points over them.
+void draw_scatter(cairo_t* cr, const ChartLayout& l, const Series& series, Rgb color) {
+  const double s = l.s;
+  set_color(cr, color);
+  cairo_set_line_width(cr, 1.3 * s);
+  for (std::size_t i = 0; i < series.y_error.size(); ++i) {
+    if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i]) || !std::isfinite(series.y_error[i])) continue;
+    const double x = l.px(series.x[i]);
+    const double lo_v = series.y[i] - series.y_error[i];
+    // A bar reaching below zero on a log axis runs off the bottom of the plot.
+    const double y_lo = (l.y.log && lo_v <= 0) ? l.top + l.plot_h + 2 * s : l.py(lo_v);
+    const double y_hi = l.py(series.y[i] + series.y_error[i]);
+    const double cap = 3.5 * s;
+    cairo_move_to(cr, x, y_lo);
+    cairo_line_to(cr, x, y_hi);
+    cairo_move_to(cr, x - cap, y_lo);
+    cairo_line_to(cr, x + cap, y_lo);
+    cairo_move_to(cr, x - cap, y_hi);
+    cairo_line_to(cr, x + cap, y_hi);
+  }
+  cairo_stroke(cr);
+  for (std::size_t i = 0; i < series.x.size(); ++i) {
+    if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i])) continue;
+    cairo_new_sub_path(cr);
+    cairo_arc(cr, l.px(series.x[i]), l.py(series.y[i]), 3.6 * s, 0, 2 * M_PI);
+  }
+  cairo_fill(cr);
+}
+
+void draw_vertical_line(cairo_t* cr, const ChartLayout& l, const Series& series, Rgb color) {
+  const double s = l.s;
+  const double dashes[] = {7 * s, 4 * s};
+  set_color(cr, color);
+  // Whole pixels, so the line stays crisp and in its own colour.
+  const double line_width = std::max(1.0, std::round(2.0 * s));
+  cairo_set_line_width(cr, line_width);
+  cairo_set_dash(cr, dashes, 2, 0);
+  const double x = std::round(l.px(series.x[0])) + (static_cast<int>(line_width) % 2 == 1 ? 0.5 : 0.0);
+  cairo_move_to(cr, x, l.top);
+  cairo_line_to(cr, x, l.top + l.plot_h);
+  cairo_stroke(cr);
+  cairo_set_dash(cr, nullptr, 0, 0);
+}
+
+// The data in the order added, clipped to the plot area. Marks are left for draw_mark: they
+// go above everything, frame and titles included, and are not clipped.
+void draw_series(cairo_t* cr, const ChartLayout& l, const std::vector<Series>& series) {
   cairo_save(cr);
-  cairo_rectangle(cr, left, top, plot_w, plot_h);
+  cairo_rectangle(cr, l.left, l.top, l.plot_w, l.plot_h);
   cairo_clip(cr);
-  for (std::size_t index = 0; index < series_.size(); ++index) {
-    const auto& series = series_[index];
+  for (std::size_t index = 0; index < series.size(); ++index) {
     const Rgb color = series_color(index);
-    switch (series.kind) {
-      case Kind::histogram: {
-        const double base = log_y_ ? ya.lo : std::max(0.0, ya.lo);
-        for (std::size_t i = 0; i < series.y.size(); ++i) {
-          if (series.y[i] <= 0 && log_y_) continue;
-          const double x0 = px(series.x[i]), x1 = px(series.x[i + 1]);
-          const double y0 = py(base), y1 = py(series.y[i]);
-          cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
-          set_color(cr, color, 0.55);
-          cairo_fill_preserve(cr);
-          set_color(cr, color);
-          cairo_set_line_width(cr, std::min(1.0 * s, 0.25 * (x1 - x0)));
-          cairo_stroke(cr);
-        }
-        break;
-      }
-      case Kind::line: {
-        set_color(cr, color);
-        cairo_set_line_width(cr, 2.2 * s);
-        cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
-        cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
-        bool pen_down = false;
-        for (std::size_t i = 0; i < series.x.size(); ++i) {
-          if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i])) {
-            pen_down = false;
-            continue;
-          }
-          if (pen_down) {
-            cairo_line_to(cr, px(series.x[i]), py(series.y[i]));
-          } else {
-            cairo_move_to(cr, px(series.x[i]), py(series.y[i]));
-            cairo_line_to(cr, px(series.x[i]), py(series.y[i]));  // a lone point still shows (round cap)
-          }
-          pen_down = true;
-        }
-        cairo_stroke(cr);
-        break;
-      }
-      case Kind::scatter: {
-        set_color(cr, color);
-        cairo_set_line_width(cr, 1.3 * s);
-        for (std::size_t i = 0; i < series.y_error.size(); ++i) {
-          if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i]) || !std::isfinite(series.y_error[i])) continue;
-          const double x = px(series.x[i]);
-          const double lo_v = series.y[i] - series.y_error[i];
-          const double y_lo = (log_y_ && lo_v <= 0) ? top + plot_h + 2 * s : py(lo_v);
-          const double y_hi = py(series.y[i] + series.y_error[i]);
-          const double cap = 3.5 * s;
-          cairo_move_to(cr, x, y_lo);
-          cairo_line_to(cr, x, y_hi);
-          cairo_move_to(cr, x - cap, y_lo);
-          cairo_line_to(cr, x + cap, y_lo);
-          cairo_move_to(cr, x - cap, y_hi);
-          cairo_line_to(cr, x + cap, y_hi);
-        }
-        cairo_stroke(cr);
-        for (std::size_t i = 0; i < series.x.size(); ++i) {
-          if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i])) continue;
-          cairo_new_sub_path(cr);
-          cairo_arc(cr, px(series.x[i]), py(series.y[i]), 3.6 * s, 0, 2 * M_PI);
-        }
-        cairo_fill(cr);
-        break;
-      }
-      case Kind::vertical_line: {
-        const double dashes[] = {7 * s, 4 * s};
-        set_color(cr, color);
-        // Whole pixels, so the line stays crisp and in its own colour.
-        const double line_width = std::max(1.0, std::round(2.0 * s));
-        cairo_set_line_width(cr, line_width);
-        cairo_set_dash(cr, dashes, 2, 0);
-        const double x = std::round(px(series.x[0])) + (static_cast<int>(line_width) % 2 == 1 ? 0.5 : 0.0);
-        cairo_move_to(cr, x, top);
-        cairo_line_to(cr, x, top + plot_h);
-        cairo_stroke(cr);
-        cairo_set_dash(cr, nullptr, 0, 0);
-        break;
-      }
-      case Kind::mark:
-        break;  // drawn last, above everything, unclipped annotation
+    switch (series[index].kind) {
+      case Kind::histogram: draw_histogram(cr, l, series[index], color); break;
+      case Kind::line: draw_line(cr, l, series[index], color); break;
+      case Kind::scatter: draw_scatter(cr, l, series[index], color); break;
+      case Kind::vertical_line: draw_vertical_line(cr, l, series[index], color); break;
+      case Kind::mark: break;
     }
   }
   cairo_restore(cr);
+}
 
-  // Frame and ticks.
+void draw_frame_and_ticks(cairo_t* cr, const ChartLayout& l) {
+  const double s = l.s;
   set_gray(cr, 0.2);
   cairo_set_line_width(cr, 1.2 * s);
-  cairo_rectangle(cr, left, top, plot_w, plot_h);
+  cairo_rectangle(cr, l.left, l.top, l.plot_w, l.plot_h);
   cairo_stroke(cr);
-  set_font(cr, tick_size);
-  for (const auto& t : x_ticks) {
-    const double x = px(t.value);
-    const double length = t.major ? tick_length : tick_length * 0.6;
-    cairo_move_to(cr, x, top + plot_h);
-    cairo_line_to(cr, x, top + plot_h + length);
+  set_font(cr, l.tick_size);
+  for (const auto& t : l.x_ticks) {
+    const double x = l.px(t.value);
+    const double length = t.major ? l.tick_length : l.tick_length * 0.6;
+    cairo_move_to(cr, x, l.top + l.plot_h);
+    cairo_line_to(cr, x, l.top + l.plot_h + length);
     cairo_stroke(cr);
-    draw_text(cr, t.text, x, top + plot_h + tick_length + 4 * s, 0.5, 0);
+    draw_text(cr, t.text, x, l.top + l.plot_h + l.tick_length + 4 * s, 0.5, 0);
   }
-  for (const auto& t : y_ticks) {
-    const double y = py(t.value);
-    const double length = t.major ? tick_length : tick_length * 0.6;
-    cairo_move_to(cr, left, y);
-    cairo_line_to(cr, left - length, y);
+  for (const auto& t : l.y_ticks) {
+    const double y = l.py(t.value);
+    const double length = t.major ? l.tick_length : l.tick_length * 0.6;
+    cairo_move_to(cr, l.left, y);
+    cairo_line_to(cr, l.left - length, y);
     cairo_stroke(cr);
-    draw_text(cr, t.text, left - tick_length - 5 * s, y, 1, 0.5);
+    draw_text(cr, t.text, l.left - l.tick_length - 5 * s, y, 1, 0.5);
   }
+}
 
-  // Titles.
+void draw_titles(cairo_t* cr, const ChartLayout& l, int height, const std::string& title, const std::string& x_label,
+                 const std::string& y_label) {
   set_gray(cr, 0.1);
-  if (!title_.empty()) {
-    set_font(cr, title_size, true);
-    draw_text(cr, title_, left + plot_w / 2, pad, 0.5, 0);
+  if (!title.empty()) {
+    set_font(cr, l.title_size, true);
+    draw_text(cr, title, l.left + l.plot_w / 2, l.pad, 0.5, 0);
   }
-  set_font(cr, label_size);
-  draw_text(cr, x_label_, left + plot_w / 2, height_ - pad, 0.5, 1);
-  draw_text(cr, y_label_, pad, top + plot_h / 2, 0.5, 0, -M_PI / 2);
+  set_font(cr, l.label_size);
+  draw_text(cr, x_label, l.left + l.plot_w / 2, height - l.pad, 0.5, 1);
+  draw_text(cr, y_label, l.pad, l.top + l.plot_h / 2, 0.5, 0, -M_PI / 2);
+}
 
-  // Marked points with their annotation, kept inside the plot area.
-  for (std::size_t index = 0; index < series_.size(); ++index) {
-    const auto& series = series_[index];
-    if (series.kind != Kind::mark) continue;
-    const Rgb color = series_color(index);
-    const double x = px(series.x[0]), y = py(series.y[0]);
-    cairo_new_path(cr);
-    cairo_arc(cr, x, y, 7 * s, 0, 2 * M_PI);
-    set_color(cr, color);
-    cairo_fill_preserve(cr);
-    set_gray(cr, 1.0);
-    cairo_set_line_width(cr, 2.0 * s);
-    cairo_stroke(cr);
-    cairo_arc(cr, x, y, 9 * s, 0, 2 * M_PI);
-    set_gray(cr, 0.15);
-    cairo_set_line_width(cr, 1.2 * s);
-    cairo_stroke(cr);
-    if (series.label.empty()) continue;
-    set_font(cr, legend_size);
-    const double w = text_width(cr, series.label) + 10 * s, h = line_height(cr) + 6 * s;
-    double bx = x + 12 * s, by = y - 12 * s - h;
-    if (bx + w > left + plot_w) bx = x - 12 * s - w;
-    if (by < top) by = y + 12 * s;
-    bx = std::clamp(bx, left + 2 * s, std::max(left + 2 * s, left + plot_w - w - 2 * s));
-    by = std::clamp(by, top + 2 * s, std::max(top + 2 * s, top + plot_h - h - 2 * s));
-    cairo_rectangle(cr, bx, by, w, h);
-    set_gray(cr, 1.0, 0.9);
-    cairo_fill_preserve(cr);
-    set_color(cr, color);
-    cairo_set_line_width(cr, 1.2 * s);
-    cairo_stroke(cr);
-    set_gray(cr, 0.1);
-    draw_text(cr, series.label, bx + 5 * s, by + 3 * s, 0, 0);
-  }
+// A ringed dot, and its label in a box beside it, moved to stay inside the plot area.
+void draw_mark(cairo_t* cr, const ChartLayout& l, const Series& series, Rgb color) {
+  const double s = l.s;
+  const double x = l.px(series.x[0]), y = l.py(series.y[0]);
+  cairo_new_path(cr);
+  cairo_arc(cr, x, y, 7 * s, 0, 2 * M_PI);
+  set_color(cr, color);
+  cairo_fill_preserve(cr);
+  set_gray(cr, 1.0);
+  cairo_set_line_width(cr, 2.0 * s);
+  cairo_stroke(cr);
+  cairo_arc(cr, x, y, 9 * s, 0, 2 * M_PI);
+  set_gray(cr, 0.15);
+  cairo_set_line_width(cr, 1.2 * s);
+  cairo_stroke(cr);
+  if (series.label.empty()) return;
+  set_font(cr, l.legend_size);
+  const double w = text_width(cr, series.label) + 10 * s, h = line_height(cr) + 6 * s;
+  const double left = l.left, top = l.top, plot_w = l.plot_w, plot_h = l.plot_h;
+  double bx = x + 12 * s, by = y - 12 * s - h;
+  if (bx + w > left + plot_w) bx = x - 12 * s - w;
+  if (by < top) by = y + 12 * s;
+  bx = std::clamp(bx, left + 2 * s, std::max(left + 2 * s, left + plot_w - w - 2 * s));
+  by = std::clamp(by, top + 2 * s, std::max(top + 2 * s, top + plot_h - h - 2 * s));
+  cairo_rectangle(cr, bx, by, w, h);
+  set_gray(cr, 1.0, 0.9);
+  cairo_fill_preserve(cr);
+  set_color(cr, color);
+  cairo_set_line_width(cr, 1.2 * s);
+  cairo_stroke(cr);
+  set_gray(cr, 0.1);
+  draw_text(cr, series.label, bx + 5 * s, by + 3 * s, 0, 0);
+}
 
-  // Legend inside the plot, in the corner that hides the fewest data points (matplotlib's
-  // "best"), top right when several tie.
-  std::vector<std::size_t> entries;
-  for (std::size_t i = 0; i < series_.size(); ++i) {
-    if (!series_[i].label.empty() && series_[i].kind != Kind::mark) entries.push_back(i);
+// Pixel positions of what a legend could cover: points, error-bar tops, bar tops.
+std::vector<std::pair<double, double>> covered_points(const ChartLayout& l, const std::vector<Series>& series) {
+  std::vector<std::pair<double, double>> points;
+  for (const auto& s : series) {
+    if (s.kind == Kind::vertical_line) continue;
+    const bool bars = s.kind == Kind::histogram;
+    for (std::size_t i = 0; i < s.y.size(); ++i) {
+      const double x = bars ? 0.5 * (s.x[i] + s.x[i + 1]) : s.x[i];
+      const double y = s.y[i];
+      if (!std::isfinite(x) || !std::isfinite(y) || (l.x.log && x <= 0) || (l.y.log && y <= 0)) continue;
+      points.emplace_back(l.px(x), l.py(y));
+      if (!s.y_error.empty() && std::isfinite(s.y_error[i])) points.emplace_back(l.px(x), l.py(y + s.y_error[i]));
+    }
   }
-  if (!entries.empty()) {
-    set_font(cr, legend_size);
-    const double row = line_height(cr) + 5 * s, swatch = 26 * s;
-    double text_w = 0;
-    for (auto i : entries) text_w = std::max(text_w, text_width(cr, series_[i].label));
-    const double w = 8 * s + swatch + 8 * s + text_w + 10 * s;
-    const double h = 6 * s + row * static_cast<double>(entries.size()) + 2 * s;
-    // Pixel positions of what the legend could cover: points, error-bar ends, bar tops.
-    std::vector<std::pair<double, double>> data_points;
-    for (const auto& series : series_) {
-      if (series.kind == Kind::vertical_line) continue;
-      const bool bars = series.kind == Kind::histogram;
-      for (std::size_t i = 0; i < series.y.size(); ++i) {
-        const double x = bars ? 0.5 * (series.x[i] + series.x[i + 1]) : series.x[i];
-        const double y = series.y[i];
-        if (!std::isfinite(x) || !std::isfinite(y) || (log_x_ && x <= 0) || (log_y_ && y <= 0)) continue;
-        data_points.emplace_back(px(x), py(y));
-        if (!series.y_error.empty() && std::isfinite(series.y_error[i])) data_points.emplace_back(px(x), py(y + series.y_error[i]));
-      }
-    }
-    const double inset = 8 * s;
-    const std::pair<double, double> corners[] = {{left + plot_w - w - inset, top + inset},
-                                                 {left + inset, top + inset},
-                                                 {left + plot_w - w - inset, top + plot_h - h - inset},
-                                                 {left + inset, top + plot_h - h - inset}};
-    auto covered = [&](const std::pair<double, double>& corner) {
-      std::size_t n = 0;
-      for (const auto& [x, y] : data_points)
-        if (x >= corner.first - inset && x <= corner.first + w + inset && y >= corner.second - inset &&
-            y <= corner.second + h + inset)
-          ++n;
-      return n;
-    };
-    const auto* best = &corners[0];
-    std::size_t least = covered(corners[0]);
-    for (const auto& corner : corners) {
-      if (const std::size_t n = covered(corner); n < least) least = n, best = &corner;
-    }
-    const double bx = best->first, by = best->second;
-    cairo_rectangle(cr, bx, by, w, h);
-    set_gray(cr, 1.0, 0.88);
-    cairo_fill_preserve(cr);
-    set_gray(cr, 0.75);
-    cairo_set_line_width(cr, 1.0 * s);
-    cairo_stroke(cr);
-    for (std::size_t k = 0; k < entries.size(); ++k) {
-      const auto& series = series_[entries[k]];
-      const Rgb color = series_color(entries[k]);
-      const double cy = by + 6 * s + row * (static_cast<double>(k) + 0.5);
-      const double sx = bx + 8 * s;
+  return points;
+}
+
+// The top-left corner of a w x h legend: the plot corner that hides the fewest data points
+// (matplotlib's "best"), top right when several tie.
+std::pair<double, double> legend_corner(const ChartLayout& l, const std::vector<Series>& series, double w, double h) {
+  const double s = l.s;
+  const double left = l.left, top = l.top, plot_w = l.plot_w, plot_h = l.plot_h;
+  const auto data_points = covered_points(l, series);
+  const double inset = 8 * s;
+  const std::pair<double, double> corners[] = {{left + plot_w - w - inset, top + inset},
+                                               {left + inset, top + inset},
+                                               {left + plot_w - w - inset, top + plot_h - h - inset},
+                                               {left + inset, top + plot_h - h - inset}};
+  auto covered = [&](const std::pair<double, double>& corner) {
+    std::size_t n = 0;
+    for (const auto& [x, y] : data_points)
+      if (x >= corner.first - inset && x <= corner.first + w + inset && y >= corner.second - inset &&
+          y <= corner.second + h + inset)
+        ++n;
+    return n;
+  };
+  const auto* best = &corners[0];
+  std::size_t least = covered(corners[0]);
+  for (const auto& corner : corners) {
+    if (const std::size_t n = covered(corner); n < least) least = n, best = &corner;
+  }
+  return *best;
+}
+
+// What a series looks like in the legend, `swatch` wide, centred on cy.
+void draw_legend_swatch(cairo_t* cr, double s, Kind kind, Rgb color, double sx, double cy, double swatch,
+                        double row) {
+  set_color(cr, color);
+  switch (kind) {
+    case Kind::line:
+      cairo_set_line_width(cr, 2.2 * s);
+      cairo_move_to(cr, sx, cy);
+      cairo_line_to(cr, sx + swatch, cy);
+      cairo_stroke(cr);
+      break;
+    case Kind::scatter:
+      cairo_arc(cr, sx + swatch / 2, cy, 4 * s, 0, 2 * M_PI);
+      cairo_fill(cr);
+      break;
+    case Kind::histogram:
+      cairo_rectangle(cr, sx + 2 * s, cy - row * 0.32, swatch - 4 * s, row * 0.64);
+      set_color(cr, color, 0.55);
+      cairo_fill_preserve(cr);
       set_color(cr, color);
-      switch (series.kind) {
-        case Kind::line:
-          cairo_set_line_width(cr, 2.2 * s);
-          cairo_move_to(cr, sx, cy);
-          cairo_line_to(cr, sx + swatch, cy);
-          cairo_stroke(cr);
-          break;
-        case Kind::scatter:
-          cairo_arc(cr, sx + swatch / 2, cy, 4 * s, 0, 2 * M_PI);
-          cairo_fill(cr);
-          break;
-        case Kind::histogram:
-          cairo_rectangle(cr, sx + 2 * s, cy - row * 0.32, swatch - 4 * s, row * 0.64);
-          set_color(cr, color, 0.55);
-          cairo_fill_preserve(cr);
-          set_color(cr, color);
-          cairo_set_line_width(cr, 1.0 * s);
-          cairo_stroke(cr);
-          break;
-        case Kind::vertical_line: {
-          const double dashes[] = {7 * s, 4 * s};
-          cairo_set_dash(cr, dashes, 2, 0);
-          cairo_set_line_width(cr, 2.0 * s);
-          cairo_move_to(cr, sx, cy);
-          cairo_line_to(cr, sx + swatch, cy);
-          cairo_stroke(cr);
-          cairo_set_dash(cr, nullptr, 0, 0);
-          break;
-        }
-        case Kind::mark:
-          break;
-      }
-      set_gray(cr, 0.1);
-      draw_text(cr, series.label, sx + swatch + 8 * s, cy, 0, 0.5);
+      cairo_set_line_width(cr, 1.0 * s);
+      cairo_stroke(cr);
+      break;
+    case Kind::vertical_line: {
+      const double dashes[] = {7 * s, 4 * s};
+      cairo_set_dash(cr, dashes, 2, 0);
+      cairo_set_line_width(cr, 2.0 * s);
+      cairo_move_to(cr, sx, cy);
+      cairo_line_to(cr, sx + swatch, cy);
+      cairo_stroke(cr);
+      cairo_set_dash(cr, nullptr, 0, 0);
+      break;
     }
+    case Kind::mark:
+      break;
   }
+}
+
+// Every labelled series but marks (they carry their label beside them), inside the plot.
+void draw_legend(cairo_t* cr, const ChartLayout& l, const std::vector<Series>& series) {
+  std::vector<std::size_t> entries;
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    if (!series[i].label.empty() && series[i].kind != Kind::mark) entries.push_back(i);
+  }
+  if (entries.empty()) return;
+  const double s = l.s;
+  set_font(cr, l.legend_size);
+  const double row = line_height(cr) + 5 * s, swatch = 26 * s;
+  double text_w = 0;
+  for (auto i : entries) text_w = std::max(text_w, text_width(cr, series[i].label));
+  const double w = 8 * s + swatch + 8 * s + text_w + 10 * s;
+  const double h = 6 * s + row * static_cast<double>(entries.size()) + 2 * s;
+  const auto [bx, by] = legend_corner(l, series, w, h);
+  cairo_rectangle(cr, bx, by, w, h);
+  set_gray(cr, 1.0, 0.88);
+  cairo_fill_preserve(cr);
+  set_gray(cr, 0.75);
+  cairo_set_line_width(cr, 1.0 * s);
+  cairo_stroke(cr);
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    const double cy = by + 6 * s + row * (static_cast<double>(k) + 0.5);
+    const double sx = bx + 8 * s;
+    draw_legend_swatch(cr, s, series[entries[k]].kind, series_color(entries[k]), sx, cy, swatch, row);
+    set_gray(cr, 0.1);
+    draw_text(cr, series[entries[k]].label, sx + swatch + 8 * s, cy, 0, 0.5);
+  }
+}
+
+}  // namespace
+
+std::vector<unsigned char> Figure::png() const {
+  check_log_axes(series_, log_x_, log_y_);
+  const auto ranges = data_ranges(series_, log_y_);
+  Canvas canvas(width_, height_);
+  cairo_t* cr = canvas.cr.get();
+  const auto layout = lay_out_chart(cr, width_, height_, make_axis(ranges.x, log_x_), make_axis(ranges.y, log_y_),
+                                    !title_.empty(), !x_label_.empty(), !y_label_.empty());
+  draw_grid(cr, layout);
+  draw_series(cr, layout, series_);
+  draw_frame_and_ticks(cr, layout);
+  draw_titles(cr, layout, height_, title_, x_label_, y_label_);
+  for (std::size_t index = 0; index < series_.size(); ++index) {
+    if (series_[index].kind == Kind::mark) draw_mark(cr, layout, series_[index], series_color(index));
+  }
+  draw_legend(cr, layout, series_);
   return canvas.encode();
 }
 
