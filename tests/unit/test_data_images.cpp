@@ -247,6 +247,19 @@ TEST_F(MnistErrors, TruncatedGzip) {
   expect_usage_error([&] { open_mnist(dir_, Split::train); }, {(dir_ / "train-images-idx3-ubyte.gz").string()});
 }
 
+TEST_F(MnistErrors, EveryTruncationIsRefusedNeverReadShort) {
+  write_file(labels_path(), labels_);
+  for (std::size_t length = 0; length < images_.size(); ++length) {
+    write_file(images_path(), Bytes(images_.begin(), images_.begin() + static_cast<long>(length)));
+    EXPECT_THROW(open_mnist(dir_, Split::train), UsageError) << "length " << length;
+  }
+  write_file(images_path(), images_);
+  for (std::size_t length = 0; length < labels_.size(); ++length) {
+    write_file(labels_path(), Bytes(labels_.begin(), labels_.begin() + static_cast<long>(length)));
+    EXPECT_THROW(open_mnist(dir_, Split::train), UsageError) << "length " << length;
+  }
+}
+
 // ---- CIFAR -----------------------------------------------------------------------------------
 
 constexpr std::size_t kPixels = 3 * 32 * 32;
@@ -498,6 +511,74 @@ TEST(ImageFolder, BadFoldersAndCorruptImagesAreRefused) {
   write_file(dir / "a" / "bad.png", {'n', 'o', 't'});
   // The channel probe reads the first image's header at open.
   expect_usage_error([&] { open_image_folder(dir); }, {(dir / "a" / "bad.png").string(), "neither a PNG nor a JPEG"});
+}
+
+// Cut and damaged files decode to an image or a UsageError, never a crash (this test is worth
+// most under the asan preset).
+TEST(ImageFolder, DamagedImagesGiveAnImageOrAUsageErrorNeverACrash) {
+  const auto dir = fresh_dir("folder-damage");
+  const int h = 24, w = 20;
+  write_png(dir / "a" / "good.png", picture(h, w, 3, 0), h, w, 3);
+  write_jpeg(dir / "a" / "good.jpg", picture(h, w, 3, 1), h, w, 3);
+  Bytes scratch;
+  int refused = 0, decoded = 0;
+  for (const char* name : {"good.png", "good.jpg"}) {
+    const auto original = read_file(dir / "a" / name);
+    const auto damaged = dir / "b" / (std::string("x") + fs::path(name).extension().string());
+    std::mt19937 random(5);
+    for (int trial = 0; trial < 60; ++trial) {
+      auto bytes = original;
+      if (trial < 30) {
+        bytes.resize(static_cast<std::size_t>(trial) * original.size() / 30);
+      } else {
+        for (int flips = 0; flips < 4; ++flips) bytes[8 + random() % (bytes.size() - 8)] ^= 0x5A;
+      }
+      write_file(damaged, bytes);
+      const auto data = open_image_folder(dir, {.channels = 3});
+      try {
+        const auto view = data->image(2, scratch);  // a/good.jpg, a/good.png, b/x.*
+        EXPECT_EQ(view.shape.channels, 3);
+        ++decoded;
+      } catch (const UsageError& error) {
+        EXPECT_NE(std::string(error.what()).find(damaged.string()), std::string::npos) << error.what();
+        ++refused;
+      }
+      fs::remove(damaged);
+    }
+  }
+  std::printf("damaged images: %d refused, %d decoded (flipped bytes inside compressed data may still decode)\n",
+              refused, decoded);
+  EXPECT_GE(refused, 60) << "every cut file at least";
+}
+
+TEST(ImageFolder, ManyThreadsDecodeTheSameImagesAlike) {
+  const auto dir = fresh_dir("folder-threads");
+  const int h = 31, w = 29;
+  for (int i = 0; i < 6; ++i) {
+    write_png(dir / "p" / (std::to_string(i) + ".png"), picture(h, w, 3, i), h, w, 3);
+    write_jpeg(dir / "j" / (std::to_string(i) + ".jpg"), picture(h, w, 3, i), h, w, 3);
+  }
+  const auto data = open_image_folder(dir);
+  std::vector<Bytes> serial(12);
+  Bytes scratch;
+  for (int i = 0; i < 12; ++i) {
+    const auto view = data->image(i, scratch);
+    serial[static_cast<std::size_t>(i)].assign(view.pixels, view.pixels + view.shape.bytes());
+  }
+  std::vector<int> mismatches(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      Bytes own;
+      for (int round = 0; round < 5; ++round)
+        for (int i = 0; i < 12; ++i) {
+          const auto view = data->image((i + t) % 12, own);
+          mismatches[static_cast<std::size_t>(t)] +=
+              Bytes(view.pixels, view.pixels + view.shape.bytes()) != serial[static_cast<std::size_t>((i + t) % 12)];
+        }
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 // ---- Synthetic -------------------------------------------------------------------------------

@@ -38,6 +38,45 @@ class ImageFolder final : public ImageDataset {
     if (!fs::is_directory(root, error))
       throw UsageError("image folder " + quoted(root) +
                        " does not exist or is not a folder; check the path (tools/fetch-data imagenette fetches one).");
+    try {
+      list(root);
+    } catch (const fs::filesystem_error& failure) {
+      throw UsageError("image folder " + quoted(root) + " cannot be listed (" + failure.code().message() + " at " +
+                       quoted(failure.path1()) + "); check its permissions.");
+    }
+    channels_ = options.channels;
+    if (channels_ == 0) {
+      channels_ = 1;
+      for (const auto& file : files_)
+        if (image_is_colour(read_whole_file(file), file)) {
+          channels_ = 3;
+          break;
+        }
+    }
+  }
+
+  std::int64_t size() const override { return static_cast<std::int64_t>(files_.size()); }
+  std::int64_t label(std::int64_t index) const override { return labels_[checked(index)]; }
+  const std::vector<std::string>& class_names() const override { return class_names_; }
+  ImageView image(std::int64_t index, std::vector<std::uint8_t>& scratch) const override {
+    const auto& path = files_[checked(index)];
+    const auto bytes = read_whole_file(path);
+    const auto shape = decode_image(bytes, path, channels_, scratch);
+    return {scratch.data(), shape};
+  }
+  std::optional<ImageShape> fixed_shape() const override { return std::nullopt; }
+  int channels() const override { return channels_; }
+  std::string describe() const override {
+    std::string text = "image folder, " + std::to_string(files_.size()) + " images of varying size, " +
+                       std::to_string(channels_) + (channels_ == 1 ? " channel, " : " channels, ") +
+                       std::to_string(class_names_.size()) + " classes, " + root_.string();
+    if (skipped_ > 0) text += " (" + std::to_string(skipped_) + " files that are not .png/.jpg/.jpeg skipped)";
+    return text;
+  }
+
+ private:
+  // Finds the class folders and their images (files_, labels_, class_names_, skipped_).
+  void list(const fs::path& root) {
     std::vector<fs::path> class_folders;
     for (const auto& entry : fs::directory_iterator(root))
       if (entry.is_directory() && !is_hidden(entry.path())) class_folders.push_back(entry.path());
@@ -72,37 +111,7 @@ class ImageFolder final : public ImageDataset {
         labels_.push_back(label);
       }
     }
-    channels_ = options.channels;
-    if (channels_ == 0) {
-      channels_ = 1;
-      for (const auto& file : files_)
-        if (image_is_colour(read_whole_file(file), file)) {
-          channels_ = 3;
-          break;
-        }
-    }
   }
-
-  std::int64_t size() const override { return static_cast<std::int64_t>(files_.size()); }
-  std::int64_t label(std::int64_t index) const override { return labels_[checked(index)]; }
-  const std::vector<std::string>& class_names() const override { return class_names_; }
-  ImageView image(std::int64_t index, std::vector<std::uint8_t>& scratch) const override {
-    const auto& path = files_[checked(index)];
-    const auto bytes = read_whole_file(path);
-    const auto shape = decode_image(bytes, path, channels_, scratch);
-    return {scratch.data(), shape};
-  }
-  std::optional<ImageShape> fixed_shape() const override { return std::nullopt; }
-  int channels() const override { return channels_; }
-  std::string describe() const override {
-    std::string text = "image folder, " + std::to_string(files_.size()) + " images of varying size, " +
-                       std::to_string(channels_) + (channels_ == 1 ? " channel, " : " channels, ") +
-                       std::to_string(class_names_.size()) + " classes, " + root_.string();
-    if (skipped_ > 0) text += " (" + std::to_string(skipped_) + " files that are not .png/.jpg/.jpeg skipped)";
-    return text;
-  }
-
- private:
   std::size_t checked(std::int64_t index) const {
     if (index < 0 || index >= size())
       throw std::out_of_range("image index " + std::to_string(index) + " outside 0.." + std::to_string(size() - 1));
