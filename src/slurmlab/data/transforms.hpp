@@ -99,8 +99,13 @@ class ImageTransform {
              TransformWorkspace& workspace) const;
   void apply(const ImageView& image, const Choices& choices, float* out, TransformWorkspace& workspace) const;
 
- private:
+  // What other backends (gpu_batches.cu) need to compute exactly the same: the size an input
+  // is resized to, and per channel out = value (0..255, after the bilinear taps) * scale + bias.
   ImageSize resized(ImageShape input) const;
+  std::span<const float> channel_scale() const { return scale_; }
+  std::span<const float> channel_bias() const { return bias_; }
+
+ private:
   TransformOptions options_;
   int channels_;
   ImageShape output_;
