@@ -69,7 +69,8 @@ void write_cifar(const std::filesystem::path& dir) {
       record[0] = static_cast<char>(engine() % 10);
       for (int k = 1; k < kRecordBytes; k += 8) {
         const auto bits = engine();
-        for (int j = 0; j < 8 && k + j < kRecordBytes; ++j) record[static_cast<std::size_t>(k + j)] = static_cast<char>(bits >> (8 * j));
+        for (int j = 0; j < 8 && k + j < kRecordBytes; ++j)
+          record[static_cast<std::size_t>(k + j)] = static_cast<char>(bits >> (8 * j));
       }
       out.write(record.data(), kRecordBytes);
     }
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
     rates.push_back(static_cast<double>(batches * global_batch) / seconds);
   }
   std::sort(rates.begin(), rates.end());
-  std::printf("{\"framework\": \"slurmlab\", \"workers\": %d, \"images_per_s\": %.1f, \"best\": %.1f, \"checksum\": %.3f}\n",
-              workers, rates[rates.size() / 2], rates.back(), checksum);
+  std::printf(
+      "{\"framework\": \"slurmlab\", \"workers\": %d, \"images_per_s\": %.1f, \"best\": %.1f, \"checksum\": %.3f}\n",
+      workers, rates[rates.size() / 2], rates.back(), checksum);
   return 0;
 }

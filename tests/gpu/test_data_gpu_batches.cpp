@@ -14,11 +14,11 @@ using namespace slurmlab;
 using namespace slurmlab::data;
 
 namespace {
-#define SKIP_WITHOUT_GPU()                                                                    \
-  do {                                                                                        \
-    if (!cuda_device_image_set_built()) GTEST_SKIP() << "slurmlab was built without CUDA";    \
-    const auto status = cluster::probe_gpu_runtime();                                        \
-    if (status.device_count == 0) GTEST_SKIP() << "no GPU answers: " << status.note;          \
+#define SKIP_WITHOUT_GPU()                                                                 \
+  do {                                                                                     \
+    if (!cuda_device_image_set_built()) GTEST_SKIP() << "slurmlab was built without CUDA"; \
+    const auto status = cluster::probe_gpu_runtime();                                      \
+    if (status.device_count == 0) GTEST_SKIP() << "no GPU answers: " << status.note;       \
   } while (0)
 
 void expect_gpu_equals_cpu(const TransformOptions& options, ImageShape shape) {

@@ -46,8 +46,12 @@ int main(int argc, char** argv) {
     TransformOptions options;
   };
   std::vector<Case> cases;
-  cases.push_back({"alexnet_train", {3, 32, 32}, alexnet_practical_transforms({0.4914f, 0.4822f, 0.4465f}, {0.247f, 0.243f, 0.261f}, true)});
-  cases.push_back({"alexnet_eval", {3, 32, 32}, alexnet_practical_transforms({0.4914f, 0.4822f, 0.4465f}, {0.247f, 0.243f, 0.261f}, false)});
+  cases.push_back({"alexnet_train",
+                   {3, 32, 32},
+                   alexnet_practical_transforms({0.4914f, 0.4822f, 0.4465f}, {0.247f, 0.243f, 0.261f}, true)});
+  cases.push_back({"alexnet_eval",
+                   {3, 32, 32},
+                   alexnet_practical_transforms({0.4914f, 0.4822f, 0.4465f}, {0.247f, 0.243f, 0.261f}, false)});
   TransformOptions down;
   down.resize = ImageSize{17, 23};
   cases.push_back({"downscale_gray", {1, 40, 30}, down});
@@ -89,8 +93,8 @@ int main(int argc, char** argv) {
       manifest << "{\"stem\": \"" << stem << "\", \"shape\": [" << c.shape.channels << ", " << c.shape.height << ", "
                << c.shape.width << "], \"resize\": " << size_json(o.resize) << ", \"crop\": " << size_json(o.crop)
                << ", \"padding\": " << o.crop_padding << ", \"top\": " << choices.top << ", \"left\": " << choices.left
-               << ", \"flip\": " << (choices.flip ? "true" : "false") << ", \"random_crop\": "
-               << (o.crop && o.crop_placement == CropPlacement::random ? "true" : "false")
+               << ", \"flip\": " << (choices.flip ? "true" : "false")
+               << ", \"random_crop\": " << (o.crop && o.crop_placement == CropPlacement::random ? "true" : "false")
                << ", \"mean\": " << floats_json(o.mean) << ", \"std\": " << floats_json(o.std) << "}\n";
     }
   }

@@ -58,7 +58,9 @@ class InMemoryImages final : public data::ImageDataset {
   int channels() const override { return shapes_.front().channels; }
   std::string describe() const override { return "in-memory test images"; }
   bool synthetic() const override { return true; }
-  const std::uint8_t* raw(std::int64_t index) const { return pixels_.data() + offsets_[static_cast<std::size_t>(index)]; }
+  const std::uint8_t* raw(std::int64_t index) const {
+    return pixels_.data() + offsets_[static_cast<std::size_t>(index)];
+  }
 
  private:
   data::ImageShape shape(std::int64_t i) const {

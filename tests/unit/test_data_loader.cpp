@@ -24,7 +24,10 @@ struct Copy {
 };
 
 Copy copy(const Batch& b) {
-  return {b.epoch, b.batch, {b.images.begin(), b.images.end()}, {b.labels.begin(), b.labels.end()},
+  return {b.epoch,
+          b.batch,
+          {b.images.begin(), b.images.end()},
+          {b.labels.begin(), b.labels.end()},
           {b.indices.begin(), b.indices.end()}};
 }
 
@@ -38,8 +41,8 @@ ImageTransform practical(const ImageDataset& data) {
 }
 
 std::vector<Copy> run(const ImageDataset& data, int workers, int batches, BatchPosition start = {}, int prefetch = 0) {
-  BatchLoader loader(data, sampler_for(data), practical(data), {.workers = workers, .prefetch_batches = prefetch, .seed = 3},
-                     start);
+  BatchLoader loader(data, sampler_for(data), practical(data),
+                     {.workers = workers, .prefetch_batches = prefetch, .seed = 3}, start);
   std::vector<Copy> out;
   for (int i = 0; i < batches; ++i) out.push_back(copy(loader.next()));
   return out;

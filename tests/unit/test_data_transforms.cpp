@@ -157,7 +157,8 @@ TEST(ImageTransform, DifferingSizesNeedAResize) {
     c.apply(mixed.image(0, scratch), 0, 0, 0, out.data(), w);
     FAIL();
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("image 0 (20x30) is smaller than --crop 24x24"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("image 0 (20x30) is smaller than --crop 24x24"), std::string::npos)
+        << e.what();
   }
 }
 

@@ -15,7 +15,7 @@ struct BatchLoader::Slot {
   std::int64_t sequence = -1;  // the batch this slot holds or is being loaded with
   std::int64_t remaining = 0;  // chunks not yet loaded
   bool ready = false;
-  std::exception_ptr error;    // of the first failing chunk (by sample order)
+  std::exception_ptr error;  // of the first failing chunk (by sample order)
   std::int64_t error_begin = 0;
 };
 
@@ -26,21 +26,26 @@ struct BatchLoader::Task {
 
 BatchLoader::BatchLoader(const ImageDataset& dataset, ShardedSampler sampler, ImageTransform transform,
                          BatchLoaderOptions options, BatchPosition start)
-    : dataset_(dataset), sampler_(std::move(sampler)), transform_(std::move(transform)), options_(options),
+    : dataset_(dataset),
+      sampler_(std::move(sampler)),
+      transform_(std::move(transform)),
+      options_(options),
       local_batch_(sampler_.local_batch()) {
   if (options_.workers < 0) {
-    throw UsageError("--workers " + std::to_string(options_.workers) + " is negative; give 0 (load on the main "
+    throw UsageError("--workers " + std::to_string(options_.workers) +
+                     " is negative; give 0 (load on the main "
                      "thread) or more background threads.");
   }
   if (options_.prefetch_batches < 0) {
-    throw UsageError("--prefetch " + std::to_string(options_.prefetch_batches) + " is negative; give 1 or more batches.");
+    throw UsageError("--prefetch " + std::to_string(options_.prefetch_batches) +
+                     " is negative; give 1 or more batches.");
   }
   if (dataset_.channels() != transform_.output_shape().channels) {
     throw std::invalid_argument("BatchLoader: the transform was made for " +
                                 std::to_string(transform_.output_shape().channels) + " channels, the data set has " +
                                 std::to_string(dataset_.channels()));
   }
-  const int slots = options_.workers == 0          ? 1
+  const int slots = options_.workers == 0           ? 1
                     : options_.prefetch_batches > 0 ? options_.prefetch_batches
                                                     : std::max(2, 2 * options_.workers);
   // Chunks small enough to share a batch among the workers, large enough that the lock is rare.

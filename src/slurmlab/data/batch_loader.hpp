@@ -48,10 +48,10 @@ struct Batch {
   std::int64_t epoch = 0;
   std::int64_t batch = 0;  // within the epoch
   std::int64_t size = 0;
-  ImageShape shape;                      // of one sample
-  std::span<const float> images;         // size x shape.bytes() floats
-  std::span<const std::int64_t> labels;  // size
-  std::span<const std::int64_t> indices; // the data set indices of the samples
+  ImageShape shape;                       // of one sample
+  std::span<const float> images;          // size x shape.bytes() floats
+  std::span<const std::int64_t> labels;   // size
+  std::span<const std::int64_t> indices;  // the data set indices of the samples
 };
 
 struct BatchLoaderOptions {
@@ -62,8 +62,8 @@ struct BatchLoaderOptions {
 
 class BatchLoader {
  public:
-  BatchLoader(const ImageDataset& dataset, ShardedSampler sampler, ImageTransform transform,
-              BatchLoaderOptions options, BatchPosition start = {});
+  BatchLoader(const ImageDataset& dataset, ShardedSampler sampler, ImageTransform transform, BatchLoaderOptions options,
+              BatchPosition start = {});
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -84,7 +84,7 @@ class BatchLoader {
   struct Slot;
   struct Task;
   void worker_loop(int worker);
-  bool claim(Task& task);                   // with mutex_ held
+  bool claim(Task& task);                           // with mutex_ held
   void prepare(Slot& slot, std::int64_t sequence);  // with mutex_ held
   void load_samples(Slot& slot, std::int64_t begin, std::int64_t end, TransformWorkspace& workspace) const;
   BatchPosition position_of(std::int64_t sequence) const;
@@ -101,13 +101,13 @@ class BatchLoader {
   // Shared state, under mutex_.
   mutable std::mutex mutex_;
   std::condition_variable work_ready_, batch_ready_, idle_;
-  std::int64_t start_step_ = 0;      // sampler step of sequence 0
-  std::int64_t consumed_ = 0;        // sequences handed out (the next one to return)
-  std::int64_t next_sequence_ = 0;   // the sequence whose chunks are being handed to workers
+  std::int64_t start_step_ = 0;     // sampler step of sequence 0
+  std::int64_t consumed_ = 0;       // sequences handed out (the next one to return)
+  std::int64_t next_sequence_ = 0;  // the sequence whose chunks are being handed to workers
   std::int64_t next_chunk_ = 0;
-  std::int64_t generation_ = 0;      // bumped by set_position: work of older ones is dropped
-  int busy_ = 0;                     // workers transforming outside the lock
-  bool holding_ = false;             // the consumer holds batch consumed_ - 1
+  std::int64_t generation_ = 0;  // bumped by set_position: work of older ones is dropped
+  int busy_ = 0;                 // workers transforming outside the lock
+  bool holding_ = false;         // the consumer holds batch consumed_ - 1
   bool stop_ = false;
   std::int64_t order_epoch_ = -1;
   std::vector<std::int64_t> order_;  // epoch_order(order_epoch_)

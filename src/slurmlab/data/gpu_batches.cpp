@@ -1,8 +1,9 @@
 // The parts of the device-resident data set that are plain code (every build, CPU-tested).
+#include "slurmlab/data/gpu_batches.hpp"
+
 #include <string>
 
 #include "slurmlab/core/errors.hpp"
-#include "slurmlab/data/gpu_batches.hpp"
 
 namespace slurmlab::data {
 

@@ -14,7 +14,9 @@
 
 namespace slurmlab::data {
 
-bool cuda_device_image_set_built() { return true; }
+bool cuda_device_image_set_built() {
+  return true;
+}
 
 namespace {
 
@@ -95,13 +97,15 @@ class CudaDeviceImageSet final : public DeviceImageSet {
     check_cuda(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
     if (!device_set_fits(bytes_, static_cast<std::int64_t>(free))) {
       throw UsageError(dataset.describe() + " needs " + std::to_string(bytes_ >> 20) + " MiB on the GPU but only " +
-                       std::to_string(free >> 20) + " MiB are free (at most half is used for data); load the data on "
+                       std::to_string(free >> 20) +
+                       " MiB are free (at most half is used for data); load the data on "
                        "the CPU (without --data-on-gpu).");
     }
     const auto resized = transform.resized(shape);
     const auto out = transform.output_shape();
-    shape_ = {shape.channels, shape.height, shape.width, resized.height, resized.width, out.height, out.width,
-              transform.options().crop ? transform.options().crop_padding : 0};
+    shape_ = {
+        shape.channels, shape.height, shape.width, resized.height,
+        resized.width,  out.height,   out.width,   transform.options().crop ? transform.options().crop_padding : 0};
     input_shape_ = shape;
     check_cuda(cudaStreamCreate(&stream_), "cudaStreamCreate");
     const auto n = dataset.size();
@@ -119,8 +123,8 @@ class CudaDeviceImageSet final : public DeviceImageSet {
         std::copy_n(image.pixels, shape.bytes(), staging.data() + i * shape.bytes());
         labels[static_cast<std::size_t>(first + i)] = dataset.label(first + i);
       }
-      check_cuda(cudaMemcpy(images_ + first * shape.bytes(), staging.data(), static_cast<std::size_t>(count * shape.bytes()),
-                            cudaMemcpyHostToDevice),
+      check_cuda(cudaMemcpy(images_ + first * shape.bytes(), staging.data(),
+                            static_cast<std::size_t>(count * shape.bytes()), cudaMemcpyHostToDevice),
                  "cudaMemcpy (data set)");
     }
     check_cuda(cudaMemcpy(labels_, labels.data(), labels.size() * sizeof(std::int64_t), cudaMemcpyHostToDevice),
@@ -132,8 +136,8 @@ class CudaDeviceImageSet final : public DeviceImageSet {
     check_cuda(cudaMemcpy(scale_ + channel_scale.size(), channel_bias.data(), channel_bias.size_bytes(),
                           cudaMemcpyHostToDevice),
                "cudaMemcpy (normalize)");
-    description_ = dataset.describe() + " on GPU " + std::to_string(device) + " (" + std::to_string(bytes_ >> 20) +
-                   " MiB)";
+    description_ =
+        dataset.describe() + " on GPU " + std::to_string(device) + " (" + std::to_string(bytes_ >> 20) + " MiB)";
   }
 
   ~CudaDeviceImageSet() override {
@@ -166,9 +170,9 @@ class CudaDeviceImageSet final : public DeviceImageSet {
       check_cuda(cudaMalloc(&jobs_, indices.size() * sizeof(SampleJob)), "cudaMalloc (batch jobs)");
       jobs_capacity_ = indices.size();
     }
-    check_cuda(cudaMemcpyAsync(jobs_, jobs_host_.data(), indices.size() * sizeof(SampleJob), cudaMemcpyHostToDevice,
-                               stream_),
-               "cudaMemcpyAsync (batch jobs)");
+    check_cuda(
+        cudaMemcpyAsync(jobs_, jobs_host_.data(), indices.size() * sizeof(SampleJob), cudaMemcpyHostToDevice, stream_),
+        "cudaMemcpyAsync (batch jobs)");
     const long long total = transform_.output_floats() * samples;
     const int threads = 256;
     const int blocks = static_cast<int>(std::min<long long>((total + threads - 1) / threads, 65535));

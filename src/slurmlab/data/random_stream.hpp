@@ -32,9 +32,7 @@ class SampleRandom {
   std::uint64_t next() { return splitmix64(key_ + 0x9e3779b97f4a7c15ULL * ++counter_); }
   // Uniform in [0, bound): 64 random bits modulo the bound (bias below 2^-40
   // for any image-sized bound).
-  std::uint64_t below(std::uint64_t bound) {
-    return next() % bound;
-  }
+  std::uint64_t below(std::uint64_t bound) { return next() % bound; }
   bool coin() { return (next() >> 63) != 0; }
 
  private:

@@ -11,13 +11,21 @@
 
 namespace slurmlab::data {
 
-const char* to_string(LastBatch last_batch) { return last_batch == LastBatch::drop ? "drop" : "pad"; }
+const char* to_string(LastBatch last_batch) {
+  return last_batch == LastBatch::drop ? "drop" : "pad";
+}
 
 ShardedSampler::ShardedSampler(std::int64_t dataset_size, std::int64_t global_batch, int world_size, int rank,
                                std::uint64_t seed, LastBatch last_batch, bool shuffle)
-    : size_(dataset_size), global_batch_(global_batch), world_size_(world_size), rank_(rank), seed_(seed),
-      last_batch_(last_batch), shuffle_(shuffle) {
-  if (world_size < 1 || rank < 0 || rank >= world_size) throw std::invalid_argument("ShardedSampler: bad rank/world size");
+    : size_(dataset_size),
+      global_batch_(global_batch),
+      world_size_(world_size),
+      rank_(rank),
+      seed_(seed),
+      last_batch_(last_batch),
+      shuffle_(shuffle) {
+  if (world_size < 1 || rank < 0 || rank >= world_size)
+    throw std::invalid_argument("ShardedSampler: bad rank/world size");
   if (dataset_size < 1) throw UsageError("the data set to sample holds no samples; check the data set and the split.");
   if (global_batch < 1 || global_batch % world_size != 0) {
     throw UsageError("global batch size " + std::to_string(global_batch) + " does not divide among " +
@@ -61,12 +69,14 @@ void ShardedSampler::local_indices(std::span<const std::int64_t> epoch_order, st
     throw std::out_of_range("batch " + std::to_string(batch) + " outside the " + std::to_string(batches_per_epoch()) +
                             " batches of an epoch");
   }
-  if (static_cast<std::int64_t>(epoch_order.size()) != size_ || static_cast<std::int64_t>(out.size()) != local_batch()) {
+  if (static_cast<std::int64_t>(epoch_order.size()) != size_ ||
+      static_cast<std::int64_t>(out.size()) != local_batch()) {
     throw std::invalid_argument("ShardedSampler::local_indices: wrong order or output size");
   }
   const auto begin = batch * global_batch_ + rank_ * local_batch();
   // Positions past the end wrap to the start of the order (pad), as DistributedSampler pads.
-  for (std::int64_t i = 0; i < local_batch(); ++i) out[static_cast<std::size_t>(i)] = epoch_order[static_cast<std::size_t>((begin + i) % size_)];
+  for (std::int64_t i = 0; i < local_batch(); ++i)
+    out[static_cast<std::size_t>(i)] = epoch_order[static_cast<std::size_t>((begin + i) % size_)];
 }
 
 std::vector<std::int64_t> ShardedSampler::local_indices(std::int64_t epoch, std::int64_t batch) const {

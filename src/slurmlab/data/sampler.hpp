@@ -70,8 +70,7 @@ class ShardedSampler {
   // This rank's data set indices for global batch `batch` of `epoch`.
   std::vector<std::int64_t> local_indices(std::int64_t epoch, std::int64_t batch) const;
   // The same from an epoch_order(epoch) computed once (a loader walking a whole epoch).
-  void local_indices(std::span<const std::int64_t> epoch_order, std::int64_t batch,
-                     std::span<std::int64_t> out) const;
+  void local_indices(std::span<const std::int64_t> epoch_order, std::int64_t batch, std::span<std::int64_t> out) const;
 
   // The position after `position` (the next epoch after its last batch).
   BatchPosition next(BatchPosition position) const;

@@ -24,7 +24,8 @@ std::string number(double value) {
 std::int64_t validation_count(std::int64_t dataset_size, double val_size, const std::string& option) {
   const std::string asked = option + " " + number(val_size);
   if (!std::isfinite(val_size) || val_size < 0) {
-    throw UsageError(asked + " is negative or not a number; give a count of samples (e.g. 5000) or a fraction "
+    throw UsageError(asked +
+                     " is negative or not a number; give a count of samples (e.g. 5000) or a fraction "
                      "between 0 and 1 (e.g. 0.1), or 0 for no validation part.");
   }
   if (val_size == 0) return 0;

@@ -11,7 +11,9 @@
 namespace slurmlab::data {
 namespace {
 
-std::string size_text(ImageSize size) { return std::to_string(size.height) + "x" + std::to_string(size.width); }
+std::string size_text(ImageSize size) {
+  return std::to_string(size.height) + "x" + std::to_string(size.width);
+}
 
 // The two taps and the second weight of output coordinate `r` when resizing `in` pixels to
 // `out`, as PyTorch's upsample_bilinear2d (align_corners=False) computes them, in float.
@@ -30,7 +32,9 @@ Taps bilinear_taps(int in, int out, int r) {
 }
 
 // Python's round() for a non-negative half-integer or integer: half to even.
-int round_half_even(int twice) { return (twice / 2) + ((twice % 2 != 0 && (twice / 2) % 2 != 0) ? 1 : 0); }
+int round_half_even(int twice) {
+  return (twice / 2) + ((twice % 2 != 0 && (twice / 2) % 2 != 0) ? 1 : 0);
+}
 
 }  // namespace
 
@@ -42,12 +46,12 @@ ImageSize parse_image_size(const std::string& text, const std::string& option) {
   };
   ImageSize size;
   const auto x = text.find('x');
-  const bool ok = x == std::string::npos
-                      ? parse(text, size.height) && (size.width = size.height, true)
-                      : parse(std::string_view(text).substr(0, x), size.height) &&
-                            parse(std::string_view(text).substr(x + 1), size.width);
+  const bool ok = x == std::string::npos ? parse(text, size.height) && (size.width = size.height, true)
+                                         : parse(std::string_view(text).substr(0, x), size.height) &&
+                                               parse(std::string_view(text).substr(x + 1), size.width);
   if (!ok) {
-    throw UsageError(option + " '" + text + "' is not an image size; give HEIGHTxWIDTH (e.g. 64x64) or one number for a square.");
+    throw UsageError(option + " '" + text +
+                     "' is not an image size; give HEIGHTxWIDTH (e.g. 64x64) or one number for a square.");
   }
   return size;
 }
@@ -72,11 +76,13 @@ ImageTransform::ImageTransform(TransformOptions options, int channels, std::opti
     }
   }
   if (options_.crop_padding < 0) {
-    throw UsageError("--crop-padding " + std::to_string(options_.crop_padding) + " is negative; give 0 or more pixels.");
+    throw UsageError("--crop-padding " + std::to_string(options_.crop_padding) +
+                     " is negative; give 0 or more pixels.");
   }
   if (!input && !options_.resize && !options_.crop) {
-    throw UsageError("the images of this data set differ in size and no transform makes them one shape; pass --resize "
-                     "HxW (e.g. --resize 64x64), optionally with --crop.");
+    throw UsageError(
+        "the images of this data set differ in size and no transform makes them one shape; pass --resize "
+        "HxW (e.g. --resize 64x64), optionally with --crop.");
   }
   if (input && input->channels != channels) {
     throw std::invalid_argument("ImageTransform: the input shape's channels disagree with `channels`");
@@ -95,7 +101,7 @@ ImageTransform::ImageTransform(TransformOptions options, int channels, std::opti
     }
   }
   // The output shape: the crop, else the resize, else the (one) input shape.
-  const ImageSize out = options_.crop ? *options_.crop
+  const ImageSize out = options_.crop     ? *options_.crop
                         : options_.resize ? *options_.resize
                                           : ImageSize{input->height, input->width};
   output_ = {channels, out.height, out.width};
@@ -156,8 +162,9 @@ void ImageTransform::apply(const ImageView& image, std::uint64_t seed, std::int6
     const ImageSize r = resized(image.shape);
     const int pad = options_.crop_padding;
     if (output_.height > r.height + 2 * pad || output_.width > r.width + 2 * pad) {
-      throw UsageError("image " + std::to_string(sample) + " (" + size_text({image.shape.height, image.shape.width}) + ") is smaller than --crop " +
-                       size_text({output_.height, output_.width}) + "; pass --resize HxW (at least the crop size).");
+      throw UsageError("image " + std::to_string(sample) + " (" + size_text({image.shape.height, image.shape.width}) +
+                       ") is smaller than --crop " + size_text({output_.height, output_.width}) +
+                       "; pass --resize HxW (at least the crop size).");
     }
   }
   apply(image, choices(image.shape, seed, epoch, sample), out, workspace);

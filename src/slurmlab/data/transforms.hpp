@@ -52,12 +52,12 @@ ImageSize parse_image_size(const std::string& text, const std::string& option);
 enum class CropPlacement { random, center };
 
 struct TransformOptions {
-  std::optional<ImageSize> resize;             // --resize HxW
-  std::optional<ImageSize> crop;               // --crop HxW
-  int crop_padding = 0;                        // --crop-padding P (zeros on every side)
+  std::optional<ImageSize> resize;                       // --resize HxW
+  std::optional<ImageSize> crop;                         // --crop HxW
+  int crop_padding = 0;                                  // --crop-padding P (zeros on every side)
   CropPlacement crop_placement = CropPlacement::random;  // center for validation and test
-  bool horizontal_flip = false;                // --flip (p = 0.5)
-  std::vector<float> mean, std;                // --normalize: per channel, on [0, 1]; empty: none
+  bool horizontal_flip = false;                          // --flip (p = 0.5)
+  std::vector<float> mean, std;                          // --normalize: per channel, on [0, 1]; empty: none
 };
 
 // The AlexNet practical's training transforms for CIFAR-10 (70x70, random 64x64, flip,
@@ -66,10 +66,10 @@ TransformOptions alexnet_practical_transforms(std::vector<float> mean, std::vect
 
 // Per-worker scratch: reused between images, never shared between threads.
 struct TransformWorkspace {
-  std::vector<std::uint8_t> image_scratch;  // for data sets that make images on demand
-  std::vector<float> rows;                  // the horizontally resized rows of one image
-  std::vector<std::int32_t> x0, x1, y0, y1; // bilinear taps (input pixel indices)
-  std::vector<float> wx, wy;                // weight of the second tap
+  std::vector<std::uint8_t> image_scratch;         // for data sets that make images on demand
+  std::vector<float> rows;                         // the horizontally resized rows of one image
+  std::vector<std::int32_t> x0, x1, y0, y1;        // bilinear taps (input pixel indices)
+  std::vector<float> wx, wy;                       // weight of the second tap
   std::vector<std::uint8_t> row_valid, col_valid;  // 0 where the crop falls in the padding
 };
 
