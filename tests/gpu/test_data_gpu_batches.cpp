@@ -22,7 +22,7 @@ namespace {
   } while (0)
 
 void expect_gpu_equals_cpu(const TransformOptions& options, ImageShape shape) {
-  testing::InMemoryImages data(300, {shape}, 10, 5);
+  slurmlab::testing::InMemoryImages data(300, {shape}, 10, 5);
   ImageTransform transform(options, shape.channels, shape);
   auto gpu = make_cuda_device_image_set(data, transform, 0);
   EXPECT_EQ(gpu->device_bytes(), device_set_bytes(data));
