@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "slurmlab/data/sampler.hpp"
 #include "slurmlab/nn/distributed/data_parallel.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
@@ -59,7 +60,7 @@ inline Outcome train(nn::Sequential& net, nn::GradientReducer* reducer, const Da
                      nn::Device device = nn::Device::cpu) {
   const int world = reducer ? reducer->world_size() : 1;
   const int rank = reducer ? reducer->rank() : 0;
-  nn::ShardedBatches sampler(kSamples, kGlobalBatch, world, rank, kShuffleSeed);
+  auto sampler = data::ShardedSampler::drop_last(kSamples, kGlobalBatch, world, rank, kShuffleSeed);
   // SGD, not Adam: Adam's update is invariant to the gradient's scale and would hide a wrong
   // averaging factor.
   nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1, .momentum = 0.9});

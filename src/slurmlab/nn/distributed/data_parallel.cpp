@@ -11,45 +11,6 @@
 
 namespace slurmlab::nn {
 
-ShardedBatches::ShardedBatches(std::int64_t dataset_size, std::int64_t global_batch, int world_size, int rank,
-                               std::uint64_t seed, bool shuffle)
-    : dataset_size_(dataset_size), global_batch_(global_batch), world_size_(world_size), rank_(rank), seed_(seed),
-      shuffle_(shuffle) {
-  if (world_size < 1 || rank < 0 || rank >= world_size) throw std::invalid_argument("ShardedBatches: bad rank/world size");
-  if (global_batch < 1 || global_batch % world_size != 0) {
-    throw UsageError("global batch size " + std::to_string(global_batch) + " does not divide among " +
-                     std::to_string(world_size) + " ranks; choose a multiple of the number of tasks (--batch-size).");
-  }
-  if (global_batch > dataset_size) {
-    throw UsageError("global batch size " + std::to_string(global_batch) + " exceeds the " +
-                     std::to_string(dataset_size) + " samples of the data set; lower --batch-size.");
-  }
-}
-
-std::vector<std::int64_t> ShardedBatches::epoch_order(std::int64_t epoch) const {
-  std::vector<std::int64_t> order(static_cast<std::size_t>(dataset_size_));
-  std::iota(order.begin(), order.end(), 0);
-  if (!shuffle_) return order;
-  // A generator per epoch (seed and epoch mixed by splitmix64), so resuming at any epoch
-  // reproduces the order without replaying earlier ones.
-  std::uint64_t z = seed_ + 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(epoch + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  Generator generator(z ^ (z >> 31));
-  for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[generator.below(i)]);
-  return order;
-}
-
-std::vector<std::int64_t> ShardedBatches::local_indices(std::int64_t epoch, std::int64_t batch) const {
-  if (batch < 0 || batch >= batches_per_epoch()) {
-    throw std::out_of_range("batch " + std::to_string(batch) + " outside the " + std::to_string(batches_per_epoch()) +
-                            " batches of an epoch");
-  }
-  const auto order = epoch_order(epoch);
-  const auto begin = batch * global_batch_ + rank_ * local_batch();
-  return {order.begin() + begin, order.begin() + begin + local_batch()};
-}
-
 MpiGradientReducer::MpiGradientReducer(MPI_Comm communicator, std::size_t bucket_bytes)
     : communicator_(communicator), bucket_floats_(std::max<std::size_t>(bucket_bytes / sizeof(float), 1)) {
   MPI_Comm_size(communicator_, &size_);

@@ -18,31 +18,6 @@
 
 namespace slurmlab::nn {
 
-// Like torch.utils.data.DistributedSampler with drop_last, per batch: each epoch the data set
-// is shuffled with a generator seeded by (seed, epoch), identically on every rank; global
-// batch b is positions [b*B, (b+1)*B) of that order, and rank r takes the contiguous slice
-// [r*B/R, (r+1)*B/R) of it. The last incomplete global batch of an epoch is dropped.
-class ShardedBatches {
- public:
-  // Throws slurmlab::UsageError when the global batch does not divide by the rank count or
-  // exceeds the data set (the message names the numbers and the fix).
-  ShardedBatches(std::int64_t dataset_size, std::int64_t global_batch, int world_size, int rank, std::uint64_t seed,
-                 bool shuffle = true);
-  std::int64_t batches_per_epoch() const { return dataset_size_ / global_batch_; }
-  std::int64_t local_batch() const { return global_batch_ / world_size_; }
-  std::int64_t global_batch() const { return global_batch_; }
-  // The data set order of `epoch` (the same on every rank).
-  std::vector<std::int64_t> epoch_order(std::int64_t epoch) const;
-  // This rank's sample indices for global batch `batch` of `epoch`.
-  std::vector<std::int64_t> local_indices(std::int64_t epoch, std::int64_t batch) const;
-
- private:
-  std::int64_t dataset_size_, global_batch_;
-  int world_size_, rank_;
-  std::uint64_t seed_;
-  bool shuffle_;
-};
-
 class GradientReducer {
  public:
   virtual ~GradientReducer() = default;
