@@ -26,6 +26,7 @@
 #include "slurmlab/linalg/logdet_engine.hpp"
 
 using namespace slurmlab::linalg;
+using slurmlab::Precision;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -82,7 +83,7 @@ int cuda_benchmark(const std::vector<int>& dims, const std::string& python, cons
     const auto torch = run_peer(python + " " + torch_peer + " " + path + " " + std::to_string(d) + " " +
                                     std::to_string(repeats_for(d) + 2) + " 1 cuda",
                                 3);
-    for (auto precision : {Precision::Double, Precision::Single}) {
+    for (auto precision : {Precision::float64, Precision::float32}) {
       LogdetConfig config;
       config.dim = d;
       config.seed = 1;
@@ -97,9 +98,9 @@ int cuda_benchmark(const std::vector<int>& dims, const std::string& python, cons
       }
       const double sample_s = median(sample_times), det_s = median(determinant_times);
       const double gflops = determinant_flops(d) / det_s * 1e-9;
-      std::printf("| %d | %s | %.3g | %.4g | %.0f | %s | %.4g | %.2fx | %.4g | %.2fx |\n", d, to_string(precision),
+      std::printf("| %d | %s | %.3g | %.4g | %.0f | %s | %.4g | %.2fx | %.4g | %.2fx |\n", d, short_name(precision).c_str(),
                   sample_s, det_s, gflops,
-                  peak_gflops > 0 && precision == Precision::Double
+                  peak_gflops > 0 && precision == Precision::float64
                       ? (std::to_string(static_cast<int>(100 * gflops / peak_gflops + 0.5)) + "%").c_str()
                       : "-",
                   torch[1], torch[1] / det_s, torch[0], torch[0] / (sample_s + det_s));

@@ -20,6 +20,7 @@
 #include "slurmlab/nn/optim/optim.hpp"
 
 using namespace slurmlab::nn;
+using slurmlab::Precision;
 
 int main(int argc, char** argv) {
   if (argc < 3) {

@@ -33,7 +33,7 @@ TEST(GpuProbe, BindingSelectsTheRuntimeDevice) {
   request.runtime_device_count = status.device_count;
   request.local_rank = status.device_count - 1;
   request.local_size = status.device_count;
-  request.preference = DevicePreference::Cuda;
+  request.preference = DevicePreference::cuda;
   auto binding = bind_gpu(request);
   ASSERT_TRUE(binding.uses_gpu);
   EXPECT_EQ(binding.device, status.device_count - 1);

@@ -11,6 +11,7 @@
 
 using namespace slurmlab;
 using namespace slurmlab::linalg;
+using slurmlab::Precision;
 
 namespace {
 #define SKIP_WITHOUT_GPU()                                                                    \
@@ -49,9 +50,9 @@ TEST(LogdetCuda, Fp32IsCloseAndSaysWhenNotPositiveDefinite) {
   LogdetConfig config;
   config.dim = 500;
   config.seed = 5;
-  config.precision = Precision::Single;
+  config.precision = Precision::float32;
   auto gpu = make_cuda_logdet_engine(config, 0);
-  config.precision = Precision::Double;
+  config.precision = Precision::float64;
   auto cpu = make_cpu_logdet_engine(config);
   int compared = 0;
   for (std::int64_t k = 0; k < 4; ++k) {

@@ -61,8 +61,8 @@ TEST(MpiSession, FailureOnOneRankEndsEveryRankTogether) {
 TEST(MpiSession, NodeLayoutUnderMpirun) {
   // mpirun on one host: every rank is on the same node, local rank = rank.
   auto env = cluster::Environment::from_process();
-  auto context = cluster::RankContext::establish(*session, env, cluster::DevicePreference::Auto, false,
-                                                 cluster::RankContext::BindingErrors::Report);
+  auto context = cluster::RankContext::establish(*session, env, cluster::DevicePreference::automatic, false,
+                                                 cluster::RankContext::BindingErrors::report);
   EXPECT_EQ(context.layout.local_size, session->size());
   EXPECT_EQ(context.layout.local_rank, session->rank());
   EXPECT_EQ(context.layout.node_count, 1);

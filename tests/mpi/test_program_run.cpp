@@ -33,7 +33,7 @@ fs::path scratch(const std::string& name) {
 }
 
 cluster::RankContext context() {
-  return cluster::RankContext::establish(*session, cluster::Environment::from_process(), cluster::DevicePreference::Cpu,
+  return cluster::RankContext::establish(*session, cluster::Environment::from_process(), cluster::DevicePreference::cpu,
                                          /*allow_sharing=*/true);
 }
 

@@ -30,11 +30,11 @@ TEST(EnvDumpReport, JsonRoundTripKeepsEveryField) {
   r.gpu_name = "NVIDIA H200";
   r.gpu_uuid = "GPU-0123";
   r.gpu_memory_bytes = 150'000'000'000;
-  r.diagnostics.push_back({cluster::Severity::Warning, "code", "message.", "hint."});
+  r.diagnostics.push_back({cluster::Severity::warning, "code", "message.", "hint."});
   auto back = nlohmann::json(r).get<RankReport>();
   EXPECT_EQ(nlohmann::json(back), nlohmann::json(r));
   EXPECT_EQ(back.gpu_memory_bytes, 150'000'000'000);
-  EXPECT_EQ(back.diagnostics.at(0).severity, cluster::Severity::Warning);
+  EXPECT_EQ(back.diagnostics.at(0).severity, cluster::Severity::warning);
   r.cuda_visible_devices.reset();
   EXPECT_TRUE(nlohmann::json(r)["cuda_visible_devices"].is_null());
 }

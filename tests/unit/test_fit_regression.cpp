@@ -256,7 +256,12 @@ TEST(FitRegression, BestCheckpointHoldsTheBestWeightsAndRunsAreDeterministic) {
   hooks.save = [&](nn::Layer& net, nn::Adam& optimizer, std::int64_t epoch, const std::string& which) {
     nn::save_checkpoint(dir / (which + ".h5"), net, &optimizer, {epoch, optimizer.steps_taken(), 0});
   };
+  fit::TrainingRun finished;  // what the `finished` hook (the rank log's line) sees
+  hooks.finished = [&](const fit::TrainingRun& complete) { finished = complete; };
   const auto run = fit::train_network(d, plan, 16, 1, 5, hooks);
+  EXPECT_GT(finished.val_rms, 0.0) << "finished ran before the analysis";
+  EXPECT_EQ(finished.val_rms, run.val_rms);
+  EXPECT_EQ(finished.test_rms, run.test_rms);
   const auto again = fit::train_network(d, plan, 16, 1, 5);
   EXPECT_EQ(run.val_loss, again.val_loss);  // bit for bit with the same seed
   EXPECT_EQ(run.train_loss, again.train_loss);

@@ -96,20 +96,20 @@ TEST(GpuBinding, MoreTasksThanGpusIsAnErrorWithHint) {
 TEST(GpuBinding, DevicePreferences) {
   Case gpu{"", "0", 1, 0, 1, false, true, 0, 0, "0"};
   auto r = request_for(gpu);
-  r.preference = DevicePreference::Cpu;
+  r.preference = DevicePreference::cpu;
   EXPECT_FALSE(bind_gpu(r).uses_gpu);
 
   Case none{"", std::nullopt, 0, 0, 1, false, false, -1, std::nullopt, ""};
   r = request_for(none);
-  r.preference = DevicePreference::Cuda;
+  r.preference = DevicePreference::cuda;
   EXPECT_THROW(bind_gpu(r), UsageError);
 
   Case fake{"", "0", 0, 0, 1, false, false, -1, 0, "0"};
   r = request_for(fake);
-  r.preference = DevicePreference::Cuda;
+  r.preference = DevicePreference::cuda;
   EXPECT_THROW(bind_gpu(r), UsageError);  // Slurm gave a GPU, but none answers
 
-  EXPECT_EQ(parse_device_preference("cuda"), DevicePreference::Cuda);
+  EXPECT_EQ(parse_device_preference("cuda"), DevicePreference::cuda);
   EXPECT_THROW(parse_device_preference("gpu"), UsageError);
 }
 

@@ -17,7 +17,7 @@ namespace {
 
 using slurmlab::testing::moments;
 
-DrawStream stream(std::uint64_t sample, std::uint32_t row = 0, StreamPurpose purpose = StreamPurpose::Test) {
+DrawStream stream(std::uint64_t sample, std::uint32_t row = 0, StreamPurpose purpose = StreamPurpose::test) {
   return DrawStream{12345, sample, row, purpose};
 }
 constexpr int kDraws = 200000;
@@ -51,10 +51,10 @@ TEST(Philox, MatchesRandom123KnownAnswers) {
 TEST(Philox, StreamsAreKeyedBySeedSampleRowAndPurpose) {
   const auto base = stream(7, 3).uniforms(5);
   EXPECT_EQ(base.first, stream(7, 3).uniforms(5).first);  // a pure function of its inputs
-  EXPECT_NE(base.first, (DrawStream{12346, 7, 3, StreamPurpose::Test}).uniforms(5).first);
+  EXPECT_NE(base.first, (DrawStream{12346, 7, 3, StreamPurpose::test}).uniforms(5).first);
   EXPECT_NE(base.first, stream(8, 3).uniforms(5).first);
   EXPECT_NE(base.first, stream(7, 4).uniforms(5).first);
-  EXPECT_NE(base.first, stream(7, 3, StreamPurpose::Direction).uniforms(5).first);
+  EXPECT_NE(base.first, stream(7, 3, StreamPurpose::direction).uniforms(5).first);
   EXPECT_NE(base.first, stream(7, 3).uniforms(6).first);
   // Bits 32..47 of the sample index count too.
   EXPECT_NE(base.first, stream(7 + (1ull << 40), 3).uniforms(5).first);
@@ -113,8 +113,8 @@ TEST_P(BetaMoments, MatchTheBetaDistribution) {
   const auto [a, b] = GetParam();
   std::vector<double> y, log_one_minus;
   for (int i = 0; i < kDraws / 2; ++i) {
-    const auto draw = sample_beta(stream(static_cast<std::uint64_t>(i), 0, StreamPurpose::GammaNumerator),
-                                  stream(static_cast<std::uint64_t>(i), 0, StreamPurpose::GammaDenominator), a, b);
+    const auto draw = sample_beta(stream(static_cast<std::uint64_t>(i), 0, StreamPurpose::gamma_numerator),
+                                  stream(static_cast<std::uint64_t>(i), 0, StreamPurpose::gamma_denominator), a, b);
     ASSERT_NEAR(draw.y + draw.one_minus_y, 1.0, 1e-15);
     y.push_back(draw.y);
     log_one_minus.push_back(draw.log_one_minus_y);

@@ -11,6 +11,7 @@
 #include "slurmlab/linalg/logdet_engine.hpp"
 
 using namespace slurmlab::linalg;
+using slurmlab::Precision;
 
 namespace {
 
@@ -133,7 +134,7 @@ TEST(LogdetEngine, Fp32AgreesWithFp64ToSinglePrecision) {
   config.seed = 4;
   config.cpu_threads = 1;
   auto fp64 = make_cpu_logdet_engine(config);
-  config.precision = Precision::Single;
+  config.precision = Precision::float32;
   auto fp32 = make_cpu_logdet_engine(config);
   for (int k = 0; k < 3; ++k) {
     const auto a = fp64->compute(k), b = fp32->compute(k);
@@ -153,17 +154,20 @@ TEST(LogdetEngine, RejectsImpossibleConfigurations) {
   config.dim = 3;
   config.eta = 0.0;
   EXPECT_THROW(make_cpu_logdet_engine(config), std::invalid_argument);
+  config.eta = 1.0;
+  config.precision = Precision::bf16;  // the library's Precision has it; linalg does not compute in it
+  EXPECT_THROW(make_cpu_logdet_engine(config), std::invalid_argument);
 }
 
 TEST(LogdetEngine, MemoryItCannotHaveIsAUsageErrorNotACrash) {
   LogdetConfig config;
   config.dim = 100;
   EXPECT_EQ(matrix_buffer_bytes(config), make_cpu_logdet_engine(config)->buffer_bytes());
-  config.precision = Precision::Single;
+  config.precision = Precision::float32;
   EXPECT_EQ(matrix_buffer_bytes(config), 100u * 100 * (sizeof(double) + 2 * sizeof(float)));
   EXPECT_EQ(matrix_buffer_bytes(config), make_cpu_logdet_engine(config)->buffer_bytes());
 
-  config.precision = Precision::Double;
+  config.precision = Precision::float64;
   config.dim = 16384;  // 4 GiB of buffers per rank
   const std::uint64_t gib = 1ull << 30;
   EXPECT_NO_THROW(require_memory(config, matrix_buffer_bytes(config), 5 * gib, "memory"));

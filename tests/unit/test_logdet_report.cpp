@@ -60,7 +60,7 @@ TEST(LogdetOptions, GoodInputBecomesAPlan) {
   ASSERT_TRUE(plan.range.has_value());
   EXPECT_EQ(plan.range->first, -60.0);
   EXPECT_EQ(plan.range->second, -30.5);
-  EXPECT_EQ(plan.precision, linalg::Precision::Single);
+  EXPECT_EQ(plan.precision, Precision::float32);
   EXPECT_FALSE(check_options(ProgramOptions{}).bins.has_value());
 }
 

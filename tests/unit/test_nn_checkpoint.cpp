@@ -17,8 +17,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// One folder per test: CTest runs the tests of this file as parallel processes, and one of
+// them checks that its folder holds no temporary file.
 fs::path scratch(const std::string& name) {
-  const auto dir = fs::path(SLURMLAB_BINARY_DIR) / "test-scratch" / "nn_checkpoint";
+  const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  const auto dir = fs::path(SLURMLAB_BINARY_DIR) / "test-scratch" / "nn_checkpoint" / test->name();
   fs::create_directories(dir);
   return dir / name;
 }

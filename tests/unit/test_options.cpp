@@ -55,7 +55,7 @@ std::filesystem::path temp_file(const std::string& name) {
 TEST(Options, DefaultsAndValues) {
   Program p;
   std::ostringstream out;
-  EXPECT_EQ(p.parse({"--dim", "50", "--fp32", "--seed", "7", "--device", "cpu"}, out), OptionParser::Outcome::Run);
+  EXPECT_EQ(p.parse({"--dim", "50", "--fp32", "--seed", "7", "--device", "cpu"}, out), OptionParser::Outcome::run);
   EXPECT_EQ(p.dim, 50);
   EXPECT_TRUE(p.fp32);
   EXPECT_EQ(p.parser.common().seed, 7u);
@@ -89,7 +89,7 @@ TEST(Options, ErrorsAreOneLineNamingTheOption) {
 TEST(Options, HelpPrintsUsageAndExits) {
   Program p;
   std::ostringstream out;
-  EXPECT_EQ(p.parse({"--help"}, out), OptionParser::Outcome::Exit);
+  EXPECT_EQ(p.parse({"--help"}, out), OptionParser::Outcome::exit);
   EXPECT_NE(out.str().find("--dim"), std::string::npos);
   EXPECT_NE(out.str().find("--output-dir"), std::string::npos);
 }
@@ -100,13 +100,13 @@ TEST(Options, PrintConfigRoundTripsThroughConfig) {
   EXPECT_EQ(first.parse({"--dim", "64", "--eta", "1.23456789012345", "--fp32", "--seed", "18446744073709551615",
                          "--count", "4294967295", "--pattern", "x-%3t.txt", "--print-config"},
                         config),
-            OptionParser::Outcome::Exit);
+            OptionParser::Outcome::exit);
   auto file = temp_file("roundtrip.cfg");
   std::ofstream(file) << config.str();
 
   Program second;
   std::ostringstream out;
-  EXPECT_EQ(second.parse({"--config", file.string()}, out), OptionParser::Outcome::Run);
+  EXPECT_EQ(second.parse({"--config", file.string()}, out), OptionParser::Outcome::run);
   EXPECT_EQ(second.dim, 64);
   EXPECT_EQ(second.eta, 1.23456789012345);  // every digit, not the stream's default 6
   EXPECT_TRUE(second.fp32);

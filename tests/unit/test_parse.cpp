@@ -1,5 +1,6 @@
-// core/parse.hpp: comma lists, whole-text numbers and LO,HI ranges.
+// core/parse.hpp and core/precision.hpp: comma lists, whole-text numbers, LO,HI ranges, precisions.
 #include "slurmlab/core/parse.hpp"
+#include "slurmlab/core/precision.hpp"
 
 #include <gtest/gtest.h>
 
@@ -49,5 +50,28 @@ TEST(ParseRange, RefusesWithOneSentenceNamingTheOptionWhatIsWrongAndTheFix) {
     } catch (const UsageError& e) {
       EXPECT_EQ(std::string(e.what()), "--holdout-z '" + text + "'" + problem + fix);
     }
+  }
+}
+
+TEST(Precision, OneEnumTwoSpellingsAndEachModulesSubset) {
+  EXPECT_EQ(to_string(Precision::float64), "float64");
+  EXPECT_EQ(short_name(Precision::float64), "fp64");
+  EXPECT_EQ(short_name(Precision::bf16), "bf16");
+  for (auto precision : {Precision::float64, Precision::float32, Precision::bf16}) {
+    EXPECT_EQ(parse_precision(to_string(precision)), precision);
+    EXPECT_EQ(parse_precision(short_name(precision)), precision);
+  }
+  EXPECT_EQ(parse_precision("bfloat16"), Precision::bf16);
+  try {
+    parse_precision("bf16", {Precision::float64, Precision::float32});
+    ADD_FAILURE() << "bf16 accepted where only fp64 and fp32 are";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "unknown precision 'bf16'; use fp64 or fp32");
+  }
+  try {
+    parse_precision("fp16");
+    ADD_FAILURE() << "fp16 accepted";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "unknown precision 'fp16'; use fp64, fp32 or bf16");
   }
 }

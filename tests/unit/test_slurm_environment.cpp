@@ -36,7 +36,7 @@ TEST(SlurmEnvironment, SrunTaskInsideBatchJob) {
   auto s = SlurmEnvironment::from(Environment(srun_task_in_batch()));
   EXPECT_TRUE(s.in_job);
   EXPECT_TRUE(s.launched_by_srun);
-  EXPECT_EQ(s.job_kind, JobKind::Batch);
+  EXPECT_EQ(s.job_kind, JobKind::batch);
   EXPECT_EQ(s.job_id, "17");
   EXPECT_EQ(s.procid, 5);
   EXPECT_EQ(s.localid, 1);
@@ -107,10 +107,10 @@ TEST(SlurmEnvironment, MpiWorldThatDidNotJoinIsAnError) {
 TEST(SlurmEnvironment, InteractiveAndOutsideSlurm) {
   auto vars = srun_task_in_batch();
   vars.erase("ENVIRONMENT");
-  EXPECT_EQ(SlurmEnvironment::from(Environment(vars)).job_kind, JobKind::Interactive);
+  EXPECT_EQ(SlurmEnvironment::from(Environment(vars)).job_kind, JobKind::interactive);
   auto outside = SlurmEnvironment::from(Environment(Vars{{"USER", "ada"}}));
   EXPECT_FALSE(outside.in_job);
-  EXPECT_EQ(outside.job_kind, JobKind::None);
+  EXPECT_EQ(outside.job_kind, JobKind::none);
   EXPECT_TRUE(check_task_environment(outside, 0, 4).empty());
 }
 
@@ -154,8 +154,8 @@ TEST(Placement, TwoRanksOnOneGpu) {
 }
 
 TEST(Placement, UniqueDiagnosticsKeepsOneOfEach) {
-  Diagnostic a{Severity::Warning, "x", "same", "h"};
-  Diagnostic b{Severity::Warning, "y", "other", "h"};
+  Diagnostic a{Severity::warning, "x", "same", "h"};
+  Diagnostic b{Severity::warning, "y", "other", "h"};
   EXPECT_EQ(unique_diagnostics({a, a, b, a}).size(), 2u);
 }
 

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     const auto env = cluster::Environment::from_process();
     const auto preference = cluster::parse_device_preference(parser.common().device);
     const auto context = cluster::RankContext::establish(session, env, preference, share_gpus,
-                                                         cluster::RankContext::BindingErrors::Report);
+                                                         cluster::RankContext::BindingErrors::report);
 
     auto program = cli::ProgramRun::start(session, parser.common(), context);
     const auto& output_dir = program.output_dir();
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
       console.line("Results: " + fs::absolute(output_dir).string() + " (" + std::to_string(reports.size()) +
                    " env files, summary.txt, env-dump.json, metrics.h5)");
       bool any_error = std::any_of(diagnostics.begin(), diagnostics.end(),
-                                   [](const auto& d) { return d.severity == cluster::Severity::Error; });
+                                   [](const auto& d) { return d.severity == cluster::Severity::error; });
       if (strict && any_error) status = 1;
       log.line("wrote summary.txt, env-dump.json and metrics.h5 for " + std::to_string(reports.size()) + " ranks, " +
                std::to_string(diagnostics.size()) + " diagnostic(s)");

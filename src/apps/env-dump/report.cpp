@@ -14,9 +14,9 @@ namespace slurmlab::cluster {
 namespace {
 
 Severity severity_from(const std::string& text) {
-  if (text == "error") return Severity::Error;
-  if (text == "warning") return Severity::Warning;
-  return Severity::Note;
+  if (text == "error") return Severity::error;
+  if (text == "warning") return Severity::warning;
+  return Severity::note;
 }
 
 }  // namespace

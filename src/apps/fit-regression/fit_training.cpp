@@ -473,7 +473,6 @@ TrainingRun train_network(const Dataset& d, const RunPlan& plan, std::int64_t hi
   run.epochs_per_second = run.seconds > 0 ? static_cast<double>(run.epochs_run) / run.seconds : 0.0;
   save(net, run.epochs_run - 1, "last");
   if (best_epoch_saved != run.best_epoch) save(best, run.best_epoch, "best");
-  if (hooks.finished) hooks.finished(run);
 
   run.gap_growth_epoch = gap_growth_epoch(run.train_loss, run.val_loss);
   const Predictor predict(best, s);
@@ -487,6 +486,7 @@ TrainingRun train_network(const Dataset& d, const RunPlan& plan, std::int64_t hi
   if (static_cast<std::size_t>(d.grid_feature) < features) {
     run.grid_prediction = predict.on_grid(run.grid_z, static_cast<std::size_t>(d.grid_feature), features);
   }
+  if (hooks.finished) hooks.finished(run);  // after the analysis: the rank log reports val_rms
   return run;
 }
 

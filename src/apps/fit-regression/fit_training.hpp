@@ -159,7 +159,8 @@ class Predictor {
 struct EpochHooks {
   std::function<void(const TrainingRun&, std::int64_t epoch, const Predictor& current)> after_epoch;
   std::function<void(nn::Layer& net, nn::Adam& optimizer, std::int64_t epoch, const std::string& which)> save;
-  std::function<void(const TrainingRun&)> finished;  // after the last epoch (early stop included)
+  // After the last epoch (early stop included) and the analysis: the run is complete.
+  std::function<void(const TrainingRun&)> finished;
 };
 
 TrainingRun train_network(const Dataset& data, const RunPlan& plan, std::int64_t hidden, std::size_t features,

@@ -136,7 +136,7 @@ int fit_regression(cluster::MpiSession& session, int argc, char** argv) {
 
   // CPU on purpose: the whole network fits in a few cache lines.
   const auto context =
-      cluster::RankContext::establish(session, env, cluster::DevicePreference::Cpu, /*allow_sharing=*/true);
+      cluster::RankContext::establish(session, env, cluster::DevicePreference::cpu, /*allow_sharing=*/true);
   if (parser.common().device == "cuda") {
     console.line(
         "fit-regression: --device cuda ignored: this network has tens of parameters and trains faster on "

@@ -46,7 +46,7 @@ RunPlan check_options(const ProgramOptions& options) {
     throw UsageError("--threads " + std::to_string(options.threads) +
                      ": give a positive OpenBLAS thread count, or 0 for OpenBLAS's default.");
   RunPlan plan{options.dim, options.eta, options.samples, std::nullopt, std::nullopt,
-               options.fp32 ? linalg::Precision::Single : linalg::Precision::Double, options.threads};
+               options.fp32 ? Precision::float32 : Precision::float64, options.threads};
   if (options.bins != "auto") {
     std::size_t used = 0;
     long long bins = 0;
@@ -159,7 +159,7 @@ std::string format_summary(const RunPlan& plan, const RunResults& results, const
   std::ostringstream out;
   out << std::setprecision(6);
   out << "logdet-histogram: " << a.samples << " LKJ(eta=" << plan.eta << ") matrices of dimension " << plan.dim
-      << ", " << linalg::to_string(plan.precision) << ", " << results.rank_devices.size() << " rank(s)\n";
+      << ", " << short_name(plan.precision) << ", " << results.rank_devices.size() << " rank(s)\n";
   for (std::size_t r = 0; r < results.rank_devices.size(); ++r)
     out << "  rank " << r << ": " << results.rank_devices[r] << "\n";
   out << "  log det C     sample mean " << a.mean << "  sd " << a.sd << "  (" << a.valid << " samples)\n";
@@ -174,11 +174,11 @@ std::string format_summary(const RunPlan& plan, const RunResults& results, const
       << ")\n";
   out << std::setprecision(3);
   out << "  cross-check |chol(C) log det - 2 sum log L_ii|: max " << a.max_abs_cross_check << " (relative "
-      << a.max_rel_cross_check << ")" << (plan.precision == linalg::Precision::Single ? " = the FP32 error vs FP64" : "")
+      << a.max_rel_cross_check << ")" << (plan.precision == Precision::float32 ? " = the FP32 error vs FP64" : "")
       << "\n";
   if (a.not_positive_definite > 0)
     out << "  WARNING: " << a.not_positive_definite << " of " << a.samples << " samples: C = L L^T was not numerically "
-        << "positive definite in " << linalg::to_string(plan.precision)
+        << "positive definite in " << short_name(plan.precision)
         << " (POTRF failed); left out of the histogram and the statistics\n";
   else
     out << "  every C was numerically positive definite\n";
@@ -200,7 +200,7 @@ void write_metrics(const std::string& path, const cli::RunAttributes& attributes
   writer.set_attribute("", "dim", plan.dim);
   writer.set_attribute("", "eta", plan.eta);
   writer.set_attribute("", "samples", plan.samples);
-  writer.set_attribute("", "precision", linalg::to_string(plan.precision));
+  writer.set_attribute("", "precision", short_name(plan.precision));
   writer.set_attribute("", "ranks", static_cast<std::int64_t>(results.rank_devices.size()));
   writer.set_attribute("", "blas_threads", plan.threads);
   writer.write("run/rank_device", std::span<const std::string>(results.rank_devices));
@@ -255,7 +255,7 @@ void write_histogram_png(const std::string& path, const RunPlan& plan, const Ana
   }
   std::ostringstream title;
   title << "log det of LKJ(" << plan.eta << ") matrices, d = " << plan.dim << ", " << a.valid << " samples ("
-        << linalg::to_string(plan.precision) << ")";
+        << short_name(plan.precision) << ")";
   io::Figure figure;
   figure.title(title.str())
       .x_label("log det C")

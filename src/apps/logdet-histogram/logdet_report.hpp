@@ -30,7 +30,7 @@ struct RunPlan {
   std::int64_t samples;
   std::optional<int> bins;                       // nullopt: Freedman-Diaconis
   std::optional<std::pair<double, double>> range;  // nullopt: the data's
-  linalg::Precision precision;
+  Precision precision;
   int threads;
 };
 RunPlan check_options(const ProgramOptions& options);

@@ -106,24 +106,24 @@ OptionParser::Outcome OptionParser::parse(int argc, const char* const argv[], st
 
   if (values.count("help")) {
     out << usage();
-    return Outcome::Exit;
+    return Outcome::exit;
   }
   if (values.count("print-config")) {
     out << config_text();
-    return Outcome::Exit;
+    return Outcome::exit;
   }
-  return Outcome::Run;
+  return Outcome::run;
 }
 
 void parse_on_all_ranks(const cluster::MpiSession& session, OptionParser& parser, int argc, char** argv,
                         const std::function<void()>& validate) {
   std::ostringstream text;
-  auto outcome = OptionParser::Outcome::Run;
+  auto outcome = OptionParser::Outcome::run;
   session.run_collectively([&] {
     outcome = parser.parse(argc, argv, text);
-    if (outcome == OptionParser::Outcome::Run && validate) validate();
+    if (outcome == OptionParser::Outcome::run && validate) validate();
   });
-  if (outcome == OptionParser::Outcome::Exit) {
+  if (outcome == OptionParser::Outcome::exit) {
     if (session.is_root()) std::cout << text.str() << std::flush;
     throw ProgramExit(0);
   }

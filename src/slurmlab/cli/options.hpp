@@ -50,7 +50,7 @@ class OptionParser {
   // An on/off switch (--name); in a config file `name = true`.
   OptionParser& add_flag(const std::string& name, bool& destination, const std::string& help);
 
-  enum class Outcome { Run, Exit };
+  enum class Outcome { run, exit };
   // Parses the command line, then --config FILE. Writes help or the config to `out` and
   // returns Exit for --help/--print-config. Throws UsageError (one line naming the option
   // and the fix, with the usage text as details) on anything it cannot accept.

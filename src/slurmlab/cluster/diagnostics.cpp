@@ -33,7 +33,7 @@ std::vector<Diagnostic> check_task_environment(const SlurmEnvironment& slurm, in
   const std::string job = "job " + slurm.job_id.value_or("?");
 
   if (!slurm.launched_by_srun) {
-    found.push_back({Severity::Warning, "not-launched-by-srun",
+    found.push_back({Severity::warning, "not-launched-by-srun",
                      slurm.launched_by_mpirun || world_size > 1
                          ? "The program runs inside Slurm " + job + " but was started by " +
                                (slurm.launched_by_mpirun ? "mpirun" : "another launcher") +
@@ -44,13 +44,13 @@ std::vector<Diagnostic> check_task_environment(const SlurmEnvironment& slurm, in
                      "start it with `srun <program>` in the job script (srun uses the job's --nodes, "
                      "--ntasks-per-node and --gpus-per-task)."});
   } else if (slurm.ntasks && *slurm.ntasks != world_size) {
-    found.push_back({Severity::Error, "mpi-world-mismatch",
+    found.push_back({Severity::error, "mpi-world-mismatch",
                      "Slurm started " + std::to_string(*slurm.ntasks) + " tasks but the MPI world has " +
                          std::to_string(world_size) + " rank(s), so the tasks did not join one MPI job.",
                      "launch with `srun --mpi=pmix` (Debian's Open MPI direct-launches only through PMIx; see "
                      "`srun --mpi=list`)."});
   } else if (slurm.procid && *slurm.procid != world_rank) {
-    found.push_back({Severity::Warning, "rank-mismatch",
+    found.push_back({Severity::warning, "rank-mismatch",
                      "SLURM_PROCID=" + std::to_string(*slurm.procid) + " differs from MPI rank " +
                          std::to_string(world_rank) + ", so per-rank file names and logs disagree.",
                      "let srun start the program directly rather than through a wrapper that re-launches it."});
@@ -59,7 +59,7 @@ std::vector<Diagnostic> check_task_environment(const SlurmEnvironment& slurm, in
   const bool multi_node = slurm.nnodes.value_or(1) > 1;
   if (multi_node && slurm.gpus_requested() && !slurm.ntasks_per_node) {
     std::string layout = slurm.tasks_per_node.empty() ? "" : " (tasks per node now: " + join_ints(slurm.tasks_per_node) + ")";
-    found.push_back({Severity::Warning, "ntasks-per-node-missing",
+    found.push_back({Severity::warning, "ntasks-per-node-missing",
                      "This " + std::to_string(*slurm.nnodes) + "-node GPU " + job +
                          " was given --ntasks without --ntasks-per-node, so SLURM_NTASKS_PER_NODE is unset and "
                          "Slurm may place tasks unevenly across nodes" + layout + ".",
@@ -70,7 +70,7 @@ std::vector<Diagnostic> check_task_environment(const SlurmEnvironment& slurm, in
   if (!slurm.tasks_per_node.empty() &&
       std::adjacent_find(slurm.tasks_per_node.begin(), slurm.tasks_per_node.end(), std::not_equal_to<>()) !=
           slurm.tasks_per_node.end()) {
-    found.push_back({Severity::Note, "uneven-tasks-per-node",
+    found.push_back({Severity::note, "uneven-tasks-per-node",
                      "Tasks are spread unevenly over the nodes (" + join_ints(slurm.tasks_per_node) +
                          "), so nodes do different amounts of work.",
                      "use --ntasks-per-node so every node runs the same number of tasks."});
@@ -90,7 +90,7 @@ std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks)
       if (t->gpus_on_node) gpus = std::max(gpus.value_or(0), *t->gpus_on_node);
     const int count = static_cast<int>(members.size());
     if (gpus && *gpus > 0 && count > *gpus && !sharing) {
-      found.push_back({Severity::Error, "tasks-exceed-gpus",
+      found.push_back({Severity::error, "tasks-exceed-gpus",
                        "Node " + node + " runs " + std::to_string(count) + " tasks but Slurm allocated only " +
                            std::to_string(*gpus) + " GPU(s) there (SLURM_GPUS_ON_NODE=" + std::to_string(*gpus) + ").",
                        "use --ntasks-per-node=" + std::to_string(*gpus) +
@@ -102,7 +102,7 @@ std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks)
     for (auto& [gpu, ranks] : by_gpu) {
       if (ranks.size() < 2 || sharing) continue;
       std::sort(ranks.begin(), ranks.end());
-      found.push_back({Severity::Error, "gpu-shared",
+      found.push_back({Severity::error, "gpu-shared",
                        "Ranks " + rank_list(ranks) + " on node " + node + " are bound to the same GPU (" + gpu + ").",
                        "use --gpus-per-task=1 or --gpu-bind=per_task:1 so each task gets its own GPU, or pass "
                        "--share-gpus if sharing is intended."});
@@ -123,9 +123,9 @@ std::vector<Diagnostic> unique_diagnostics(std::vector<Diagnostic> diagnostics) 
 
 const char* to_string(Severity severity) {
   switch (severity) {
-    case Severity::Note: return "note";
-    case Severity::Warning: return "warning";
-    case Severity::Error: return "error";
+    case Severity::note: return "note";
+    case Severity::warning: return "warning";
+    case Severity::error: return "error";
   }
   return "note";
 }

@@ -9,10 +9,10 @@
 
 namespace slurmlab::cluster {
 
-enum class Severity { Note, Warning, Error };
+enum class Severity { note, warning, error };
 
 struct Diagnostic {
-  Severity severity = Severity::Note;
+  Severity severity = Severity::note;
   std::string code;     // stable identifier, e.g. "ntasks-per-node-missing"
   std::string message;  // one sentence
   std::string hint;     // what to change

@@ -20,12 +20,12 @@ GpuBinding bind_gpu(const GpuBindingRequest& request) {
   const int from_mask = request.cuda_visible_devices ? static_cast<int>(request.cuda_visible_devices->size()) : 0;
   binding.visible_count = answered ? request.runtime_device_count : from_mask;
 
-  if (request.preference == DevicePreference::Cpu) {
+  if (request.preference == DevicePreference::cpu) {
     binding.reason = "--device cpu was given.";
     return binding;
   }
   if (binding.visible_count == 0) {
-    if (request.preference == DevicePreference::Cuda)
+    if (request.preference == DevicePreference::cuda)
       throw UsageError("--device cuda was given but this task sees no GPU (CUDA_VISIBLE_DEVICES " +
                        mask_text(request.cuda_visible_devices) + (request.runtime_note.empty() ? "" : "; " + request.runtime_note) +
                        "). HINT: request GPUs with --gpus-per-task=1, or use --device auto.");
@@ -68,7 +68,7 @@ GpuBinding bind_gpu(const GpuBindingRequest& request) {
     binding.device = ordinal;
     return binding;
   }
-  if (request.preference == DevicePreference::Cuda)
+  if (request.preference == DevicePreference::cuda)
     throw UsageError("--device cuda was given but no GPU answered (CUDA_VISIBLE_DEVICES " +
                      mask_text(request.cuda_visible_devices) + "; " + request.runtime_note +
                      "). HINT: check the driver with nvidia-smi on the node, or use --device auto.");
@@ -83,17 +83,17 @@ std::string GpuBinding::describe() const {
 }
 
 DevicePreference parse_device_preference(const std::string& text) {
-  if (text == "auto") return DevicePreference::Auto;
-  if (text == "cpu") return DevicePreference::Cpu;
-  if (text == "cuda") return DevicePreference::Cuda;
+  if (text == "auto") return DevicePreference::automatic;
+  if (text == "cpu") return DevicePreference::cpu;
+  if (text == "cuda") return DevicePreference::cuda;
   throw UsageError("--device '" + text + "' is not a device; use auto, cpu or cuda.");
 }
 
 const char* to_string(DevicePreference preference) {
   switch (preference) {
-    case DevicePreference::Auto: return "auto";
-    case DevicePreference::Cpu: return "cpu";
-    case DevicePreference::Cuda: return "cuda";
+    case DevicePreference::automatic: return "auto";
+    case DevicePreference::cpu: return "cpu";
+    case DevicePreference::cuda: return "cuda";
   }
   return "auto";
 }

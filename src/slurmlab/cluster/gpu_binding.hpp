@@ -13,7 +13,7 @@
 
 namespace slurmlab::cluster {
 
-enum class DevicePreference { Auto, Cpu, Cuda };
+enum class DevicePreference { automatic, cpu, cuda };  // --device auto|cpu|cuda
 
 struct GpuBindingRequest {
   // The mask as this process sees it (nullopt: unset, every device visible).
@@ -22,7 +22,7 @@ struct GpuBindingRequest {
   std::string runtime_note;      // why the runtime found none (for the reason text)
   int local_rank = 0;            // this task's rank among the tasks on its node
   int local_size = 1;            // tasks on this node
-  DevicePreference preference = DevicePreference::Auto;
+  DevicePreference preference = DevicePreference::automatic;
   bool allow_sharing = false;    // several tasks on one GPU on purpose (--share-gpus)
 };
 

@@ -53,8 +53,8 @@ RankContext RankContext::establish(const MpiSession& session, const Environment&
     try {
       context.gpu = bind_gpu(request);
     } catch (const UsageError& e) {
-      if (on_binding_error == BindingErrors::Fail) throw;
-      context.binding_error = Diagnostic{Severity::Error, "gpu-binding", e.what(), ""};
+      if (on_binding_error == BindingErrors::fail) throw;
+      context.binding_error = Diagnostic{Severity::error, "gpu-binding", e.what(), ""};
       context.gpu = GpuBinding{};
       context.gpu.reason = "the GPU binding failed (see the diagnostics), so this task runs on the CPU.";
     }

@@ -36,16 +36,16 @@ struct RankContext {
   GpuRuntimeStatus gpu_runtime;
   GpuBinding gpu;
   std::optional<GpuDeviceInfo> gpu_info;    // when a GPU answered
-  std::optional<Diagnostic> binding_error;  // set only with BindingErrors::Report
+  std::optional<Diagnostic> binding_error;  // set only with BindingErrors::report
 
   enum class BindingErrors {
-    Fail,    // programs that compute: every rank ends with the message (exit 2)
-    Report,  // env-dump: record it and continue on the CPU so the probe can report it
+    fail,    // programs that compute: every rank ends with the message (exit 2)
+    report,  // env-dump: record it and continue on the CPU so the probe can report it
   };
 
   // Collective. Reads Slurm's view, lays out the node, binds and selects the GPU.
   static RankContext establish(const MpiSession& session, const Environment& env, DevicePreference preference,
-                               bool allow_sharing, BindingErrors on_binding_error = BindingErrors::Fail);
+                               bool allow_sharing, BindingErrors on_binding_error = BindingErrors::fail);
 
   io::PatternContext pattern_context() const;
   // One line for this rank's log: "rank 3 of 8, node n2 (1 of 2 there), host vm, pid 4242,

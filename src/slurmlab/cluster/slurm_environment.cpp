@@ -109,7 +109,7 @@ SlurmEnvironment SlurmEnvironment::from(const Environment& env) {
   s.gpus = optional_string(env, {"SLURM_GPUS"});
 
   // sbatch marks the batch script with ENVIRONMENT=BATCH and srun steps inside inherit it.
-  if (s.in_job) s.job_kind = env.get("ENVIRONMENT") == std::optional<std::string>("BATCH") ? JobKind::Batch : JobKind::Interactive;
+  if (s.in_job) s.job_kind = env.get("ENVIRONMENT") == std::optional<std::string>("BATCH") ? JobKind::batch : JobKind::interactive;
   // The batch script itself has no step id of its own in its environment (or "batch");
   // tasks started by srun carry a numeric step id and a rank.
   // Open MPI 4 (ORTE) and 5 (PRRTE) mark the processes their mpirun starts; srun's direct
@@ -131,9 +131,9 @@ bool SlurmEnvironment::gpus_requested() const {
 
 const char* to_string(JobKind kind) {
   switch (kind) {
-    case JobKind::None: return "none";
-    case JobKind::Batch: return "batch";
-    case JobKind::Interactive: return "interactive";
+    case JobKind::none: return "none";
+    case JobKind::batch: return "batch";
+    case JobKind::interactive: return "interactive";
   }
   return "unknown";
 }

@@ -10,14 +10,14 @@
 namespace slurmlab::cluster {
 
 enum class JobKind {
-  None,         // not inside a Slurm job
-  Batch,        // sbatch (ENVIRONMENT=BATCH, inherited by srun steps inside the script)
-  Interactive,  // salloc shell or a stand-alone srun
+  none,         // not inside a Slurm job
+  batch,        // sbatch (ENVIRONMENT=BATCH, inherited by srun steps inside the script)
+  interactive,  // salloc shell or a stand-alone srun
 };
 
 struct SlurmEnvironment {
   bool in_job = false;  // SLURM_JOB_ID is set
-  JobKind job_kind = JobKind::None;
+  JobKind job_kind = JobKind::none;
   bool launched_by_srun = false;  // this process is a task of an srun step (SLURM_STEP_ID + SLURM_PROCID)
   // Started by mpirun/mpiexec (whose daemons srun starts inside an allocation, so the
   // ranks inherit the daemons' SLURM_STEP_ID and a per-node SLURM_PROCID).

@@ -33,14 +33,14 @@ SLURMLAB_HOST_DEVICE inline DrawStream onion_stream(std::uint64_t seed, std::uin
 
 // The Beta draw of row i with the given parameters.
 SLURMLAB_HOST_DEVICE inline BetaDraw onion_row_beta(std::uint64_t seed, std::uint64_t sample, int row, OnionBeta p) {
-  return sample_beta(onion_stream(seed, sample, row, StreamPurpose::GammaNumerator),
-                     onion_stream(seed, sample, row, StreamPurpose::GammaDenominator), p.a, p.b);
+  return sample_beta(onion_stream(seed, sample, row, StreamPurpose::gamma_numerator),
+                     onion_stream(seed, sample, row, StreamPurpose::gamma_denominator), p.a, p.b);
 }
 
 // The j-th unnormalised direction coordinate of row i: standard normal; normalising the
 // vector (z_0..z_{i-1}) gives a uniform point on the unit sphere in R^i.
 SLURMLAB_HOST_DEVICE inline double onion_direction_normal(std::uint64_t seed, std::uint64_t sample, int row, int j) {
-  const auto pair = onion_stream(seed, sample, row, StreamPurpose::Direction).normals(static_cast<std::uint32_t>(j / 2));
+  const auto pair = onion_stream(seed, sample, row, StreamPurpose::direction).normals(static_cast<std::uint32_t>(j / 2));
   return (j % 2 == 0) ? pair.first : pair.second;
 }
 
@@ -53,7 +53,7 @@ inline double sample_onion_row(std::uint64_t seed, std::uint64_t sample, int row
     return 0.0;
   }
   const BetaDraw beta = onion_row_beta(seed, sample, row, p);
-  const auto direction = onion_stream(seed, sample, row, StreamPurpose::Direction);
+  const auto direction = onion_stream(seed, sample, row, StreamPurpose::direction);
   double squared_norm = 0.0;
   for (int j = 0; j < row; j += 2) {
     const auto pair = direction.normals(static_cast<std::uint32_t>(j / 2));

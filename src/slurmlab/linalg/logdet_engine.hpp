@@ -13,16 +13,16 @@
 #include <optional>
 #include <string>
 
+#include "slurmlab/core/precision.hpp"
+
 namespace slurmlab::linalg {
 
-enum class Precision { Double, Single };
-const char* to_string(Precision precision);
 
 struct LogdetConfig {
   int dim = 5000;
   double eta = 1.0;
   std::uint64_t seed = 0;
-  Precision precision = Precision::Double;
+  Precision precision = Precision::float64;  // float64 or float32
   int cpu_threads = 0;  // OpenBLAS threads; 0 leaves OpenBLAS's own choice
   int ranks_sharing_memory = 1;  // ranks on this node that hold the same buffers (memory check)
 };

@@ -26,16 +26,16 @@ int openblas_get_num_threads(void);
 
 namespace slurmlab::linalg {
 
-const char* to_string(Precision precision) { return precision == Precision::Double ? "fp64" : "fp32"; }
-
 void validate(const LogdetConfig& config) {
   if (config.dim < 2) throw std::invalid_argument("dimension must be at least 2, got " + std::to_string(config.dim));
   if (!(config.eta > 0.0)) throw std::invalid_argument("eta must be positive, got " + std::to_string(config.eta));
+  if (config.precision == Precision::bf16)
+    throw std::invalid_argument("log-determinants are computed in fp64 or fp32, not bf16");
 }
 
 std::size_t matrix_buffer_bytes(const LogdetConfig& config) {
   const auto n = static_cast<std::size_t>(config.dim) * static_cast<std::size_t>(config.dim);
-  return config.precision == Precision::Double ? 2 * n * sizeof(double) : n * sizeof(double) + 2 * n * sizeof(float);
+  return config.precision == Precision::float64 ? 2 * n * sizeof(double) : n * sizeof(double) + 2 * n * sizeof(float);
 }
 
 void require_memory(const LogdetConfig& config, std::size_t per_rank, std::uint64_t available, const std::string& where) {
@@ -51,7 +51,7 @@ void require_memory(const LogdetConfig& config, std::size_t per_rank, std::uint6
     return text.str();
   };
   std::string message = "--dim " + std::to_string(config.dim) + " needs " + gib(needed) + " of " + where +
-                        " per rank for its d x d buffers (" + to_string(config.precision) + ")";
+                        " per rank for its d x d buffers (" + short_name(config.precision) + ")";
   if (ranks > 1) message += ", " + std::to_string(ranks) + " ranks here need " + gib(needed * ranks) + ",";
   message += " but " + gib(static_cast<double>(available)) + " is available; lower --dim" +
              (ranks > 1 ? ", or run fewer ranks per node." : ".");
@@ -125,7 +125,7 @@ class CpuLogdetEngine final : public LogdetEngine {
     row_log_.resize(static_cast<std::size_t>(config.dim));
     // Two buffers in FP64 (L, C); FP32 adds the single-precision copy of L and C.
     factor_.resize(n);
-    if (config.precision == Precision::Double) {
+    if (config.precision == Precision::float64) {
       gram_.resize(n);
     } else {
       factor32_.resize(n);
@@ -143,7 +143,7 @@ class CpuLogdetEngine final : public LogdetEngine {
 
     start = Clock::now();
     std::optional<double> log_det;
-    if (config_.precision == Precision::Double) {
+    if (config_.precision == Precision::float64) {
       gram_lower(factor_.data(), gram_.data(), d);
       log_det = cholesky_log_det(gram_.data(), d);
     } else {
@@ -182,7 +182,7 @@ class CpuLogdetEngine final : public LogdetEngine {
   }
 
   std::string describe() const override {
-    return "cpu (OpenBLAS " + std::to_string(blas_threads()) + " threads, " + to_string(config_.precision) + ")";
+    return "cpu (OpenBLAS " + std::to_string(blas_threads()) + " threads, " + short_name(config_.precision) + ")";
   }
   std::size_t buffer_bytes() const override {
     return factor_.size() * sizeof(double) + gram_.size() * sizeof(double) + factor32_.size() * sizeof(float) +

@@ -61,7 +61,7 @@ __global__ void onion_rows_kernel(std::uint64_t seed, std::uint64_t sample, int 
   }
   // Unnormalised direction: pairs of normals, exactly as the CPU reference draws them.
   double squared = 0.0;
-  const auto direction = onion_stream(seed, sample, row, StreamPurpose::Direction);
+  const auto direction = onion_stream(seed, sample, row, StreamPurpose::direction);
   for (int pair = threadIdx.x; 2 * pair < row; pair += blockDim.x) {
     const auto z = direction.normals(static_cast<std::uint32_t>(pair));
     out[2 * pair] = static_cast<Real>(z.first);
@@ -255,7 +255,7 @@ class CudaLogdetEngine final : public LogdetEngine {
 }  // namespace
 
 std::unique_ptr<LogdetEngine> make_cuda_logdet_engine(const LogdetConfig& config, int ordinal) {
-  if (config.precision == Precision::Double) return std::make_unique<CudaLogdetEngine<double>>(config, ordinal);
+  if (config.precision == Precision::float64) return std::make_unique<CudaLogdetEngine<double>>(config, ordinal);
   return std::make_unique<CudaLogdetEngine<float>>(config, ordinal);
 }
 

@@ -57,7 +57,7 @@ SLURMLAB_HOST_DEVICE inline double uniform_open01(std::uint32_t high, std::uint3
 }
 
 // Which independent stream of a row a draw comes from.
-enum class StreamPurpose : std::uint32_t { Direction = 0, GammaNumerator = 1, GammaDenominator = 2, Test = 3 };
+enum class StreamPurpose : std::uint32_t { direction = 0, gamma_numerator = 1, gamma_denominator = 2, test = 3 };
 
 // One stream of draws: (seed, sample index, row, purpose); draw n is Philox(counter n).
 // Each draw yields two uniforms in (0, 1).

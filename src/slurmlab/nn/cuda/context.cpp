@@ -16,6 +16,7 @@
 
 #include "slurmlab/cluster/gpu_probe.hpp"
 #include "slurmlab/nn/cuda/context.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/nn/cuda/kernels.hpp"
 #include "slurmlab/nn/cuda/planning.hpp"
 #include "slurmlab/nn/tensor/device_memory.hpp"
@@ -94,6 +95,8 @@ Context& Context::get() {
 }
 
 void Context::configure(const CudaOptions& options) {
+  if (options.precision == Precision::float64)
+    throw UsageError("nn computes in fp32 or bf16 on CUDA, not fp64; choose --precision fp32 or bf16");
   auto& slot = context_slot();
   if (slot) {
     slot->synchronize();

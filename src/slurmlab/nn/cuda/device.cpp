@@ -6,12 +6,8 @@
 
 namespace slurmlab::nn {
 
-std::string to_string(Precision precision) { return precision == Precision::bf16 ? "bf16" : "float32"; }
-
 Precision parse_precision(const std::string& text) {
-  if (text == "fp32" || text == "float32") return Precision::float32;
-  if (text == "bf16" || text == "bfloat16") return Precision::bf16;
-  throw UsageError("unknown precision '" + text + "'; use fp32 or bf16");
+  return slurmlab::parse_precision(text, {Precision::float32, Precision::bf16});
 }
 
 }  // namespace slurmlab::nn

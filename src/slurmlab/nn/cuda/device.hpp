@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <string>
 
+#include "slurmlab/core/precision.hpp"
+
 #include "slurmlab/nn/tensor/tensor.hpp"
 
 namespace slurmlab::nn {
@@ -31,9 +33,10 @@ enum class Tf32 { off, on };
 // master weights, gradients, optimizer state, losses, batch norm and activations stay fp32.
 // bf16 has float32's exponent range, so no loss scaling is needed (unlike fp16). A
 // convolution shape for which cuDNN offers no bf16 engine runs in float32/TF32 instead.
-enum class Precision { float32, bf16 };
-std::string to_string(Precision precision);
-Precision parse_precision(const std::string& text);  // "fp32"|"float32"|"bf16", else UsageError
+// nn computes in Precision::float32 or Precision::bf16 (core/precision.hpp); configure_cuda
+// refuses float64.
+// "fp32"|"float32"|"bf16"|"bfloat16", else UsageError naming the text and the two choices.
+Precision parse_precision(const std::string& text);
 
 struct CudaOptions {
   int device = 0;                               // CUDA runtime ordinal (RankContext's binding)
