@@ -18,8 +18,9 @@ packages=(
   zlib1g-dev libpng-dev libturbojpeg0-dev python3-sklearn
   # PNG figures (cairo); python3-venv for env/python.sh (tensorboard); plots in tools/plot.py
   libcairo2-dev python3-venv python3-matplotlib
-  # PyTorch (CPU) for the `reference` tests and the nn benchmarks' peer (about 550 MB installed)
-  python3-torch
+  # PyTorch (CPU) and torchvision for the `reference` tests (nn layers, data transforms) and the
+  # nn and data benchmarks' peers (about 560 MB installed)
+  python3-torch python3-torchvision
   # a real Slurm on this one machine (tools/local-slurm)
   slurm-wlm slurm-client munge util-linux procps
 )
