@@ -1,10 +1,14 @@
 // Runs under mpirun -np 4: the trainer on 1, 2 and 4 ranks (sub-communicators of the 4) gives
 // the same reduced metrics and weights for the same global batch, and a metric name missing on
-// one rank ends every rank with a message naming it instead of a hang.
+// one rank ends every rank with a message naming it instead of a hang; a preemption signal on
+// one rank stops all of them at the same step.
 #include <gtest/gtest.h>
 #include <mpi.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <csignal>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -159,6 +163,51 @@ TEST(TrainerMpi, AMetricMissingOnOneRankEndsEveryRankWithItsName) {
     EXPECT_NE(message.find("'train_extra'"), std::string::npos) << message;
     EXPECT_NE(message.find("rank(s) 1"), std::string::npos) << message;
   }
+}
+
+namespace {
+
+class SignalAtBatch final : public Callback {
+ public:
+  SignalAtBatch(int signal, std::int64_t batch) : signal_(signal), batch_(batch) {}
+  void on_train_batch_end(Trainer&, const StepResult&) override {
+    if (++seen_ == batch_) std::raise(signal_);
+  }
+
+ private:
+  int signal_;
+  std::int64_t batch_, seen_ = 0;
+};
+
+}  // namespace
+
+TEST(TrainerMpi, ASignalOnOneRankStopsEveryRankAtTheSameStep) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (kGlobalBatch % size != 0) GTEST_SKIP() << "needs 1, 2 or 4 ranks";
+  // One directory for all ranks (rank 0's pid), written by rank 0 only.
+  long root_pid = static_cast<long>(::getpid());
+  MPI_Bcast(&root_pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  const auto dir = std::filesystem::temp_directory_path() / ("slurmlab_train_mpi_" + std::to_string(root_pid));
+  const Data data;
+  nn::Generator g(1);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
+  nn::MpiGradientReducer reducer(MPI_COMM_WORLD);
+  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+  auto train = data.source(size, world_rank(), true);
+  std::vector<std::shared_ptr<Callback>> callbacks;
+  if (world_rank() == size - 1) callbacks.push_back(std::make_shared<SignalAtBatch>(SIGTERM, 3));
+  Trainer trainer({.max_epochs = 3, .root_dir = dir, .communicator = MPI_COMM_WORLD, .handle_preemption = true},
+                  callbacks);
+  trainer.fit(module, train);
+  EXPECT_EQ(trainer.preempted_by(), SIGTERM);
+  EXPECT_EQ(trainer.global_step(), 3);
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_TRUE(std::filesystem::exists(dir / "checkpoints" / "last.h5"));
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) std::filesystem::remove_all(dir);
 }
 
 int main(int argc, char** argv) {

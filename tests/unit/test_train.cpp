@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -19,6 +22,7 @@
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
 #include "slurmlab/train/callbacks.hpp"
+#include "slurmlab/train/preemption.hpp"
 #include "slurmlab/train/trainer.hpp"
 
 using namespace slurmlab;
@@ -526,4 +530,122 @@ TEST(TrainerFit, AnExceptionReachesTheCallbacksAndPropagates) {
   Trainer trainer({}, {witness});
   EXPECT_THROW(trainer.fit(module, source), std::runtime_error);
   EXPECT_EQ(witness->message, "boom");
+}
+
+namespace {
+
+// Sends this process `signal` at its n-th training batch, as Slurm would.
+class SignalAtBatch final : public Callback {
+ public:
+  SignalAtBatch(int signal, std::int64_t batch) : signal_(signal), batch_(batch) {}
+  void on_train_batch_end(Trainer&, const StepResult&) override {
+    if (++seen_ == batch_) std::raise(signal_);
+  }
+
+ private:
+  int signal_;
+  std::int64_t batch_, seen_ = 0;
+};
+
+// A stand-in for scontrol that records its arguments.
+fs::path fake_scontrol(const fs::path& dir) {
+  fs::create_directories(dir);
+  const auto script = dir / "scontrol";
+  std::ofstream(script) << "#!/bin/sh\necho \"$@\" > " << (dir / "requeued").string() << "\n";
+  fs::permissions(script, fs::perms::owner_all);
+  return script;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
+// Slurm's job variables for one test, removed after.
+struct SlurmJobVariables {
+  explicit SlurmJobVariables(const char* job_id) {
+    ::setenv("SLURM_JOB_ID", job_id, 1);
+    ::unsetenv("SLURM_ARRAY_JOB_ID");
+    ::unsetenv("SLURM_ARRAY_TASK_ID");
+  }
+  ~SlurmJobVariables() { ::unsetenv("SLURM_JOB_ID"); }
+};
+
+}  // namespace
+
+TEST(TrainerPreemption, Sigusr1CheckpointsRequeuesAndTheRequeuedRunEndsWithTheUninterruptedWeights) {
+  const Data data;
+  const auto dir = fresh_directory();
+  const auto scontrol = fake_scontrol(dir / "bin");
+  const SlurmJobVariables job("4242");
+  TrainingRun uninterrupted(1, true, 0.05, true);
+  auto source = data.source(16);
+  Trainer({.max_epochs = 3}).fit(*uninterrupted.module, source);
+
+  {
+    TrainingRun first(1, true, 0.05, true);
+    auto first_source = data.source(16);
+    Trainer trainer({.max_epochs = 3, .root_dir = dir, .handle_preemption = true, .scontrol = scontrol.string()},
+                    {std::make_shared<SignalAtBatch>(SIGUSR1, 6)});
+    trainer.fit(*first.module, first_source);
+    EXPECT_EQ(trainer.preempted_by(), SIGUSR1);
+    EXPECT_EQ(trainer.global_step(), 6);  // stopped at the step boundary after the signal
+    EXPECT_EQ(trainer.requeue_message(), "requeued job 4242");
+    EXPECT_EQ(read_text(dir / "bin" / "requeued"), "requeue 4242");
+    ASSERT_TRUE(fs::exists(dir / "checkpoints" / "last.h5"));
+  }
+  TrainingRun requeued(99, true, 0.05, true);
+  auto requeued_source = data.source(16);
+  Trainer trainer({.max_epochs = 3, .root_dir = dir, .handle_preemption = true});
+  trainer.fit(*requeued.module, requeued_source, nullptr, "last");
+  EXPECT_EQ(trainer.preempted_by(), 0);
+  const auto a = uninterrupted.weights(), b = requeued.weights();
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  fs::remove_all(dir);
+}
+
+TEST(TrainerPreemption, SigtermCheckpointsAndSaysWhyItDidNotRequeue) {
+  const Data data;
+  const auto dir = fresh_directory();
+  const SlurmJobVariables job("77");
+  {
+    // SIGTERM alone: a checkpoint, no requeue.
+    TrainingRun run;
+    auto source = data.source(16);
+    Trainer trainer({.max_epochs = 3,
+                     .root_dir = dir / "term",
+                     .handle_preemption = true,
+                     .scontrol = fake_scontrol(dir / "bin").string()},
+                    {std::make_shared<SignalAtBatch>(SIGTERM, 2)});
+    trainer.fit(*run.module, source);
+    EXPECT_EQ(trainer.preempted_by(), SIGTERM);
+    EXPECT_TRUE(fs::exists(dir / "term" / "checkpoints" / "last.h5"));
+    EXPECT_FALSE(fs::exists(dir / "bin" / "requeued"));
+    EXPECT_NE(trainer.requeue_message().find("not requeued"), std::string::npos);
+  }
+  // Asked to requeue, but scontrol is missing (a container): one sentence, checkpoint written.
+  TrainingRun run;
+  auto source = data.source(16);
+  Trainer trainer({.max_epochs = 3,
+                   .root_dir = dir / "missing",
+                   .handle_preemption = true,
+                   .requeue_on_sigterm = true,
+                   .scontrol = (dir / "no-such-dir" / "scontrol").string()},
+                  {std::make_shared<SignalAtBatch>(SIGTERM, 2)});
+  trainer.fit(*run.module, source);
+  EXPECT_TRUE(fs::exists(dir / "missing" / "checkpoints" / "last.h5"));
+  EXPECT_NE(trainer.requeue_message().find("could not be started"), std::string::npos) << trainer.requeue_message();
+  fs::remove_all(dir);
+}
+
+TEST(TrainerPreemption, AnArrayTaskRequeuesItselfNotTheArray) {
+  cluster::SlurmEnvironment slurm;
+  slurm.job_id = "105";
+  EXPECT_EQ(requeue_job_id(slurm), "105");
+  slurm.array_job_id = "100";
+  slurm.array_task_id = "5";
+  EXPECT_EQ(requeue_job_id(slurm), "100_5");
+  EXPECT_EQ(requeue_job_id(cluster::SlurmEnvironment{}), "");
 }

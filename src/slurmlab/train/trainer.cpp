@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
 #include "slurmlab/core/errors.hpp"
 #include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/train/preemption.hpp"
 
 namespace slurmlab::train {
 namespace {
@@ -232,6 +235,33 @@ void Trainer::resume(TrainableModule& module, const std::string& resume_from) {
   }
 }
 
+bool Trainer::preemption_agreed() {
+  // Every rank learns whether any rank was signalled (bit 1: SIGUSR1, bit 2: SIGTERM), so all
+  // stop at the same step; USR1 anywhere means requeue.
+  const int signal = PreemptionHandler::pending();
+  int bits = (signal == SIGUSR1 ? 1 : 0) | (signal == SIGTERM ? 2 : 0);
+  if (options_.communicator != MPI_COMM_NULL) {
+    MPI_Allreduce(MPI_IN_PLACE, &bits, 1, MPI_INT, MPI_BOR, options_.communicator);
+  }
+  if (bits == 0) return false;
+  preempted_by_ = (bits & 1) ? SIGUSR1 : SIGTERM;
+  const auto path = checkpoint_dir() / "last.h5";
+  save_checkpoint(path);
+  if (is_root()) {
+    if (preempted_by_ == SIGUSR1 || options_.requeue_on_sigterm) {
+      requeue_message_ =
+          requeue_job(requeue_job_id(cluster::SlurmEnvironment::from(cluster::Environment::from_process())),
+                      options_.scontrol)
+              .message;
+    } else {
+      requeue_message_ = "not requeued (SIGTERM; set requeue_on_sigterm to requeue)";
+    }
+    std::cerr << "preempted by " << (preempted_by_ == SIGUSR1 ? "SIGUSR1" : "SIGTERM") << " at step " << position_.step
+              << ": checkpoint " << path.string() << " written; " << requeue_message_ << "\n";
+  }
+  return true;
+}
+
 void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* validation,
                   const std::string& resume_from) {
   module_ = &module;
@@ -241,6 +271,13 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
   metrics_.clear();
   should_stop_ = false;
   train_batches_run_ = 0;
+  preempted_by_ = 0;
+  requeue_message_.clear();
+  std::optional<PreemptionHandler> preemption;
+  if (options_.handle_preemption && options_.fast_dev_run == 0) {
+    preemption.emplace();
+    PreemptionHandler::clear();
+  }
   try {
     if (!resume_from.empty() && options_.fast_dev_run == 0) resume(module, resume_from);
     module.optimizer().zero_grad();
@@ -278,6 +315,11 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
           pending = 0;
           position_.data_position = b + 1;
           if (steps_done() && b + 1 < per_epoch) {
+            stopped_mid_epoch = true;
+            break;
+          }
+          // Even at the epoch's last batch: the resumed run then does the epoch's end.
+          if (preemption && preemption_agreed()) {
             stopped_mid_epoch = true;
             break;
           }

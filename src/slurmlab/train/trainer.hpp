@@ -70,6 +70,12 @@ struct TrainerOptions {
   ScheduleInterval schedule_interval = ScheduleInterval::epoch;
   std::filesystem::path root_dir = ".";   // checkpoints/ goes below it
   MPI_Comm communicator = MPI_COMM_NULL;  // MPI_COMM_NULL: one process
+  // Slurm preemption (preemption.hpp): on SIGUSR1 or SIGTERM, at the next step boundary, rank 0
+  // writes checkpoints/last.h5 and fit returns (preempted_by() says which); SIGUSR1 also
+  // requeues the job, SIGTERM only when requeue_on_sigterm.
+  bool handle_preemption = false;
+  bool requeue_on_sigterm = false;
+  std::string scontrol = "scontrol";
 };
 
 // Lightning's simple profiler: wall seconds per phase, summed over the run.
@@ -137,11 +143,16 @@ class Trainer {
   std::filesystem::path checkpoint_dir() const { return options_.root_dir / "checkpoints"; }
   // Batches actually run so far in this fit (train only), for tests and summaries.
   std::int64_t train_batches_run() const { return train_batches_run_; }
+  // After a fit that preemption ended: SIGUSR1 or SIGTERM (0 otherwise), and what became of the
+  // requeue, in one sentence (rank 0; empty elsewhere).
+  int preempted_by() const { return preempted_by_; }
+  const std::string& requeue_message() const { return requeue_message_; }
 
  private:
   Metrics evaluate(TrainableModule& module, BatchSource& source, const BatchLimit& limit, const std::string& stage);
   void optimizer_step(TrainableModule& module, std::int64_t micro_batches);
   void resume(TrainableModule& module, const std::string& resume_from);
+  bool preemption_agreed();
   std::vector<Callback*> active_callbacks() const;
   template <typename Hook>
   void call_back(Hook&& hook);
@@ -158,6 +169,8 @@ class Trainer {
   bool should_stop_ = false;
   std::int64_t train_batches_run_ = 0;
   Profile profile_;
+  int preempted_by_ = 0;
+  std::string requeue_message_;
 };
 
 }  // namespace slurmlab::train
