@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "slurmlab/core/errors.hpp"
+#include "slurmlab/data/images.hpp"
+#include "slurmlab/data/transforms.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
@@ -648,4 +650,51 @@ TEST(TrainerPreemption, AnArrayTaskRequeuesItselfNotTheArray) {
   slurm.array_task_id = "5";
   EXPECT_EQ(requeue_job_id(slurm), "100_5");
   EXPECT_EQ(requeue_job_id(cluster::SlurmEnvironment{}), "");
+}
+
+TEST(LoaderBatchSource, FeedsTheTrainerTheLoadersBatches) {
+  const auto images = data::make_synthetic_images({.count = 32, .classes = 2, .shape = {1, 8, 8}, .seed = 4});
+  const auto sampler = data::ShardedSampler::drop_last(32, 8, 1, 0, 3);
+  data::BatchLoader loader(*images, sampler, data::ImageTransform({}, 1, images->fixed_shape()), {.workers = 1});
+  LoaderBatchSource source(loader);
+  EXPECT_EQ(source.batches_per_epoch(), 4);
+  source.set_position({1, 2});
+  const auto batch = source.next();
+  EXPECT_EQ(batch.inputs.shape(), (nn::Shape{8, 1, 8, 8}));
+  std::vector<std::int64_t> expected_labels;
+  for (auto i : sampler.local_indices(1, 2)) expected_labels.push_back(images->label(i));
+  EXPECT_EQ(batch.labels, expected_labels);
+
+  nn::Generator g(1);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Flatten>()).add(std::make_unique<nn::Linear>(64, 2, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
+  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy);
+  auto recorder = std::make_shared<Recorder>();
+  Trainer trainer({.max_epochs = 2}, {recorder});
+  trainer.fit(module, source);
+  EXPECT_EQ(trainer.global_step(), 8);
+  ASSERT_EQ(recorder->epochs.size(), 2u);
+  EXPECT_TRUE(std::isfinite(recorder->epochs[1].at("train_loss")));
+}
+
+TEST(NetworkModule, MseReportsTheMeanSquaredErrorPerSample) {
+  // y = 2x on 8 samples; a 1->1 linear layer; val_loss is the plain MSE of the network.
+  nn::Tensor x({8, 1}), y({8, 1});
+  for (int i = 0; i < 8; ++i) {
+    x.data()[i] = static_cast<float>(i) / 8.0f;
+    y.data()[i] = 2.0f * x.data()[i];
+  }
+  nn::Generator g(2);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Linear>(1, 1, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.5});
+  NetworkModule module(net, sgd, LossKind::mse);
+  InMemoryBatchSource source(x, {}, y, data::ShardedSampler::drop_last(8, 4, 1, 0, 1));
+  InMemoryBatchSource validation(x, {}, y, data::ShardedSampler::drop_last(8, 4, 1, 0, 1, false));
+  Trainer trainer({.max_epochs = 20});
+  trainer.fit(module, source, &validation);
+  const auto out = net.forward(x, nn::Mode::eval).output;
+  EXPECT_NEAR(trainer.metrics().at("val_loss"), nn::mse_loss(out, y).loss, 1e-7);
+  EXPECT_LT(trainer.metrics().at("val_loss"), 0.05);
 }

@@ -87,7 +87,7 @@ std::string Profile::describe() const {
 
 Trainer::Trainer(TrainerOptions options, std::vector<std::shared_ptr<Callback>> callbacks)
     : options_(std::move(options)), callbacks_(std::move(callbacks)) {
-  if (options_.max_epochs < 1 && options_.max_steps < 0) throw UsageError("max_epochs must be at least 1");
+  if (options_.max_epochs < 1) throw UsageError("max_epochs must be at least 1 (max_steps may end the fit earlier)");
   if (options_.accumulate_grad_batches < 1) throw UsageError("accumulate_grad_batches must be at least 1");
   if (options_.check_val_every_n_epoch < 1) throw UsageError("check_val_every_n_epoch must be at least 1");
   if (options_.fast_dev_run < 0) throw UsageError("fast_dev_run must be 0 (off) or a number of batches");
