@@ -415,8 +415,7 @@ std::vector<double> read_series(const fs::path& file, const char* name) {
 TEST(Hdf5MetricsLogger, WritesOneValuePerEpochAndPerValidation) {
   const Data data;
   TrainingRun s;
-  const auto dir = fresh_directory();
-  fs::create_directories(dir);
+  const auto dir = fresh_directory();  // the logger creates it
   auto source = data.source(16);
   auto val_source = data.source(16, 9, false);
   auto recorder = std::make_shared<Recorder>();

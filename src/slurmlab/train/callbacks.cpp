@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "slurmlab/core/errors.hpp"
+#include "slurmlab/io/atomic_file.hpp"
 
 namespace slurmlab::train {
 namespace {
@@ -190,7 +191,9 @@ void EarlyStopping::load_state(const std::string& state) {
 }
 
 void Hdf5MetricsLogger::on_fit_start(Trainer& trainer) {
-  if (trainer.is_root()) writer_ = std::make_unique<io::MetricsWriter>(path_);
+  if (!trainer.is_root()) return;
+  if (path_.has_parent_path()) io::make_output_directory(path_.parent_path());
+  writer_ = std::make_unique<io::MetricsWriter>(path_);
 }
 
 void Hdf5MetricsLogger::on_train_epoch_end(Trainer& trainer) {
