@@ -1,0 +1,109 @@
+#include "slurmlab/train/metric_reduction.hpp"
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+namespace slurmlab::train {
+namespace {
+
+void check_mpi(int code, const char* call) {
+  if (code != MPI_SUCCESS) throw std::runtime_error(std::string("metric reduction: ") + call + " failed");
+}
+
+// Every rank's metric names, gathered on every rank (two small collectives).
+std::vector<std::string> allgather_names(MPI_Comm communicator, const std::string& mine, int size) {
+  int length = static_cast<int>(mine.size());
+  std::vector<int> lengths(static_cast<std::size_t>(size));
+  check_mpi(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, communicator), "MPI_Allgather");
+  std::vector<int> offsets(static_cast<std::size_t>(size), 0);
+  int total = 0;
+  for (int r = 0; r < size; ++r) {
+    offsets[static_cast<std::size_t>(r)] = total;
+    total += lengths[static_cast<std::size_t>(r)];
+  }
+  std::string all(static_cast<std::size_t>(total), '\0');
+  check_mpi(
+      MPI_Allgatherv(mine.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, communicator),
+      "MPI_Allgatherv");
+  std::vector<std::string> out;
+  for (int r = 0; r < size; ++r) {
+    out.push_back(all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(r)]),
+                             static_cast<std::size_t>(lengths[static_cast<std::size_t>(r)])));
+  }
+  return out;
+}
+
+std::set<std::string> split_names(const std::string& joined) {
+  std::set<std::string> names;
+  std::istringstream in(joined);
+  for (std::string name; std::getline(in, name);) names.insert(name);
+  return names;
+}
+
+}  // namespace
+
+void MetricAccumulator::add(const StepResult& step) {
+  loss_sum_ += step.loss_sum;
+  samples_ += step.samples;
+  for (const auto& [name, value] : step.sums) sums_[name] += value;
+}
+
+Metrics MetricAccumulator::reduce(MPI_Comm communicator, const std::string& stage) const {
+  int size = 1, rank = 0;
+  if (communicator != MPI_COMM_NULL) {
+    check_mpi(MPI_Comm_size(communicator, &size), "MPI_Comm_size");
+    check_mpi(MPI_Comm_rank(communicator, &rank), "MPI_Comm_rank");
+  }
+  std::vector<double> values{loss_sum_, static_cast<double>(samples_)};
+  for (const auto& [name, value] : sums_) values.push_back(value);
+  if (size > 1) {
+    std::string mine;
+    for (const auto& [name, value] : sums_) mine += name + "\n";
+    const auto names = allgather_names(communicator, mine, size);
+    std::set<std::string> all;
+    for (const auto& joined : names) all.merge(split_names(joined));
+    for (const auto& key : all) {
+      std::string missing;
+      for (int r = 0; r < size; ++r) {
+        if (!split_names(names[static_cast<std::size_t>(r)]).contains(key)) {
+          missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+        }
+      }
+      if (!missing.empty()) {
+        throw std::runtime_error("metric '" + stage + "_" + key +
+                                 "' is reported on some ranks but missing on rank(s) " + missing +
+                                 "; every rank's steps must return the same metric names");
+      }
+    }
+    check_mpi(
+        MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, communicator),
+        "MPI_Allreduce");
+  }
+  Metrics metrics;
+  const double samples = values[1];
+  if (samples <= 0.0) return metrics;
+  metrics[stage + "_loss"] = values[0] / samples;
+  std::size_t i = 2;
+  for (const auto& [name, value] : sums_) metrics[stage + "_" + name] = values[i++] / samples;
+  return metrics;
+}
+
+std::string MetricAccumulator::serialize() const {
+  nlohmann::json j;
+  j["loss_sum"] = loss_sum_;
+  j["samples"] = samples_;
+  j["sums"] = sums_;
+  return j.dump();
+}
+
+void MetricAccumulator::deserialize(const std::string& text) {
+  const auto j = nlohmann::json::parse(text);
+  loss_sum_ = j.at("loss_sum").get<double>();
+  samples_ = j.at("samples").get<std::int64_t>();
+  sums_ = j.at("sums").get<std::map<std::string, double>>();
+}
+
+}  // namespace slurmlab::train

@@ -1,0 +1,45 @@
+#pragma once
+// Step results summed over batches, then over ranks by metric NAME, then divided once.
+//
+// Contract
+//   Collective: reduce() is called by every rank of `communicator` at the same point (the
+//     trainer's epoch and evaluation ends). MPI_COMM_NULL means one process: nothing is sent.
+//   Agreement: every rank must report the same metric names. When one name is missing on
+//     some ranks, every rank learns it from the same gathered lists and throws the same
+//     std::runtime_error naming the key and the ranks: nobody waits in a collective that the
+//     others skipped (Lightning's misaligned sync_dist, issue #21409, cannot happen).
+//   Threads: one thread per rank.
+#include <mpi.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "slurmlab/train/module.hpp"
+
+namespace slurmlab::train {
+
+// Reduced metrics by name ("train_loss", "val_accuracy", ...): global means.
+using Metrics = std::map<std::string, double>;
+
+class MetricAccumulator {
+ public:
+  void add(const StepResult& step);
+  bool empty() const { return samples_ == 0; }
+  void clear() { *this = MetricAccumulator{}; }
+  // Collective: "<stage>_loss" and "<stage>_<name>" for every name in the steps' sums, as
+  // sum over ranks and batches divided by the total sample count. Empty when no rank saw a
+  // sample.
+  Metrics reduce(MPI_Comm communicator, const std::string& stage) const;
+
+  // For checkpoints taken mid-epoch: the sums so far, as text, and back.
+  std::string serialize() const;
+  void deserialize(const std::string& text);
+
+ private:
+  double loss_sum_ = 0.0;
+  std::int64_t samples_ = 0;
+  std::map<std::string, double> sums_;
+};
+
+}  // namespace slurmlab::train

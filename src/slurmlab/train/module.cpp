@@ -1,0 +1,104 @@
+#include "slurmlab/train/module.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "slurmlab/nn/losses/losses.hpp"
+
+namespace slurmlab::train {
+namespace {
+
+// Rows `indices` of a [N, ...] tensor.
+nn::Tensor gather_rows(const nn::Tensor& source, const std::vector<std::int64_t>& indices) {
+  nn::Shape shape = source.shape();
+  const std::int64_t row = source.numel() / shape.at(0);
+  shape[0] = static_cast<std::int64_t>(indices.size());
+  nn::Tensor out(shape);
+  const float* from = source.data();
+  float* to = out.data();
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    std::copy_n(from + indices[i] * row, row, to + static_cast<std::int64_t>(i) * row);
+  }
+  return out;
+}
+
+}  // namespace
+
+InMemoryBatchSource::InMemoryBatchSource(nn::Tensor inputs, std::vector<std::int64_t> labels, nn::Tensor targets,
+                                         data::ShardedSampler sampler)
+    : inputs_(std::move(inputs)),
+      labels_(std::move(labels)),
+      targets_(std::move(targets)),
+      sampler_(std::move(sampler)) {
+  if (!inputs_.defined() || inputs_.dim() < 1)
+    throw std::invalid_argument("InMemoryBatchSource: inputs must be [N, ...]");
+  const auto n = inputs_.size(0);
+  if (!labels_.empty() && static_cast<std::int64_t>(labels_.size()) != n) {
+    throw std::invalid_argument("InMemoryBatchSource: " + std::to_string(labels_.size()) + " labels for " +
+                                std::to_string(n) + " samples");
+  }
+  if (targets_.defined() && targets_.size(0) != n) {
+    throw std::invalid_argument("InMemoryBatchSource: targets and inputs differ in their first axis");
+  }
+}
+
+TrainBatch InMemoryBatchSource::next() {
+  const auto indices = sampler_.local_indices(position_.epoch, position_.batch);
+  position_ = sampler_.next(position_);
+  TrainBatch batch;
+  batch.inputs = gather_rows(inputs_, indices);
+  for (auto i : indices) {
+    if (!labels_.empty()) batch.labels.push_back(labels_[static_cast<std::size_t>(i)]);
+  }
+  if (targets_.defined()) batch.targets = gather_rows(targets_, indices);
+  return batch;
+}
+
+void LoaderBatchSource::set_position(data::BatchPosition position) {
+  // Restarting the loader drops its prefetched batches; skip that when it is already there.
+  if (loader_.position() != position) loader_.set_position(position);
+}
+
+TrainBatch LoaderBatchSource::next() {
+  const data::Batch& b = loader_.next();
+  TrainBatch batch;
+  batch.inputs = nn::Tensor::from({b.size, b.shape.channels, b.shape.height, b.shape.width}, b.images);
+  batch.labels.assign(b.labels.begin(), b.labels.end());
+  return batch;
+}
+
+NetworkModule::NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossKind loss, nn::GradientReducer* reducer)
+    : network_(network), optimizer_(optimizer), loss_(loss), reducer_(reducer) {
+  const auto parameters = nn::parameters_of(network_);
+  if (!parameters.empty()) device_ = parameters.front().parameter->value.device();
+}
+
+StepResult NetworkModule::step(const TrainBatch& batch, nn::Mode mode) {
+  auto forward = network_.forward(batch.inputs.to(device_), mode);
+  nn::LossResult loss;
+  StepResult result;
+  result.samples = batch.samples();
+  if (loss_ == LossKind::softmax_cross_entropy) {
+    loss = nn::softmax_cross_entropy(forward.output, batch.labels);
+    result.sums["accuracy"] = static_cast<double>(nn::correct_predictions(forward.output, batch.labels));
+  } else {
+    if (!batch.targets.defined()) throw std::invalid_argument("NetworkModule: an MSE loss needs batch targets");
+    loss = nn::mse_loss(forward.output, batch.targets.to(device_));
+  }
+  result.loss_sum = loss.loss * static_cast<double>(result.samples);
+  if (mode == nn::Mode::train) network_.backward(*forward.context, loss.grad);
+  return result;
+}
+
+StepResult NetworkModule::training_step(const TrainBatch& batch) {
+  return step(batch, nn::Mode::train);
+}
+StepResult NetworkModule::validation_step(const TrainBatch& batch) {
+  return step(batch, nn::Mode::eval);
+}
+
+void NetworkModule::reduce_gradients() {
+  if (reducer_ && reducer_->world_size() > 1) reducer_->average_gradients(optimizer_.parameters());
+}
+
+}  // namespace slurmlab::train

@@ -1,0 +1,128 @@
+#pragma once
+// What the trainer trains (Lightning's LightningModule) and where its batches come from.
+//
+// Contract
+//   Steps: training_step runs forward and backward on one batch and ADDS the gradient of the
+//     batch's mean loss into Parameter::grad (the trainer zeroes, scales for accumulation,
+//     reduces across ranks, clips and steps); validation_step and test_step only evaluate.
+//     Every step returns sums, never means: StepResult{loss_sum, samples, sums}, so the
+//     trainer can add them over batches and ranks and divide once (sum then divide: what
+//     Lightning's sync_dist=True should give). A metric in `sums` is reported as its sum
+//     over samples divided by the sample count: "accuracy" holds the number of correct rows.
+//   Ownership: NetworkModule and InMemoryBatchSource hold references/copies as noted per
+//     class; the caller keeps the network, optimizer and reducer alive while they are used.
+//   Threads: one thread drives a module and its sources.
+//   Errors: a batch of the wrong shape fails in nn with its message (std::invalid_argument).
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "slurmlab/data/batch_loader.hpp"
+#include "slurmlab/data/sampler.hpp"
+#include "slurmlab/nn/distributed/data_parallel.hpp"
+#include "slurmlab/nn/layers/layer.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/nn/serialize/checkpoint.hpp"
+
+namespace slurmlab::train {
+
+// One rank's part of a global batch: inputs [n, ...], and either class labels (n of them) or
+// regression targets [n, ...].
+struct TrainBatch {
+  nn::Tensor inputs;
+  std::vector<std::int64_t> labels;
+  nn::Tensor targets;
+  std::int64_t samples() const { return inputs.defined() ? inputs.size(0) : 0; }
+};
+
+struct StepResult {
+  double loss_sum = 0.0;  // mean loss of the batch times its sample count
+  std::int64_t samples = 0;
+  std::map<std::string, double> sums;  // per-sample metric sums, reported as sum / samples
+};
+
+// Batches in a fixed order that is a pure function of the position (data::ShardedSampler's
+// contract), so a resumed run sees exactly the batches an uninterrupted one sees.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual std::int64_t batches_per_epoch() const = 0;
+  // Where next() continues.
+  virtual void set_position(data::BatchPosition position) = 0;
+  virtual TrainBatch next() = 0;
+};
+
+// Samples held in memory (tests, small tables), split into global batches by a ShardedSampler;
+// this rank gets its slice. Copies the tensors' handles (tensors share storage).
+class InMemoryBatchSource final : public BatchSource {
+ public:
+  // inputs [N, ...]; labels (N) for classification or targets [N, ...] for regression.
+  InMemoryBatchSource(nn::Tensor inputs, std::vector<std::int64_t> labels, nn::Tensor targets,
+                      data::ShardedSampler sampler);
+  std::int64_t batches_per_epoch() const override { return sampler_.batches_per_epoch(); }
+  void set_position(data::BatchPosition position) override { position_ = position; }
+  TrainBatch next() override;
+
+ private:
+  nn::Tensor inputs_;
+  std::vector<std::int64_t> labels_;
+  nn::Tensor targets_;
+  data::ShardedSampler sampler_;
+  data::BatchPosition position_;
+};
+
+// data::BatchLoader (images and labels, prefetched by workers) as a batch source. The loader
+// is borrowed; each batch is copied out of its ring slot into a tensor [n, C, H, W].
+class LoaderBatchSource final : public BatchSource {
+ public:
+  explicit LoaderBatchSource(data::BatchLoader& loader) : loader_(loader) {}
+  std::int64_t batches_per_epoch() const override { return loader_.batches_per_epoch(); }
+  void set_position(data::BatchPosition position) override;
+  TrainBatch next() override;
+
+ private:
+  data::BatchLoader& loader_;
+};
+
+class TrainableModule {
+ public:
+  virtual ~TrainableModule() = default;
+  virtual StepResult training_step(const TrainBatch& batch) = 0;
+  virtual StepResult validation_step(const TrainBatch& batch) = 0;
+  virtual StepResult test_step(const TrainBatch& batch) { return validation_step(batch); }
+  // Replaces each gradient by its mean over the ranks (nothing on one process).
+  virtual void reduce_gradients() = 0;
+  virtual nn::Layer& network() = 0;
+  virtual nn::Optimizer& optimizer() = 0;
+  // Random streams outside the network (augmentation...) that a checkpoint must carry.
+  virtual nn::NamedGenerators generators() { return {}; }
+};
+
+enum class LossKind {
+  softmax_cross_entropy,  // labels; also reports "accuracy"
+  mse,                    // targets
+};
+
+// An nn network + loss + optimizer (+ gradient reducer: MpiGradientReducer, or the NCCL one,
+// through the same interface). Borrows all three; the network's device is where its first
+// parameter lives, and batches are moved there.
+class NetworkModule final : public TrainableModule {
+ public:
+  NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossKind loss, nn::GradientReducer* reducer = nullptr);
+  StepResult training_step(const TrainBatch& batch) override;
+  StepResult validation_step(const TrainBatch& batch) override;
+  void reduce_gradients() override;
+  nn::Layer& network() override { return network_; }
+  nn::Optimizer& optimizer() override { return optimizer_; }
+
+ private:
+  StepResult step(const TrainBatch& batch, nn::Mode mode);
+  nn::Layer& network_;
+  nn::Optimizer& optimizer_;
+  LossKind loss_;
+  nn::GradientReducer* reducer_;
+  nn::Device device_ = nn::Device::cpu;
+};
+
+}  // namespace slurmlab::train

@@ -1,0 +1,351 @@
+#include "slurmlab/train/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "slurmlab/core/errors.hpp"
+#include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/train/preemption.hpp"
+
+namespace slurmlab::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Adds the seconds since construction to `total` when it goes out of scope.
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(double& total) : total_(total), start_(Clock::now()) {}
+  ~PhaseTimer() { total_ += std::chrono::duration<double>(Clock::now() - start_).count(); }
+  PhaseTimer(const PhaseTimer&) = delete;
+  PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+ private:
+  double& total_;
+  Clock::time_point start_;
+};
+
+// Applies `change` to every gradient element; device gradients go through the host (clipping
+// by value and accumulation scaling are one pass over the gradients, rare next to the steps).
+template <typename Change>
+void for_each_gradient(const std::vector<nn::NamedParameter>& parameters, Change change) {
+  for (const auto& p : parameters) {
+    nn::Tensor& grad = p.parameter->grad;
+    if (grad.device() == nn::Device::cpu) {
+      for (float& g : grad.span()) g = change(g);
+    } else {
+      nn::Tensor host = grad.to(nn::Device::cpu);
+      for (float& g : host.span()) g = change(g);
+      grad.copy_from(host);
+    }
+  }
+}
+
+std::filesystem::path sidecar_of(const std::filesystem::path& checkpoint) {
+  return checkpoint.string() + ".trainer.json";
+}
+
+}  // namespace
+
+std::int64_t BatchLimit::resolve(std::int64_t available, const std::string& what) const {
+  if (is_fraction) {
+    if (!(value >= 0.0 && value <= 1.0)) {
+      throw UsageError(what + " fraction must be in [0, 1], not " + std::to_string(value));
+    }
+    const auto batches = static_cast<std::int64_t>(std::floor(static_cast<double>(available) * value));
+    if (batches == 0 && value > 0.0 && available > 0) {
+      throw UsageError(what + " = " + std::to_string(value) + " of " + std::to_string(available) +
+                       " batches leaves none; raise the fraction or give a batch count");
+    }
+    return batches;
+  }
+  if (value < 0.0 || value != std::floor(value)) {
+    throw UsageError(what + " must be a whole number of batches, not " + std::to_string(value));
+  }
+  return std::min(available, static_cast<std::int64_t>(value));
+}
+
+std::string Profile::describe() const {
+  std::ostringstream out;
+  out.precision(3);
+  out << std::fixed;
+  out << "data wait         " << data_wait << " s\n"
+      << "forward+backward  " << forward_backward << " s\n"
+      << "gradient reduce   " << reduce << " s\n"
+      << "optimizer         " << optimizer << " s (" << optimizer_steps << " steps)\n"
+      << "evaluation        " << evaluation << " s\n"
+      << "callbacks         " << callbacks << " s\n";
+  return out.str();
+}
+
+Trainer::Trainer(TrainerOptions options, std::vector<std::shared_ptr<Callback>> callbacks)
+    : options_(std::move(options)), callbacks_(std::move(callbacks)) {
+  if (options_.max_epochs < 1) throw UsageError("max_epochs must be at least 1 (max_steps may end the fit earlier)");
+  if (options_.accumulate_grad_batches < 1) throw UsageError("accumulate_grad_batches must be at least 1");
+  if (options_.check_val_every_n_epoch < 1) throw UsageError("check_val_every_n_epoch must be at least 1");
+  if (options_.fast_dev_run < 0) throw UsageError("fast_dev_run must be 0 (off) or a number of batches");
+  if (options_.gradient_clip_norm && !(*options_.gradient_clip_norm > 0.0)) {
+    throw UsageError("gradient_clip_norm must be positive");
+  }
+  if (options_.gradient_clip_value && !(*options_.gradient_clip_value > 0.0)) {
+    throw UsageError("gradient_clip_value must be positive");
+  }
+  if (options_.fast_dev_run > 0) {
+    // Lightning's meaning: N batches of each stage, one epoch, then stop.
+    const auto n = options_.fast_dev_run;
+    options_.max_epochs = 1;
+    options_.max_steps = -1;
+    options_.check_val_every_n_epoch = 1;
+    options_.limit_train_batches = options_.limit_val_batches = options_.limit_test_batches = BatchLimit::count(n);
+  }
+  if (options_.communicator != MPI_COMM_NULL) MPI_Comm_rank(options_.communicator, &rank_);
+}
+
+double Trainer::learning_rate() const {
+  return module_ ? module_->optimizer().learning_rate() : 0.0;
+}
+
+std::vector<Callback*> Trainer::active_callbacks() const {
+  std::vector<Callback*> out;
+  for (const auto& c : callbacks_) {
+    if (options_.fast_dev_run == 0 || !c->writes_files()) out.push_back(c.get());
+  }
+  return out;
+}
+
+template <typename Hook>
+void Trainer::call_back(Hook&& hook) {
+  PhaseTimer timer(profile_.callbacks);
+  for (Callback* c : active_callbacks()) hook(*c);
+}
+
+void Trainer::optimizer_step(TrainableModule& module, std::int64_t micro_batches) {
+  auto& optimizer = module.optimizer();
+  const auto& parameters = optimizer.parameters();
+  {
+    // Each micro-batch added the gradient of its mean loss: their mean is the gradient of
+    // the mean over the larger batch (equal micro-batches), as in Lightning.
+    PhaseTimer timer(profile_.optimizer);
+    if (micro_batches > 1) {
+      const float scale = 1.0f / static_cast<float>(micro_batches);
+      for_each_gradient(parameters, [scale](float g) { return g * scale; });
+    }
+  }
+  {
+    PhaseTimer timer(profile_.reduce);
+    module.reduce_gradients();
+  }
+  PhaseTimer timer(profile_.optimizer);
+  if (options_.gradient_clip_value) {
+    const auto limit = static_cast<float>(*options_.gradient_clip_value);
+    for_each_gradient(parameters, [limit](float g) { return std::clamp(g, -limit, limit); });
+  }
+  if (options_.gradient_clip_norm) nn::clip_gradient_norm(parameters, *options_.gradient_clip_norm);
+  if (options_.schedule && options_.schedule_interval == ScheduleInterval::step) {
+    optimizer.set_learning_rate(options_.schedule->at(position_.step));
+  }
+  optimizer.step();
+  optimizer.zero_grad();
+  ++position_.step;
+  ++profile_.optimizer_steps;
+}
+
+Metrics Trainer::evaluate(TrainableModule& module, BatchSource& source, const BatchLimit& limit,
+                          const std::string& stage) {
+  const auto batches = limit.resolve(source.batches_per_epoch(), "limit_" + stage + "_batches");
+  MetricAccumulator sums;
+  source.set_position({0, 0});
+  for (std::int64_t b = 0; b < batches; ++b) {
+    TrainBatch batch;
+    {
+      PhaseTimer timer(profile_.data_wait);
+      batch = source.next();
+    }
+    PhaseTimer timer(profile_.evaluation);
+    sums.add(stage == "test" ? module.test_step(batch) : module.validation_step(batch));
+  }
+  return sums.reduce(options_.communicator, stage);
+}
+
+Metrics Trainer::validate(TrainableModule& module, BatchSource& validation) {
+  auto m = evaluate(module, validation, options_.limit_val_batches, "val");
+  for (const auto& [k, v] : m) metrics_[k] = v;
+  return m;
+}
+
+Metrics Trainer::test(TrainableModule& module, BatchSource& test) {
+  auto m = evaluate(module, test, options_.limit_test_batches, "test");
+  for (const auto& [k, v] : m) metrics_[k] = v;
+  return m;
+}
+
+void Trainer::save_checkpoint(const std::filesystem::path& path) {
+  if (!module_) throw std::logic_error("Trainer::save_checkpoint outside fit");
+  if (!is_root()) return;
+  nlohmann::json sidecar;
+  sidecar["epoch"] = position_.epoch;
+  sidecar["step"] = position_.step;
+  sidecar["data_position"] = position_.data_position;
+  sidecar["epoch_sums"] = epoch_sums_.serialize();
+  nlohmann::json states = nlohmann::json::object();
+  for (const auto& c : callbacks_) {
+    if (!c->state_key().empty()) states[c->state_key()] = c->save_state();
+  }
+  sidecar["callbacks"] = states;
+  io::make_output_directory(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
+  // The sidecar first: a checkpoint file never exists without the state that goes with it,
+  // and load checks that both name the same step.
+  io::write_file_atomically(sidecar_of(path), sidecar.dump(2));
+  nn::save_checkpoint(path, module_->network(), &module_->optimizer(), position_, module_->generators());
+}
+
+void Trainer::resume(TrainableModule& module, const std::string& resume_from) {
+  std::filesystem::path path = resume_from;
+  if (resume_from == "last") {
+    path = checkpoint_dir() / "last.h5";
+    if (!std::filesystem::exists(path)) return;  // nothing to resume: a fresh start
+  }
+  // A checkpoint without trainer state is refused before anything is restored.
+  std::ifstream in(sidecar_of(path));
+  if (!in) {
+    throw std::runtime_error("checkpoint " + path.string() + " has no trainer state beside it (" +
+                             sidecar_of(path).string() + "); it cannot resume a fit");
+  }
+  position_ = nn::load_checkpoint(path, module.network(), &module.optimizer(), module.generators());
+  const auto sidecar = nlohmann::json::parse(in);
+  if (sidecar.at("step").get<std::int64_t>() != position_.step ||
+      sidecar.at("epoch").get<std::int64_t>() != position_.epoch ||
+      sidecar.at("data_position").get<std::int64_t>() != position_.data_position) {
+    throw std::runtime_error("trainer state " + sidecar_of(path).string() + " belongs to another checkpoint than " +
+                             path.string() + " (steps differ)");
+  }
+  epoch_sums_.deserialize(sidecar.at("epoch_sums").get<std::string>());
+  const auto& states = sidecar.at("callbacks");
+  for (const auto& c : callbacks_) {
+    if (!c->state_key().empty() && states.contains(c->state_key())) {
+      c->load_state(states.at(c->state_key()).get<std::string>());
+    }
+  }
+}
+
+bool Trainer::preemption_agreed() {
+  // Every rank learns whether any rank was signalled (bit 1: SIGUSR1, bit 2: SIGTERM), so all
+  // stop at the same step; USR1 anywhere means requeue.
+  const int signal = PreemptionHandler::pending();
+  int bits = (signal == SIGUSR1 ? 1 : 0) | (signal == SIGTERM ? 2 : 0);
+  if (options_.communicator != MPI_COMM_NULL) {
+    MPI_Allreduce(MPI_IN_PLACE, &bits, 1, MPI_INT, MPI_BOR, options_.communicator);
+  }
+  if (bits == 0) return false;
+  preempted_by_ = (bits & 1) ? SIGUSR1 : SIGTERM;
+  const auto path = checkpoint_dir() / "last.h5";
+  save_checkpoint(path);
+  if (is_root()) {
+    if (preempted_by_ == SIGUSR1 || options_.requeue_on_sigterm) {
+      requeue_message_ =
+          requeue_job(requeue_job_id(cluster::SlurmEnvironment::from(cluster::Environment::from_process())),
+                      options_.scontrol)
+              .message;
+    } else {
+      requeue_message_ = "not requeued (SIGTERM; set requeue_on_sigterm to requeue)";
+    }
+    std::cerr << "preempted by " << (preempted_by_ == SIGUSR1 ? "SIGUSR1" : "SIGTERM") << " at step " << position_.step
+              << ": checkpoint " << path.string() << " written; " << requeue_message_ << "\n";
+  }
+  return true;
+}
+
+void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* validation,
+                  const std::string& resume_from) {
+  module_ = &module;
+  position_ = {};
+  current_epoch_ = 0;
+  epoch_sums_.clear();
+  metrics_.clear();
+  should_stop_ = false;
+  train_batches_run_ = 0;
+  preempted_by_ = 0;
+  requeue_message_.clear();
+  std::optional<PreemptionHandler> preemption;
+  if (options_.handle_preemption && options_.fast_dev_run == 0) {
+    preemption.emplace();
+    PreemptionHandler::clear();
+  }
+  try {
+    if (!resume_from.empty() && options_.fast_dev_run == 0) resume(module, resume_from);
+    module.optimizer().zero_grad();
+    call_back([&](Callback& c) { c.on_fit_start(*this); });
+    const auto per_epoch = options_.limit_train_batches.resolve(train.batches_per_epoch(), "limit_train_batches");
+    const auto steps_done = [&] { return options_.max_steps >= 0 && position_.step >= options_.max_steps; };
+    while (position_.epoch < options_.max_epochs && !should_stop_ && !steps_done()) {
+      if (options_.schedule && options_.schedule_interval == ScheduleInterval::epoch) {
+        module.optimizer().set_learning_rate(options_.schedule->at(position_.epoch));
+      }
+      validated_this_epoch_ = false;
+      current_epoch_ = position_.epoch;
+      if (position_.data_position == 0) epoch_sums_.clear();
+      call_back([&](Callback& c) { c.on_train_epoch_start(*this); });
+      train.set_position({position_.epoch, position_.data_position});
+      std::int64_t pending = 0;
+      bool stopped_mid_epoch = false;
+      for (std::int64_t b = position_.data_position; b < per_epoch; ++b) {
+        TrainBatch batch;
+        {
+          PhaseTimer timer(profile_.data_wait);
+          batch = train.next();
+        }
+        StepResult result;
+        {
+          PhaseTimer timer(profile_.forward_backward);
+          result = module.training_step(batch);
+        }
+        epoch_sums_.add(result);
+        ++train_batches_run_;
+        ++pending;
+        call_back([&](Callback& c) { c.on_train_batch_end(*this, result); });
+        if (pending == options_.accumulate_grad_batches || b + 1 == per_epoch) {
+          optimizer_step(module, pending);
+          pending = 0;
+          position_.data_position = b + 1;
+          if (steps_done() && b + 1 < per_epoch) {
+            stopped_mid_epoch = true;
+            break;
+          }
+          // Even at the epoch's last batch: the resumed run then does the epoch's end.
+          if (preemption && preemption_agreed()) {
+            stopped_mid_epoch = true;
+            break;
+          }
+        }
+      }
+      if (stopped_mid_epoch) break;  // max_steps: the epoch's end has not been reached
+      metrics_ = epoch_sums_.reduce(options_.communicator, "train");
+      if (validation && (position_.epoch + 1) % options_.check_val_every_n_epoch == 0) {
+        validate(module, *validation);
+        validated_this_epoch_ = true;
+        call_back([&](Callback& c) { c.on_validation_end(*this); });
+      }
+      // The epoch is complete: a checkpoint taken from here on resumes at the next one, while
+      // callbacks still name the epoch that ended (current_epoch(), as in Lightning's hooks).
+      ++position_.epoch;
+      position_.data_position = 0;
+      epoch_sums_.clear();
+      call_back([&](Callback& c) { c.on_train_epoch_end(*this); });
+    }
+    call_back([&](Callback& c) { c.on_fit_end(*this); });
+  } catch (const std::exception& e) {
+    for (Callback* c : active_callbacks()) c->on_exception(*this, e);
+    module_ = nullptr;
+    throw;
+  }
+  module_ = nullptr;
+}
+
+}  // namespace slurmlab::train

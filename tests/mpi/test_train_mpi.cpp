@@ -1,0 +1,217 @@
+// Runs under mpirun -np 4: the trainer on 1, 2 and 4 ranks (sub-communicators of the 4) gives
+// the same reduced metrics and weights for the same global batch, and a metric name missing on
+// one rank ends every rank with a message naming it instead of a hang; a preemption signal on
+// one rank stops all of them at the same step.
+#include <gtest/gtest.h>
+#include <mpi.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../support/mpi_gtest.hpp"
+#include "slurmlab/cluster/mpi_session.hpp"
+#include "slurmlab/nn/distributed/data_parallel.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/train/trainer.hpp"
+
+using namespace slurmlab;
+using namespace slurmlab::train;
+
+namespace {
+
+constexpr std::int64_t kSamples = 64, kFeatures = 4, kClasses = 3, kGlobalBatch = 16;
+
+struct Data {
+  nn::Tensor inputs{nn::Shape{kSamples, kFeatures}};
+  std::vector<std::int64_t> labels;
+  Data() {
+    nn::Generator g(5);
+    for (auto& v : inputs.span()) v = g.uniform(-1.0f, 1.0f);
+    for (std::int64_t i = 0; i < kSamples; ++i) labels.push_back(static_cast<std::int64_t>(g.below(kClasses)));
+  }
+  InMemoryBatchSource source(int world, int rank, bool shuffle) const {
+    return {inputs, labels, {}, data::ShardedSampler::drop_last(kSamples, kGlobalBatch, world, rank, 7, shuffle)};
+  }
+};
+
+class Recorder final : public Callback {
+ public:
+  void on_train_epoch_end(Trainer& t) override { epochs.push_back(t.metrics()); }
+  std::vector<Metrics> epochs;
+};
+
+struct Outcome {
+  std::vector<float> weights;
+  std::vector<Metrics> epochs;
+};
+
+// communicator == MPI_COMM_NULL: one process on the whole global batch.
+Outcome train_on(MPI_Comm communicator) {
+  int world = 1, rank = 0;
+  if (communicator != MPI_COMM_NULL) {
+    MPI_Comm_size(communicator, &world);
+    MPI_Comm_rank(communicator, &rank);
+  }
+  const Data data;
+  nn::Generator g(1);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Linear>(kFeatures, 8, g))
+      .add(nn::tanh_layer())
+      .add(std::make_unique<nn::Linear>(8, kClasses, g));
+  // SGD, not Adam: Adam is invariant to the gradient's scale and would hide a wrong average.
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1, .momentum = 0.9});
+  std::unique_ptr<nn::MpiGradientReducer> reducer;
+  if (communicator != MPI_COMM_NULL) reducer = std::make_unique<nn::MpiGradientReducer>(communicator);
+  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, reducer.get());
+  auto train = data.source(world, rank, true);
+  auto validation = data.source(world, rank, false);
+  auto recorder = std::make_shared<Recorder>();
+  Trainer trainer(
+      {.max_epochs = 3, .accumulate_grad_batches = 2, .gradient_clip_norm = 5.0, .communicator = communicator},
+      {recorder});
+  trainer.fit(module, train, &validation);
+  Outcome outcome;
+  for (const auto& p : nn::parameters_of(net)) {
+    const auto s = p.parameter->value.span();
+    outcome.weights.insert(outcome.weights.end(), s.begin(), s.end());
+  }
+  outcome.epochs = recorder->epochs;
+  return outcome;
+}
+
+int world_rank() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+}  // namespace
+
+TEST(TrainerMpi, OneTwoAndFourRanksGiveTheSameMetricsAndWeights) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size != 4) GTEST_SKIP() << "needs mpirun -np 4";
+  const Outcome single = train_on(MPI_COMM_NULL);
+  MPI_Comm pairs = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, world_rank() / 2, world_rank(), &pairs);
+  const Outcome two = train_on(pairs);
+  MPI_Comm_free(&pairs);
+  const Outcome four = train_on(MPI_COMM_WORLD);
+  for (const Outcome* parallel : {&two, &four}) {
+    ASSERT_EQ(parallel->weights.size(), single.weights.size());
+    // Float sums in another order (partial sums per rank, then the allreduce) over 6 steps.
+    for (std::size_t i = 0; i < single.weights.size(); ++i)
+      EXPECT_NEAR(parallel->weights[i], single.weights[i], 2e-6) << i;
+    ASSERT_EQ(parallel->epochs.size(), single.epochs.size());
+    for (std::size_t e = 0; e < single.epochs.size(); ++e) {
+      ASSERT_EQ(parallel->epochs[e].size(), single.epochs[e].size());
+      for (const auto& [name, value] : single.epochs[e]) {
+        EXPECT_NEAR(parallel->epochs[e].at(name), value, 1e-6) << name << " epoch " << e;
+      }
+    }
+  }
+}
+
+namespace {
+
+// Rank 1 forgets to report "extra".
+class ForgetfulModule final : public TrainableModule {
+ public:
+  ForgetfulModule() : net_(make_net()), optimizer_(nn::parameters_of(*net_), {.learning_rate = 0.1}) {}
+  StepResult training_step(const TrainBatch& batch) override {
+    StepResult result{1.0, batch.samples(), {}};
+    if (world_rank() != 1) result.sums["extra"] = 1.0;
+    return result;
+  }
+  StepResult validation_step(const TrainBatch& batch) override { return {1.0, batch.samples(), {}}; }
+  void reduce_gradients() override {}
+  nn::Layer& network() override { return *net_; }
+  nn::Optimizer& optimizer() override { return optimizer_; }
+
+ private:
+  static std::unique_ptr<nn::Sequential> make_net() {
+    nn::Generator g(1);
+    auto net = std::make_unique<nn::Sequential>();
+    net->add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
+    return net;
+  }
+  std::unique_ptr<nn::Sequential> net_;
+  nn::Sgd optimizer_;
+};
+
+}  // namespace
+
+TEST(TrainerMpi, AMetricMissingOnOneRankEndsEveryRankWithItsName) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size < 2 || kGlobalBatch % size != 0) GTEST_SKIP() << "needs 2 or 4 ranks";
+  const Data data;
+  ForgetfulModule module;
+  auto train = data.source(size, world_rank(), true);
+  Trainer trainer({.max_epochs = 1, .communicator = MPI_COMM_WORLD});
+  try {
+    trainer.fit(module, train);
+    FAIL() << "no error on rank " << world_rank();
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("'train_extra'"), std::string::npos) << message;
+    EXPECT_NE(message.find("rank(s) 1"), std::string::npos) << message;
+  }
+}
+
+namespace {
+
+class SignalAtBatch final : public Callback {
+ public:
+  SignalAtBatch(int signal, std::int64_t batch) : signal_(signal), batch_(batch) {}
+  void on_train_batch_end(Trainer&, const StepResult&) override {
+    if (++seen_ == batch_) std::raise(signal_);
+  }
+
+ private:
+  int signal_;
+  std::int64_t batch_, seen_ = 0;
+};
+
+}  // namespace
+
+TEST(TrainerMpi, ASignalOnOneRankStopsEveryRankAtTheSameStep) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (kGlobalBatch % size != 0) GTEST_SKIP() << "needs 1, 2 or 4 ranks";
+  // One directory for all ranks (rank 0's pid), written by rank 0 only.
+  long root_pid = static_cast<long>(::getpid());
+  MPI_Bcast(&root_pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  const auto dir = std::filesystem::temp_directory_path() / ("slurmlab_train_mpi_" + std::to_string(root_pid));
+  const Data data;
+  nn::Generator g(1);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
+  nn::MpiGradientReducer reducer(MPI_COMM_WORLD);
+  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+  auto train = data.source(size, world_rank(), true);
+  std::vector<std::shared_ptr<Callback>> callbacks;
+  if (world_rank() == size - 1) callbacks.push_back(std::make_shared<SignalAtBatch>(SIGTERM, 3));
+  Trainer trainer({.max_epochs = 3, .root_dir = dir, .communicator = MPI_COMM_WORLD, .handle_preemption = true},
+                  callbacks);
+  trainer.fit(module, train);
+  EXPECT_EQ(trainer.preempted_by(), SIGTERM);
+  EXPECT_EQ(trainer.global_step(), 3);
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_TRUE(std::filesystem::exists(dir / "checkpoints" / "last.h5"));
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) std::filesystem::remove_all(dir);
+}
+
+int main(int argc, char** argv) {
+  cluster::MpiSession mpi(argc, argv, "test_train_mpi");
+  ::testing::InitGoogleTest(&argc, argv);
+  return slurmlab::testing::run_all_tests_on_every_rank(mpi.is_root());
+}

@@ -1,0 +1,699 @@
+// The trainer on a tiny network: options (fast_dev_run, limits, accumulation, clipping,
+// schedules), the built-in callbacks (top-k checkpoints, early stopping, HDF5 series) and
+// resume, bit for bit.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "slurmlab/core/errors.hpp"
+#include "slurmlab/data/images.hpp"
+#include "slurmlab/data/transforms.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/train/callbacks.hpp"
+#include "slurmlab/train/preemption.hpp"
+#include "slurmlab/train/trainer.hpp"
+
+using namespace slurmlab;
+using namespace slurmlab::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::int64_t kSamples = 64, kFeatures = 4, kClasses = 3;
+
+struct Data {
+  nn::Tensor inputs{nn::Shape{kSamples, kFeatures}};
+  std::vector<std::int64_t> labels;
+  Data() {
+    nn::Generator g(5);
+    for (auto& v : inputs.span()) v = g.uniform(-1.0f, 1.0f);
+    // A learnable rule plus noise: the class of the largest of the first three features.
+    for (std::int64_t i = 0; i < kSamples; ++i) {
+      const float* x = inputs.data() + i * kFeatures;
+      std::int64_t label = std::max_element(x, x + 3) - x;
+      if (g.below(10) == 0) label = static_cast<std::int64_t>(g.below(3));
+      labels.push_back(label);
+    }
+  }
+  InMemoryBatchSource source(std::int64_t batch, std::uint64_t seed = 7, bool shuffle = true) const {
+    return {inputs, labels, {}, data::ShardedSampler::drop_last(kSamples, batch, 1, 0, seed, shuffle)};
+  }
+};
+
+// Network, optimizer and module together, built fresh (a new process state, for resume).
+struct TrainingRun {
+  std::unique_ptr<nn::Sequential> net;
+  std::unique_ptr<nn::Optimizer> optimizer;
+  std::unique_ptr<NetworkModule> module;
+  explicit TrainingRun(std::uint64_t init_seed = 1, bool adam = false, double lr = 0.1, bool dropout = false) {
+    nn::Generator g(init_seed);
+    net = std::make_unique<nn::Sequential>();
+    net->add(std::make_unique<nn::Linear>(kFeatures, 8, g)).add(nn::tanh_layer());
+    if (dropout) net->add(std::make_unique<nn::Dropout>(0.25f, init_seed + 100));
+    net->add(std::make_unique<nn::Linear>(8, kClasses, g));
+    if (adam) {
+      optimizer = std::make_unique<nn::Adam>(nn::parameters_of(*net), nn::AdamOptions{.learning_rate = lr});
+    } else {
+      optimizer = std::make_unique<nn::Sgd>(nn::parameters_of(*net), nn::SgdOptions{.learning_rate = lr});
+    }
+    module = std::make_unique<NetworkModule>(*net, *optimizer, LossKind::softmax_cross_entropy);
+  }
+  std::vector<float> weights() {
+    std::vector<float> out;
+    for (const auto& p : nn::parameters_of(*net)) {
+      const auto s = p.parameter->value.span();
+      out.insert(out.end(), s.begin(), s.end());
+    }
+    return out;
+  }
+  std::vector<float> optimizer_state() {
+    std::vector<float> out;
+    optimizer->visit_state([&](const std::string&, nn::Tensor& t) {
+      const auto s = t.span();
+      out.insert(out.end(), s.begin(), s.end());
+    });
+    return out;
+  }
+};
+
+// A folder of its own per test (ctest runs tests in parallel).
+fs::path fresh_directory() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const auto dir =
+      fs::temp_directory_path() / ("slurmlab_train_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  return dir;
+}
+
+// Counts the batches handed out.
+class CountingSource final : public BatchSource {
+ public:
+  explicit CountingSource(BatchSource& inner) : inner_(inner) {}
+  std::int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
+  void set_position(data::BatchPosition p) override { inner_.set_position(p); }
+  TrainBatch next() override {
+    ++count;
+    return inner_.next();
+  }
+  std::int64_t count = 0;
+
+ private:
+  BatchSource& inner_;
+};
+
+// Records the metrics and learning rate at every epoch end.
+class Recorder final : public Callback {
+ public:
+  void on_train_epoch_end(Trainer& t) override {
+    epochs.push_back(t.metrics());
+    rates.push_back(t.learning_rate());
+  }
+  std::vector<Metrics> epochs;
+  std::vector<double> rates;
+};
+
+std::set<std::string> files_in(const fs::path& dir, const std::string& extension = ".h5") {
+  std::set<std::string> names;
+  if (!fs::exists(dir)) return names;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == extension) names.insert(e.path().filename().string());
+  }
+  return names;
+}
+
+}  // namespace
+
+TEST(TrainerFit, ReportsGlobalMeansOfTheSteps) {
+  const Data data;
+  TrainingRun s;
+  auto train_source = data.source(16);
+  auto val_source = data.source(16, 9, false);
+  auto recorder = std::make_shared<Recorder>();
+  Trainer trainer({.max_epochs = 3}, {recorder});
+  trainer.fit(*s.module, train_source, &val_source);
+  ASSERT_EQ(recorder->epochs.size(), 3u);
+  for (const auto& m : recorder->epochs) {
+    for (const char* key : {"train_loss", "train_accuracy", "val_loss", "val_accuracy"})
+      EXPECT_TRUE(m.contains(key)) << key;
+  }
+  // val_* is the mean over all 64 samples, computed here by hand from the final network.
+  auto forward = s.net->forward(data.inputs, nn::Mode::eval);
+  const double correct = static_cast<double>(nn::correct_predictions(forward.output, data.labels));
+  EXPECT_NEAR(recorder->epochs.back().at("val_accuracy"), correct / kSamples, 1e-12);
+  EXPECT_NEAR(recorder->epochs.back().at("val_loss"), nn::softmax_cross_entropy(forward.output, data.labels).loss,
+              1e-6);
+  EXPECT_LT(recorder->epochs.back().at("train_loss"), recorder->epochs.front().at("train_loss"));
+  EXPECT_EQ(trainer.profile().optimizer_steps, 3 * 4);
+  EXPECT_GT(trainer.profile().forward_backward, 0.0);
+  EXPECT_NE(trainer.profile().describe().find("optimizer"), std::string::npos);
+}
+
+TEST(TrainerFit, FastDevRunRunsExactlyNBatchesOfEachStageAndWritesNothing) {
+  const Data data;
+  TrainingRun s;
+  const auto dir = fresh_directory();
+  auto train_inner = data.source(8);
+  auto val_inner = data.source(8, 9, false);
+  auto test_inner = data.source(8, 9, false);
+  CountingSource train_source(train_inner), val_source(val_inner), test_source(test_inner);
+  auto checkpoint = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.monitor = "val_loss"});
+  auto logger = std::make_shared<Hdf5MetricsLogger>(dir / "metrics.h5");
+  Trainer trainer({.max_epochs = 5, .fast_dev_run = 3, .root_dir = dir}, {checkpoint, logger});
+  trainer.fit(*s.module, train_source, &val_source);
+  trainer.test(*s.module, test_source);
+  EXPECT_EQ(train_source.count, 3);
+  EXPECT_EQ(val_source.count, 3);
+  EXPECT_EQ(test_source.count, 3);
+  EXPECT_EQ(trainer.profile().optimizer_steps, 3);
+  EXPECT_TRUE(trainer.metrics().contains("test_loss"));
+  EXPECT_FALSE(fs::exists(dir)) << "fast_dev_run wrote under " << dir;
+}
+
+TEST(TrainerFit, LimitBatchesByCountAndByFraction) {
+  const Data data;
+  for (const auto& [limit, expected] : std::vector<std::pair<BatchLimit, std::int64_t>>{
+           {BatchLimit::count(3), 3}, {BatchLimit::fraction(0.5), 4}, {BatchLimit::count(100), 8}}) {
+    TrainingRun s;
+    auto train_inner = data.source(8);
+    auto val_inner = data.source(8, 9, false);
+    CountingSource train_source(train_inner), val_source(val_inner);
+    Trainer trainer({.max_epochs = 2, .limit_train_batches = limit, .limit_val_batches = BatchLimit::count(2)});
+    trainer.fit(*s.module, train_source, &val_source);
+    EXPECT_EQ(train_source.count, 2 * expected);
+    EXPECT_EQ(val_source.count, 2 * 2);
+    EXPECT_EQ(trainer.profile().optimizer_steps, 2 * expected);
+  }
+  TrainingRun s;
+  auto source = data.source(8);
+  Trainer none({.limit_train_batches = BatchLimit::fraction(0.01)});
+  EXPECT_THROW(none.fit(*s.module, source), UsageError);
+}
+
+TEST(TrainerFit, MaxStepsEndsMidEpoch) {
+  const Data data;
+  TrainingRun s;
+  auto source = data.source(8);
+  Trainer trainer({.max_epochs = 10, .max_steps = 11});
+  trainer.fit(*s.module, source);
+  EXPECT_EQ(trainer.global_step(), 11);
+  EXPECT_EQ(trainer.train_batches_run(), 11);
+}
+
+TEST(TrainerFit, AccumulatingGradientsEqualsOneLargerBatch) {
+  const Data data;
+  TrainingRun accumulated, large;
+  auto small_batches = data.source(16);
+  auto large_batches = data.source(32);  // the same sampler seed: batch b of 32 = batches 2b, 2b+1 of 16
+  Trainer({.max_epochs = 2, .accumulate_grad_batches = 2}).fit(*accumulated.module, small_batches);
+  Trainer large_trainer({.max_epochs = 2});
+  large_trainer.fit(*large.module, large_batches);
+  EXPECT_EQ(large_trainer.profile().optimizer_steps, 4);
+  const auto a = accumulated.weights(), b = large.weights();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6f) << i;
+  EXPECT_NE(a, TrainingRun().weights());  // it did train
+}
+
+TEST(TrainerFit, ClipsGradientsByGlobalNorm) {
+  // Plain SGD: the update is -lr * clipped gradient, so its global norm is lr * max_norm when
+  // the gradient is larger than max_norm.
+  const Data data;
+  TrainingRun s(1, false, 1.0);
+  const auto before = s.weights();
+  auto source = data.source(64);
+  Trainer({.max_steps = 1, .gradient_clip_norm = 1e-3}).fit(*s.module, source);
+  const auto after = s.weights();
+  double norm = 0.0;
+  for (std::size_t i = 0; i < before.size(); ++i) norm += std::pow(double(after[i]) - before[i], 2);
+  EXPECT_NEAR(std::sqrt(norm), 1e-3, 1e-6);
+}
+
+TEST(TrainerFit, ClipsGradientsByValue) {
+  const Data data;
+  TrainingRun s(1, false, 1.0);
+  const auto before = s.weights();
+  auto source = data.source(64);
+  Trainer({.max_steps = 1, .gradient_clip_value = 1e-4}).fit(*s.module, source);
+  const auto after = s.weights();
+  std::int64_t at_limit = 0;
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    const double change = std::abs(double(after[i]) - before[i]);
+    EXPECT_LE(change, 1e-4 + 1e-7) << i;
+    if (change > 0.9e-4) ++at_limit;
+  }
+  EXPECT_GT(at_limit, static_cast<std::int64_t>(before.size()) / 2);  // most gradients exceed 1e-4
+}
+
+TEST(TrainerFit, SchedulesTheLearningRatePerEpochOrPerStep) {
+  const Data data;
+  const nn::StepSchedule halving(0.1, 1, 0.5);
+  for (auto interval : {ScheduleInterval::epoch, ScheduleInterval::step}) {
+    TrainingRun s;
+    auto source = data.source(16);  // 4 steps per epoch
+    auto recorder = std::make_shared<Recorder>();
+    Trainer({.max_epochs = 3, .schedule = &halving, .schedule_interval = interval}, {recorder}).fit(*s.module, source);
+    ASSERT_EQ(recorder->rates.size(), 3u);
+    for (int e = 0; e < 3; ++e) {
+      // Per epoch: epoch e trains at 0.1 * 0.5^e. Per step: the last step of epoch e is 4e + 3.
+      const double expected =
+          interval == ScheduleInterval::epoch ? 0.1 * std::pow(0.5, e) : 0.1 * std::pow(0.5, 4 * e + 3);
+      EXPECT_DOUBLE_EQ(recorder->rates[static_cast<std::size_t>(e)], expected);
+    }
+  }
+}
+
+TEST(TrainerFit, ValidatesEveryNEpochs) {
+  const Data data;
+  TrainingRun s;
+  auto source = data.source(16);
+  auto val_inner = data.source(16, 9, false);
+  CountingSource val_source(val_inner);
+  auto recorder = std::make_shared<Recorder>();
+  Trainer({.max_epochs = 5, .check_val_every_n_epoch = 2}, {recorder}).fit(*s.module, source, &val_source);
+  EXPECT_EQ(val_source.count, 2 * 4);  // after epochs 1 and 3
+  EXPECT_FALSE(recorder->epochs[0].contains("val_loss"));
+  EXPECT_TRUE(recorder->epochs[1].contains("val_loss"));
+}
+
+TEST(ModelCheckpointName, FillsEpochStepAndFormattedMetrics) {
+  EXPECT_EQ(format_checkpoint_name("epoch={epoch}-val_loss={val_loss:.4f}", 3, 40, {{"val_loss", 0.123456}}),
+            "epoch=3-val_loss=0.1235");
+  EXPECT_EQ(format_checkpoint_name("{step}-{val_accuracy:.2f}", 0, 7, {{"val_accuracy", 0.5}}), "7-0.50");
+  EXPECT_THROW(format_checkpoint_name("{val_los}", 0, 0, {{"val_loss", 1.0}}), UsageError);
+}
+
+TEST(ModelCheckpoint, KeepsExactlyTheTopKFilesWithTheirScores) {
+  const Data data;
+  for (auto mode : {MonitorMode::min, MonitorMode::max}) {
+    const auto dir = fresh_directory();
+    TrainingRun s(1, false, 2.0);  // a large rate, so the validation loss goes up and down
+    auto source = data.source(16);
+    auto val_source = data.source(16, 9, false);
+    auto recorder = std::make_shared<Recorder>();
+    auto checkpoint = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{
+        .monitor = "val_loss", .mode = mode, .save_top_k = 2, .filename = "epoch={epoch}-val_loss={val_loss:.4f}"});
+    Trainer trainer({.max_epochs = 6, .root_dir = dir}, {recorder, checkpoint});
+    trainer.fit(*s.module, source, &val_source);
+
+    std::vector<std::pair<double, std::string>> scored;
+    for (std::size_t e = 0; e < recorder->epochs.size(); ++e) {
+      const double v = recorder->epochs[e].at("val_loss");
+      char name[128];
+      std::snprintf(name, sizeof name, "epoch=%zu-val_loss=%.4f.h5", e, v);
+      scored.emplace_back(v, name);
+    }
+    std::stable_sort(scored.begin(), scored.end(), [mode](const auto& a, const auto& b) {
+      return mode == MonitorMode::min ? a.first < b.first : a.first > b.first;
+    });
+    const std::set<std::string> expected{scored[0].second, scored[1].second, "last.h5"};
+    EXPECT_EQ(files_in(dir / "checkpoints"), expected);
+    EXPECT_EQ(files_in(dir / "checkpoints", ".json").size(), 3u);  // each with its trainer state
+    EXPECT_EQ(checkpoint->best_model_path().filename().string(), scored[0].second);
+    EXPECT_DOUBLE_EQ(*checkpoint->best_model_score(), scored[0].first);
+    const auto kept = checkpoint->top_k();
+    ASSERT_EQ(kept.size(), 2u);
+    EXPECT_DOUBLE_EQ(kept[1].first, scored[1].first);
+    fs::remove_all(dir);
+  }
+}
+
+namespace {
+
+// Validation losses from a script, one per epoch: early stopping is then a hand computation.
+class ScriptedModule final : public TrainableModule {
+ public:
+  explicit ScriptedModule(std::vector<double> val_losses) : losses_(std::move(val_losses)) {}
+  StepResult training_step(const TrainBatch& batch) override {
+    return {static_cast<double>(batch.samples()), batch.samples(), {}};
+  }
+  StepResult validation_step(const TrainBatch& batch) override {
+    const double loss = losses_.at(static_cast<std::size_t>(epoch_++));
+    return {loss * static_cast<double>(batch.samples()), batch.samples(), {}};
+  }
+  void reduce_gradients() override {}
+  nn::Layer& network() override { return *setup_.net; }
+  nn::Optimizer& optimizer() override { return *setup_.optimizer; }
+
+ private:
+  std::vector<double> losses_;
+  std::int64_t epoch_ = 0;
+  TrainingRun setup_;
+};
+
+}  // namespace
+
+TEST(EarlyStopping, StopsAtTheEpochAHandComputationGives) {
+  const Data data;
+  // min, patience 2, min_delta 0.01 (fit-regression's rule: improve when loss < best - delta):
+  // e0 1.0 best; e1 0.9 < 0.99 best; e2 0.95 wait 1; e3 0.899 (not < 0.89) wait 2 -> stop after e3.
+  ScriptedModule module({1.0, 0.9, 0.95, 0.899, 0.5, 0.4, 0.3});
+  auto source = data.source(64);
+  auto val_source = data.source(64, 9, false);
+  auto recorder = std::make_shared<Recorder>();
+  auto stopping = std::make_shared<EarlyStopping>(EarlyStoppingOptions{.patience = 2, .min_delta = 0.01});
+  Trainer trainer({.max_epochs = 7}, {recorder, stopping});
+  trainer.fit(module, source, &val_source);
+  EXPECT_EQ(recorder->epochs.size(), 4u);
+  EXPECT_EQ(stopping->stopped_epoch(), 3);
+  EXPECT_DOUBLE_EQ(stopping->best_score(), 0.9);
+
+  // max mode on the same numbers: e0 1.0 best, then nothing beats 1.0 + 0 -> stops after e2.
+  ScriptedModule again({1.0, 0.9, 0.95, 0.899});
+  auto max_stopping = std::make_shared<EarlyStopping>(EarlyStoppingOptions{.mode = MonitorMode::max, .patience = 2});
+  Trainer max_trainer({.max_epochs = 4}, {max_stopping});
+  max_trainer.fit(again, source, &val_source);
+  EXPECT_EQ(max_stopping->stopped_epoch(), 2);
+}
+
+TEST(EarlyStopping, AMonitorThatIsNoMetricIsAUsageErrorNamingIt) {
+  const Data data;
+  TrainingRun s;
+  auto source = data.source(64);
+  auto stopping = std::make_shared<EarlyStopping>(EarlyStoppingOptions{.monitor = "train_los"});
+  Trainer trainer({.max_epochs = 2}, {stopping});
+  try {
+    trainer.fit(*s.module, source);
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("'train_los'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("train_loss"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+
+std::vector<double> read_series(const fs::path& file, const char* name) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+  const hid_t space = H5Dget_space(d);
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space, &n, nullptr);
+  std::vector<double> values(n);
+  H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data());
+  H5Sclose(space);
+  H5Dclose(d);
+  H5Fclose(f);
+  return values;
+}
+
+}  // namespace
+
+TEST(Hdf5MetricsLogger, WritesOneValuePerEpochAndPerValidation) {
+  const Data data;
+  TrainingRun s;
+  const auto dir = fresh_directory();  // the logger creates it
+  auto source = data.source(16);
+  auto val_source = data.source(16, 9, false);
+  auto recorder = std::make_shared<Recorder>();
+  auto logger = std::make_shared<Hdf5MetricsLogger>(dir / "metrics.h5");
+  Trainer({.max_epochs = 4, .check_val_every_n_epoch = 2}, {recorder, logger}).fit(*s.module, source, &val_source);
+  EXPECT_EQ(read_series(dir / "metrics.h5", "epoch"), (std::vector<double>{0, 1, 2, 3}));
+  EXPECT_EQ(read_series(dir / "metrics.h5", "val_epoch"), (std::vector<double>{1, 3}));
+  const auto train_loss = read_series(dir / "metrics.h5", "train_loss");
+  ASSERT_EQ(train_loss.size(), 4u);
+  for (std::size_t e = 0; e < 4; ++e) EXPECT_EQ(train_loss[e], recorder->epochs[e].at("train_loss"));
+  EXPECT_EQ(read_series(dir / "metrics.h5", "val_accuracy").size(), 2u);
+  fs::remove_all(dir);
+}
+
+TEST(TrainerResume, MidEpochResumeEqualsTheUninterruptedRunBitForBit) {
+  // Adam (state), a per-step schedule, dropout (a random stream), shuffled batches, and a stop
+  // in the middle of epoch 1 (step 6 of 4 per epoch).
+  const Data data;
+  const nn::CosineSchedule cosine(0.05, 12);
+  const auto options = [&](const fs::path& dir, std::int64_t max_steps) {
+    return TrainerOptions{.max_epochs = 3,
+                          .max_steps = max_steps,
+                          .schedule = &cosine,
+                          .schedule_interval = ScheduleInterval::step,
+                          .root_dir = dir};
+  };
+  const auto dir = fresh_directory();
+
+  TrainingRun uninterrupted(1, true, 0.05, true);
+  auto source = data.source(16);
+  auto val_source = data.source(16, 9, false);
+  auto recorded = std::make_shared<Recorder>();
+  Trainer(options(dir / "a", -1), {recorded}).fit(*uninterrupted.module, source, &val_source);
+
+  {
+    TrainingRun first(1, true, 0.05, true);
+    auto first_source = data.source(16);
+    auto first_val = data.source(16, 9, false);
+    auto checkpoint = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.monitor = "val_loss"});
+    Trainer(options(dir / "b", 6), {checkpoint}).fit(*first.module, first_source, &first_val);
+    ASSERT_TRUE(fs::exists(dir / "b" / "checkpoints" / "last.h5"));
+  }
+  // New objects, other initial weights and dropout seed: everything must come from the file.
+  TrainingRun resumed(99, true, 0.05, true);
+  auto resumed_source = data.source(16);
+  auto resumed_val = data.source(16, 9, false);
+  auto resumed_recorder = std::make_shared<Recorder>();
+  auto checkpoint = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.monitor = "val_loss"});
+  Trainer trainer(options(dir / "b", -1), {resumed_recorder, checkpoint});
+  trainer.fit(*resumed.module, resumed_source, &resumed_val, "last");
+
+  EXPECT_EQ(trainer.global_step(), 12);
+  EXPECT_EQ(trainer.train_batches_run(), 6);  // the rest of epoch 1, and epoch 2
+  const auto a = uninterrupted.weights(), b = resumed.weights();
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  const auto sa = uninterrupted.optimizer_state(), sb = resumed.optimizer_state();
+  ASSERT_EQ(sa.size(), sb.size());
+  EXPECT_EQ(std::memcmp(sa.data(), sb.data(), sa.size() * sizeof(float)), 0);
+  EXPECT_EQ(uninterrupted.optimizer->steps_taken(), resumed.optimizer->steps_taken());
+  // The resumed epochs log the same metrics (epoch 1's sums include its first half).
+  ASSERT_EQ(resumed_recorder->epochs.size(), 2u);
+  EXPECT_EQ(resumed_recorder->epochs[0], recorded->epochs[1]);
+  EXPECT_EQ(resumed_recorder->epochs[1], recorded->epochs[2]);
+  // The top-k state came along: the best of the three epochs across both runs.
+  double best = recorded->epochs[0].at("val_loss");
+  for (const auto& m : recorded->epochs) best = std::min(best, m.at("val_loss"));
+  EXPECT_EQ(checkpoint->best_model_score(), best);
+  fs::remove_all(dir);
+}
+
+TEST(TrainerResume, RefusesACheckpointWithoutTrainerStateAndStartsFreshWithoutLast) {
+  const Data data;
+  const auto dir = fresh_directory();
+  TrainingRun s;
+  auto source = data.source(16);
+  Trainer trainer({.max_epochs = 1, .root_dir = dir});
+  trainer.fit(*s.module, source, nullptr, "last");  // no last.h5: a fresh start
+  EXPECT_EQ(trainer.global_step(), 4);
+  fs::create_directories(dir);
+  nn::save_checkpoint(dir / "bare.h5", *s.net, s.optimizer.get(), {});
+  EXPECT_THROW(trainer.fit(*s.module, source, nullptr, (dir / "bare.h5").string()), std::runtime_error);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+class FailingModule final : public TrainableModule {
+ public:
+  StepResult training_step(const TrainBatch&) override { throw std::runtime_error("boom"); }
+  StepResult validation_step(const TrainBatch&) override { return {}; }
+  void reduce_gradients() override {}
+  nn::Layer& network() override { return *setup_.net; }
+  nn::Optimizer& optimizer() override { return *setup_.optimizer; }
+
+ private:
+  TrainingRun setup_;
+};
+
+class ExceptionWitness final : public Callback {
+ public:
+  void on_exception(Trainer&, const std::exception& e) override { message = e.what(); }
+  std::string message;
+};
+
+}  // namespace
+
+TEST(TrainerFit, AnExceptionReachesTheCallbacksAndPropagates) {
+  const Data data;
+  FailingModule module;
+  auto source = data.source(16);
+  auto witness = std::make_shared<ExceptionWitness>();
+  Trainer trainer({}, {witness});
+  EXPECT_THROW(trainer.fit(module, source), std::runtime_error);
+  EXPECT_EQ(witness->message, "boom");
+}
+
+namespace {
+
+// Sends this process `signal` at its n-th training batch, as Slurm would.
+class SignalAtBatch final : public Callback {
+ public:
+  SignalAtBatch(int signal, std::int64_t batch) : signal_(signal), batch_(batch) {}
+  void on_train_batch_end(Trainer&, const StepResult&) override {
+    if (++seen_ == batch_) std::raise(signal_);
+  }
+
+ private:
+  int signal_;
+  std::int64_t batch_, seen_ = 0;
+};
+
+// A stand-in for scontrol that records its arguments.
+fs::path fake_scontrol(const fs::path& dir) {
+  fs::create_directories(dir);
+  const auto script = dir / "scontrol";
+  std::ofstream(script) << "#!/bin/sh\necho \"$@\" > " << (dir / "requeued").string() << "\n";
+  fs::permissions(script, fs::perms::owner_all);
+  return script;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
+// Slurm's job variables for one test, removed after.
+struct SlurmJobVariables {
+  explicit SlurmJobVariables(const char* job_id) {
+    ::setenv("SLURM_JOB_ID", job_id, 1);
+    ::unsetenv("SLURM_ARRAY_JOB_ID");
+    ::unsetenv("SLURM_ARRAY_TASK_ID");
+  }
+  ~SlurmJobVariables() { ::unsetenv("SLURM_JOB_ID"); }
+};
+
+}  // namespace
+
+TEST(TrainerPreemption, Sigusr1CheckpointsRequeuesAndTheRequeuedRunEndsWithTheUninterruptedWeights) {
+  const Data data;
+  const auto dir = fresh_directory();
+  const auto scontrol = fake_scontrol(dir / "bin");
+  const SlurmJobVariables job("4242");
+  TrainingRun uninterrupted(1, true, 0.05, true);
+  auto source = data.source(16);
+  Trainer({.max_epochs = 3}).fit(*uninterrupted.module, source);
+
+  {
+    TrainingRun first(1, true, 0.05, true);
+    auto first_source = data.source(16);
+    Trainer trainer({.max_epochs = 3, .root_dir = dir, .handle_preemption = true, .scontrol = scontrol.string()},
+                    {std::make_shared<SignalAtBatch>(SIGUSR1, 6)});
+    trainer.fit(*first.module, first_source);
+    EXPECT_EQ(trainer.preempted_by(), SIGUSR1);
+    EXPECT_EQ(trainer.global_step(), 6);  // stopped at the step boundary after the signal
+    EXPECT_EQ(trainer.requeue_message(), "requeued job 4242");
+    EXPECT_EQ(read_text(dir / "bin" / "requeued"), "requeue 4242");
+    ASSERT_TRUE(fs::exists(dir / "checkpoints" / "last.h5"));
+  }
+  TrainingRun requeued(99, true, 0.05, true);
+  auto requeued_source = data.source(16);
+  Trainer trainer({.max_epochs = 3, .root_dir = dir, .handle_preemption = true});
+  trainer.fit(*requeued.module, requeued_source, nullptr, "last");
+  EXPECT_EQ(trainer.preempted_by(), 0);
+  const auto a = uninterrupted.weights(), b = requeued.weights();
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  fs::remove_all(dir);
+}
+
+TEST(TrainerPreemption, SigtermCheckpointsAndSaysWhyItDidNotRequeue) {
+  const Data data;
+  const auto dir = fresh_directory();
+  const SlurmJobVariables job("77");
+  {
+    // SIGTERM alone: a checkpoint, no requeue.
+    TrainingRun run;
+    auto source = data.source(16);
+    Trainer trainer({.max_epochs = 3,
+                     .root_dir = dir / "term",
+                     .handle_preemption = true,
+                     .scontrol = fake_scontrol(dir / "bin").string()},
+                    {std::make_shared<SignalAtBatch>(SIGTERM, 2)});
+    trainer.fit(*run.module, source);
+    EXPECT_EQ(trainer.preempted_by(), SIGTERM);
+    EXPECT_TRUE(fs::exists(dir / "term" / "checkpoints" / "last.h5"));
+    EXPECT_FALSE(fs::exists(dir / "bin" / "requeued"));
+    EXPECT_NE(trainer.requeue_message().find("not requeued"), std::string::npos);
+  }
+  // Asked to requeue, but scontrol is missing (a container): one sentence, checkpoint written.
+  TrainingRun run;
+  auto source = data.source(16);
+  Trainer trainer({.max_epochs = 3,
+                   .root_dir = dir / "missing",
+                   .handle_preemption = true,
+                   .requeue_on_sigterm = true,
+                   .scontrol = (dir / "no-such-dir" / "scontrol").string()},
+                  {std::make_shared<SignalAtBatch>(SIGTERM, 2)});
+  trainer.fit(*run.module, source);
+  EXPECT_TRUE(fs::exists(dir / "missing" / "checkpoints" / "last.h5"));
+  EXPECT_NE(trainer.requeue_message().find("could not be started"), std::string::npos) << trainer.requeue_message();
+  fs::remove_all(dir);
+}
+
+TEST(TrainerPreemption, AnArrayTaskRequeuesItselfNotTheArray) {
+  cluster::SlurmEnvironment slurm;
+  slurm.job_id = "105";
+  EXPECT_EQ(requeue_job_id(slurm), "105");
+  slurm.array_job_id = "100";
+  slurm.array_task_id = "5";
+  EXPECT_EQ(requeue_job_id(slurm), "100_5");
+  EXPECT_EQ(requeue_job_id(cluster::SlurmEnvironment{}), "");
+}
+
+TEST(LoaderBatchSource, FeedsTheTrainerTheLoadersBatches) {
+  const auto images = data::make_synthetic_images({.count = 32, .classes = 2, .shape = {1, 8, 8}, .seed = 4});
+  const auto sampler = data::ShardedSampler::drop_last(32, 8, 1, 0, 3);
+  data::BatchLoader loader(*images, sampler, data::ImageTransform({}, 1, images->fixed_shape()), {.workers = 1});
+  LoaderBatchSource source(loader);
+  EXPECT_EQ(source.batches_per_epoch(), 4);
+  source.set_position({1, 2});
+  const auto batch = source.next();
+  EXPECT_EQ(batch.inputs.shape(), (nn::Shape{8, 1, 8, 8}));
+  std::vector<std::int64_t> expected_labels;
+  for (auto i : sampler.local_indices(1, 2)) expected_labels.push_back(images->label(i));
+  EXPECT_EQ(batch.labels, expected_labels);
+
+  nn::Generator g(1);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Flatten>()).add(std::make_unique<nn::Linear>(64, 2, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
+  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy);
+  auto recorder = std::make_shared<Recorder>();
+  Trainer trainer({.max_epochs = 2}, {recorder});
+  trainer.fit(module, source);
+  EXPECT_EQ(trainer.global_step(), 8);
+  ASSERT_EQ(recorder->epochs.size(), 2u);
+  EXPECT_TRUE(std::isfinite(recorder->epochs[1].at("train_loss")));
+}
+
+TEST(NetworkModule, MseReportsTheMeanSquaredErrorPerSample) {
+  // y = 2x on 8 samples; a 1->1 linear layer; val_loss is the plain MSE of the network.
+  nn::Tensor x({8, 1}), y({8, 1});
+  for (int i = 0; i < 8; ++i) {
+    x.data()[i] = static_cast<float>(i) / 8.0f;
+    y.data()[i] = 2.0f * x.data()[i];
+  }
+  nn::Generator g(2);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Linear>(1, 1, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.5});
+  NetworkModule module(net, sgd, LossKind::mse);
+  InMemoryBatchSource source(x, {}, y, data::ShardedSampler::drop_last(8, 4, 1, 0, 1));
+  InMemoryBatchSource validation(x, {}, y, data::ShardedSampler::drop_last(8, 4, 1, 0, 1, false));
+  Trainer trainer({.max_epochs = 20});
+  trainer.fit(module, source, &validation);
+  const auto out = net.forward(x, nn::Mode::eval).output;
+  EXPECT_NEAR(trainer.metrics().at("val_loss"), nn::mse_loss(out, y).loss, 1e-7);
+  EXPECT_LT(trainer.metrics().at("val_loss"), 0.05);
+}
