@@ -76,8 +76,8 @@ def build(model, dropout=0.0):
         return nn.Sequential(nn.Linear(1, 64), nn.Tanh(), nn.Linear(64, 1))
     if model == "cnn":
         return nn.Sequential(
-            nn.Conv2d(3, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(3, 64, 5), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(),
             nn.Linear(32 * 5 * 5, 64), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(64, 32), nn.ReLU(), nn.Dropout(dropout),

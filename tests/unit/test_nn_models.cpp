@@ -24,8 +24,14 @@ fs::path scratch(const std::string& name) {
 TEST(Models, ParameterCountsMatchPyTorch) {
   Generator g(1);
   EXPECT_EQ(parameter_count(*make_mlp(1, 64, 1, Activation::tanh, g)), 193);
-  // conv 3*16*25+16, bn 2*16, conv 16*32*25+32, bn 2*32, 800*64+64, 64*32+32, 32*10+10
-  EXPECT_EQ(parameter_count(*make_tutorial_cnn(3, 10, 0.5f, g)), 1216 + 32 + 12832 + 64 + 51264 + 2080 + 330);
+  // the timing lab's MLP on MNIST: 784*128+128, 128*10+10
+  const auto image_mlp = make_image_mlp(784, 128, 10, 0.2f, g);
+  EXPECT_EQ(parameter_count(*image_mlp), 100480 + 1290);
+  std::vector<std::string> names;
+  for (const auto& p : parameters_of(*image_mlp)) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"1.weight", "1.bias", "4.weight", "4.bias"}));
+  // conv 3*64*25+64, bn 2*64, conv 64*32*25+32, bn 2*32, 800*64+64, 64*32+32, 32*10+10
+  EXPECT_EQ(parameter_count(*make_tutorial_cnn(3, 10, 0.5f, g)), 4864 + 128 + 51232 + 64 + 51264 + 2080 + 330);
   // torchvision.models.alexnet(num_classes=10)
   EXPECT_EQ(parameter_count(*make_alexnet(10, 0.5f, g)), 57044810);
   EXPECT_EQ(parameter_count(*make_alexnet(1000, 0.5f, g)), 61100840);

@@ -66,6 +66,38 @@ TEST(Losses, CrossEntropyMatchesLogSoftmaxAndIsStable) {
   EXPECT_THROW(softmax_cross_entropy(z, std::vector<std::int64_t>{3, 0}), std::invalid_argument);
 }
 
+TEST(Losses, LabelSmoothingIsCrossEntropyAgainstTheSmoothedTarget) {
+  // Closed form: -sum_j q_j log softmax_j with q = (1 - eps) onehot + eps / C.
+  Generator g(5);
+  Tensor logits = testing::random_tensor({3, 4}, g, -2, 2);
+  const std::vector<std::int64_t> y{1, 3, 0};
+  const double eps = 0.2;
+  double expected = 0.0;
+  for (int i = 0; i < 3; ++i) {
+    double total = 0.0;
+    for (int j = 0; j < 4; ++j) total += std::exp(static_cast<double>(logits.at({i, j})));
+    for (int j = 0; j < 4; ++j) {
+      const double q = (j == y[static_cast<std::size_t>(i)] ? 1.0 - eps : 0.0) + eps / 4.0;
+      expected -= q * (logits.at({i, j}) - std::log(total));
+    }
+  }
+  auto r = softmax_cross_entropy(logits, y, eps);
+  EXPECT_NEAR(r.loss, expected / 3.0, 1e-9);
+  EXPECT_NE(r.loss, softmax_cross_entropy(logits, y).loss);
+  for (int k = 0; k < 12; ++k) {  // finite differences of the smoothed loss
+    float& v = logits.data()[k];
+    const float saved = v;
+    v = saved + 1e-2f;
+    const double up = softmax_cross_entropy(logits, y, eps).loss;
+    v = saved - 1e-2f;
+    const double down = softmax_cross_entropy(logits, y, eps).loss;
+    v = saved;
+    EXPECT_NEAR((up - down) / 2e-2, r.grad.data()[k], 1e-4);
+  }
+  EXPECT_THROW(softmax_cross_entropy(logits, y, 1.0), std::invalid_argument);
+  EXPECT_THROW(softmax_cross_entropy(logits, y, -0.1), std::invalid_argument);
+}
+
 TEST(Losses, AccuracyCountsArgmax) {
   Tensor z = Tensor::from({3, 2}, {0.1f, 0.9f, 2.0f, -1.0f, 0.5f, 0.5f});
   const std::vector<std::int64_t> labels{1, 1, 0};

@@ -66,6 +66,78 @@ RankContext RankContext::establish(const MpiSession& session, const Environment&
   return context;
 }
 
+std::vector<Diagnostic> check_job_layout(const MpiSession& session, const RankContext& context, bool sharing_allowed,
+                                         bool strict) {
+  auto found = check_task_environment(context.slurm, context.rank, context.size);
+  if (strict) {
+    for (auto& d : found) {
+      if (d.code == "not-launched-by-srun" && context.slurm.ntasks && *context.slurm.ntasks > context.size) {
+        d.severity = Severity::error;
+        d.message = "Slurm job " + context.slurm.job_id.value_or("?") + " asked for " +
+                    std::to_string(*context.slurm.ntasks) + " tasks but only " + std::to_string(context.size) +
+                    " process(es) run, outside srun, so the other tasks would never join training.";
+      }
+    }
+  }
+  if (context.binding_error) found.push_back(*context.binding_error);
+  // Placement over all ranks: node, GPUs Slurm gave the node, and the GPU each rank uses.
+  const std::string identity =
+      context.gpu_info ? context.gpu_info->uuid : context.gpu.planned_device ? context.gpu.physical_id : "";
+  const std::string mine = context.node_name + '\t' +
+                           (context.slurm.gpus_on_node ? std::to_string(*context.slurm.gpus_on_node) : "") + '\t' +
+                           identity;
+  std::vector<TaskPlacement> placements;
+  const auto all = session.allgather(mine);
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    const auto first = all[r].find('\t'), second = all[r].find('\t', first + 1);
+    TaskPlacement t;
+    t.rank = static_cast<int>(r);
+    t.node = all[r].substr(0, first);
+    const auto gpus = all[r].substr(first + 1, second - first - 1);
+    if (!gpus.empty()) t.gpus_on_node = std::stoi(gpus);
+    t.gpu_identity = all[r].substr(second + 1);
+    t.sharing_allowed = sharing_allowed;
+    placements.push_back(std::move(t));
+  }
+  auto placement = check_placement(placements);
+  found.insert(found.end(), placement.begin(), placement.end());
+  // Every rank's own findings, so that all ranks hold (and act on) the same list.
+  std::string text;
+  for (const auto& d : found) {
+    text += std::to_string(static_cast<int>(d.severity)) + '\x1f' + d.code + '\x1f' + d.message + '\x1f' + d.hint + '\x1e';
+  }
+  std::vector<Diagnostic> every;
+  for (const auto& rank_text : session.allgather(text)) {
+    std::size_t begin = 0;
+    while (begin < rank_text.size()) {
+      const auto end = rank_text.find('\x1e', begin);
+      const auto record = rank_text.substr(begin, end - begin);
+      begin = end + 1;
+      std::vector<std::string> fields;
+      std::size_t from = 0;
+      for (auto at = record.find('\x1f'); at != std::string::npos; at = record.find('\x1f', from)) {
+        fields.push_back(record.substr(from, at - from));
+        from = at + 1;
+      }
+      fields.push_back(record.substr(from));
+      every.push_back({static_cast<Severity>(std::stoi(fields.at(0))), fields.at(1), fields.at(2), fields.at(3)});
+    }
+  }
+  auto unique = unique_diagnostics(std::move(every));
+  std::stable_sort(unique.begin(), unique.end(), [](const auto& a, const auto& b) { return a.severity > b.severity; });
+  return unique;
+}
+
+std::vector<Diagnostic> require_sound_job_layout(const MpiSession& session, const RankContext& context,
+                                                 bool sharing_allowed) {
+  auto found = check_job_layout(session, context, sharing_allowed, /*strict=*/true);
+  if (!found.empty() && found.front().severity == Severity::error) {
+    const auto& d = found.front();
+    throw UsageError(d.message + (d.hint.empty() ? "" : " HINT: " + d.hint));
+  }
+  return found;
+}
+
 std::string RankContext::describe() const {
   std::string text = "rank " + std::to_string(rank) + " of " + std::to_string(size) + ", node " + node_name + " (" +
                      std::to_string(layout.local_rank + 1) + " of " + std::to_string(layout.local_size) +

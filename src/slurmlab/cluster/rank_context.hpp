@@ -53,4 +53,17 @@ struct RankContext {
   std::string describe() const;
 };
 
+// Collective: every rank's check_task_environment plus check_placement over all ranks
+// (gathered), unique and most severe first, the same list on every rank. For programs that
+// train across ranks, `strict` also makes an error of a job that asked Slurm for more tasks
+// than run in the MPI world outside srun (`sbatch` without `srun`: Lightning #19817 hangs
+// there; here it is refused with the fix).
+std::vector<Diagnostic> check_job_layout(const MpiSession& session, const RankContext& context, bool sharing_allowed,
+                                         bool strict);
+
+// Collective: throws UsageError (one sentence, its HINT, every rank alike) when check_job_layout
+// finds an error; returns the warnings and notes for the log.
+std::vector<Diagnostic> require_sound_job_layout(const MpiSession& session, const RankContext& context,
+                                                 bool sharing_allowed);
+
 }  // namespace slurmlab::cluster

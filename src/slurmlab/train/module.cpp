@@ -22,7 +22,22 @@ nn::Tensor gather_rows(const nn::Tensor& source, const std::vector<std::int64_t>
   return out;
 }
 
+// The first `rows` rows of a [N, ...] tensor, on the CPU.
+nn::Tensor leading_rows(const nn::Tensor& source, std::int64_t rows) {
+  const nn::Tensor host = source.to(nn::Device::cpu);
+  nn::Shape shape = host.shape();
+  const std::int64_t row = host.numel() / shape.at(0);
+  shape[0] = rows;
+  return nn::Tensor::from(shape, std::span<const float>(host.data(), static_cast<std::size_t>(rows * row)));
+}
+
 }  // namespace
+
+std::int64_t counted_rows(const data::ShardedSampler& sampler, std::int64_t batch) {
+  const auto local = sampler.local_batch();
+  const auto first = batch * sampler.global_batch() + sampler.rank() * local;  // position of this rank's first row
+  return std::clamp<std::int64_t>(sampler.size() - first, 0, local);
+}
 
 InMemoryBatchSource::InMemoryBatchSource(nn::Tensor inputs, std::vector<std::int64_t> labels, nn::Tensor targets,
                                          data::ShardedSampler sampler)
@@ -44,8 +59,9 @@ InMemoryBatchSource::InMemoryBatchSource(nn::Tensor inputs, std::vector<std::int
 
 TrainBatch InMemoryBatchSource::next() {
   const auto indices = sampler_.local_indices(position_.epoch, position_.batch);
-  position_ = sampler_.next(position_);
   TrainBatch batch;
+  batch.counted = counted_rows(sampler_, position_.batch);
+  position_ = sampler_.next(position_);
   batch.inputs = gather_rows(inputs_, indices);
   for (auto i : indices) {
     if (!labels_.empty()) batch.labels.push_back(labels_[static_cast<std::size_t>(i)]);
@@ -64,26 +80,37 @@ TrainBatch LoaderBatchSource::next() {
   TrainBatch batch;
   batch.inputs = nn::Tensor::from({b.size, b.shape.channels, b.shape.height, b.shape.width}, b.images);
   batch.labels.assign(b.labels.begin(), b.labels.end());
+  batch.counted = counted_rows(loader_.sampler(), b.batch);
   return batch;
 }
 
-NetworkModule::NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossKind loss, nn::GradientReducer* reducer)
-    : network_(network), optimizer_(optimizer), loss_(loss), reducer_(reducer) {
+NetworkModule::NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossKind loss, nn::GradientReducer* reducer,
+                             double label_smoothing)
+    : network_(network), optimizer_(optimizer), loss_(loss), reducer_(reducer), label_smoothing_(label_smoothing) {
   const auto parameters = nn::parameters_of(network_);
   if (!parameters.empty()) device_ = parameters.front().parameter->value.device();
 }
 
 StepResult NetworkModule::step(const TrainBatch& batch, nn::Mode mode) {
   auto forward = network_.forward(batch.inputs.to(device_), mode);
-  nn::LossResult loss;
+  if (loss_ == LossKind::mse && !batch.targets.defined()) {
+    throw std::invalid_argument("NetworkModule: an MSE loss needs batch targets");
+  }
   StepResult result;
-  result.samples = batch.samples();
+  // Training uses every row (padding included, as DistributedSampler's); evaluation only the
+  // real samples.
+  const bool all_rows = mode == nn::Mode::train || batch.counted_samples() == batch.samples();
+  result.samples = all_rows ? batch.samples() : batch.counted_samples();
+  if (result.samples == 0) return result;
+  const nn::Tensor output = all_rows ? forward.output : leading_rows(forward.output, result.samples);
+  const std::span<const std::int64_t> labels(batch.labels.data(),
+                                             batch.labels.empty() ? 0 : static_cast<std::size_t>(result.samples));
+  nn::LossResult loss;
   if (loss_ == LossKind::softmax_cross_entropy) {
-    loss = nn::softmax_cross_entropy(forward.output, batch.labels);
-    result.sums["accuracy"] = static_cast<double>(nn::correct_predictions(forward.output, batch.labels));
+    loss = nn::softmax_cross_entropy(output, labels, mode == nn::Mode::train ? label_smoothing_ : 0.0);
+    result.sums["accuracy"] = static_cast<double>(nn::correct_predictions(output, labels));
   } else {
-    if (!batch.targets.defined()) throw std::invalid_argument("NetworkModule: an MSE loss needs batch targets");
-    loss = nn::mse_loss(forward.output, batch.targets.to(device_));
+    loss = nn::mse_loss(output, all_rows ? batch.targets.to(device_) : leading_rows(batch.targets, result.samples));
   }
   result.loss_sum = loss.loss * static_cast<double>(result.samples);
   if (mode == nn::Mode::train) network_.backward(*forward.context, loss.grad);

@@ -33,8 +33,16 @@ struct TrainBatch {
   nn::Tensor inputs;
   std::vector<std::int64_t> labels;
   nn::Tensor targets;
+  // The first `counted` rows are real samples; the rest repeat samples only to fill the last
+  // global batch of an epoch (LastBatch::pad). -1: every row counts. Evaluation counts only
+  // the real ones, so a metric over a padded epoch is the metric over the data set.
+  std::int64_t counted = -1;
   std::int64_t samples() const { return inputs.defined() ? inputs.size(0) : 0; }
+  std::int64_t counted_samples() const { return counted < 0 ? samples() : counted; }
 };
+
+// How many of this rank's rows of global batch `batch` are real samples rather than padding.
+std::int64_t counted_rows(const data::ShardedSampler& sampler, std::int64_t batch);
 
 struct StepResult {
   double loss_sum = 0.0;  // mean loss of the batch times its sample count
@@ -109,7 +117,9 @@ enum class LossKind {
 // parameter lives, and batches are moved there.
 class NetworkModule final : public TrainableModule {
  public:
-  NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossKind loss, nn::GradientReducer* reducer = nullptr);
+  // label_smoothing: softmax_cross_entropy's (0: none).
+  NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossKind loss, nn::GradientReducer* reducer = nullptr,
+                double label_smoothing = 0.0);
   StepResult training_step(const TrainBatch& batch) override;
   StepResult validation_step(const TrainBatch& batch) override;
   void reduce_gradients() override;
@@ -122,6 +132,7 @@ class NetworkModule final : public TrainableModule {
   nn::Optimizer& optimizer_;
   LossKind loss_;
   nn::GradientReducer* reducer_;
+  double label_smoothing_;
   nn::Device device_ = nn::Device::cpu;
 };
 

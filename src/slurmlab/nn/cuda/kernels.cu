@@ -151,7 +151,7 @@ __device__ std::int64_t block_argmax(const float* row, std::int64_t classes, flo
 }
 
 __global__ void __launch_bounds__(kThreads) softmax_cross_entropy_kernel(const float* logits, const std::int64_t* labels, std::int64_t rows,
-                                             std::int64_t classes, float* grad, double* loss_sum,
+                                             std::int64_t classes, double label_smoothing, float* grad, double* loss_sum,
                                              unsigned long long* correct) {
   __shared__ float shared_float[kThreads];
   __shared__ double shared_double[kThreads];
@@ -164,14 +164,20 @@ __global__ void __launch_bounds__(kThreads) softmax_cross_entropy_kernel(const f
   double local_total = 0.0;
   for (std::int64_t j = threadIdx.x; j < classes; j += blockDim.x) local_total += exp(static_cast<double>(row[j]) - max);
   const double log_total = log(block_sum(local_total, shared_double));
+  // Label smoothing (as the CPU path): target q = on_label * onehot + everywhere.
+  const double on_label = 1.0 - label_smoothing, everywhere = label_smoothing / static_cast<double>(classes);
+  double local_shifted = 0.0;
+  for (std::int64_t j = threadIdx.x; j < classes; j += blockDim.x) local_shifted += static_cast<double>(row[j]) - max;
+  const double shifted_sum = everywhere != 0.0 ? block_sum(local_shifted, shared_double) : 0.0;
   const std::int64_t label = labels[i];
   for (std::int64_t j = threadIdx.x; j < classes; j += blockDim.x) {
     const double softmax = exp(static_cast<double>(row[j]) - max - log_total);
-    grad[i * classes + j] = static_cast<float>((softmax - (j == label ? 1.0 : 0.0)) / static_cast<double>(rows));
+    const double target = (j == label ? on_label : 0.0) + everywhere;
+    grad[i * classes + j] = static_cast<float>((softmax - target) / static_cast<double>(rows));
   }
   const std::int64_t best = block_argmax(row, classes, max, shared_index);
   if (threadIdx.x == 0) {
-    atomicAdd(loss_sum, log_total - (static_cast<double>(row[label]) - max));
+    atomicAdd(loss_sum, log_total - on_label * (static_cast<double>(row[label]) - max) - everywhere * shifted_sum);
     if (correct != nullptr && best == label) atomicAdd(correct, 1ull);
   }
 }
@@ -393,10 +399,11 @@ void add_channel_bias(float* y, const float* bias, std::int64_t batch, std::int6
   check_launch("channel_bias_kernel");
 }
 void softmax_cross_entropy(const float* logits, const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
-                           float* grad, double* loss_sum, unsigned long long* correct, cudaStream_t stream) {
+                           double label_smoothing, float* grad, double* loss_sum, unsigned long long* correct,
+                           cudaStream_t stream) {
   if (rows <= 0) return;
-  softmax_cross_entropy_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(logits, labels, rows, classes,
-                                                                                     grad, loss_sum, correct);
+  softmax_cross_entropy_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+      logits, labels, rows, classes, label_smoothing, grad, loss_sum, correct);
   check_launch("softmax_cross_entropy_kernel");
 }
 void count_correct(const float* logits, const std::int64_t* labels, std::int64_t rows, std::int64_t classes,

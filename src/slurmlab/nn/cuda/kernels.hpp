@@ -43,6 +43,7 @@ void add_channel_bias(float* y, const float* bias, std::int64_t batch, std::int6
 // onehot(label_i)) / rows, and loss_sum[0] += -log softmax(logits[i, label_i]) (double), and
 // correct[0] += (argmax == label) (ties to the lowest index, as the CPU path).
 void softmax_cross_entropy(const float* logits, const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
+                           double label_smoothing,
                            float* grad, double* loss_sum, unsigned long long* correct, cudaStream_t stream);
 // correct[0] += number of rows whose argmax equals the label.
 void count_correct(const float* logits, const std::int64_t* labels, std::int64_t rows, std::int64_t classes,

@@ -191,6 +191,7 @@ class Sequential final : public Layer {
   void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
   std::size_t size() const { return children_.size(); }
   Layer& operator[](std::size_t i) { return *children_.at(i).second; }
+  const std::string& name(std::size_t i) const { return children_.at(i).first; }
   // Called with the child's index right after each child's backward, when that child's
   // parameter gradients are final: a data-parallel reducer starts all-reducing them while
   // backward continues (NcclGradientReducer::attach). Empty: no hook.

@@ -57,11 +57,17 @@ void check_classification(const Tensor& logits, std::span<const std::int64_t> la
 }
 }  // namespace
 
-LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels) {
+LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels,
+                                 double label_smoothing) {
   check_classification(logits, labels, "softmax_cross_entropy");
   const auto n = logits.size(0), c = logits.size(1);
   if (n == 0) throw std::invalid_argument("softmax_cross_entropy: empty batch");
-  if (logits.device() == Device::cuda) return cuda::softmax_cross_entropy(logits, labels);
+  if (!(label_smoothing >= 0.0 && label_smoothing < 1.0)) {
+    throw std::invalid_argument("softmax_cross_entropy: label_smoothing must be in [0, 1), not " +
+                                std::to_string(label_smoothing));
+  }
+  if (logits.device() == Device::cuda) return cuda::softmax_cross_entropy(logits, labels, label_smoothing);
+  const double on_label = 1.0 - label_smoothing, everywhere = label_smoothing / static_cast<double>(c);
   LossResult result{0.0, Tensor(logits.shape())};
   const float* z = logits.data();
   float* g = result.grad.data();
@@ -72,10 +78,15 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int6
     double total = 0.0;
     for (std::int64_t j = 0; j < c; ++j) total += std::exp(row[j] - max);
     const double log_total = std::log(total);
-    result.loss += log_total - (row[labels[i]] - max);
+    // -sum_j q_j log p_j with q = on_label * onehot + everywhere (sum_j q_j = 1) and
+    // log p_j = row[j] - max - log_total.
+    double shifted_sum = 0.0;
+    for (std::int64_t j = 0; j < c; ++j) shifted_sum += row[j] - max;
+    result.loss += log_total - on_label * (row[labels[i]] - max) - everywhere * shifted_sum;
     for (std::int64_t j = 0; j < c; ++j) {
       const double softmax = std::exp(row[j] - max - log_total);
-      g[i * c + j] = static_cast<float>((softmax - (j == labels[i] ? 1.0 : 0.0)) / static_cast<double>(n));
+      const double target = (j == labels[i] ? on_label : 0.0) + everywhere;
+      g[i * c + j] = static_cast<float>((softmax - target) / static_cast<double>(n));
     }
   }
   result.loss /= static_cast<double>(n);

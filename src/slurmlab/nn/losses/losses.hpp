@@ -21,8 +21,10 @@ LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<co
 
 // Softmax followed by negative log-likelihood, fused and stable (log-sum-exp with the row
 // maximum subtracted), averaged over the batch: PyTorch's CrossEntropyLoss. logits [N, C],
-// labels in [0, C).
-LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels);
+// labels in [0, C). label_smoothing eps in [0, 1) as CrossEntropyLoss(label_smoothing=eps):
+// the target is (1 - eps) on the label plus eps / C on every class.
+LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels,
+                                 double label_smoothing = 0.0);
 
 // How many rows have their largest logit at the label (ties go to the lowest index, as argmax).
 std::int64_t correct_predictions(const Tensor& logits, std::span<const std::int64_t> labels);

@@ -47,7 +47,7 @@ LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<co
   return result;
 }
 
-LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels) {
+LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels, double label_smoothing) {
   const auto n = logits.size(0), c = logits.size(1);
   Tensor device_labels = labels_on_device(labels);
   LossResult result{0.0, Tensor(logits.shape(), Device::cuda)};
@@ -55,7 +55,7 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int6
   SLURMLAB_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream()));
   cuda_kernels::softmax_cross_entropy(logits.device_data(),
                                       reinterpret_cast<const std::int64_t*>(device_labels.device_data()), n, c,
-                                      result.grad.device_data(), sum, nullptr, stream());
+                                      label_smoothing, result.grad.device_data(), sum, nullptr, stream());
   result.loss = read_double(sum) / static_cast<double>(n);
   return result;
 }

@@ -10,7 +10,7 @@
 namespace slurmlab::nn::cuda {
 
 LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<const float> sample_weights);
-LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels);
+LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels, double label_smoothing);
 std::int64_t correct_predictions(const Tensor& logits, std::span<const std::int64_t> labels);
 
 }  // namespace slurmlab::nn::cuda

@@ -9,7 +9,7 @@ namespace slurmlab::nn::cuda {
 LossResult mse_loss(const Tensor&, const Tensor&, std::span<const float>) {
   throw std::runtime_error(kNoCudaBackend);
 }
-LossResult softmax_cross_entropy(const Tensor&, std::span<const std::int64_t>) {
+LossResult softmax_cross_entropy(const Tensor&, std::span<const std::int64_t>, double) {
   throw std::runtime_error(kNoCudaBackend);
 }
 std::int64_t correct_predictions(const Tensor&, std::span<const std::int64_t>) {

@@ -21,11 +21,19 @@ std::unique_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::
   return net;
 }
 
+std::unique_ptr<Sequential> make_image_mlp(std::int64_t in_features, std::int64_t hidden, std::int64_t classes,
+                                           float dropout, Generator& init) {
+  auto net = std::make_unique<Sequential>();
+  net->add(std::make_unique<Flatten>()).add(linear(in_features, hidden, init)).add(relu());
+  net->add(std::make_unique<Dropout>(dropout, init.next())).add(linear(hidden, classes, init));
+  return net;
+}
+
 std::unique_ptr<Sequential> make_tutorial_cnn(std::int64_t in_channels, std::int64_t classes, float dropout,
                                               Generator& init) {
   auto net = std::make_unique<Sequential>();
-  net->add(conv(in_channels, 16, 5, init)).add(batch_norm2d(16)).add(relu()).add(std::make_unique<MaxPool2d>(2));
-  net->add(conv(16, 32, 5, init)).add(batch_norm2d(32)).add(relu()).add(std::make_unique<MaxPool2d>(2));
+  net->add(conv(in_channels, 64, 5, init)).add(batch_norm2d(64)).add(relu()).add(std::make_unique<MaxPool2d>(2));
+  net->add(conv(64, 32, 5, init)).add(batch_norm2d(32)).add(relu()).add(std::make_unique<MaxPool2d>(2));
   net->add(std::make_unique<Flatten>());
   net->add(linear(32 * 5 * 5, 64, init)).add(relu()).add(std::make_unique<Dropout>(dropout, init.next()));
   net->add(linear(64, 32, init)).add(relu()).add(std::make_unique<Dropout>(dropout, init.next()));

@@ -12,8 +12,13 @@ namespace slurmlab::nn {
 std::unique_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t out, Activation activation,
                                      Generator& init);
 
-// The CNN of the PyTorch Lightning tutorial for 32x32 images: two conv-BN-ReLU-maxpool blocks
-// (5x5 convolutions to 16 then 32 channels, 2x2 pooling: 32 -> 28 -> 14 -> 10 -> 5) and
+// The MLP of UPPMAX's CPU-vs-GPU timing lab for images: Flatten - Linear(in_features, hidden) -
+// ReLU - Dropout - Linear(hidden, classes), named as torch.nn.Sequential names them (1.*, 4.*).
+std::unique_ptr<Sequential> make_image_mlp(std::int64_t in_features, std::int64_t hidden, std::int64_t classes,
+                                           float dropout, Generator& init);
+
+// The CNN of the PyTorch Lightning tutorial report for 32x32 images, as written there: two
+// conv-BN-ReLU-maxpool blocks (5x5 convolutions to 64 then 32 channels, 2x2 pooling: 32 -> 28 -> 14 -> 10 -> 5) and
 // linear layers with dropout: 32*5*5 -> 64 -> 32 -> classes. One flat Sequential, indices
 // 0..15 as in torch.nn.Sequential.
 std::unique_ptr<Sequential> make_tutorial_cnn(std::int64_t in_channels, std::int64_t classes, float dropout,

@@ -274,7 +274,8 @@ TrainingPosition load_checkpoint(const std::filesystem::path& path, Layer& model
     }
   };
   check_same(current.model, stored.model, "model");
-  check_same(current.optimizer, stored.optimizer, "optimizer");
+  // Without an optimizer only the weights are wanted (evaluation, export): its state is skipped.
+  if (optimizer) check_same(current.optimizer, stored.optimizer, "optimizer");
   for (const auto& [name, state] : current.generators)
     if (!stored.generators.contains(name)) fail(path, "holds no state for random generator '" + name + "'; another model?");
   if (optimizer && stored.optimizer_kind != optimizer->describe()) {

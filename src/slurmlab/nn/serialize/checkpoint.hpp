@@ -33,7 +33,9 @@ using NamedGenerators = std::vector<std::pair<std::string, Generator*>>;
 void save_checkpoint(const std::filesystem::path& path, Layer& model, Optimizer* optimizer,
                      const TrainingPosition& position, const NamedGenerators& generators = {});
 
-// Restores everything save_checkpoint wrote into objects of the same architecture.
+// Restores everything save_checkpoint wrote into objects of the same architecture. With a null
+// `optimizer` only the model (weights, buffers, its generators) is restored and the stored
+// optimizer state is ignored: loading weights for evaluation.
 // Throws std::runtime_error (file unreadable, truncated, checksum mismatch, architecture
 // mismatch) without modifying anything.
 TrainingPosition load_checkpoint(const std::filesystem::path& path, Layer& model, Optimizer* optimizer,

@@ -1,0 +1,191 @@
+#include "classifier_callbacks.hpp"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "slurmlab/io/figure.hpp"
+#include "slurmlab/nn/cuda/device.hpp"
+
+namespace classifier {
+
+namespace data = slurmlab::data;
+namespace io = slurmlab::io;
+namespace nn = slurmlab::nn;
+namespace train = slurmlab::train;
+
+namespace {
+
+double metric_or_nan(const train::Metrics& metrics, const std::string& name) {
+  const auto found = metrics.find(name);
+  return found == metrics.end() ? std::nan("") : found->second;
+}
+
+nn::Device device_of(nn::Layer& network) {
+  const auto parameters = nn::parameters_of(network);
+  return parameters.empty() ? nn::Device::cpu : parameters.front().parameter->value.device();
+}
+
+}  // namespace
+
+void EpochHistory::on_train_epoch_start(train::Trainer&) {
+  epoch_start_ = std::chrono::steady_clock::now();
+  batches_ = 0;
+}
+
+void EpochHistory::on_train_batch_end(train::Trainer&, const train::StepResult&) { ++batches_; }
+
+void EpochHistory::on_train_epoch_end(train::Trainer& trainer) {
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  images_per_second_ = seconds > 0.0 ? static_cast<double>(batches_ * global_batch_) / seconds : 0.0;
+  const auto& m = trainer.metrics();
+  const auto epoch = static_cast<double>(trainer.current_epoch());
+  history_.epoch.push_back(epoch);
+  history_.train_loss.push_back(metric_or_nan(m, "train_loss"));
+  history_.train_accuracy.push_back(metric_or_nan(m, "train_accuracy"));
+  char line[256];
+  int n = std::snprintf(line, sizeof line, "epoch %lld/%lld  train_loss %.4f  train_acc %.2f%%",
+                        static_cast<long long>(trainer.current_epoch() + 1), static_cast<long long>(epochs_),
+                        history_.train_loss.back(), 100.0 * history_.train_accuracy.back());
+  if (trainer.validated_this_epoch()) {
+    history_.val_epoch.push_back(epoch);
+    history_.val_loss.push_back(metric_or_nan(m, "val_loss"));
+    history_.val_accuracy.push_back(metric_or_nan(m, "val_accuracy"));
+    n += std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), "  val_loss %.4f  val_acc %.2f%%",
+                       history_.val_loss.back(), 100.0 * history_.val_accuracy.back());
+  }
+  std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), "  %.0f img/s  lr %.3g", images_per_second_,
+                trainer.learning_rate());
+  console_.line(line);
+}
+
+std::string EpochHistory::save_state() const {
+  nlohmann::json j;
+  j["epoch"] = history_.epoch;
+  j["train_loss"] = history_.train_loss;
+  j["train_accuracy"] = history_.train_accuracy;
+  j["val_epoch"] = history_.val_epoch;
+  j["val_loss"] = history_.val_loss;
+  j["val_accuracy"] = history_.val_accuracy;
+  return j.dump();
+}
+
+void EpochHistory::load_state(const std::string& state) {
+  const auto j = nlohmann::json::parse(state);
+  history_.epoch = j.at("epoch").get<std::vector<double>>();
+  history_.train_loss = j.at("train_loss").get<std::vector<double>>();
+  history_.train_accuracy = j.at("train_accuracy").get<std::vector<double>>();
+  history_.val_epoch = j.at("val_epoch").get<std::vector<double>>();
+  history_.val_loss = j.at("val_loss").get<std::vector<double>>();
+  history_.val_accuracy = j.at("val_accuracy").get<std::vector<double>>();
+}
+
+std::vector<GridImage> predict_grid(nn::Sequential& network, const ModelSpec& spec, const data::ImageDataset& set,
+                                    const std::vector<std::int64_t>& indices) {
+  std::vector<GridImage> out;
+  if (indices.empty()) return out;
+  const data::ImageTransform transform(spec.evaluation_transforms(), set.channels(), set.fixed_shape());
+  data::TransformWorkspace workspace;
+  const auto floats = transform.output_floats();
+  const auto n = static_cast<std::int64_t>(indices.size());
+  nn::Tensor batch({n, spec.input.channels, spec.input.height, spec.input.width});
+  std::vector<std::vector<std::uint8_t>> scratch(indices.size());
+  std::vector<data::ImageView> views;
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    views.push_back(set.image(indices[i], scratch[i]));
+    transform.apply(views.back(), data::ImageTransform::Choices{}, batch.data() + static_cast<std::int64_t>(i) * floats,
+                    workspace);
+  }
+  const auto logits = network.forward(batch.to(device_of(network)), nn::Mode::eval).output.to(nn::Device::cpu);
+  const auto predicted = argmax_rows(logits);
+  for (std::size_t i = 0; i < indices.size(); ++i) out.push_back(grid_image(views[i], set.label(indices[i]), predicted[i]));
+  return out;
+}
+
+ClassifierTensorBoard::ClassifierTensorBoard(TensorBoardSetup setup, ClassifierModule& module, nn::Sequential& network,
+                                             const EpochHistory& history)
+    : setup_(std::move(setup)), module_(module), network_(network), history_(history) {}
+
+void ClassifierTensorBoard::on_fit_start(train::Trainer& trainer) {
+  if (!trainer.is_root()) return;
+  writer_ = std::make_unique<io::EventWriter>(setup_.log_dir);
+  writer_->hparams(setup_.hparams);
+  writer_->text("model/summary", 0, model_summary(network_, setup_.spec));
+  writer_->flush();
+}
+
+void ClassifierTensorBoard::on_train_epoch_start(train::Trainer&) {
+  module_.reset_confusion();
+  batches_in_epoch_ = 0;
+}
+
+void ClassifierTensorBoard::on_train_batch_end(train::Trainer& trainer, const train::StepResult& result) {
+  ++batches_;
+  // The first batch's gradients of every N-th epoch (before the optimizer step zeroes them;
+  // this rank's, before the reduction across ranks).
+  if (writer_ && batches_in_epoch_++ == 0 && setup_.histogram_every > 0 &&
+      trainer.current_epoch() % setup_.histogram_every == 0) {
+    for (const auto& p : nn::parameters_of(network_)) {
+      writer_->histogram("gradients/" + p.name, trainer.current_epoch(), p.parameter->grad.to(nn::Device::cpu).span());
+    }
+  }
+  if (!writer_ || setup_.step_every <= 0 || batches_ % setup_.step_every != 0 || result.samples == 0) return;
+  // Rank 0's part of the batch (the epoch values below are over all ranks).
+  writer_->scalar("train/loss_step", trainer.global_step(), result.loss_sum / static_cast<double>(result.samples));
+}
+
+void ClassifierTensorBoard::on_validation_end(train::Trainer& trainer) {
+  // Collective: every rank contributes its counts.
+  const auto confusion = module_.reduced_confusion(trainer.options().communicator);
+  if (!writer_) return;
+  const auto step = trainer.current_epoch();
+  std::vector<double> cells(confusion.begin(), confusion.end());
+  io::HeatMapOptions heat;
+  heat.title = "validation confusion matrix, epoch " + std::to_string(step);
+  heat.x_label = "predicted";
+  heat.y_label = "true";
+  heat.row_labels = heat.column_labels = setup_.spec.class_names;
+  const auto classes = setup_.spec.class_names.size();
+  writer_->image("val/confusion_matrix", step, io::heat_map_png(cells, classes, classes, heat));
+  if (setup_.grid_set && !setup_.grid_indices.empty()) {
+    const auto grid = predict_grid(network_, setup_.spec, *setup_.grid_set, setup_.grid_indices);
+    writer_->image("val/predictions", step,
+                   prediction_grid_png(grid, setup_.spec.class_names, "epoch " + std::to_string(step) + ": predicted (true)"));
+  }
+}
+
+void ClassifierTensorBoard::on_train_epoch_end(train::Trainer& trainer) {
+  if (!writer_) return;
+  const auto epoch = trainer.current_epoch();
+  for (const auto& [name, value] : trainer.metrics()) {
+    const auto underscore = name.find('_');
+    writer_->scalar(name.substr(0, underscore) + "/" + name.substr(underscore + 1) + "_epoch", epoch, value);
+  }
+  writer_->scalar("train/lr", epoch, trainer.learning_rate());
+  writer_->scalar("train/images_per_second", epoch, history_.last_images_per_second());
+  if (device_of(network_) == nn::Device::cuda) {
+    writer_->scalar("train/gpu_peak_memory_mib", epoch, static_cast<double>(nn::cuda_peak_bytes()) / (1 << 20));
+  }
+  if (setup_.histogram_every > 0 && epoch % setup_.histogram_every == 0) {
+    for (const auto& p : nn::parameters_of(network_)) {
+      writer_->histogram("weights/" + p.name, epoch, p.parameter->value.to(nn::Device::cpu).span());
+    }
+  }
+  writer_->flush();
+}
+
+void ClassifierTensorBoard::on_fit_end(train::Trainer& trainer) {
+  if (!writer_) return;
+  for (const auto& [name, value] : trainer.metrics()) writer_->scalar("final/" + name, trainer.current_epoch(), value);
+  writer_->end_session(io::SessionStatus::success);
+  writer_->close();
+  writer_.reset();
+}
+
+void ClassifierTensorBoard::on_exception(train::Trainer&, const std::exception&) {
+  if (!writer_) return;
+  writer_->end_session(io::SessionStatus::failure);
+  writer_->close();
+  writer_.reset();
+}
+
+}  // namespace classifier

@@ -1,0 +1,90 @@
+#pragma once
+// train-classifier's own callbacks on the library's trainer:
+//   EpochHistory: one console line per epoch on rank 0 (losses, accuracies, images/s), and the
+//     per-epoch series for the curves, carried in checkpoints so a resumed run draws them whole.
+//   ClassifierTensorBoard: what exercise 2 asks to look at in TensorBoard: scalars per step and
+//     epoch (losses, accuracies, learning rate, throughput, GPU memory), the confusion matrix
+//     and a prediction grid of fixed validation images at every validation, weight and
+//     gradient histograms every N epochs, the model summary as text and the hyperparameters
+//     with the final metrics. Rank 0 writes; the confusion matrix is reduced over all ranks.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "classifier_model.hpp"
+#include "classifier_module.hpp"
+#include "classifier_report.hpp"
+#include "slurmlab/cli/console.hpp"
+#include "slurmlab/data/transforms.hpp"
+#include "slurmlab/io/tensorboard.hpp"
+#include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/train/trainer.hpp"
+
+namespace classifier {
+
+class EpochHistory final : public slurmlab::train::Callback {
+ public:
+  EpochHistory(const slurmlab::cli::Console& console, std::int64_t global_batch, std::int64_t epochs)
+      : console_(console), global_batch_(global_batch), epochs_(epochs) {}
+  void on_train_epoch_start(slurmlab::train::Trainer& trainer) override;
+  void on_train_batch_end(slurmlab::train::Trainer& trainer, const slurmlab::train::StepResult& result) override;
+  void on_train_epoch_end(slurmlab::train::Trainer& trainer) override;
+  std::string state_key() const override { return "EpochHistory"; }
+  std::string save_state() const override;
+  void load_state(const std::string& state) override;
+
+  const History& history() const { return history_; }
+  double last_images_per_second() const { return images_per_second_; }
+
+ private:
+  const slurmlab::cli::Console& console_;
+  std::int64_t global_batch_, epochs_;
+  History history_;
+  std::chrono::steady_clock::time_point epoch_start_;
+  std::int64_t batches_ = 0;
+  double images_per_second_ = 0.0;
+};
+
+struct TensorBoardSetup {
+  std::filesystem::path log_dir;
+  ModelSpec spec;
+  std::int64_t histogram_every = 5;
+  std::int64_t step_every = 10;  // training-loss scalar every N batches
+  // Fixed validation images of the prediction grid (as stored, and their labels).
+  const slurmlab::data::ImageDataset* grid_set = nullptr;
+  std::vector<std::int64_t> grid_indices;
+  std::map<std::string, slurmlab::io::HParamValue> hparams;
+};
+
+class ClassifierTensorBoard final : public slurmlab::train::Callback {
+ public:
+  ClassifierTensorBoard(TensorBoardSetup setup, ClassifierModule& module, slurmlab::nn::Sequential& network,
+                        const EpochHistory& history);
+  void on_fit_start(slurmlab::train::Trainer& trainer) override;
+  void on_train_epoch_start(slurmlab::train::Trainer& trainer) override;
+  void on_train_batch_end(slurmlab::train::Trainer& trainer, const slurmlab::train::StepResult& result) override;
+  void on_validation_end(slurmlab::train::Trainer& trainer) override;
+  void on_train_epoch_end(slurmlab::train::Trainer& trainer) override;
+  void on_fit_end(slurmlab::train::Trainer& trainer) override;
+  void on_exception(slurmlab::train::Trainer& trainer, const std::exception& error) override;
+  bool writes_files() const override { return true; }
+
+ private:
+  TensorBoardSetup setup_;
+  ClassifierModule& module_;
+  slurmlab::nn::Sequential& network_;
+  const EpochHistory& history_;
+  std::unique_ptr<slurmlab::io::EventWriter> writer_;
+  std::int64_t batches_ = 0, batches_in_epoch_ = 0;
+};
+
+// The prediction grid of `indices` of `set` as the network in eval mode predicts them
+// (transformed by the spec's evaluation transforms).
+std::vector<GridImage> predict_grid(slurmlab::nn::Sequential& network, const ModelSpec& spec,
+                                    const slurmlab::data::ImageDataset& set, const std::vector<std::int64_t>& indices);
+
+}  // namespace classifier

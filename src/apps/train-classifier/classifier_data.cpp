@@ -1,0 +1,155 @@
+#include "classifier_data.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "slurmlab/core/errors.hpp"
+#include "slurmlab/core/parse.hpp"
+
+namespace classifier {
+
+using slurmlab::UsageError;
+namespace data = slurmlab::data;
+
+namespace {
+
+// At most this many training images feed the normalization statistics (evenly spaced).
+constexpr std::int64_t kStatisticsImages = 5000;
+
+std::vector<float> parse_floats(const std::string& text, const std::string& what) {
+  std::vector<float> values;
+  for (const auto& item : slurmlab::split_comma_list(text)) {
+    const auto v = slurmlab::parse_finite_double(item);
+    if (!v) throw UsageError("--normalize " + what + " '" + item + "' is not a number; write M1,M2,M3/S1,S2,S3");
+    values.push_back(static_cast<float>(*v));
+  }
+  return values;
+}
+
+std::string join_floats(const std::vector<float>& values) {
+  std::ostringstream out;
+  out.precision(9);
+  for (std::size_t i = 0; i < values.size(); ++i) out << (i ? "," : "") << values[i];
+  return out.str();
+}
+
+}  // namespace
+
+DataSetup open_data_for(const ProgramOptions& options, const slurmlab::cluster::MpiSession& session,
+                        std::optional<int> cpus_per_task, std::uint64_t seed) {
+  DataSetup setup;
+  data::SyntheticImageOptions synthetic;
+  synthetic.count = options.synthetic_count;
+  synthetic.test_count = options.synthetic_test_count;
+  synthetic.classes = options.synthetic_classes;
+  synthetic.shape = parse_image_shape(options.synthetic_shape, "synthetic-shape");
+  synthetic.seed = seed;
+  setup.train_set = data::open_image_dataset(options.data, data::Split::train, synthetic);
+  setup.test_set = data::open_image_dataset(options.data, data::Split::test, synthetic);
+  if (setup.test_set->class_names() != setup.train_set->class_names()) {
+    throw UsageError("the test split of " + options.data + " has other classes than its training split; "
+                     "give both splits the same class folders");
+  }
+  setup.split = data::split_train_validation(setup.train_set->size(), options.val_size, seed);
+  if (options.batch_size_per_rank > 0) {
+    setup.global_batch = options.batch_size_per_rank * session.size();
+  } else {
+    if (options.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+    if (options.batch_size % session.size() != 0) {
+      throw UsageError("--batch-size " + std::to_string(options.batch_size) + " (global) does not divide into " +
+                       std::to_string(session.size()) + " ranks; use a multiple of " + std::to_string(session.size()) +
+                       " or --batch-size-per-rank");
+    }
+    setup.global_batch = options.batch_size;
+  }
+  setup.loader_threads = options.loader_threads >= 0 ? options.loader_threads : std::max(1, cpus_per_task.value_or(2) - 1);
+  return setup;
+}
+
+DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiSession& session,
+                    std::optional<int> cpus_per_task, std::uint64_t seed, ModelSpec& spec) {
+  // Every step that may fail runs collectively: a data set missing on one node ends all ranks
+  // with its message instead of leaving the others in the broadcast below.
+  DataSetup setup;
+  session.run_collectively([&] {
+    setup = open_data_for(options, session, cpus_per_task, seed);
+    spec.class_names = setup.train_set->class_names();
+    spec.data_description = setup.train_set->describe();
+    spec.resize = parse_optional_size(options.resize, "--resize");
+    spec.crop = parse_optional_size(options.crop, "--crop");
+    spec.mean.clear();
+    spec.std.clear();
+    if (options.normalize == "none") {
+      setup.normalization_note = "normalize: none (values in [0, 1])";
+    } else if (options.normalize != "auto") {
+      const auto slash = options.normalize.find('/');
+      if (slash == std::string::npos) {
+        throw UsageError("--normalize '" + options.normalize + "' is not auto, none or M1,M2,M3/S1,S2,S3");
+      }
+      spec.mean = parse_floats(options.normalize.substr(0, slash), "mean");
+      spec.std = parse_floats(options.normalize.substr(slash + 1), "std");
+      setup.normalization_note = "normalize: mean " + join_floats(spec.mean) + ", std " + join_floats(spec.std) + " (given)";
+    }
+  });
+  if (options.normalize == "auto") {
+    // Rank 0 computes, every rank receives the same numbers (a broadcast of their text).
+    std::string text;
+    session.run_collectively([&] {
+      if (!session.is_root()) return;
+      const auto& train = setup.split.train;
+      std::vector<std::int64_t> sample;
+      const auto step = std::max<std::int64_t>(1, static_cast<std::int64_t>(train.size()) / kStatisticsImages);
+      for (std::size_t i = 0; i < train.size(); i += static_cast<std::size_t>(step)) sample.push_back(train[i]);
+      const auto stats = data::compute_channel_statistics(*setup.train_set, sample);
+      text = join_floats(stats.mean) + "/" + join_floats(stats.std) + "/" + std::to_string(sample.size());
+    });
+    text = session.broadcast(text);
+    const auto slash = text.find('/'), second = text.find('/', slash + 1);
+    spec.mean = parse_floats(text.substr(0, slash), "mean");
+    spec.std = parse_floats(text.substr(slash + 1, second - slash - 1), "std");
+    for (auto& s : spec.std) s = std::max(s, 1e-3f);  // a constant channel: no division by zero
+    setup.normalization_note = "normalize: mean " + join_floats(spec.mean) + ", std " + join_floats(spec.std) +
+                               " (from " + text.substr(second + 1) + " training images)";
+  }
+  session.run_collectively([&] {
+    // The network's input: what the evaluation transforms make of this data set's images.
+    const data::ImageTransform evaluation(spec.evaluation_transforms(), setup.train_set->channels(),
+                                          setup.train_set->fixed_shape());
+    spec.input = evaluation.output_shape();
+  });
+  return setup;
+}
+
+LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options, Part part,
+                         int world_size, int rank, std::uint64_t seed) {
+  const bool training = part == Part::train;
+  const data::ImageDataset& set = part == Part::test ? *setup.test_set : *setup.train_set;
+  auto transforms = spec.evaluation_transforms();
+  if (training) {
+    transforms.crop_placement = data::CropPlacement::random;
+    transforms.crop_padding = options.crop_padding;
+    transforms.horizontal_flip = options.flip;
+    if (options.crop_padding > 0 && !transforms.crop) {
+      throw UsageError("--crop-padding " + std::to_string(options.crop_padding) +
+                       " pads before a random crop, but no --crop is given; add --crop HxW");
+    }
+  }
+  data::ImageTransform transform(transforms, set.channels(), set.fixed_shape());
+  const auto last = training && options.drop_last ? data::LastBatch::drop : data::LastBatch::pad;
+  auto sampler = [&] {
+    if (part == Part::test) {
+      return data::ShardedSampler(set.size(), setup.global_batch, world_size, rank, seed, last, /*shuffle=*/false);
+    }
+    const auto& indices = training ? setup.split.train : setup.split.validation;
+    return data::ShardedSampler(indices, setup.global_batch, world_size, rank, seed, last, /*shuffle=*/training);
+  }();
+  LoaderSource out;
+  data::BatchLoaderOptions loader_options;
+  loader_options.workers = setup.loader_threads;
+  loader_options.seed = seed;
+  out.loader = std::make_unique<data::BatchLoader>(set, std::move(sampler), std::move(transform), loader_options);
+  out.source = std::make_unique<slurmlab::train::LoaderBatchSource>(*out.loader);
+  return out;
+}
+
+}  // namespace classifier

@@ -1,0 +1,54 @@
+#pragma once
+// The data side of train-classifier: the data set named by --data, its train/validation split,
+// the transforms (normalization statistics from the training part when asked), and per-rank
+// loaders for training, validation and test, each a BatchSource for the trainer.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "classifier_model.hpp"
+#include "classifier_options.hpp"
+#include "slurmlab/cluster/mpi_session.hpp"
+#include "slurmlab/data/batch_loader.hpp"
+#include "slurmlab/data/split.hpp"
+#include "slurmlab/train/module.hpp"
+
+namespace classifier {
+
+struct DataSetup {
+  std::unique_ptr<slurmlab::data::ImageDataset> train_set, test_set;
+  slurmlab::data::TrainValidationSplit split;
+  std::int64_t global_batch = 0;
+  int loader_threads = 0;
+  std::string normalization_note;  // how mean/std were chosen, for the log
+};
+
+// Collective (failures end every rank alike; normalization statistics: rank 0 computes, every
+// rank receives). Opens the data
+// sets and splits; the spec's input, classes and transforms are filled from the data and the
+// options. UsageError for anything impossible (bad --data, batch not divisible by the ranks,
+// crop larger than the image...), the same on every rank.
+DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiSession& session,
+                    std::optional<int> cpus_per_task, std::uint64_t seed, ModelSpec& spec);
+
+// Opens only the data sets and split (evaluation of a checkpoint, whose spec fixes transforms);
+// local: the caller runs it collectively.
+DataSetup open_data_for(const ProgramOptions& options, const slurmlab::cluster::MpiSession& session,
+                        std::optional<int> cpus_per_task, std::uint64_t seed);
+
+// A loader with its batch source: what the trainer reads.
+struct LoaderSource {
+  std::unique_ptr<slurmlab::data::BatchLoader> loader;
+  std::unique_ptr<slurmlab::train::LoaderBatchSource> source;
+};
+
+enum class Part { train, validation, test };
+
+// This rank's loader over `part`: training shuffles and augments (random crop, flip), the
+// others walk the part in order with the evaluation transforms and pad the last batch (the
+// padding does not count in metrics).
+LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options, Part part,
+                         int world_size, int rank, std::uint64_t seed);
+
+}  // namespace classifier
