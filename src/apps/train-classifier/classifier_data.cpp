@@ -75,6 +75,8 @@ DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiS
     setup = open_data_for(options, session, cpus_per_task, seed);
     spec.class_names = setup.train_set->class_names();
     spec.data_description = setup.train_set->describe();
+    spec.data_seed = seed;
+    spec.val_size = options.val_size;
     spec.resize = parse_optional_size(options.resize, "--resize");
     spec.crop = parse_optional_size(options.crop, "--crop");
     spec.mean.clear();

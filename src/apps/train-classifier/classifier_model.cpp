@@ -40,6 +40,8 @@ std::string ModelSpec::to_json() const {
   j["mean"] = mean;
   j["std"] = std;
   j["data"] = data_description;
+  j["data_seed"] = data_seed;
+  j["val_size"] = val_size;
   return j.dump();
 }
 
@@ -56,6 +58,8 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
   spec.mean = j.at("mean").get<std::vector<float>>();
   spec.std = j.at("std").get<std::vector<float>>();
   spec.data_description = j.value("data", "");
+  spec.data_seed = j.value("data_seed", std::uint64_t{0});
+  spec.val_size = j.value("val_size", 0.1);
   return spec;
 }
 

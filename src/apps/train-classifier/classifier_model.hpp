@@ -33,6 +33,10 @@ struct ModelSpec {
   std::optional<slurmlab::data::ImageSize> resize, crop;
   std::vector<float> mean, std;
   std::string data_description;  // the training data set, one line (the model card's)
+  // The seed and --val-size of the fit: evaluation uses the same synthetic images and the same
+  // validation part, so `validate --ckpt best` reproduces the logged numbers.
+  std::uint64_t data_seed = 0;
+  double val_size = 0.1;
 
   std::int64_t classes() const { return static_cast<std::int64_t>(class_names.size()); }
   // "tutorial-cnn for 10 classes of 3x32x32 input"

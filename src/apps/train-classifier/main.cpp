@@ -287,8 +287,13 @@ int fit(Run& run) {
   }
   train::Trainer trainer(options, callbacks);
   const std::string resume = o.ckpt.empty() ? "last" : o.ckpt;
-  if (o.fast_dev_run == 0 && resume == "last" && fs::exists(trainer.checkpoint_dir() / "last.h5")) {
-    run.console.line("resuming from " + (trainer.checkpoint_dir() / "last.h5").string());
+  if (o.fast_dev_run == 0) {
+    // A checkpoint of another network is refused here, naming both, before anything is loaded.
+    const auto from = resume == "last" ? trainer.checkpoint_dir() / "last.h5" : fs::path(resume);
+    if (resume != "last" || fs::exists(from)) {
+      session.run_collectively([&] { require_same_network(read_checkpoint_spec(from), spec, "checkpoint " + from.string()); });
+      run.console.line("resuming from " + from.string());
+    }
   }
   trainer.fit(module, *train_data.source, val_data.source.get(), o.fast_dev_run > 0 ? std::string{} : resume);
   if (trainer.preempted_by() != 0) {
@@ -315,6 +320,7 @@ int fit(Run& run) {
   if (o.test_after_fit) {
     // Lightning's trainer.test(ckpt_path="best"): the best weights, on every rank.
     const auto best = checkpoint->best_model_path().empty() ? checkpoint->last_model_path() : checkpoint->best_model_path();
+    session.barrier();  // rank 0 has written it: the other ranks may read it now
     session.run_collectively([&] { (void)nn::load_checkpoint(best, *network, nullptr); });
     const auto test = evaluate(run, trainer, module, *test_data.source, "test", spec, best.string());
     summary << "test of " << best.string() << ": loss " << test.loss << ", accuracy " << test.accuracy << "\n";
@@ -339,6 +345,13 @@ int fit(Run& run) {
 
 // The checkpoint and the network it holds, for validate/test/predict/export; refuses a data set
 // whose classes or image shape the network was not trained for.
+// The options with the fit's --val-size, so that evaluation sees the fit's validation part.
+ProgramOptions with_fit_split(const ProgramOptions& options, const ModelSpec& spec) {
+  ProgramOptions out = options;
+  out.val_size = spec.val_size;
+  return out;
+}
+
 struct LoadedModel {
   fs::path path;
   ModelSpec spec;
@@ -359,7 +372,7 @@ int evaluate_checkpoint(Run& run, Subcommand subcommand) {
   const auto& spec = model.spec;
   DataSetup setup;
   run.session.run_collectively([&] {
-    setup = open_data_for(run.options, run.session, run.cpus_per_task, run.common.seed);
+    setup = open_data_for(with_fit_split(run.options, spec), run.session, run.cpus_per_task, spec.data_seed);
     ModelSpec wanted = spec;
     wanted.class_names = setup.train_set->class_names();
     const data::ImageTransform transform(spec.evaluation_transforms(), setup.train_set->channels(),
@@ -373,9 +386,9 @@ int evaluate_checkpoint(Run& run, Subcommand subcommand) {
   const bool test = subcommand == Subcommand::test;
   LoaderSource source;
   run.session.run_collectively([&] {
-    if (!test && setup.split.validation.empty()) throw UsageError("validate: --val-size 0 leaves no validation part");
+    if (!test && setup.split.validation.empty()) throw UsageError("validate: the fit held out no validation part (--val-size 0)");
     source = make_loader(setup, spec, run.options, test ? Part::test : Part::validation, run.session.size(),
-                         run.session.rank(), run.common.seed);
+                         run.session.rank(), spec.data_seed);
   });
   train::Trainer trainer(trainer_options(run, run.program.output_dir()));
   evaluate(run, trainer, module, *source.source, test ? "test" : "val", spec, model.path.string());
@@ -389,14 +402,14 @@ struct PredictInput {
   std::vector<std::uint8_t> pixels;
 };
 
-std::vector<PredictInput> read_inputs(const Run& run) {
+std::vector<PredictInput> read_inputs(const Run& run, const ModelSpec& spec) {
   std::vector<PredictInput> out;
   for (const auto& item : split_comma_list(run.options.input)) {
     if (item.rfind("test:", 0) == 0 || item.rfind("val:", 0) == 0) {
       const bool test = item[0] == 't';
       const auto count = parse_integer(item.substr(test ? 5 : 4));
       if (!count || *count < 1) throw UsageError("--input " + item + ": write test:N or val:N with N >= 1");
-      auto setup = open_data_for(run.options, run.session, run.cpus_per_task, run.common.seed);
+      auto setup = open_data_for(with_fit_split(run.options, spec), run.session, run.cpus_per_task, spec.data_seed);
       const auto& set = test ? *setup.test_set : *setup.train_set;
       const auto& indices = setup.split.validation;
       const auto n = std::min<std::int64_t>(*count, test ? set.size() : static_cast<std::int64_t>(indices.size()));
@@ -442,7 +455,7 @@ int predict(Run& run) {
   auto model = load_model(run);
   const auto& spec = model.spec;
   if (!run.session.is_root()) return 0;  // one process predicts; the others have nothing to do
-  std::vector<PredictInput> inputs = read_inputs(run);
+  std::vector<PredictInput> inputs = read_inputs(run, spec);
   std::ostringstream csv;
   csv << "input";
   for (int k = 1; k <= run.options.top_k; ++k) csv << ",class_" << k << ",probability_" << k;

@@ -78,7 +78,8 @@ std::vector<Diagnostic> check_task_environment(const SlurmEnvironment& slurm, in
   return found;
 }
 
-std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks) {
+std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks, bool share_option) {
+  const std::string share = share_option ? ", or pass --share-gpus if sharing is intended." : ".";
   std::vector<Diagnostic> found;
   std::map<std::string, std::vector<const TaskPlacement*>> by_node;
   for (const auto& t : tasks) by_node[t.node].push_back(&t);
@@ -94,7 +95,7 @@ std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks)
                        "Node " + node + " runs " + std::to_string(count) + " tasks but Slurm allocated only " +
                            std::to_string(*gpus) + " GPU(s) there (SLURM_GPUS_ON_NODE=" + std::to_string(*gpus) + ").",
                        "use --ntasks-per-node=" + std::to_string(*gpus) +
-                           " (one task per GPU), ask for more GPUs per node, or pass --share-gpus if sharing is intended."});
+                           " (one task per GPU) or ask for more GPUs per node" + share});
     }
     std::map<std::string, std::vector<int>> by_gpu;
     for (auto* t : members)
@@ -104,8 +105,7 @@ std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks)
       std::sort(ranks.begin(), ranks.end());
       found.push_back({Severity::error, "gpu-shared",
                        "Ranks " + rank_list(ranks) + " on node " + node + " are bound to the same GPU (" + gpu + ").",
-                       "use --gpus-per-task=1 or --gpu-bind=per_task:1 so each task gets its own GPU, or pass "
-                       "--share-gpus if sharing is intended."});
+                       "use --gpus-per-task=1 or --gpu-bind=per_task:1 so each task gets its own GPU" + share});
     }
   }
   return found;

@@ -32,8 +32,9 @@ struct TaskPlacement {
 };
 
 // Checks across tasks: more tasks on a node than GPUs allocated there, and two tasks
-// of one node bound to the same GPU.
-std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks);
+// of one node bound to the same GPU. `share_option`: the program has --share-gpus, and the
+// hints offer it.
+std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks, bool share_option = true);
 
 // Drops repeats (same code and message), keeping the first; tasks report the same
 // job-level finding once each.

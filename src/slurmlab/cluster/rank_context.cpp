@@ -99,7 +99,7 @@ std::vector<Diagnostic> check_job_layout(const MpiSession& session, const RankCo
     t.sharing_allowed = sharing_allowed;
     placements.push_back(std::move(t));
   }
-  auto placement = check_placement(placements);
+  auto placement = check_placement(placements, /*share_option=*/!strict);
   found.insert(found.end(), placement.begin(), placement.end());
   // Every rank's own findings, so that all ranks hold (and act on) the same list.
   std::string text;

@@ -1,0 +1,234 @@
+// train-classifier as users run it: learning on the synthetic set, evaluating the best
+// checkpoint reproduces its logged validation numbers, predict and export, 2 ranks against one
+// for the same global batch, fast-dev-run writes nothing, the config round trip, and every bad
+// input it handles refused with one sentence and exit 2, nothing written half.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "../support/process.hpp"
+
+namespace fs = std::filesystem;
+using namespace slurmlab::testing;
+
+namespace {
+
+const std::string kProgram = SLURMLAB_BINARY_DIR "/bin/train-classifier";
+// A small synthetic set: 2700 train / 300 validation / 500 test images of 3x32x32 (the tutorial
+// CNN needs about 6 epochs of it for 90 %).
+const std::string kSmall = " --synthetic-count 3000 --synthetic-test-count 500 --loader-threads 1";
+
+CommandResult run_in(const fs::path& dir, const std::string& arguments, int timeout = 300) {
+  return run_command("cd " + dir.string() + " && OPENBLAS_NUM_THREADS=1 " + kProgram + " " + arguments, timeout);
+}
+
+// The first number after `label` in `text` (e.g. "accuracy " -> 91.2).
+double number_after(const std::string& text, const std::string& label) {
+  const auto at = text.find(label);
+  if (at == std::string::npos) return -1.0;
+  return std::stod(text.substr(at + label.size()));
+}
+
+// A fitted run shared by the tests that evaluate, predict and export: fitted by the first of
+// them (each test is its own process under ctest), reused while newer than the program.
+const fs::path& fitted_run() {
+  static const fs::path dir = [] {
+    const auto d = fs::path(SLURMLAB_BINARY_DIR) / "test-output" / "train-classifier-fit";
+    const auto done = d / "fit-output.txt", command = d / "fit-command.txt";
+    const std::string arguments = "fit --output-dir run --epochs 6 --seed 3" + kSmall;
+    if (fs::exists(done) && fs::last_write_time(done) > fs::last_write_time(kProgram) &&
+        read_file(command) == arguments) {
+      return d;
+    }
+    fresh_dir("train-classifier-fit");
+    const auto r = run_in(d, arguments);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    if (r.exit_code == 0) {
+      std::ofstream(done) << r.output;
+      std::ofstream(command) << arguments;
+    }
+    return d;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+TEST(TrainClassifier, TutorialCnnLearnsTheSyntheticShapes) {
+  const auto& dir = fitted_run();
+  const auto output = read_file(dir / "fit-output.txt");
+  EXPECT_NE(output.find("SYNTHETIC image set"), std::string::npos) << output;
+  for (int e = 1; e <= 6; ++e) EXPECT_NE(output.find("epoch " + std::to_string(e) + "/6 "), std::string::npos) << output;
+  const auto report = read_file(dir / "run" / "test_report.txt");
+  const double accuracy = number_after(report, "accuracy ");
+  EXPECT_GE(accuracy, 90.0) << report;
+  for (const char* file : {"summary.txt", "metrics.h5", "loss_curves.png", "accuracy_curves.png", "confusion_test.png",
+                           "predictions.png", "test.h5", "checkpoints/last.h5", "rank-0.log"}) {
+    EXPECT_TRUE(fs::exists(dir / "run" / file)) << file;
+  }
+  // save_top_k 1: exactly one best checkpoint besides last.
+  int best = 0;
+  for (const auto& entry : fs::directory_iterator(dir / "run" / "checkpoints"))
+    if (entry.path().extension() == ".h5" && entry.path().filename() != "last.h5") ++best;
+  EXPECT_EQ(best, 1);
+  bool event_file = false;
+  for (const auto& entry : fs::directory_iterator(dir / "run" / "tensorboard"))
+    event_file |= entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  EXPECT_TRUE(event_file);
+}
+
+TEST(TrainClassifier, ValidatingTheBestCheckpointReproducesItsLoggedNumbers) {
+  const auto& dir = fitted_run();
+  const auto fit_output = read_file(dir / "fit-output.txt");
+  // The best checkpoint's name carries its epoch and val_loss: epoch=E-val_loss=L.h5.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(fit_output, m, std::regex(R"(best val_loss ([0-9.]+): \S*epoch=([0-9]+)-val_loss)")))
+      << fit_output;
+  const auto epoch = std::stoi(m[2].str());
+  std::smatch line;
+  ASSERT_TRUE(std::regex_search(fit_output, line,
+                                std::regex("epoch " + std::to_string(epoch + 1) + "/6 .*val_acc ([0-9.]+)%")));
+  const auto r = run_in(dir, "validate --output-dir run --ckpt best" + kSmall);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NEAR(number_after(r.output, "accuracy "), std::stod(line[1].str()), 1e-9) << r.output;
+  EXPECT_NEAR(number_after(r.output, ": loss "), std::stod(m[1].str()), 1e-4) << r.output;
+  EXPECT_NE(r.output.find("on 300 images"), std::string::npos) << r.output;  // padding not counted
+  // On two ranks the same numbers (evaluation has no batch statistics).
+  const auto two = run_command("cd " + dir.string() + " && OPENBLAS_NUM_THREADS=1 " + mpirun(2) + kProgram +
+                                   " validate --output-dir run --ckpt best" + kSmall,
+                               300);
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_NEAR(number_after(two.output, "accuracy "), std::stod(line[1].str()), 1e-9) << two.output;
+}
+
+TEST(TrainClassifier, PredictPrintsTopKAndExportWritesAModelHubLayout) {
+  const auto& dir = fitted_run();
+  const auto r = run_in(dir, "predict --output-dir run --ckpt best --input test:4 --top-k 2" + kSmall);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(count_occurrences(r.output, "test["), 4) << r.output;
+  EXPECT_NE(r.output.find("test[0] (true disc):"), std::string::npos) << r.output;
+  const auto csv = read_file(dir / "run" / "predictions.csv");
+  EXPECT_EQ(count_occurrences(csv, "\n"), 5) << csv;  // header + 4
+  const auto e = run_in(dir, "export --output-dir run --ckpt best --out exported");
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  for (const char* file : {"model.safetensors", "config.json", "README.md"}) EXPECT_TRUE(fs::exists(dir / "exported" / file));
+  const auto config = read_file(dir / "exported" / "config.json");
+  EXPECT_NE(config.find("\"architecture\": \"tutorial-cnn\""), std::string::npos) << config;
+  EXPECT_NE(config.find("\"9\": \"checker\""), std::string::npos) << config;
+  EXPECT_NE(read_file(dir / "exported" / "README.md").find("val_loss (best)"), std::string::npos);
+}
+
+TEST(TrainClassifier, TwoRanksTrainAsOneForTheSameGlobalBatch) {
+  // The MLP has no batch statistics, so 2 ranks x 32 and 1 rank x 64 are the same training.
+  const std::string flags = " --model mlp --dropout 0 --epochs 1 --batch-size 64 --limit-train-batches 20"
+                            " --test-after-fit false --tensorboard false --seed 5" + kSmall;
+  const auto one = fresh_dir("train-classifier-np1");
+  const auto r1 = run_in(one, "fit --output-dir run" + flags);
+  ASSERT_EQ(r1.exit_code, 0) << r1.output;
+  const auto two = fresh_dir("train-classifier-np2");
+  const auto r2 = run_command("cd " + two.string() + " && OPENBLAS_NUM_THREADS=1 " + mpirun(2) + kProgram +
+                                  " fit --output-dir run" + flags,
+                              300);
+  ASSERT_EQ(r2.exit_code, 0) << r2.output;
+  EXPECT_NE(r2.output.find("global batch 64 = 32 per rank x 2 rank(s)"), std::string::npos) << r2.output;
+  EXPECT_NE(r2.output.find("MPI gradient all-reduce"), std::string::npos) << r2.output;
+  const auto v1 = number_after(r1.output, "val_loss "), v2 = number_after(r2.output, "val_loss ");
+  EXPECT_GT(v1, 0.0);
+  EXPECT_NEAR(v1, v2, 2e-4) << r1.output << r2.output;
+  EXPECT_NEAR(number_after(r1.output, "train_loss "), number_after(r2.output, "train_loss "), 2e-4);
+  // Every rank keeps its own log; only rank 0 writes checkpoints (one directory).
+  EXPECT_TRUE(fs::exists(two / "run" / "rank-1.log"));
+  EXPECT_TRUE(fs::exists(two / "run" / "checkpoints" / "last.h5"));
+}
+
+TEST(TrainClassifier, FastDevRunRunsFewBatchesAndWritesNothing) {
+  const auto dir = fresh_dir("train-classifier-fastdev");
+  const auto r = run_in(dir, "fit --output-dir run --fast-dev-run 2" + kSmall);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("fast-dev-run: 2 batch(es)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(2 steps)"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "run" / "checkpoints"));
+  EXPECT_FALSE(fs::exists(dir / "run" / "metrics.h5"));
+  EXPECT_FALSE(fs::exists(dir / "run" / "tensorboard"));
+}
+
+TEST(TrainClassifier, PrintConfigIsAConfigThatConfigReadsBack) {
+  const auto dir = fresh_dir("train-classifier-config");
+  const auto printed = run_in(dir, "fit --epochs 7 --model alexnet --resize 70 --crop 64 --flip --print-config > fit.cfg");
+  ASSERT_EQ(printed.exit_code, 0) << printed.output;
+  const auto again = run_in(dir, "fit --config fit.cfg --print-config");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output, read_file(dir / "fit.cfg"));
+  for (const char* line : {"epochs = 7\n", "model = alexnet\n", "crop = 64\n", "flip = true\n"}) {
+    EXPECT_NE(again.output.find(line), std::string::npos) << line;
+  }
+}
+
+TEST(TrainClassifier, BadInputIsOneSentenceAndExitTwo) {
+  const auto dir = fresh_dir("train-classifier-bad");
+  struct Case {
+    std::string arguments, message;
+  };
+  const std::vector<Case> cases{
+      {"fit --model vgg", "unknown --model 'vgg'; choose one of tutorial-cnn, alexnet"},
+      {"fit --data mnist:/nonexistent", "/nonexistent"},
+      {"fit --data imagenet:/x", "imagenet:/x"},
+      {"fit --crop 40", "crop"},
+      {"fit --model alexnet", "pass --resize 70 --crop 64"},
+      {"fit --optimizer rmsprop", "--optimizer 'rmsprop' is not adam, adamw or sgd"},
+      {"fit --precision bf16 --device cpu", "needs a GPU"},
+      {"fitt", "'fitt' is not a subcommand"},
+      {"predict --ckpt last", "predict needs --input"},
+      {"test --output-dir nothing-here --ckpt best", "no checkpoint in nothing-here/checkpoints"},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_in(dir, c.arguments + kSmall);
+    EXPECT_EQ(r.exit_code, 2) << c.arguments << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.arguments << "\n" << r.output;
+  }
+  // A global batch that 2 ranks cannot share.
+  const auto odd = run_command("cd " + dir.string() + " && " + mpirun(2) + kProgram + " fit --batch-size 63" + kSmall, 120);
+  EXPECT_EQ(odd.exit_code, 2) << odd.output;
+  EXPECT_NE(odd.output.find("--batch-size 63 (global) does not divide into 2 ranks"), std::string::npos) << odd.output;
+  EXPECT_EQ(count_occurrences(odd.output, "does not divide"), 1) << odd.output;  // one message, from rank 0
+}
+
+TEST(TrainClassifier, ForeignOrCorruptCheckpointsAreRefusedNamingBoth) {
+  const auto& fitted = fitted_run();
+  const auto dir = fresh_dir("train-classifier-foreign");
+  // Another class count: the fitted 10-class network against a 5-class data set.
+  const auto classes = run_in(fitted, "test --output-dir run --ckpt best --synthetic-classes 5" + kSmall);
+  EXPECT_EQ(classes.exit_code, 2) << classes.output;
+  EXPECT_NE(classes.output.find("holds a tutorial-cnn for 10 classes of 3x32x32 input, but this run builds a "
+                                "tutorial-cnn for 5 classes"),
+            std::string::npos)
+      << classes.output;
+  // Resuming a fit of another architecture from that run's last.h5.
+  fs::create_directories(dir / "run");
+  fs::copy(fitted / "run" / "checkpoints", dir / "run" / "checkpoints");
+  const auto other = run_in(dir, "fit --output-dir run --model mlp" + kSmall);
+  EXPECT_EQ(other.exit_code, 2) << other.output;
+  EXPECT_NE(other.output.find("holds a tutorial-cnn for 10 classes of 3x32x32 input, but this run builds a mlp"),
+            std::string::npos)
+      << other.output;
+  // A flipped byte in the weights: the checksum refuses it.
+  const auto last = dir / "run" / "checkpoints" / "last.h5";
+  {
+    std::fstream file(last, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(0, std::ios::end);
+    const auto size = static_cast<std::streamoff>(file.tellg());
+    file.seekp(size / 2);
+    char byte = 0;
+    file.seekg(size / 2);
+    file.get(byte);
+    file.seekp(size / 2);
+    file.put(static_cast<char>(byte ^ 0x5a));
+  }
+  const auto corrupt = run_in(dir, "test --output-dir run --ckpt last" + kSmall);
+  EXPECT_EQ(corrupt.exit_code, 2) << corrupt.output;
+  EXPECT_NE(corrupt.output.find("pass another --ckpt"), std::string::npos) << corrupt.output;
+  EXPECT_FALSE(fs::exists(dir / "run" / "test_report.txt"));
+}
