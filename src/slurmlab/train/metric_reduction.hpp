@@ -26,6 +26,8 @@ class MetricAccumulator {
  public:
   void add(const StepResult& step);
   bool empty() const { return samples_ == 0; }
+  // What was added so far, as one step (to merge accumulators with add()).
+  StepResult totals() const { return {loss_sum_, samples_, sums_}; }
   void clear() { *this = MetricAccumulator{}; }
   // Collective: "<stage>_loss" and "<stage>_<name>" for every name in the steps' sums, as
   // sum over ranks and batches divided by the total sample count. Empty when no rank saw a

@@ -124,6 +124,10 @@ StepResult NetworkModule::validation_step(const TrainBatch& batch) {
   return step(batch, nn::Mode::eval);
 }
 
+void NetworkModule::synchronize_buffers() {
+  if (reducer_ && reducer_->world_size() > 1) reducer_->broadcast_buffers(network_);
+}
+
 void NetworkModule::reduce_gradients() {
   if (reducer_ && reducer_->world_size() > 1) reducer_->average_gradients(optimizer_.parameters());
 }

@@ -101,6 +101,10 @@ class TrainableModule {
   virtual StepResult test_step(const TrainBatch& batch) { return validation_step(batch); }
   // Replaces each gradient by its mean over the ranks (nothing on one process).
   virtual void reduce_gradients() = 0;
+  // Collective: gives every rank rank 0's buffers (BatchNorm running statistics, updated by
+  // each rank from its own batches), as PyTorch DDP's broadcast_buffers; the trainer calls it
+  // before every evaluation, so all ranks evaluate, and checkpoint, one state.
+  virtual void synchronize_buffers() {}
   virtual nn::Layer& network() = 0;
   virtual nn::Optimizer& optimizer() = 0;
   // Random streams outside the network (augmentation...) that a checkpoint must carry.
@@ -123,6 +127,7 @@ class NetworkModule final : public TrainableModule {
   StepResult training_step(const TrainBatch& batch) override;
   StepResult validation_step(const TrainBatch& batch) override;
   void reduce_gradients() override;
+  void synchronize_buffers() override;
   nn::Layer& network() override { return network_; }
   nn::Optimizer& optimizer() override { return optimizer_; }
 

@@ -48,6 +48,36 @@ void for_each_gradient(const std::vector<nn::NamedParameter>& parameters, Change
   }
 }
 
+// Every rank's `text`, in rank order, on rank 0 (empty elsewhere); just `text` on one process.
+std::vector<std::string> gather_on_root(MPI_Comm communicator, const std::string& text) {
+  if (communicator == MPI_COMM_NULL) return {text};
+  int size = 1, rank = 0;
+  MPI_Comm_size(communicator, &size);
+  MPI_Comm_rank(communicator, &rank);
+  int length = static_cast<int>(text.size());
+  std::vector<int> lengths(static_cast<std::size_t>(size)), offsets(static_cast<std::size_t>(size));
+  if (MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, communicator) != MPI_SUCCESS) {
+    throw std::runtime_error("MPI_Gather of the epoch sums failed");
+  }
+  std::string all;
+  if (rank == 0) {
+    for (int r = 1; r < size; ++r) offsets[static_cast<std::size_t>(r)] = offsets[static_cast<std::size_t>(r - 1)] + lengths[static_cast<std::size_t>(r - 1)];
+    all.resize(static_cast<std::size_t>(offsets.back() + lengths.back()));
+  }
+  if (MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, 0,
+                  communicator) != MPI_SUCCESS) {
+    throw std::runtime_error("MPI_Gatherv of the epoch sums failed");
+  }
+  std::vector<std::string> out;
+  if (rank == 0) {
+    for (int r = 0; r < size; ++r) {
+      out.push_back(all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(r)]),
+                               static_cast<std::size_t>(lengths[static_cast<std::size_t>(r)])));
+    }
+  }
+  return out;
+}
+
 std::filesystem::path sidecar_of(const std::filesystem::path& checkpoint) {
   return checkpoint.string() + ".trainer.json";
 }
@@ -160,6 +190,7 @@ void Trainer::optimizer_step(TrainableModule& module, std::int64_t micro_batches
 Metrics Trainer::evaluate(TrainableModule& module, BatchSource& source, const BatchLimit& limit,
                           const std::string& stage) {
   const auto batches = limit.resolve(source.batches_per_epoch(), "limit_" + stage + "_batches");
+  module.synchronize_buffers();
   MetricAccumulator sums;
   source.set_position({0, 0});
   for (std::int64_t b = 0; b < batches; ++b) {
@@ -188,12 +219,15 @@ Metrics Trainer::test(TrainableModule& module, BatchSource& test) {
 
 void Trainer::save_checkpoint(const std::filesystem::path& path) {
   if (!module_) throw std::logic_error("Trainer::save_checkpoint outside fit");
+  // Every rank's partial epoch sums go along (a resumed rank continues its own), gathered
+  // on rank 0; rank 0's weights and buffers are every rank's (synchronized before use).
+  const auto sums = gather_on_root(options_.communicator, epoch_sums_.serialize());
   if (!is_root()) return;
   nlohmann::json sidecar;
   sidecar["epoch"] = position_.epoch;
   sidecar["step"] = position_.step;
   sidecar["data_position"] = position_.data_position;
-  sidecar["epoch_sums"] = epoch_sums_.serialize();
+  sidecar["epoch_sums_by_rank"] = sums;
   nlohmann::json states = nlohmann::json::object();
   for (const auto& c : callbacks_) {
     if (!c->state_key().empty()) states[c->state_key()] = c->save_state();
@@ -226,7 +260,20 @@ void Trainer::resume(TrainableModule& module, const std::string& resume_from) {
     throw std::runtime_error("trainer state " + sidecar_of(path).string() + " belongs to another checkpoint than " +
                              path.string() + " (steps differ)");
   }
-  epoch_sums_.deserialize(sidecar.at("epoch_sums").get<std::string>());
+  // Each rank its own partial sums; on another rank count, rank 0 carries all of them.
+  const auto sums = sidecar.at("epoch_sums_by_rank").get<std::vector<std::string>>();
+  int size = 1;
+  if (options_.communicator != MPI_COMM_NULL) MPI_Comm_size(options_.communicator, &size);
+  epoch_sums_.clear();
+  if (static_cast<int>(sums.size()) == size) {
+    epoch_sums_.deserialize(sums.at(static_cast<std::size_t>(rank_)));
+  } else if (is_root()) {
+    for (const auto& text : sums) {
+      MetricAccumulator part;
+      part.deserialize(text);
+      epoch_sums_.add(part.totals());
+    }
+  }
   const auto& states = sidecar.at("callbacks");
   for (const auto& c : callbacks_) {
     if (!c->state_key().empty() && states.contains(c->state_key())) {

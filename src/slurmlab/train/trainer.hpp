@@ -124,8 +124,9 @@ class Trainer {
   Metrics validate(TrainableModule& module, BatchSource& validation);
   Metrics test(TrainableModule& module, BatchSource& test);
 
-  // Rank 0 writes a resumable checkpoint of the current state (path.h5 plus path.h5.trainer.json
-  // beside it, both atomically, the sidecar first); other ranks do nothing.
+  // Collective (every rank calls it): rank 0 writes a resumable checkpoint of the current state
+  // (path.h5 plus path.h5.trainer.json beside it, both atomically, the sidecar first), with
+  // every rank's partial epoch sums gathered into the sidecar; the other ranks write nothing.
   void save_checkpoint(const std::filesystem::path& path);
 
   // During fit: the metrics reduced at the last epoch end / evaluation (train_*, val_*, test_*).

@@ -68,17 +68,22 @@ void MpiGradientReducer::average_gradients(const std::vector<NamedParameter>& pa
   }
 }
 
-void MpiGradientReducer::broadcast_state(Layer& model) {
-  auto broadcast = [&](Tensor& t) {
-    constexpr std::int64_t kMaxCount = INT_MAX / 2;
-    for (std::int64_t done = 0; done < t.numel(); done += kMaxCount) {
-      const auto n = static_cast<int>(std::min(kMaxCount, t.numel() - done));
-      if (MPI_Bcast(t.data() + done, n, MPI_FLOAT, 0, communicator_) != MPI_SUCCESS) {
-        throw std::runtime_error("MPI_Bcast of the model state failed");
-      }
+void MpiGradientReducer::broadcast(Tensor& t) {
+  constexpr std::int64_t kMaxCount = INT_MAX / 2;
+  for (std::int64_t done = 0; done < t.numel(); done += kMaxCount) {
+    const auto n = static_cast<int>(std::min(kMaxCount, t.numel() - done));
+    if (MPI_Bcast(t.data() + done, n, MPI_FLOAT, 0, communicator_) != MPI_SUCCESS) {
+      throw std::runtime_error("MPI_Bcast of the model state failed");
     }
-  };
+  }
+}
+
+void MpiGradientReducer::broadcast_state(Layer& model) {
   for (auto& p : parameters_of(model)) broadcast(p.parameter->value);
+  broadcast_buffers(model);
+}
+
+void MpiGradientReducer::broadcast_buffers(Layer& model) {
   for (auto& b : buffers_of(model)) broadcast(*b.buffer);
 }
 

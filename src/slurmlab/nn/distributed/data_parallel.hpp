@@ -27,6 +27,10 @@ class GradientReducer {
   virtual void average_gradients(const std::vector<NamedParameter>& parameters) = 0;
   // Copies rank 0's parameters and buffers to every rank (at start, so all ranks agree).
   virtual void broadcast_state(Layer& model) = 0;
+  // Copies rank 0's buffers (BatchNorm running statistics, which each rank updates from its
+  // own batches) to every rank: what PyTorch DDP's broadcast_buffers does, so that evaluation
+  // and checkpoints see one state on every rank.
+  virtual void broadcast_buffers(Layer& model) = 0;
   // Sums metric accumulators (loss sums, correct counts, sample counts) over the ranks, so a
   // logged number is global and not rank 0's (Lightning's sync_dist).
   virtual void sum_metrics(std::span<double> values) = 0;
@@ -45,11 +49,13 @@ class MpiGradientReducer final : public GradientReducer {
   int rank() const override { return rank_; }
   void average_gradients(const std::vector<NamedParameter>& parameters) override;
   void broadcast_state(Layer& model) override;
+  void broadcast_buffers(Layer& model) override;
   void sum_metrics(std::span<double> values) override;
   std::size_t allreduce_calls() const { return allreduce_calls_; }
 
  private:
   void allreduce_sum(float* data, std::size_t count);
+  void broadcast(Tensor& tensor);
   MPI_Comm communicator_;
   int size_ = 1, rank_ = 0;
   std::size_t bucket_floats_;

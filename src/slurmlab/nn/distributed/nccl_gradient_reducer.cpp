@@ -296,19 +296,28 @@ void NcclGradientReducer::average_gradients(const std::vector<NamedParameter>& p
   }
 }
 
+void NcclGradientReducer::broadcast(const std::string& what, const std::vector<Tensor*>& tensors) {
+  if (size_ == 1 || tensors.empty()) return;
+  run_collective(what, [&] {
+    for (auto* tensor : tensors) {
+      if (tensor->device() != Device::cuda) fail("NcclGradientReducer: model state is not on cuda; move the model with nn::to_device first");
+      enqueued(what, ncclBroadcast(tensor->device_data(), tensor->device_data(), static_cast<std::size_t>(tensor->numel()),
+                                   ncclFloat32, 0, comm_, stream_));
+    }
+  });
+}
+
 void NcclGradientReducer::broadcast_state(Layer& model) {
-  if (size_ == 1) return;
   std::vector<Tensor*> tensors;
   for (auto& p : parameters_of(model)) tensors.push_back(&p.parameter->value);
   for (auto& b : buffers_of(model)) tensors.push_back(b.buffer);
-  run_collective("state broadcast", [&] {
-    for (auto* tensor : tensors) {
-      if (tensor->device() != Device::cuda) fail("NcclGradientReducer: model state is not on cuda; move the model with nn::to_device first");
-      enqueued("state broadcast", ncclBroadcast(tensor->device_data(), tensor->device_data(),
-                                                static_cast<std::size_t>(tensor->numel()), ncclFloat32, 0, comm_,
-                                                stream_));
-    }
-  });
+  broadcast("state broadcast", tensors);
+}
+
+void NcclGradientReducer::broadcast_buffers(Layer& model) {
+  std::vector<Tensor*> tensors;
+  for (auto& b : buffers_of(model)) tensors.push_back(b.buffer);
+  broadcast("buffer broadcast", tensors);
 }
 
 void NcclGradientReducer::sum_metrics(std::span<double> values) {

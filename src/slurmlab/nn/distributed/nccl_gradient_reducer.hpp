@@ -51,6 +51,7 @@ class NcclGradientReducer final : public GradientReducer {
   int rank() const override { return rank_; }
   void average_gradients(const std::vector<NamedParameter>& parameters) override;
   void broadcast_state(Layer& model) override;
+  void broadcast_buffers(Layer& model) override;
   // Host values: summed with MPI_Allreduce on the communicator.
   void sum_metrics(std::span<double> values) override;
   std::size_t buckets_reduced() const { return buckets_; }
@@ -67,6 +68,7 @@ class NcclGradientReducer final : public GradientReducer {
   // Enqueues `work` (NCCL calls in one group) on the reducer's stream after the compute
   // stream's work, then waits for it under the deadline; the compute stream waits for it too.
   void run_collective(const std::string& what, const std::function<void()>& work);
+  void broadcast(const std::string& what, const std::vector<Tensor*>& tensors);
   void wait_for(const std::string& what, CUevent_st* done);
   void wait_enqueued(const std::string& what);
   [[noreturn]] void timed_out(const std::string& what, const char* stage);
