@@ -62,6 +62,8 @@ TEST(TrainClassifier, TutorialCnnLearnsTheSyntheticShapes) {
   const auto output = read_file(dir / "fit-output.txt");
   EXPECT_NE(output.find("SYNTHETIC image set"), std::string::npos) << output;
   for (int e = 1; e <= 6; ++e) EXPECT_NE(output.find("epoch " + std::to_string(e) + "/6 "), std::string::npos) << output;
+  // Start-up latency is reported (measured from the process's start, so never zero).
+  EXPECT_GT(number_after(output, "first training step done "), 0.0) << output;
   const auto report = read_file(dir / "run" / "test_report.txt");
   const double accuracy = number_after(report, "accuracy ");
   EXPECT_GE(accuracy, 90.0) << report;

@@ -1,7 +1,8 @@
 // Runs under mpirun -np 4: the trainer on 1, 2 and 4 ranks (sub-communicators of the 4) gives
 // the same reduced metrics and weights for the same global batch, and a metric name missing on
 // one rank ends every rank with a message naming it instead of a hang; a preemption signal on
-// one rank stops all of them at the same step.
+// one rank stops all of them at the same step, and the resumed run logs the uninterrupted one's
+// metrics.
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -208,6 +210,103 @@ TEST(TrainerMpi, ASignalOnOneRankStopsEveryRankAtTheSameStep) {
   EXPECT_TRUE(std::filesystem::exists(dir / "checkpoints" / "last.h5"));
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// A run preempted mid-epoch and resumed on the same ranks logs exactly what the uninterrupted
+// run logs, the interrupted epoch included: each rank continues its own partial epoch sums, and
+// BatchNorm's running statistics (which differ between ranks while training) are rank 0's at
+// every evaluation, in both runs.
+TEST(TrainerMpi, AResumedRunLogsTheUninterruptedRunsMetricsForEveryEpoch) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (kGlobalBatch % size != 0) GTEST_SKIP() << "needs 1, 2 or 4 ranks";
+  long root_pid = static_cast<long>(::getpid());
+  MPI_Bcast(&root_pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  const auto dir = std::filesystem::temp_directory_path() / ("slurmlab_train_mpi_resume_" + std::to_string(root_pid));
+  const Data data;
+  const auto run = [&](std::uint64_t init_seed, std::int64_t signal_at_batch, const std::string& resume_from) {
+    nn::Generator g(init_seed);
+    nn::Sequential net;
+    net.add(std::make_unique<nn::Linear>(kFeatures, 8, g))
+        .add(std::make_unique<nn::BatchNorm>(8, 0))
+        .add(nn::tanh_layer())
+        .add(std::make_unique<nn::Linear>(8, kClasses, g));
+    nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1, .momentum = 0.9});
+    nn::MpiGradientReducer reducer(MPI_COMM_WORLD);
+    NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+    auto train = data.source(size, world_rank(), true);
+    auto validation = data.source(size, world_rank(), false);
+    auto recorder = std::make_shared<Recorder>();
+    std::vector<std::shared_ptr<Callback>> callbacks{recorder};
+    if (signal_at_batch > 0 && world_rank() == 0) callbacks.push_back(std::make_shared<SignalAtBatch>(SIGTERM, signal_at_batch));
+    Trainer trainer({.max_epochs = 3,
+                     .root_dir = dir / (signal_at_batch > 0 || !resume_from.empty() ? "b" : "a"),
+                     .communicator = MPI_COMM_WORLD,
+                     .handle_preemption = signal_at_batch > 0},
+                    callbacks);
+    trainer.fit(module, train, &validation, resume_from);
+    Outcome outcome;
+    for (const auto& p : nn::parameters_of(net)) {
+      const auto s = p.parameter->value.span();
+      outcome.weights.insert(outcome.weights.end(), s.begin(), s.end());
+    }
+    outcome.epochs = recorder->epochs;
+    return outcome;
+  };
+  const auto uninterrupted = run(1, 0, "");
+  ASSERT_EQ(uninterrupted.epochs.size(), 3u);
+  // 4 batches per epoch: stop after the 6th, in the middle of epoch 2 of 3.
+  const auto first = run(1, 6, "");
+  ASSERT_EQ(first.epochs.size(), 1u);
+  // Other initial weights: everything must come from the checkpoint.
+  const auto resumed = run(77, 0, "last");
+  ASSERT_EQ(resumed.epochs.size(), 2u);
+  EXPECT_EQ(resumed.epochs[0], uninterrupted.epochs[1]);
+  EXPECT_EQ(resumed.epochs[1], uninterrupted.epochs[2]);
+  EXPECT_EQ(resumed.weights, uninterrupted.weights);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) std::filesystem::remove_all(dir);
+}
+
+class SaveAtEpochEnd final : public Callback {
+ public:
+  explicit SaveAtEpochEnd(std::filesystem::path path) : path_(std::move(path)) {}
+  void on_train_epoch_end(Trainer& t) override { t.save_checkpoint(path_); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Rank 0 cannot write the checkpoint (its folder would be below a regular file): every rank
+// ends with rank 0's reason instead of waiting for, or reading, a file that never came.
+TEST(TrainerMpi, ACheckpointRankZeroCannotWriteEndsEveryRankWithItsReason) {
+  long root_pid = static_cast<long>(::getpid());
+  MPI_Bcast(&root_pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  const auto blocker = std::filesystem::temp_directory_path() / ("slurmlab_train_mpi_file_" + std::to_string(root_pid));
+  if (world_rank() == 0) std::ofstream(blocker) << "a file, not a folder\n";
+  MPI_Barrier(MPI_COMM_WORLD);
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const Data data;
+  nn::Generator g(1);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
+  nn::MpiGradientReducer reducer(MPI_COMM_WORLD);
+  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+  auto train = data.source(size, world_rank(), true);
+  Trainer trainer({.max_epochs = 2, .communicator = MPI_COMM_WORLD},
+                  {std::make_shared<SaveAtEpochEnd>(blocker / "checkpoints" / "last.h5")});
+  std::string message;
+  try {
+    trainer.fit(module, train);
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find(blocker.string()), std::string::npos) << message;
+  EXPECT_EQ(trainer.current_epoch(), 0);  // the first epoch's end, on every rank
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) std::filesystem::remove(blocker);
 }
 
 int main(int argc, char** argv) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "slurmlab/core/process.hpp"
 #include "slurmlab/io/figure.hpp"
 #include "slurmlab/nn/cuda/device.hpp"
 
@@ -32,10 +33,21 @@ void EpochHistory::on_train_epoch_start(train::Trainer&) {
   batches_ = 0;
 }
 
-void EpochHistory::on_train_batch_end(train::Trainer&, const train::StepResult&) { ++batches_; }
+void EpochHistory::on_train_batch_end(train::Trainer&, const train::StepResult&) {
+  ++batches_;
+  last_batch_end_ = std::chrono::steady_clock::now();
+  if (!first_step_reported_) {
+    first_step_reported_ = true;
+    if (const auto age = slurmlab::process_age_seconds()) {
+      char line[128];
+      std::snprintf(line, sizeof line, "first training step done %.2f s after the process started", *age);
+      console_.line(line);
+    }
+  }
+}
 
 void EpochHistory::on_train_epoch_end(train::Trainer& trainer) {
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  const double seconds = std::chrono::duration<double>(last_batch_end_ - epoch_start_).count();
   images_per_second_ = seconds > 0.0 ? static_cast<double>(batches_ * global_batch_) / seconds : 0.0;
   const auto& m = trainer.metrics();
   const auto epoch = static_cast<double>(trainer.current_epoch());

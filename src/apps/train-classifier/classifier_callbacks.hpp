@@ -1,6 +1,8 @@
 #pragma once
 // train-classifier's own callbacks on the library's trainer:
-//   EpochHistory: one console line per epoch on rank 0 (losses, accuracies, images/s), and the
+//   EpochHistory: one console line per epoch on rank 0 (losses, accuracies, training images/s
+//     from the epoch's start to its last training batch, validation not counted), a line when
+//     the process's first training step is done (seconds since the process started), and the
 //     per-epoch series for the curves, carried in checkpoints so a resumed run draws them whole.
 //   ClassifierTensorBoard: what exercise 2 asks to look at in TensorBoard: scalars per step and
 //     epoch (losses, accuracies, learning rate, throughput, GPU memory), the confusion matrix
@@ -44,9 +46,10 @@ class EpochHistory final : public slurmlab::train::Callback {
   const slurmlab::cli::Console& console_;
   std::int64_t global_batch_, epochs_;
   History history_;
-  std::chrono::steady_clock::time_point epoch_start_;
+  std::chrono::steady_clock::time_point epoch_start_, last_batch_end_;
   std::int64_t batches_ = 0;
   double images_per_second_ = 0.0;
+  bool first_step_reported_ = false;
 };
 
 struct TensorBoardSetup {

@@ -222,22 +222,37 @@ void Trainer::save_checkpoint(const std::filesystem::path& path) {
   // Every rank's partial epoch sums go along (a resumed rank continues its own), gathered
   // on rank 0; rank 0's weights and buffers are every rank's (synchronized before use).
   const auto sums = gather_on_root(options_.communicator, epoch_sums_.serialize());
-  if (!is_root()) return;
-  nlohmann::json sidecar;
-  sidecar["epoch"] = position_.epoch;
-  sidecar["step"] = position_.step;
-  sidecar["data_position"] = position_.data_position;
-  sidecar["epoch_sums_by_rank"] = sums;
-  nlohmann::json states = nlohmann::json::object();
-  for (const auto& c : callbacks_) {
-    if (!c->state_key().empty()) states[c->state_key()] = c->save_state();
+  std::string failure;
+  if (is_root()) {
+    try {
+      nlohmann::json sidecar;
+      sidecar["epoch"] = position_.epoch;
+      sidecar["step"] = position_.step;
+      sidecar["data_position"] = position_.data_position;
+      sidecar["epoch_sums_by_rank"] = sums;
+      nlohmann::json states = nlohmann::json::object();
+      for (const auto& c : callbacks_) {
+        if (!c->state_key().empty()) states[c->state_key()] = c->save_state();
+      }
+      sidecar["callbacks"] = states;
+      io::make_output_directory(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
+      // The sidecar first: a checkpoint file never exists without the state that goes with it,
+      // and load checks that both name the same step.
+      io::write_file_atomically(sidecar_of(path), sidecar.dump(2));
+      nn::save_checkpoint(path, module_->network(), &module_->optimizer(), position_, module_->generators());
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
   }
-  sidecar["callbacks"] = states;
-  io::make_output_directory(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
-  // The sidecar first: a checkpoint file never exists without the state that goes with it,
-  // and load checks that both name the same step.
-  io::write_file_atomically(sidecar_of(path), sidecar.dump(2));
-  nn::save_checkpoint(path, module_->network(), &module_->optimizer(), position_, module_->generators());
+  // Every rank returns once the files are complete (any rank may read them next), or throws
+  // rank 0's reason: no rank waits for, or reads, a checkpoint that was not written.
+  if (options_.communicator != MPI_COMM_NULL) {
+    int length = static_cast<int>(failure.size());
+    MPI_Bcast(&length, 1, MPI_INT, 0, options_.communicator);
+    failure.resize(static_cast<std::size_t>(length));
+    if (length > 0) MPI_Bcast(failure.data(), length, MPI_CHAR, 0, options_.communicator);
+  }
+  if (!failure.empty()) throw std::runtime_error(failure);
 }
 
 void Trainer::resume(TrainableModule& module, const std::string& resume_from) {

@@ -127,6 +127,8 @@ class Trainer {
   // Collective (every rank calls it): rank 0 writes a resumable checkpoint of the current state
   // (path.h5 plus path.h5.trainer.json beside it, both atomically, the sidecar first), with
   // every rank's partial epoch sums gathered into the sidecar; the other ranks write nothing.
+  // Returns on every rank once both files are complete; if rank 0 fails to write them, every
+  // rank throws rank 0's reason (std::runtime_error).
   void save_checkpoint(const std::filesystem::path& path);
 
   // During fit: the metrics reduced at the last epoch end / evaluation (train_*, val_*, test_*).
