@@ -3,6 +3,7 @@
 // resume, bit for bit.
 #include <gtest/gtest.h>
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -329,6 +330,48 @@ TEST(ModelCheckpoint, KeepsExactlyTheTopKFilesWithTheirScores) {
     EXPECT_DOUBLE_EQ(kept[1].first, scored[1].first);
     fs::remove_all(dir);
   }
+}
+
+namespace {
+
+// The inode of last.h5 when the epoch ends (after ModelCheckpoint wrote it): a file written
+// again later (atomically: a new file renamed over it) has another inode.
+class LastInode final : public Callback {
+ public:
+  explicit LastInode(fs::path path) : path_(std::move(path)) {}
+  void on_train_epoch_end(Trainer&) override { inode = inode_of(path_); }
+  static ino_t inode_of(const fs::path& path) {
+    struct stat info {};
+    return ::stat(path.c_str(), &info) == 0 ? info.st_ino : 0;
+  }
+  ino_t inode = 0;
+
+ private:
+  fs::path path_;
+};
+
+}  // namespace
+
+TEST(ModelCheckpoint, LastIsWrittenOnceWhenTheFitEndsAtAnEpochsEndAndAgainAfterMaxStepsMidEpoch) {
+  const Data data;
+  const auto dir = fresh_directory();
+  const auto last = dir / "checkpoints" / "last.h5";
+  for (std::int64_t max_steps : {-1, 6}) {  // 4 batches per epoch: 6 steps end mid-epoch 2
+    TrainingRun s;
+    auto source = data.source(16);
+    auto checkpoint = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.save_top_k = 0});
+    auto watcher = std::make_shared<LastInode>(last);
+    Trainer trainer({.max_epochs = 2, .max_steps = max_steps, .root_dir = dir}, {checkpoint, watcher});
+    trainer.fit(*s.module, source);
+    ASSERT_NE(watcher->inode, 0u);
+    if (max_steps < 0) {
+      EXPECT_EQ(LastInode::inode_of(last), watcher->inode) << "last.h5 was written again at fit end";
+    } else {
+      EXPECT_NE(LastInode::inode_of(last), watcher->inode) << "the mid-epoch end left an old last.h5";
+      EXPECT_EQ(trainer.global_step(), 6);
+    }
+  }
+  fs::remove_all(dir);
 }
 
 namespace {

@@ -121,14 +121,17 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer) {
   if (options_.save_last) {
     last_path_ = directory(trainer) / "last.h5";
     trainer.save_checkpoint(last_path_);
+    last_saved_at_step_ = trainer.global_step();
   }
 }
 
 void ModelCheckpoint::on_fit_end(Trainer& trainer) {
-  // A fit that ended mid-epoch (max_steps) still leaves a resumable `last`.
-  if (options_.save_last) {
+  // A fit that ended mid-epoch (max_steps) still leaves a resumable `last`; one that ended at an
+  // epoch's end has it already (every rank sees the same step, so all skip alike).
+  if (options_.save_last && last_saved_at_step_ != trainer.global_step()) {
     last_path_ = directory(trainer) / "last.h5";
     trainer.save_checkpoint(last_path_);
+    last_saved_at_step_ = trainer.global_step();
   }
 }
 

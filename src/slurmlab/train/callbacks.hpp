@@ -45,6 +45,7 @@ struct ModelCheckpointOptions {
 class ModelCheckpoint final : public Callback {
  public:
   explicit ModelCheckpoint(ModelCheckpointOptions options);
+  void on_fit_start(Trainer&) override { last_saved_at_step_ = -1; }
   void on_train_epoch_end(Trainer& trainer) override;
   void on_fit_end(Trainer& trainer) override;
   bool writes_files() const override { return true; }
@@ -64,6 +65,7 @@ class ModelCheckpoint final : public Callback {
   ModelCheckpointOptions options_;
   std::vector<std::pair<double, std::filesystem::path>> kept_;  // unordered
   std::filesystem::path best_path_, last_path_;
+  std::int64_t last_saved_at_step_ = -1;  // `last` already holds this step: fit end skips it
   std::optional<double> best_score_;
 };
 
