@@ -337,9 +337,13 @@ int fit(Run& run) {
   }
   run.console.line(summary.str());
   if (session.is_root()) io::write_file_atomically(output_dir / "summary.txt", summary.str());
-  run.console.line("Results: " + fs::absolute(output_dir).string() +
-                   " (summary.txt, metrics.h5, loss_curves.png, accuracy_curves.png, test_report.txt, confusion_test.png, "
-                   "predictions.png, checkpoints/, tensorboard/, " + run.common.log_pattern + ")");
+  // What this run wrote (rank 0 writes and prints): options turn some of it off.
+  std::string written;
+  for (const char* name : {"summary.txt", "metrics.h5", "loss_curves.png", "accuracy_curves.png", "test_report.txt",
+                           "confusion_test.png", "predictions.png", "checkpoints", "tensorboard"}) {
+    if (fs::exists(output_dir / name)) written += std::string(name) + (fs::is_directory(output_dir / name) ? "/, " : ", ");
+  }
+  run.console.line("Results: " + fs::absolute(output_dir).string() + " (" + written + run.common.log_pattern + ")");
   return 0;
 }
 
