@@ -9,6 +9,9 @@
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
 #include "slurmlab/nn/optim/schedules.hpp"
+#include "slurmlab/nn/tensor/random.hpp"
+
+extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS, which nn links
 
 namespace slurmlab::nn {
 namespace {
@@ -154,6 +157,51 @@ TEST(Optimizers, AdamMatchesTheClosedFormSteps) {
   Adam fresh(big.named(), {.learning_rate = 0.01});
   fresh.step();
   EXPECT_NEAR(big.value(), 1.01, 1e-6);
+}
+
+// The vectorized, threaded update on a tensor large enough to be split (2^17 + 3 elements: a
+// tail after the SIMD width): the same bits on 1 and 2 threads, and the plain formula per
+// element (4 ulps: a target with FMA may contract either side differently).
+TEST(Optimizers, AdamIsTheSameOnOneAndTwoThreadsAndFollowsTheFormulaPerElement) {
+  const std::int64_t n = (1 << 17) + 3;
+  Generator g(11);
+  Tensor start(Shape{n}), grads(Shape{n});
+  for (auto& x : start.span()) x = g.uniform(-1.0f, 1.0f);
+  for (auto& x : grads.span()) x = g.uniform(-0.1f, 0.1f);
+  for (int variant = 0; variant < 3; ++variant) {  // plain, L2 (coupled), AdamW (decoupled)
+    const AdamOptions options{.learning_rate = 0.01, .weight_decay = variant == 0 ? 0.0 : 0.1,
+                              .decoupled_weight_decay = variant == 2};
+    std::vector<std::vector<float>> results;
+    for (int threads : {1, 2}) {
+      openblas_set_num_threads(threads);
+      Parameter p(Shape{n});
+      std::copy(start.span().begin(), start.span().end(), p.value.span().begin());
+      Adam adam({{"p", &p}}, options);
+      for (int step = 0; step < 2; ++step) {
+        std::copy(grads.span().begin(), grads.span().end(), p.grad.span().begin());
+        adam.step();
+      }
+      results.push_back(p.value.to_vector());
+    }
+    openblas_set_num_threads(1);
+    EXPECT_EQ(results[0], results[1]) << "variant " << variant;
+    // Two steps of the formula, element by element, in float as the optimizer computes.
+    const float b1 = 0.9f, b2 = 0.999f, lr = 0.01f, wd = static_cast<float>(options.weight_decay);
+    for (std::int64_t k = 0; k < n; k += 997) {
+      float w = start.data()[k], m = 0.0f, v = 0.0f;
+      for (int t = 1; t <= 2; ++t) {
+        float gk = grads.data()[k];
+        if (variant == 2) w *= 1.0f - lr * wd;
+        if (variant == 1) gk += wd * w;
+        m = m * b1 + (1.0f - b1) * gk;
+        v = v * b2 + (1.0f - b2) * gk * gk;
+        const auto step_size = static_cast<float>(0.01 / (1.0 - std::pow(0.9, t)));
+        const auto bc2 = static_cast<float>(std::sqrt(1.0 - std::pow(0.999, t)));
+        w -= step_size * (m / (std::sqrt(v) / bc2 + 1e-8f));
+      }
+      EXPECT_FLOAT_EQ(results[0][static_cast<std::size_t>(k)], w) << "variant " << variant << " element " << k;
+    }
+  }
 }
 
 TEST(Optimizers, AdamWDecaysDecoupledAdamAddsL2) {

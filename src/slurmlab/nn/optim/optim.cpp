@@ -1,9 +1,14 @@
 #include "slurmlab/nn/optim/optim.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 
 #include "slurmlab/nn/optim/optim_cuda.hpp"
+
+// OpenBLAS (linked by nn): its thread count is the process's compute-thread policy.
+extern "C" int openblas_get_num_threads(void);
 
 namespace slurmlab::nn {
 
@@ -67,6 +72,49 @@ Adam::Adam(std::vector<NamedParameter> parameters, AdamOptions options)
   }
 }
 
+namespace {
+
+struct AdamElements {
+  float* value;
+  const float* grad;
+  float* m;
+  float* v;
+  std::int64_t n;
+};
+
+struct AdamConstants {
+  float b1, b2, bias_correction2_sqrt, eps, step_size, decay_factor, wd;
+};
+
+// One tensor's Adam update in one pass, SIMD (this file is built with -fno-math-errno, so
+// sqrt vectorizes; the weight-decay variant is a template argument, not a branch in the loop)
+// and split over the process's compute threads (OpenBLAS's count: one thread policy). Every
+// element's update is independent: the result is the same bit for bit on any thread count.
+template <bool Decoupled, bool Coupled>
+void adam_elements(const AdamElements& e, const AdamConstants& c, int threads) {
+  float* value = e.value;
+  const float* grad = e.grad;
+  float* m = e.m;
+  float* v = e.v;
+  const std::int64_t n = e.n;
+#pragma omp parallel num_threads(threads) if (threads > 1 && n >= (1 << 16))
+#pragma omp for simd schedule(static)
+  for (std::int64_t k = 0; k < n; ++k) {
+    float g = grad[k];
+    float w = value[k];
+    if constexpr (Decoupled) w *= c.decay_factor;
+    if constexpr (Coupled) g += c.wd * w;
+    const float mk = m[k] * c.b1 + (1.0f - c.b1) * g;     // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    const float vk = v[k] * c.b2 + (1.0f - c.b2) * g * g;  // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+    m[k] = mk;
+    v[k] = vk;
+    const float denom = std::sqrt(vk) / c.bias_correction2_sqrt + c.eps;
+    value[k] = w - c.step_size * (mk / denom);
+  }
+}
+
+}  // namespace
+
 void Adam::step() {
   ++steps_;
   const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
@@ -80,22 +128,17 @@ void Adam::step() {
   if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
     return cuda::adam_step(parameters_, exp_avg_, exp_avg_sq_, options_, learning_rate_, steps_, device_tables_);
   }
+  const int threads = std::max(1, openblas_get_num_threads());
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    auto value = parameters_[i].parameter->value.span();
-    auto grad = parameters_[i].parameter->grad.span();
-    float* m = exp_avg_[i].data();
-    float* v = exp_avg_sq_[i].data();
-    for (std::size_t k = 0; k < value.size(); ++k) {
-      float g = grad[k];
-      if (options_.decoupled_weight_decay) {
-        value[k] *= decay_factor;
-      } else if (wd != 0.0f) {
-        g += wd * value[k];
-      }
-      m[k] = m[k] * b1 + (1.0f - b1) * g;            // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-      v[k] = v[k] * b2 + (1.0f - b2) * g * g;         // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-      const float denom = std::sqrt(v[k]) / bias_correction2_sqrt + eps;
-      value[k] -= step_size * (m[k] / denom);
+    const AdamElements elements{parameters_[i].parameter->value.data(), parameters_[i].parameter->grad.data(),
+                                exp_avg_[i].data(), exp_avg_sq_[i].data(), exp_avg_[i].numel()};
+    const AdamConstants c{b1, b2, bias_correction2_sqrt, eps, step_size, decay_factor, wd};
+    if (options_.decoupled_weight_decay) {
+      adam_elements<true, false>(elements, c, threads);
+    } else if (wd != 0.0f) {
+      adam_elements<false, true>(elements, c, threads);
+    } else {
+      adam_elements<false, false>(elements, c, threads);
     }
   }
 }
