@@ -99,6 +99,9 @@ class TrainableModule {
   virtual StepResult training_step(const TrainBatch& batch) = 0;
   virtual StepResult validation_step(const TrainBatch& batch) = 0;
   virtual StepResult test_step(const TrainBatch& batch) { return validation_step(batch); }
+  // Lightning's predict_step: the network's output in eval mode for the batch's real rows
+  // (padding left out), on the CPU. Modules with another notion of a prediction override it.
+  virtual nn::Tensor predict_step(const TrainBatch& batch);
   // Replaces each gradient by its mean over the ranks (nothing on one process).
   virtual void reduce_gradients() = 0;
   // Collective: gives every rank rank 0's buffers (BatchNorm running statistics, updated by
