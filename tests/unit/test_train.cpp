@@ -28,7 +28,10 @@
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/nn/models/fused_mlp.hpp"
+#include "slurmlab/nn/models/models.hpp"
 #include "slurmlab/train/callbacks.hpp"
+#include "slurmlab/train/fused_mlp_module.hpp"
 #include "slurmlab/train/observers.hpp"
 #include "slurmlab/train/preemption.hpp"
 #include "slurmlab/train/trainer.hpp"
@@ -1184,4 +1187,82 @@ TEST(ProgressBar, OneLinePerIntervalInABatchLogAndABarOnATerminal) {
       EXPECT_NE(text.find("val_loss "), std::string::npos) << text;
     }
   }
+}
+
+// ---- FusedMlpModule: nn::FusedMlp on the trainer. ----
+
+TEST(FusedMlpModule, TrainsAsTheFusedMlpsOwnStepsAndResumesFromItsCheckpoint) {
+  // y = sin(3x) on 32 rows, batches of 8 in order; 1 -> 8 tanh -> 1, Adam.
+  nn::Tensor x({32, 1}), y({32, 1});
+  for (int i = 0; i < 32; ++i) {
+    x.data()[i] = static_cast<float>(i) / 16.0f - 1.0f;
+    y.data()[i] = std::sin(3.0f * x.data()[i]);
+  }
+  const nn::AdamOptions adam{.learning_rate = 0.02};
+  const auto source = [&] { return InMemoryBatchSource(x, {}, y, data::ShardedSampler::drop_last(32, 8, 1, 0, 1, false)); };
+  struct Fused {
+    std::unique_ptr<nn::Sequential> layers;
+    std::unique_ptr<nn::Adam> optimizer;
+    std::unique_ptr<nn::FusedMlp> net;
+    std::unique_ptr<FusedMlpModule> module;
+    Fused(std::uint64_t seed, const nn::AdamOptions& options) {
+      nn::Generator init(seed);
+      layers = nn::make_mlp(1, 8, 1, nn::Activation::tanh, init);
+      optimizer = std::make_unique<nn::Adam>(nn::parameters_of(*layers), options);
+      net = std::make_unique<nn::FusedMlp>(1, 8, 1, nn::Activation::tanh, options);
+      net->load_from(*layers);
+      module = std::make_unique<FusedMlpModule>(*net, *layers, *optimizer, 2.0);
+    }
+    std::vector<float> predict(const nn::Tensor& inputs) const {
+      std::vector<float> out(static_cast<std::size_t>(inputs.size(0)));
+      net->predict(inputs.span(), out);
+      return out;
+    }
+  };
+  // The reference: FusedMlp's own steps, batch by batch.
+  Fused reference(3, adam);
+  double last_epoch_loss = 0.0;
+  for (int epoch = 0; epoch < 5; ++epoch) {
+    last_epoch_loss = 0.0;
+    for (int b = 0; b < 4; ++b) {
+      last_epoch_loss += reference.net->train_step(x.span().subspan(8 * b, 8), y.span().subspan(8 * b, 8)) / 4.0;
+    }
+  }
+  Fused trained(3, adam);
+  auto train = source();
+  auto val = source();
+  const auto dir = fresh_directory();
+  Trainer trainer({.max_epochs = 5, .root_dir = dir}, {std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{})});
+  trainer.fit(*trained.module, train, &val);
+  EXPECT_EQ(trained.predict(x), reference.predict(x));  // bit for bit
+  EXPECT_NEAR(trainer.metrics().at("train_loss"), 2.0 * last_epoch_loss, 1e-12);  // loss_scale 2
+  EXPECT_NEAR(trainer.metrics().at("val_loss"), 2.0 * reference.net->loss(x.span(), y.span()), 1e-12);
+  const auto predicted = trainer.predict(*trained.module, val);
+  ASSERT_EQ(predicted.size(), 4u);
+  const auto expected = reference.predict(x);
+  for (int b = 0; b < 4; ++b) {
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(predicted[b].data()[i], expected[static_cast<std::size_t>(8 * b + i)]);
+  }
+
+  // Three epochs, then a fresh process state (other initial weights) resumes to five: equal.
+  {
+    Fused first(3, adam);
+    auto first_train = source();
+    Trainer({.max_epochs = 3, .root_dir = dir / "resume"}, {std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{})})
+        .fit(*first.module, first_train);
+  }
+  Fused resumed(77, adam);
+  auto resumed_train = source();
+  Trainer({.max_epochs = 5, .root_dir = dir / "resume"}).fit(*resumed.module, resumed_train, nullptr, "last");
+  EXPECT_EQ(resumed.predict(x), reference.predict(x));
+  EXPECT_EQ(resumed.net->steps_taken(), 20);
+
+  // The update happens inside training_step: options acting between are refused.
+  Fused refused(3, adam);
+  auto refused_train = source();
+  Trainer accumulating({.accumulate_grad_batches = 2});
+  EXPECT_THROW(accumulating.fit(*refused.module, refused_train), UsageError);
+  Trainer clipping({.gradient_clip_norm = 1.0});
+  EXPECT_THROW(clipping.fit(*refused.module, refused_train), UsageError);
+  fs::remove_all(dir);
 }

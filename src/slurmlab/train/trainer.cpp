@@ -145,18 +145,18 @@ Trainer::Trainer(TrainerOptions options, std::vector<std::shared_ptr<Callback>> 
         options_.limit_predict_batches = BatchLimit::count(n);
   }
   if (options_.communicator != MPI_COMM_NULL) MPI_Comm_rank(options_.communicator, &rank_);
+  // Computed once: hooks run several times per step, and a list per call would allocate.
+  for (const auto& c : callbacks_) {
+    if (options_.fast_dev_run == 0 || !c->writes_files()) active_callbacks_.push_back(c.get());
+  }
 }
 
 double Trainer::learning_rate() const {
   return module_ ? module_->optimizer().learning_rate() : 0.0;
 }
 
-std::vector<Callback*> Trainer::active_callbacks() const {
-  std::vector<Callback*> out;
-  for (const auto& c : callbacks_) {
-    if (options_.fast_dev_run == 0 || !c->writes_files()) out.push_back(c.get());
-  }
-  return out;
+const std::vector<Callback*>& Trainer::active_callbacks() const {
+  return active_callbacks_;
 }
 
 template <typename Hook>
@@ -166,6 +166,13 @@ void Trainer::call_back(Hook&& hook) {
 }
 
 void Trainer::optimizer_step(TrainableModule& module, std::int64_t micro_batches) {
+  if (module.steps_itself()) {
+    // The update happened in training_step (options that would act between were refused).
+    call_back([&](Callback& c) { c.on_before_optimizer_step(*this); });
+    ++position_.step;
+    ++profile_.optimizer_steps;
+    return;
+  }
   auto& optimizer = module.optimizer();
   const auto& parameters = optimizer.parameters();
   {
@@ -261,6 +268,7 @@ void Trainer::save_checkpoint(const std::filesystem::path& path) {
   // on rank 0; rank 0's weights and buffers are every rank's (synchronized before use).
   const auto sums = gather_on_root(options_.communicator, epoch_sums_.serialize());
   if (!is_root()) return;
+  module_->on_save_checkpoint();
   nlohmann::json sidecar;
   sidecar["epoch"] = position_.epoch;
   sidecar["step"] = position_.step;
@@ -291,6 +299,7 @@ void Trainer::resume(TrainableModule& module, const std::string& resume_from) {
                              sidecar_of(path).string() + "); it cannot resume a fit");
   }
   position_ = nn::load_checkpoint(path, module.network(), &module.optimizer(), module.generators());
+  module.on_load_checkpoint();
   const auto sidecar = nlohmann::json::parse(in);
   if (sidecar.at("step").get<std::int64_t>() != position_.step ||
       sidecar.at("epoch").get<std::int64_t>() != position_.epoch ||
@@ -386,6 +395,13 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
   // The step-boundary allreduce happens only when something needs it: it costs a collective.
   const bool agree_at_steps = preemption.has_value() || options_.stop_on_nonfinite_loss;
   try {
+    if (module.steps_itself() &&
+        (options_.accumulate_grad_batches > 1 || options_.gradient_clip_norm || options_.gradient_clip_value ||
+         (options_.schedule && options_.schedule_interval == ScheduleInterval::step))) {
+      throw UsageError(
+          "this module applies its optimizer step inside training_step (fused), so the trainer cannot accumulate, "
+          "clip or schedule per step for it; drop accumulate_grad_batches, gradient clipping and per-step schedules");
+    }
     if (!resume_from.empty() && options_.fast_dev_run == 0) resume(module, resume_from);
     module.optimizer().zero_grad();
     const auto overfit = options_.overfit_batches.resolve(train.batches_per_epoch(), "overfit_batches");

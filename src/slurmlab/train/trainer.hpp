@@ -186,12 +186,13 @@ class Trainer {
   int agree_at_step_boundary(bool signals, const std::string& nonfinite);
   void checkpoint_for_preemption(int signal);
   void validate_during_fit(TrainableModule& module, BatchSource& validation, std::int64_t batches);
-  std::vector<Callback*> active_callbacks() const;
+  const std::vector<Callback*>& active_callbacks() const;
   template <typename Hook>
   void call_back(Hook&& hook);
 
   TrainerOptions options_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
+  std::vector<Callback*> active_callbacks_;  // those that run (fast_dev_run skips file writers)
   int rank_ = 0;
   TrainableModule* module_ = nullptr;  // during fit
   nn::TrainingPosition position_;      // where a resumed run continues: epoch, steps, batches done
