@@ -1266,3 +1266,51 @@ TEST(FusedMlpModule, TrainsAsTheFusedMlpsOwnStepsAndResumesFromItsCheckpoint) {
   EXPECT_THROW(clipping.fit(*refused.module, refused_train), UsageError);
   fs::remove_all(dir);
 }
+
+// ---- Lightning's Slurm failures, end to end through the trainer. ----
+
+TEST(TrainerPreemption, Sigusr1InAJobArrayRequeuesOnlyThisTaskAndWithoutScontrolStillCheckpoints) {
+  const Data data;
+  const auto dir = fresh_directory();
+  const SlurmJobVariables job("105");
+  ::setenv("SLURM_ARRAY_JOB_ID", "100", 1);
+  ::setenv("SLURM_ARRAY_TASK_ID", "5", 1);
+  {
+    // Lightning #15022: `scontrol requeue 105` would requeue the whole array 100.
+    TrainingRun run;
+    auto source = data.source(16);
+    Trainer trainer({.max_epochs = 2,
+                     .root_dir = dir / "array",
+                     .handle_preemption = true,
+                     .scontrol = fake_scontrol(dir / "bin").string()},
+                    {std::make_shared<SignalAtBatch>(SIGUSR1, 3)});
+    trainer.fit(*run.module, source);
+    EXPECT_EQ(trainer.preempted_by(), SIGUSR1);
+    EXPECT_EQ(read_text(dir / "bin" / "requeued"), "requeue 100_5");
+    EXPECT_EQ(trainer.requeue_message(), "requeued job 100_5");
+  }
+  {
+    // Lightning #21404: no scontrol in the container. One sentence; the checkpoint is there
+    // and resumes.
+    TrainingRun run;
+    auto source = data.source(16);
+    Trainer trainer({.max_epochs = 2,
+                     .root_dir = dir / "container",
+                     .handle_preemption = true,
+                     .scontrol = (dir / "no-such-dir" / "scontrol").string()},
+                    {std::make_shared<SignalAtBatch>(SIGUSR1, 3)});
+    trainer.fit(*run.module, source);
+    EXPECT_EQ(trainer.preempted_by(), SIGUSR1);
+    EXPECT_NE(trainer.requeue_message().find("could not be started"), std::string::npos) << trainer.requeue_message();
+    EXPECT_NE(trainer.requeue_message().find("resubmit"), std::string::npos) << trainer.requeue_message();
+    ASSERT_TRUE(fs::exists(dir / "container" / "checkpoints" / "last.h5"));
+    TrainingRun resumed(42);
+    auto resumed_source = data.source(16);
+    Trainer again({.max_epochs = 2, .root_dir = dir / "container"});
+    again.fit(*resumed.module, resumed_source, nullptr, "last");
+    EXPECT_EQ(again.global_step(), 8);
+  }
+  ::unsetenv("SLURM_ARRAY_JOB_ID");
+  ::unsetenv("SLURM_ARRAY_TASK_ID");
+  fs::remove_all(dir);
+}
