@@ -2,7 +2,7 @@
 // the same reduced metrics and weights for the same global batch, and a metric name missing on
 // one rank ends every rank with a message naming it instead of a hang; a preemption signal on
 // one rank stops all of them at the same step, and the resumed run logs the uninterrupted one's
-// metrics.
+// metrics; a checkpoint rank 0 cannot write ends every rank with its reason.
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "slurmlab/nn/distributed/data_parallel.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/train/observers.hpp"
 #include "slurmlab/train/trainer.hpp"
 
 using namespace slurmlab;
@@ -54,7 +56,7 @@ struct Outcome {
 };
 
 // communicator == MPI_COMM_NULL: one process on the whole global batch.
-Outcome train_on(MPI_Comm communicator) {
+Outcome train_on(MPI_Comm communicator, std::int64_t val_check_interval = 0) {
   int world = 1, rank = 0;
   if (communicator != MPI_COMM_NULL) {
     MPI_Comm_size(communicator, &world);
@@ -75,7 +77,11 @@ Outcome train_on(MPI_Comm communicator) {
   auto validation = data.source(world, rank, false);
   auto recorder = std::make_shared<Recorder>();
   Trainer trainer(
-      {.max_epochs = 3, .accumulate_grad_batches = 2, .gradient_clip_norm = 5.0, .communicator = communicator},
+      {.max_epochs = 3,
+       .val_check_interval = val_check_interval,
+       .accumulate_grad_batches = 2,
+       .gradient_clip_norm = 5.0,
+       .communicator = communicator},
       {recorder});
   trainer.fit(module, train, &validation);
   Outcome outcome;
@@ -85,6 +91,13 @@ Outcome train_on(MPI_Comm communicator) {
   }
   outcome.epochs = recorder->epochs;
   return outcome;
+}
+
+// One folder for all ranks (named with rank 0's pid), for a test whose rank 0 writes there.
+std::filesystem::path shared_directory(const std::string& stem) {
+  long root_pid = static_cast<long>(::getpid());
+  MPI_Bcast(&root_pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  return std::filesystem::temp_directory_path() / (stem + std::to_string(root_pid));
 }
 
 int world_rank() {
@@ -99,12 +112,15 @@ TEST(TrainerMpi, OneTwoAndFourRanksGiveTheSameMetricsAndWeights) {
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (size != 4) GTEST_SKIP() << "needs mpirun -np 4";
-  const Outcome single = train_on(MPI_COMM_NULL);
+  // Validation at the epoch's end, and every 2 batches (val_check_interval) within it.
+  for (std::int64_t val_check_interval : {0, 2}) {
+  const Outcome single = train_on(MPI_COMM_NULL, val_check_interval);
   MPI_Comm pairs = MPI_COMM_NULL;
   MPI_Comm_split(MPI_COMM_WORLD, world_rank() / 2, world_rank(), &pairs);
-  const Outcome two = train_on(pairs);
+  const Outcome two = train_on(pairs, val_check_interval);
   MPI_Comm_free(&pairs);
-  const Outcome four = train_on(MPI_COMM_WORLD);
+  const Outcome four = train_on(MPI_COMM_WORLD, val_check_interval);
+  ASSERT_TRUE(single.epochs.back().contains("val_loss"));
   for (const Outcome* parallel : {&two, &four}) {
     ASSERT_EQ(parallel->weights.size(), single.weights.size());
     // Float sums in another order (partial sums per rank, then the allreduce) over 6 steps.
@@ -117,6 +133,7 @@ TEST(TrainerMpi, OneTwoAndFourRanksGiveTheSameMetricsAndWeights) {
         EXPECT_NEAR(parallel->epochs[e].at(name), value, 1e-6) << name << " epoch " << e;
       }
     }
+  }
   }
 }
 
@@ -187,10 +204,7 @@ TEST(TrainerMpi, ASignalOnOneRankStopsEveryRankAtTheSameStep) {
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (kGlobalBatch % size != 0) GTEST_SKIP() << "needs 1, 2 or 4 ranks";
-  // One directory for all ranks (rank 0's pid), written by rank 0 only.
-  long root_pid = static_cast<long>(::getpid());
-  MPI_Bcast(&root_pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  const auto dir = std::filesystem::temp_directory_path() / ("slurmlab_train_mpi_" + std::to_string(root_pid));
+  const auto dir = shared_directory("slurmlab_train_mpi_");
   const Data data;
   nn::Generator g(1);
   nn::Sequential net;
@@ -212,6 +226,102 @@ TEST(TrainerMpi, ASignalOnOneRankStopsEveryRankAtTheSameStep) {
   if (world_rank() == 0) std::filesystem::remove_all(dir);
 }
 
+namespace {
+
+// A module whose training loss turns NaN at its n-th step on one rank only.
+class NanOnOneRank final : public TrainableModule {
+ public:
+  NanOnOneRank(int rank, std::int64_t n) : rank_(rank), n_(n), optimizer_(nn::parameters_of(*net_), {.learning_rate = 0.1}) {}
+  StepResult training_step(const TrainBatch& batch) override {
+    StepResult result{1.0, batch.samples(), {}};
+    if (world_rank() == rank_ && ++steps_ >= n_) result.loss_sum = std::nan("");
+    return result;
+  }
+  StepResult validation_step(const TrainBatch& batch) override { return {1.0, batch.samples(), {}}; }
+  void reduce_gradients() override {}
+  nn::Layer& network() override { return *net_; }
+  nn::Optimizer& optimizer() override { return optimizer_; }
+
+ private:
+  static std::unique_ptr<nn::Sequential> make_net() {
+    nn::Generator g(1);
+    auto net = std::make_unique<nn::Sequential>();
+    net->add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
+    return net;
+  }
+  int rank_;
+  std::int64_t n_, steps_ = 0;
+  std::unique_ptr<nn::Sequential> net_ = make_net();
+  nn::Sgd optimizer_;
+};
+
+}  // namespace
+
+TEST(TrainerMpi, ANanLossOnOneRankEndsEveryRankWithTheSameSentence) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size < 2 || kGlobalBatch % size != 0) GTEST_SKIP() << "needs 2 or 4 ranks";
+  const Data data;
+  NanOnOneRank module(size - 1, 3);
+  auto train = data.source(size, world_rank(), true);
+  Trainer trainer({.max_epochs = 2, .stop_on_nonfinite_loss = true, .communicator = MPI_COMM_WORLD});
+  std::string message;
+  try {
+    trainer.fit(module, train);
+    FAIL() << "no error on rank " << world_rank();
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  const std::string expected =
+      "train_loss is nan at batch 2 of the epoch on rank " + std::to_string(size - 1) + " before step 3 (epoch 0)";
+  EXPECT_EQ(message.rfind(expected, 0), 0u) << message;
+  EXPECT_EQ(trainer.profile().optimizer_steps, 2);  // every rank stopped before the NaN step
+  // The same sentence on every rank: rank 0's, compared.
+  std::vector<char> root(message.begin(), message.end());
+  int length = static_cast<int>(root.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  root.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(root.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
+  EXPECT_EQ(std::string(root.begin(), root.end()), message);
+}
+
+TEST(TrainerMpi, ObserversWriteOneEventFileAndPrintOnRankZeroOnly) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (kGlobalBatch % size != 0) GTEST_SKIP() << "needs 1, 2 or 4 ranks";
+  const auto dir = shared_directory("slurmlab_observers_mpi_");
+  const Data data;
+  nn::Generator g(1);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
+  nn::MpiGradientReducer reducer(MPI_COMM_WORLD);
+  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+  auto train = data.source(size, world_rank(), true);
+  auto validation = data.source(size, world_rank(), false);
+  std::ostringstream printed;
+  auto logger = std::make_shared<TensorBoardLogger>(TensorBoardLoggerOptions{.histogram_every_n_epochs = 1});
+  auto monitor = std::make_shared<LearningRateMonitor>(LoggingInterval::epoch, logger);
+  auto bar = std::make_shared<ProgressBar>(ProgressBarOptions{.terminal = false, .out = &printed});
+  Trainer trainer({.max_epochs = 2, .root_dir = dir, .communicator = MPI_COMM_WORLD}, {logger, monitor, bar});
+  trainer.fit(module, train, &validation);
+  EXPECT_EQ(monitor->values().size(), 2u);  // every rank keeps the values
+  if (world_rank() == 0) {
+    EXPECT_NE(printed.str().find("[train] 8/8 batch"), std::string::npos) << printed.str();
+  } else {
+    EXPECT_EQ(printed.str(), "");
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "tensorboard")) {
+    EXPECT_EQ(entry.path().filename().string().rfind("events.out.tfevents.", 0), 0u);
+    ++files;
+  }
+  EXPECT_EQ(files, 1u);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) std::filesystem::remove_all(dir);
+}
+
 // A run preempted mid-epoch and resumed on the same ranks logs exactly what the uninterrupted
 // run logs, the interrupted epoch included: each rank continues its own partial epoch sums, and
 // BatchNorm's running statistics (which differ between ranks while training) are rank 0's at
@@ -220,9 +330,7 @@ TEST(TrainerMpi, AResumedRunLogsTheUninterruptedRunsMetricsForEveryEpoch) {
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (kGlobalBatch % size != 0) GTEST_SKIP() << "needs 1, 2 or 4 ranks";
-  long root_pid = static_cast<long>(::getpid());
-  MPI_Bcast(&root_pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  const auto dir = std::filesystem::temp_directory_path() / ("slurmlab_train_mpi_resume_" + std::to_string(root_pid));
+  const auto dir = shared_directory("slurmlab_train_mpi_resume_");
   const Data data;
   const auto run = [&](std::uint64_t init_seed, std::int64_t signal_at_batch, const std::string& resume_from) {
     nn::Generator g(init_seed);
@@ -280,9 +388,7 @@ class SaveAtEpochEnd final : public Callback {
 // Rank 0 cannot write the checkpoint (its folder would be below a regular file): every rank
 // ends with rank 0's reason instead of waiting for, or reading, a file that never came.
 TEST(TrainerMpi, ACheckpointRankZeroCannotWriteEndsEveryRankWithItsReason) {
-  long root_pid = static_cast<long>(::getpid());
-  MPI_Bcast(&root_pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  const auto blocker = std::filesystem::temp_directory_path() / ("slurmlab_train_mpi_file_" + std::to_string(root_pid));
+  const auto blocker = shared_directory("slurmlab_train_mpi_file_");
   if (world_rank() == 0) std::ofstream(blocker) << "a file, not a folder\n";
   MPI_Barrier(MPI_COMM_WORLD);
   int size = 1;

@@ -285,6 +285,36 @@ TEST(FitRegression, BestCheckpointHoldsTheBestWeightsAndRunsAreDeterministic) {
   EXPECT_TRUE(fs::exists(dir / "last.h5"));
 }
 
+TEST(FitRegression, CheckpointCadenceIsItsOwnOptionApartFromTheImages) {
+  const auto d_plan = plan_with([](auto& o) { o.table = synthetic_table().string(); });
+  const auto d = fit::load_dataset(data::WhitespaceTable::read(synthetic_table()), d_plan, 5);
+  for (std::int64_t every : {100, 0}) {
+    const auto plan = plan_with([&](auto& o) {
+      o.table = synthetic_table().string();
+      o.epochs = 250;
+      o.image_every = 0;  // no images: checkpoints keep their own cadence
+      o.checkpoint_every = every;
+    });
+    std::vector<std::pair<std::string, std::int64_t>> saved;
+    fit::EpochHooks hooks;
+    hooks.save = [&](nn::Layer&, nn::Adam&, std::int64_t epoch, const std::string& which) {
+      saved.emplace_back(which, epoch);
+    };
+    const auto run = fit::train_network(d, plan, 16, 1, 5, hooks);
+    std::vector<std::int64_t> last;
+    std::int64_t best = -1;
+    for (const auto& [which, epoch] : saved) {
+      if (which == "last") last.push_back(epoch);
+      if (which == "best") best = epoch;
+    }
+    EXPECT_EQ(last, every == 100 ? (std::vector<std::int64_t>{99, 199, 249}) : (std::vector<std::int64_t>{249}));
+    EXPECT_EQ(best, run.best_epoch);  // the last "best" written is the run's best epoch
+  }
+  fit::ProgramOptions bad;
+  bad.checkpoint_every = -1;
+  EXPECT_THROW(fit::check_options(bad), UsageError);
+}
+
 TEST(FitRegression, OptionsAreCheckedWithOneSentenceEach) {
   auto bad = [](const std::function<void(fit::ProgramOptions&)>& change, const std::string& names) {
     fit::ProgramOptions o;

@@ -6,15 +6,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,7 +29,11 @@
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/nn/models/fused_mlp.hpp"
+#include "slurmlab/nn/models/models.hpp"
 #include "slurmlab/train/callbacks.hpp"
+#include "slurmlab/train/fused_mlp_module.hpp"
+#include "slurmlab/train/observers.hpp"
 #include "slurmlab/train/preemption.hpp"
 #include "slurmlab/train/trainer.hpp"
 
@@ -739,4 +748,612 @@ TEST(NetworkModule, MseReportsTheMeanSquaredErrorPerSample) {
   const auto out = net.forward(x, nn::Mode::eval).output;
   EXPECT_NEAR(trainer.metrics().at("val_loss"), nn::mse_loss(out, y).loss, 1e-7);
   EXPECT_LT(trainer.metrics().at("val_loss"), 0.05);
+}
+
+// ---- Trainer options of the second slice: val_check_interval, overfit_batches, predict,
+// stop_on_nonfinite_loss, the profile in metrics.h5. ----
+
+namespace {
+
+// The mean softmax cross-entropy of `net` over all rows of `source`'s epoch-0 batches
+// [first, first + count), computed here with nn's loss directly (not through the trainer).
+double mean_loss_over(nn::Layer& net, BatchSource& source, std::int64_t first, std::int64_t count) {
+  source.set_position({0, first});
+  double sum = 0.0;
+  std::int64_t rows = 0;
+  for (std::int64_t b = 0; b < count; ++b) {
+    const auto batch = source.next();
+    const auto out = net.forward(batch.inputs, nn::Mode::eval).output;
+    sum += nn::softmax_cross_entropy(out, batch.labels).loss * static_cast<double>(batch.samples());
+    rows += batch.samples();
+  }
+  return sum / static_cast<double>(rows);
+}
+
+// At every validation end: the trainer's val_loss and an independent evaluation of the
+// network on the whole validation source, at that moment.
+class ValidationWitness final : public Callback {
+ public:
+  ValidationWitness(nn::Layer& net, BatchSource& validation, std::int64_t batches)
+      : net_(net), validation_(validation), batches_(batches) {}
+  void on_validation_end(Trainer& t) override {
+    reported.push_back(t.metrics().at("val_loss"));
+    independent.push_back(mean_loss_over(net_, validation_, 0, batches_));
+    at_batch.push_back(t.batch_in_epoch());
+  }
+  std::vector<double> reported, independent;
+  std::vector<std::int64_t> at_batch;
+
+ private:
+  nn::Layer& net_;
+  BatchSource& validation_;
+  std::int64_t batches_;
+};
+
+// Records where the trainer asked a source to be and how many batches it took.
+class PositionRecorder final : public BatchSource {
+ public:
+  explicit PositionRecorder(BatchSource& inner) : inner_(inner) {}
+  std::int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
+  void set_position(data::BatchPosition p) override {
+    current_ = p;
+    inner_.set_position(p);
+  }
+  TrainBatch next() override {
+    served.push_back(current_);
+    current_.batch += 1;
+    return inner_.next();
+  }
+  std::vector<data::BatchPosition> served;
+
+ private:
+  BatchSource& inner_;
+  data::BatchPosition current_;
+};
+
+}  // namespace
+
+TEST(TrainerFit, ValCheckIntervalValidatesEveryNBatchesOnTheWeightsOfThatMoment) {
+  const Data data;
+  TrainingRun s;
+  auto source = data.source(8);  // 8 batches per epoch
+  auto val_source = data.source(16, 9, false);
+  auto witness_source = data.source(16, 9, false);
+  auto witness = std::make_shared<ValidationWitness>(*s.net, witness_source, 4);
+  auto recorder = std::make_shared<Recorder>();
+  Trainer trainer({.max_epochs = 2, .val_check_interval = 3}, {witness, recorder});
+  trainer.fit(*s.module, source, &val_source);
+  // After batches 3 and 6 of each epoch (indices 2 and 5); 8 is no multiple of 3.
+  EXPECT_EQ(witness->at_batch, (std::vector<std::int64_t>{2, 5, 2, 5}));
+  ASSERT_EQ(witness->reported.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_NEAR(witness->reported[i], witness->independent[i], 1e-6) << i;
+  EXPECT_NE(witness->reported[0], witness->reported[1]);  // the weights moved between them
+  // The epoch end sees the epoch's last validation.
+  ASSERT_EQ(recorder->epochs.size(), 2u);
+  EXPECT_EQ(recorder->epochs[0].at("val_loss"), witness->reported[1]);
+  EXPECT_EQ(recorder->epochs[1].at("val_loss"), witness->reported[3]);
+
+  TrainingRun t;
+  auto small = data.source(16);  // 4 batches
+  Trainer too_far({.val_check_interval = 5});
+  EXPECT_THROW(too_far.fit(*t.module, small, &val_source), UsageError);
+}
+
+TEST(TrainerFit, OverfitBatchesTrainsAndValidatesOnTheSameFirstBatchesEveryEpoch) {
+  const Data data;
+  TrainingRun s(1, true, 0.05);
+  auto inner = data.source(8);  // shuffled, 8 batches per epoch
+  PositionRecorder source(inner);
+  auto val_inner = data.source(8, 9, false);
+  CountingSource val_source(val_inner);  // must not be used
+  auto recorder = std::make_shared<Recorder>();
+  Trainer trainer({.max_epochs = 40, .overfit_batches = BatchLimit::count(2)}, {recorder});
+  trainer.fit(*s.module, source, &val_source);
+  EXPECT_EQ(val_source.count, 0);
+  EXPECT_EQ(trainer.profile().optimizer_steps, 80);
+  // Training: epoch 0's batches 0 and 1, every epoch; validation reads the same two.
+  std::size_t train_reads = 0;
+  for (const auto& p : source.served) {
+    EXPECT_EQ(p.epoch, 0);
+    EXPECT_LT(p.batch, 2);
+    train_reads += 1;
+  }
+  EXPECT_EQ(train_reads, 40u * 2 + 40u * 2);
+  // val_loss is the loss on those two training batches, and it is driven down.
+  auto check = data.source(8);
+  EXPECT_NEAR(recorder->epochs.back().at("val_loss"), mean_loss_over(*s.net, check, 0, 2), 1e-6);
+  EXPECT_LT(recorder->epochs.back().at("val_loss"), 0.25 * recorder->epochs.front().at("val_loss"));
+}
+
+TEST(TrainerPredict, ReturnsTheNetworksOutputPerBatchWithoutPaddingRows) {
+  const Data data;
+  TrainingRun s;
+  // 64 samples in batches of 24: 3 batches, the last padded to 24 with 8 repeated rows.
+  InMemoryBatchSource source(data.inputs, data.labels, {}, data::ShardedSampler::pad(kSamples, 24, 1, 0, 3, false));
+  Trainer trainer({});
+  const auto predictions = trainer.predict(*s.module, source);
+  ASSERT_EQ(predictions.size(), 3u);
+  EXPECT_EQ(predictions[0].shape(), (nn::Shape{24, kClasses}));
+  EXPECT_EQ(predictions[2].shape(), (nn::Shape{16, kClasses}));
+  // Row by row what the network gives the sample (unshuffled: batch b row i is sample 24b + i).
+  const auto all = s.net->forward(data.inputs, nn::Mode::eval).output;
+  for (std::int64_t b = 0; b < 3; ++b) {
+    const auto& p = predictions[static_cast<std::size_t>(b)];
+    for (std::int64_t i = 0; i < p.size(0); ++i) {
+      for (std::int64_t c = 0; c < kClasses; ++c) {
+        EXPECT_FLOAT_EQ(p.data()[i * kClasses + c], all.data()[(24 * b + i) * kClasses + c]);
+      }
+    }
+  }
+  Trainer limited({.limit_predict_batches = BatchLimit::count(2)});
+  EXPECT_EQ(limited.predict(*s.module, source).size(), 2u);
+}
+
+namespace {
+
+// A module whose training loss turns NaN at its n-th training step.
+class NanAfter final : public TrainableModule {
+ public:
+  explicit NanAfter(std::int64_t n) : n_(n) {}
+  StepResult training_step(const TrainBatch& batch) override {
+    auto r = setup_.module->training_step(batch);
+    if (++steps_ >= n_) r.loss_sum = std::nan("");
+    return r;
+  }
+  StepResult validation_step(const TrainBatch& batch) override { return setup_.module->validation_step(batch); }
+  void reduce_gradients() override {}
+  nn::Layer& network() override { return *setup_.net; }
+  nn::Optimizer& optimizer() override { return *setup_.optimizer; }
+
+ private:
+  TrainingRun setup_;
+  std::int64_t n_, steps_ = 0;
+};
+
+}  // namespace
+
+TEST(TrainerFit, StopOnNonfiniteLossNamesTheStepAndTheMetricBeforeStepping) {
+  const Data data;
+  {
+    NanAfter module(6);
+    auto source = data.source(16);  // 4 batches per epoch: the 6th is epoch 1, batch 1
+    auto witness = std::make_shared<ExceptionWitness>();
+    Trainer trainer({.max_epochs = 3, .stop_on_nonfinite_loss = true}, {witness});
+    try {
+      trainer.fit(module, source);
+      FAIL() << "a NaN loss did not stop the fit";
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("train_loss is nan at batch 1 of the epoch on rank 0 before step 6 (epoch 1)"),
+                std::string::npos)
+          << what;
+      EXPECT_EQ(witness->message, what);
+    }
+    EXPECT_EQ(trainer.profile().optimizer_steps, 5);  // the NaN step was not taken
+  }
+  // Off (the default): the NaN trains on, as in Lightning without detect_anomaly.
+  NanAfter module(6);
+  auto source = data.source(16);
+  Trainer trainer({.max_epochs = 3});
+  EXPECT_NO_THROW(trainer.fit(module, source));
+  EXPECT_EQ(trainer.profile().optimizer_steps, 12);
+}
+
+TEST(Hdf5MetricsLogger, WritesTheProfileAtTheFitsEnd) {
+  const Data data;
+  TrainingRun s;
+  const auto dir = fresh_directory();
+  auto source = data.source(16);
+  auto val_source = data.source(16, 9, false);
+  Trainer trainer({.max_epochs = 2}, {std::make_shared<Hdf5MetricsLogger>(dir / "metrics.h5")});
+  const auto start = std::chrono::steady_clock::now();
+  trainer.fit(*s.module, source, &val_source);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double total = 0.0;
+  for (const char* phase : {"profile/data_wait", "profile/forward_backward", "profile/reduce", "profile/optimizer",
+                            "profile/evaluation", "profile/callbacks"}) {
+    const auto v = read_series(dir / "metrics.h5", phase);
+    ASSERT_EQ(v.size(), 1u) << phase;
+    EXPECT_GE(v[0], 0.0) << phase;
+    total += v[0];
+  }
+  EXPECT_EQ(read_series(dir / "metrics.h5", "profile/forward_backward")[0], trainer.profile().forward_backward);
+  EXPECT_GT(read_series(dir / "metrics.h5", "profile/forward_backward")[0], 0.0);
+  EXPECT_LE(total, wall);
+  EXPECT_EQ(read_series(dir / "metrics.h5", "profile/optimizer_steps"), (std::vector<double>{8}));
+  fs::remove_all(dir);
+}
+
+// ---- Observers: TensorBoardLogger, LearningRateMonitor, ProgressBar. ----
+
+namespace {
+
+// A reader of the event files written by io::EventWriter, independent of it: TFRecord framing
+// and the protobuf wire format decoded here by hand (tensorboard's Event/Summary field numbers).
+struct Field {
+  int number = 0;
+  std::uint64_t integer = 0;  // varint, fixed32 or fixed64 bits
+  std::string bytes;          // length-delimited
+};
+
+std::vector<Field> decode(const std::string& message) {
+  std::vector<Field> out;
+  std::size_t at = 0;
+  auto varint = [&] {
+    std::uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      const auto byte = static_cast<unsigned char>(message.at(at++));
+      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if (!(byte & 0x80)) return v;
+    }
+  };
+  while (at < message.size()) {
+    const auto key = varint();
+    Field f;
+    f.number = static_cast<int>(key >> 3);
+    switch (key & 7) {
+      case 0:
+        f.integer = varint();
+        break;
+      case 1:
+        std::memcpy(&f.integer, message.data() + at, 8);
+        at += 8;
+        break;
+      case 5: {
+        std::uint32_t v = 0;
+        std::memcpy(&v, message.data() + at, 4);
+        f.integer = v;
+        at += 4;
+        break;
+      }
+      case 2: {
+        const auto n = varint();
+        f.bytes = message.substr(at, n);
+        at += n;
+        break;
+      }
+      default:
+        ADD_FAILURE() << "wire type " << (key & 7);
+        return out;
+    }
+    out.push_back(f);
+  }
+  return out;
+}
+
+struct SummaryValue {
+  std::int64_t step = 0;
+  std::string tag;
+  std::optional<float> scalar;
+  std::optional<double> histogram_count, histogram_sum;
+  bool text = false;
+};
+
+// Every summary value of every event file under `dir`, in file order.
+std::vector<SummaryValue> read_events(const fs::path& dir) {
+  std::vector<SummaryValue> values;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string file{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::size_t at = 0;
+    while (at + 12 <= file.size()) {
+      std::uint64_t length = 0;
+      std::memcpy(&length, file.data() + at, 8);
+      const std::string event = file.substr(at + 12, length);
+      at += 16 + length;
+      std::int64_t step = 0;
+      for (const auto& f : decode(event)) {
+        if (f.number == 2) step = static_cast<std::int64_t>(f.integer);
+        if (f.number != 5) continue;
+        for (const auto& v : decode(f.bytes)) {
+          if (v.number != 1) continue;
+          SummaryValue sv;
+          sv.step = step;
+          for (const auto& part : decode(v.bytes)) {
+            if (part.number == 1) sv.tag = part.bytes;
+            if (part.number == 2) {
+              float x = 0;
+              const auto bits = static_cast<std::uint32_t>(part.integer);
+              std::memcpy(&x, &bits, 4);
+              sv.scalar = x;
+            }
+            if (part.number == 5) {  // HistogramProto: num = 3, sum = 4 (doubles)
+              for (const auto& h : decode(part.bytes)) {
+                double d = 0;
+                std::memcpy(&d, &h.integer, 8);
+                if (h.number == 3) sv.histogram_count = d;
+                if (h.number == 4) sv.histogram_sum = d;
+              }
+            }
+            if (part.number == 8) sv.text = true;
+          }
+          values.push_back(sv);
+        }
+      }
+    }
+  }
+  return values;
+}
+
+std::vector<const SummaryValue*> with_tag(const std::vector<SummaryValue>& values, const std::string& tag) {
+  std::vector<const SummaryValue*> out;
+  for (const auto& v : values)
+    if (v.tag == tag) out.push_back(&v);
+  return out;
+}
+
+}  // namespace
+
+TEST(TensorBoardLogger, WritesStepAndEpochScalarsHistogramsTextAndHparamsWithTheFinalMetrics) {
+  const Data data;
+  TrainingRun s;
+  const auto dir = fresh_directory();
+  auto source = data.source(16);  // 4 batches per epoch
+  auto val_source = data.source(16, 9, false);
+  auto recorder = std::make_shared<Recorder>();
+  auto logger = std::make_shared<TensorBoardLogger>(TensorBoardLoggerOptions{
+      .log_every_n_steps = 3,
+      .histogram_every_n_epochs = 2,
+      .hparams = {{"lr", 0.1}, {"model", std::string("tiny")}},
+      .text = {{"model/summary", "| layer | shape |"}}});
+  Trainer trainer({.max_epochs = 3, .root_dir = dir}, {recorder, logger});
+  trainer.fit(*s.module, source, &val_source);
+  EXPECT_EQ(logger->writer(), nullptr);  // closed at the fit's end
+  const auto events = read_events(dir / "tensorboard");
+
+  // Every metric at every epoch end, with the trainer's value (float32 in the file).
+  for (const char* metric : {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}) {
+    const auto series = with_tag(events, TensorBoardLogger::epoch_tag(metric));
+    ASSERT_EQ(series.size(), 3u) << metric;
+    for (std::size_t e = 0; e < 3; ++e) {
+      EXPECT_EQ(series[e]->step, static_cast<std::int64_t>(e));
+      EXPECT_EQ(*series[e]->scalar, static_cast<float>(recorder->epochs[e].at(metric))) << metric << " " << e;
+    }
+  }
+  EXPECT_EQ(TensorBoardLogger::epoch_tag("val_loss"), "val/loss_epoch");
+  // Per step: batches 3, 6, 9 and 12 of 12, at the global step of that moment (before its step).
+  const auto steps = with_tag(events, "train/loss_step");
+  ASSERT_EQ(steps.size(), 4u);
+  EXPECT_EQ(steps[0]->step, 2);
+  EXPECT_EQ(steps[3]->step, 11);
+  EXPECT_EQ(with_tag(events, "train/accuracy_step").size(), 4u);
+  // Final metrics beside the hparams, after the session start and before its end.
+  EXPECT_EQ(*with_tag(events, "final/val_loss").at(0)->scalar, static_cast<float>(trainer.metrics().at("val_loss")));
+  const auto start = with_tag(events, "_hparams_/session_start_info");
+  const auto end = with_tag(events, "_hparams_/session_end_info");
+  ASSERT_EQ(start.size(), 1u);
+  ASSERT_EQ(end.size(), 1u);
+  EXPECT_LT(start[0], steps[0]);
+  EXPECT_GT(end[0], with_tag(events, "final/val_loss").at(0));
+  ASSERT_EQ(with_tag(events, "model/summary").size(), 1u);
+  EXPECT_TRUE(with_tag(events, "model/summary")[0]->text);
+  // Histograms at epochs 0 and 2: every weight, and the first step's gradient of the epoch.
+  const auto parameters = nn::parameters_of(*s.net);
+  for (const auto& p : parameters) {
+    const auto weights = with_tag(events, "weights/" + p.name);
+    ASSERT_EQ(weights.size(), 2u) << p.name;
+    EXPECT_EQ(weights[0]->step, 0);
+    EXPECT_EQ(weights[1]->step, 2);
+    EXPECT_EQ(*weights[1]->histogram_count, static_cast<double>(p.parameter->value.numel()));
+    ASSERT_EQ(with_tag(events, "gradients/" + p.name).size(), 2u) << p.name;
+  }
+  // The epoch-0 gradient is the first batch's: recomputed here on a fresh copy of the network.
+  TrainingRun fresh;
+  auto first = data.source(16);
+  first.set_position({0, 0});
+  (void)fresh.module->training_step(first.next());
+  const auto fresh_parameters = nn::parameters_of(*fresh.net);
+  for (std::size_t i = 0; i < fresh_parameters.size(); ++i) {
+    double sum = 0.0;
+    for (float g : fresh_parameters[i].parameter->grad.span()) sum += g;
+    const auto logged = with_tag(events, "gradients/" + fresh_parameters[i].name).at(0);
+    EXPECT_EQ(logged->step, 0);
+    EXPECT_NEAR(*logged->histogram_sum, sum, 1e-6) << fresh_parameters[i].name;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(TensorBoardLogger, WritesNothingUnderFastDevRunAndEndsTheSessionAsAFailureOnAnException) {
+  const Data data;
+  const auto dir = fresh_directory();
+  {
+    TrainingRun s;
+    auto source = data.source(16);
+    auto logger = std::make_shared<TensorBoardLogger>();
+    Trainer({.fast_dev_run = 2, .root_dir = dir}, {logger}).fit(*s.module, source);
+    EXPECT_FALSE(fs::exists(dir / "tensorboard"));
+  }
+  NanAfter module(3);
+  auto source = data.source(16);
+  auto logger = std::make_shared<TensorBoardLogger>();
+  Trainer trainer({.max_epochs = 2, .stop_on_nonfinite_loss = true, .root_dir = dir}, {logger});
+  EXPECT_THROW(trainer.fit(module, source), std::runtime_error);
+  const auto events = read_events(dir / "tensorboard");
+  EXPECT_EQ(with_tag(events, "_hparams_/session_end_info").size(), 1u);
+  EXPECT_TRUE(with_tag(events, "final/train_loss").empty());
+  fs::remove_all(dir);
+}
+
+TEST(LearningRateMonitor, RecordsTheScheduledRatePerEpochOrPerStepAndLogsIt) {
+  const Data data;
+  const nn::StepSchedule halving(0.1, 1, 0.5);
+  const auto dir = fresh_directory();
+  for (auto interval : {LoggingInterval::epoch, LoggingInterval::step}) {
+    TrainingRun s;
+    auto source = data.source(16);  // 4 steps per epoch
+    const auto log_dir = dir / (interval == LoggingInterval::epoch ? "epoch" : "step");
+    auto logger = std::make_shared<TensorBoardLogger>(TensorBoardLoggerOptions{.log_dir = log_dir});
+    auto monitor = std::make_shared<LearningRateMonitor>(interval, logger);
+    Trainer({.max_epochs = 3,
+             .schedule = &halving,
+             .schedule_interval = interval == LoggingInterval::epoch ? ScheduleInterval::epoch : ScheduleInterval::step},
+            {logger, monitor})
+        .fit(*s.module, source);
+    const auto n = interval == LoggingInterval::epoch ? 3 : 12;
+    ASSERT_EQ(monitor->values().size(), static_cast<std::size_t>(n));
+    const auto logged = with_tag(read_events(log_dir), "train/lr");
+    ASSERT_EQ(logged.size(), static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      // Epoch i trains at 0.1 * 0.5^i; step i at 0.1 * 0.5^i (StepSchedule with step_size 1).
+      EXPECT_EQ(monitor->values()[static_cast<std::size_t>(i)].first, i);
+      EXPECT_DOUBLE_EQ(monitor->values()[static_cast<std::size_t>(i)].second, 0.1 * std::pow(0.5, i));
+      EXPECT_EQ(logged[static_cast<std::size_t>(i)]->step, i);
+      EXPECT_FLOAT_EQ(*logged[static_cast<std::size_t>(i)]->scalar, static_cast<float>(0.1 * std::pow(0.5, i)));
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(ProgressBar, OneLinePerIntervalInABatchLogAndABarOnATerminal) {
+  const Data data;
+  // A clock that moves one second per reading: every update is one interval later.
+  auto seconds = std::make_shared<int>(0);
+  const auto clock = [seconds] { return std::chrono::steady_clock::time_point(std::chrono::seconds((*seconds)++)); };
+  for (bool terminal : {false, true}) {
+    TrainingRun s;
+    auto source = data.source(16);  // 4 batches per epoch
+    auto val_source = data.source(16, 9, false);
+    std::ostringstream out;
+    auto bar = std::make_shared<ProgressBar>(ProgressBarOptions{
+        .label = "fit", .terminal = terminal, .interval = std::chrono::milliseconds(1000), .out = &out, .clock = clock});
+    Trainer({.max_epochs = 2}, {bar}).fit(*s.module, source, &val_source);
+    const auto text = out.str();
+    if (terminal) {
+      EXPECT_NE(text.find('\r'), std::string::npos) << text;
+      EXPECT_NE(text.find("8/8"), std::string::npos) << text;
+    } else {
+      EXPECT_EQ(text.find('\r'), std::string::npos) << text;
+      // One line per batch (each an interval apart) and the final one.
+      EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 9) << text;
+      EXPECT_NE(text.find("[fit] 3/8 batch"), std::string::npos) << text;
+      EXPECT_NE(text.find("epoch 2/2  train_loss "), std::string::npos) << text;  // the last epoch's losses
+      EXPECT_NE(text.find("val_loss "), std::string::npos) << text;
+    }
+  }
+}
+
+// ---- FusedMlpModule: nn::FusedMlp on the trainer. ----
+
+TEST(FusedMlpModule, TrainsAsTheFusedMlpsOwnStepsAndResumesFromItsCheckpoint) {
+  // y = sin(3x) on 32 rows, batches of 8 in order; 1 -> 8 tanh -> 1, Adam.
+  nn::Tensor x({32, 1}), y({32, 1});
+  for (int i = 0; i < 32; ++i) {
+    x.data()[i] = static_cast<float>(i) / 16.0f - 1.0f;
+    y.data()[i] = std::sin(3.0f * x.data()[i]);
+  }
+  const nn::AdamOptions adam{.learning_rate = 0.02};
+  const auto source = [&] { return InMemoryBatchSource(x, {}, y, data::ShardedSampler::drop_last(32, 8, 1, 0, 1, false)); };
+  struct Fused {
+    std::unique_ptr<nn::Sequential> layers;
+    std::unique_ptr<nn::Adam> optimizer;
+    std::unique_ptr<nn::FusedMlp> net;
+    std::unique_ptr<FusedMlpModule> module;
+    Fused(std::uint64_t seed, const nn::AdamOptions& options) {
+      nn::Generator init(seed);
+      layers = nn::make_mlp(1, 8, 1, nn::Activation::tanh, init);
+      optimizer = std::make_unique<nn::Adam>(nn::parameters_of(*layers), options);
+      net = std::make_unique<nn::FusedMlp>(1, 8, 1, nn::Activation::tanh, options);
+      net->load_from(*layers);
+      module = std::make_unique<FusedMlpModule>(*net, *layers, *optimizer, 2.0);
+    }
+    std::vector<float> predict(const nn::Tensor& inputs) const {
+      std::vector<float> out(static_cast<std::size_t>(inputs.size(0)));
+      net->predict(inputs.span(), out);
+      return out;
+    }
+  };
+  // The reference: FusedMlp's own steps, batch by batch.
+  Fused reference(3, adam);
+  double last_epoch_loss = 0.0;
+  for (int epoch = 0; epoch < 5; ++epoch) {
+    last_epoch_loss = 0.0;
+    for (int b = 0; b < 4; ++b) {
+      last_epoch_loss += reference.net->train_step(x.span().subspan(8 * b, 8), y.span().subspan(8 * b, 8)) / 4.0;
+    }
+  }
+  Fused trained(3, adam);
+  auto train = source();
+  auto val = source();
+  const auto dir = fresh_directory();
+  Trainer trainer({.max_epochs = 5, .root_dir = dir}, {std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{})});
+  trainer.fit(*trained.module, train, &val);
+  EXPECT_EQ(trained.predict(x), reference.predict(x));  // bit for bit
+  EXPECT_NEAR(trainer.metrics().at("train_loss"), 2.0 * last_epoch_loss, 1e-12);  // loss_scale 2
+  EXPECT_NEAR(trainer.metrics().at("val_loss"), 2.0 * reference.net->loss(x.span(), y.span()), 1e-12);
+  const auto predicted = trainer.predict(*trained.module, val);
+  ASSERT_EQ(predicted.size(), 4u);
+  const auto expected = reference.predict(x);
+  for (int b = 0; b < 4; ++b) {
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(predicted[b].data()[i], expected[static_cast<std::size_t>(8 * b + i)]);
+  }
+
+  // Three epochs, then a fresh process state (other initial weights) resumes to five: equal.
+  {
+    Fused first(3, adam);
+    auto first_train = source();
+    Trainer({.max_epochs = 3, .root_dir = dir / "resume"}, {std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{})})
+        .fit(*first.module, first_train);
+  }
+  Fused resumed(77, adam);
+  auto resumed_train = source();
+  Trainer({.max_epochs = 5, .root_dir = dir / "resume"}).fit(*resumed.module, resumed_train, nullptr, "last");
+  EXPECT_EQ(resumed.predict(x), reference.predict(x));
+  EXPECT_EQ(resumed.net->steps_taken(), 20);
+
+  // The update happens inside training_step: options acting between are refused.
+  Fused refused(3, adam);
+  auto refused_train = source();
+  Trainer accumulating({.accumulate_grad_batches = 2});
+  EXPECT_THROW(accumulating.fit(*refused.module, refused_train), UsageError);
+  Trainer clipping({.gradient_clip_norm = 1.0});
+  EXPECT_THROW(clipping.fit(*refused.module, refused_train), UsageError);
+  fs::remove_all(dir);
+}
+
+// ---- Lightning's Slurm failures, end to end through the trainer. ----
+
+TEST(TrainerPreemption, Sigusr1InAJobArrayRequeuesOnlyThisTaskAndWithoutScontrolStillCheckpoints) {
+  const Data data;
+  const auto dir = fresh_directory();
+  const SlurmJobVariables job("105");
+  ::setenv("SLURM_ARRAY_JOB_ID", "100", 1);
+  ::setenv("SLURM_ARRAY_TASK_ID", "5", 1);
+  {
+    // Lightning #15022: `scontrol requeue 105` would requeue the whole array 100.
+    TrainingRun run;
+    auto source = data.source(16);
+    Trainer trainer({.max_epochs = 2,
+                     .root_dir = dir / "array",
+                     .handle_preemption = true,
+                     .scontrol = fake_scontrol(dir / "bin").string()},
+                    {std::make_shared<SignalAtBatch>(SIGUSR1, 3)});
+    trainer.fit(*run.module, source);
+    EXPECT_EQ(trainer.preempted_by(), SIGUSR1);
+    EXPECT_EQ(read_text(dir / "bin" / "requeued"), "requeue 100_5");
+    EXPECT_EQ(trainer.requeue_message(), "requeued job 100_5");
+  }
+  {
+    // Lightning #21404: no scontrol in the container. One sentence; the checkpoint is there
+    // and resumes.
+    TrainingRun run;
+    auto source = data.source(16);
+    Trainer trainer({.max_epochs = 2,
+                     .root_dir = dir / "container",
+                     .handle_preemption = true,
+                     .scontrol = (dir / "no-such-dir" / "scontrol").string()},
+                    {std::make_shared<SignalAtBatch>(SIGUSR1, 3)});
+    trainer.fit(*run.module, source);
+    EXPECT_EQ(trainer.preempted_by(), SIGUSR1);
+    EXPECT_NE(trainer.requeue_message().find("could not be started"), std::string::npos) << trainer.requeue_message();
+    EXPECT_NE(trainer.requeue_message().find("resubmit"), std::string::npos) << trainer.requeue_message();
+    ASSERT_TRUE(fs::exists(dir / "container" / "checkpoints" / "last.h5"));
+    TrainingRun resumed(42);
+    auto resumed_source = data.source(16);
+    Trainer again({.max_epochs = 2, .root_dir = dir / "container"});
+    again.fit(*resumed.module, resumed_source, nullptr, "last");
+    EXPECT_EQ(again.global_step(), 8);
+  }
+  ::unsetenv("SLURM_ARRAY_JOB_ID");
+  ::unsetenv("SLURM_ARRAY_TASK_ID");
+  fs::remove_all(dir);
 }

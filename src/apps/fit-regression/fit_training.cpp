@@ -3,14 +3,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <sstream>
+#include <stdexcept>
 
 #include "slurmlab/core/errors.hpp"
 #include "slurmlab/core/parse.hpp"
 #include "slurmlab/io/atomic_file.hpp"
 #include "slurmlab/nn/models/models.hpp"
+#include "slurmlab/train/callbacks.hpp"
+#include "slurmlab/train/fused_mlp_module.hpp"
+#include "slurmlab/train/trainer.hpp"
 
 namespace fs = std::filesystem;
 
@@ -99,6 +105,10 @@ RunPlan check_options(const ProgramOptions& o, std::optional<int> cpus_per_task)
   plan.min_delta = o.min_delta;
   if (o.image_every < 0) throw UsageError("--image-every must be 0 (no images) or a number of epochs");
   plan.image_every = o.image_every;
+  if (o.checkpoint_every < 0) {
+    throw UsageError("--checkpoint-every must be 0 (checkpoints only at the end) or a number of epochs");
+  }
+  plan.checkpoint_every = o.checkpoint_every;
   if (!(o.z_min_lcdm >= 0.0)) throw UsageError("--lcdm-z-min must be 0 or positive, e.g. 0.01");
   plan.z_min_lcdm = o.z_min_lcdm;
   if (o.threads < 0) throw UsageError("--threads must be 0 (SLURM_CPUS_PER_TASK, else 1), 1 or 2");
@@ -362,6 +372,142 @@ double rms(std::span<const double> prediction, const Dataset& d, std::span<const
 
 }  // namespace
 
+namespace {
+
+// fit-regression's rows as the trainer's batches: the whole set (full batch, no shuffle) or
+// mini-batches of a fresh shuffle every epoch, drawn from one generator in epoch order, as the
+// program's own loop did before the trainer (the same seed gives the same batches). Sequential:
+// fit-regression does not resume, so a position out of order is a logic error. The batch
+// tensors are reused (the module is done with a batch when the next is asked for).
+class RowBatches final : public train::BatchSource {
+ public:
+  RowBatches(const std::vector<float>& x, const std::vector<float>& t, const std::vector<float>& w,
+             std::size_t features, std::int64_t batch_size, std::uint64_t shuffle_seed)
+      : x_(x), t_(t), w_(w), features_(features), rows_(t.size()), shuffle_(shuffle_seed) {
+    const auto n = static_cast<std::int64_t>(rows_);
+    full_ = batch_size == 0 || batch_size >= n;
+    batch_ = full_ ? rows_ : static_cast<std::size_t>(batch_size);
+    batches_ = full_ ? 1 : static_cast<std::int64_t>((rows_ + batch_ - 1) / batch_);
+    if (full_) {
+      whole_ = make_batch(rows_);
+      std::copy(x_.begin(), x_.end(), whole_.inputs.data());
+      std::copy(t_.begin(), t_.end(), whole_.targets.data());
+      if (!w_.empty()) std::copy(w_.begin(), w_.end(), whole_.weights.data());
+      return;
+    }
+    order_.resize(rows_);
+    std::iota(order_.begin(), order_.end(), 0);
+    part_ = make_batch(batch_);
+    if (rows_ % batch_ != 0) last_ = make_batch(rows_ % batch_);
+  }
+  std::int64_t batches_per_epoch() const override { return batches_; }
+  void set_position(data::BatchPosition position) override {
+    if (full_) return;  // one batch, no order: every position is the same
+    if (position.batch == 0 && position.epoch == next_epoch_) {
+      for (std::size_t i = rows_; i > 1; --i) std::swap(order_[i - 1], order_[shuffle_.below(i)]);
+      ++next_epoch_;
+      cursor_ = 0;
+    } else if (position.epoch + 1 != next_epoch_ || position.batch != cursor_) {
+      throw std::logic_error("fit-regression's batches are drawn in order; they cannot restart at epoch " +
+                             std::to_string(position.epoch) + ", batch " + std::to_string(position.batch));
+    }
+  }
+  train::TrainBatch next() override {
+    if (full_) return whole_;
+    const auto first = static_cast<std::size_t>(cursor_++) * batch_;
+    const auto end = std::min(rows_, first + batch_);
+    train::TrainBatch& b = end - first == batch_ ? part_ : last_;
+    float* x = b.inputs.data();
+    float* t = b.targets.data();
+    float* w = w_.empty() ? nullptr : b.weights.data();
+    for (std::size_t i = first; i < end; ++i) {
+      const auto r = order_[i];
+      x = std::copy_n(x_.begin() + static_cast<std::ptrdiff_t>(r * features_), features_, x);
+      *t++ = t_[r];
+      if (w) *w++ = w_[r];
+    }
+    return b;
+  }
+
+ private:
+  train::TrainBatch make_batch(std::size_t rows) const {
+    train::TrainBatch b;
+    const auto n = static_cast<std::int64_t>(rows);
+    b.inputs = nn::Tensor({n, static_cast<std::int64_t>(features_)});
+    b.targets = nn::Tensor({n, 1});
+    if (!w_.empty()) b.weights = nn::Tensor({n});
+    return b;
+  }
+  const std::vector<float>&x_, &t_, &w_;
+  std::size_t features_, rows_, batch_ = 0;
+  bool full_ = true;
+  std::int64_t batches_ = 1, next_epoch_ = 0, cursor_ = 0;
+  nn::Generator shuffle_;
+  std::vector<std::size_t> order_;
+  train::TrainBatch whole_, part_, last_;
+};
+
+// The run's history (losses in the target's units per epoch), the best epoch's weights and
+// the program's per-epoch hook (TensorBoard, the Hubble image, progress), at every epoch end.
+class RunHistory final : public train::Callback {
+ public:
+  RunHistory(TrainingRun& run, const nn::FusedMlp& net, nn::FusedMlp& best, const Standardizer& s,
+             const EpochHooks& hooks)
+      : run_(run), net_(net), best_(best), s_(s), hooks_(hooks) {}
+  void on_train_epoch_end(train::Trainer& trainer) override {
+    const auto& m = trainer.metrics();
+    const auto epoch = trainer.current_epoch();
+    run_.train_loss.push_back(m.at("train_loss"));
+    run_.val_loss.push_back(m.at("val_loss"));
+    run_.epochs_run = epoch + 1;
+    if (run_.val_loss.back() < run_.best_val_loss) {
+      run_.best_val_loss = run_.val_loss.back();
+      run_.best_epoch = epoch;
+      best_ = net_;
+    }
+    if (hooks_.after_epoch) hooks_.after_epoch(run_, epoch, Predictor(net_, s_));
+  }
+
+ private:
+  TrainingRun& run_;
+  const nn::FusedMlp& net_;
+  nn::FusedMlp& best_;
+  const Standardizer& s_;
+  const EpochHooks& hooks_;
+};
+
+// Checkpoints "last" (the current weights) and "best" (the best epoch's, when it changed)
+// every `every` epochs (0: only at the end) and at the fit's end, through the program's save
+// hook: their cadence is the program's --checkpoint-every, apart from its images.
+class PeriodicCheckpoints final : public train::Callback {
+ public:
+  using Save = std::function<void(const nn::FusedMlp& which, std::int64_t epoch, const std::string& name)>;
+  PeriodicCheckpoints(std::int64_t every, const TrainingRun& run, const nn::FusedMlp& net, const nn::FusedMlp& best,
+                      Save save)
+      : every_(every), run_(run), net_(net), best_(best), save_(std::move(save)) {}
+  void on_train_epoch_end(train::Trainer& trainer) override {
+    if (every_ > 0 && (trainer.current_epoch() + 1) % every_ == 0) write(trainer.current_epoch());
+  }
+  void on_fit_end(train::Trainer&) override { write(run_.epochs_run - 1); }
+
+ private:
+  void write(std::int64_t epoch) {
+    save_(net_, epoch, "last");
+    if (best_saved_ != run_.best_epoch) {
+      save_(best_, run_.best_epoch, "best");
+      best_saved_ = run_.best_epoch;
+    }
+  }
+  std::int64_t every_;
+  const TrainingRun& run_;
+  const nn::FusedMlp& net_;
+  const nn::FusedMlp& best_;
+  Save save_;
+  std::int64_t best_saved_ = -1;
+};
+
+}  // namespace
+
 TrainingRun train_network(const Dataset& d, const RunPlan& plan, std::int64_t hidden, std::size_t features,
                           std::uint64_t seed, const EpochHooks& hooks) {
   TrainingRun run;
@@ -395,84 +541,34 @@ TrainingRun train_network(const Dataset& d, const RunPlan& plan, std::int64_t hi
   net.load_from(*layers);
   nn::FusedMlp best = net;
 
-  const auto n_train = d.train.size();
-  const bool full_batch = plan.batch_size == 0 || static_cast<std::size_t>(plan.batch_size) >= n_train;
-  nn::Generator shuffle(seed ^ 0xBA7C'4E5ULL);
-  std::vector<std::size_t> order(n_train);
-  std::iota(order.begin(), order.end(), 0);
-  std::vector<float> xb, tb, wb;
-
-  double stop_best = std::numeric_limits<double>::infinity();
-  std::int64_t wait = 0;
+  // The trainer's loop (one optimizer step per batch, the validation loss every epoch) with
+  // the program's callbacks; FusedMlp does forward, loss, backward and Adam in one pass.
+  RowBatches train_rows(x_train, t_train, w_train, features, plan.batch_size, seed ^ 0xBA7C'4E5ULL);
+  RowBatches val_rows(x_val, t_val, w_val, features, 0, 0);
+  train::FusedMlpModule module(net, *layers, optimizer, units);
   run.best_val_loss = std::numeric_limits<double>::infinity();
-  std::int64_t best_epoch_saved = -1;
-  auto save = [&](nn::FusedMlp& which, std::int64_t epoch, const std::string& name) {
+  auto save = [&](const nn::FusedMlp& which, std::int64_t epoch, const std::string& name) {
     if (!hooks.save) return;
     which.store_to(*layers, &optimizer);
     hooks.save(*layers, optimizer, epoch, name);
   };
+  std::vector<std::shared_ptr<train::Callback>> callbacks{
+      std::make_shared<RunHistory>(run, net, best, s, hooks),
+      std::make_shared<PeriodicCheckpoints>(plan.checkpoint_every, run, net, best, save)};
+  std::shared_ptr<train::EarlyStopping> early;
+  if (plan.patience > 0) {
+    // Lightning's EarlyStopping(monitor="val_loss", mode="min", patience, min_delta).
+    early = std::make_shared<train::EarlyStopping>(
+        train::EarlyStoppingOptions{"val_loss", train::MonitorMode::min, plan.patience, plan.min_delta});
+    callbacks.push_back(early);
+  }
+  train::Trainer trainer({.max_epochs = plan.epochs}, callbacks);
 
   const auto start = std::chrono::steady_clock::now();
-  for (std::int64_t epoch = 0; epoch < plan.epochs; ++epoch) {
-    double train_loss = 0;
-    if (full_batch) {
-      train_loss = net.train_step(x_train, t_train, w_train);
-    } else {
-      // Lightning's train_loss: the mean of the epoch's batch losses, each weighted by its size.
-      for (std::size_t i = n_train; i > 1; --i) std::swap(order[i - 1], order[shuffle.below(i)]);
-      const auto batch = static_cast<std::size_t>(plan.batch_size);
-      double weight_sum = 0;
-      for (std::size_t first = 0; first < n_train; first += batch) {
-        const auto end = std::min(n_train, first + batch);
-        xb.clear();
-        tb.clear();
-        wb.clear();
-        double batch_weight = 0;
-        for (std::size_t i = first; i < end; ++i) {
-          const auto r = order[i];
-          xb.insert(xb.end(), x_train.begin() + static_cast<std::ptrdiff_t>(r * features),
-                    x_train.begin() + static_cast<std::ptrdiff_t>((r + 1) * features));
-          tb.push_back(t_train[r]);
-          if (!w_train.empty()) wb.push_back(w_train[r]);
-          batch_weight += w_train.empty() ? 1.0 : w_train[r];
-        }
-        train_loss += net.train_step(xb, tb, wb) * batch_weight;
-        weight_sum += batch_weight;
-      }
-      train_loss /= weight_sum;
-    }
-    const double val_loss = net.loss(x_val, t_val, w_val);
-    run.train_loss.push_back(train_loss * units);
-    run.val_loss.push_back(val_loss * units);
-    run.epochs_run = epoch + 1;
-    if (run.val_loss.back() < run.best_val_loss) {
-      run.best_val_loss = run.val_loss.back();
-      run.best_epoch = epoch;
-      best = net;
-    }
-    if (hooks.after_epoch) hooks.after_epoch(run, epoch, Predictor(net, s));
-    if (plan.image_every > 0 && (epoch + 1) % plan.image_every == 0) {
-      save(net, epoch, "last");
-      if (best_epoch_saved != run.best_epoch) {
-        save(best, run.best_epoch, "best");
-        best_epoch_saved = run.best_epoch;
-      }
-    }
-    // EarlyStopping(monitor="val_loss", mode="min", patience, min_delta).
-    if (plan.patience > 0) {
-      if (run.val_loss.back() < stop_best - plan.min_delta) {
-        stop_best = run.val_loss.back();
-        wait = 0;
-      } else if (++wait >= plan.patience) {
-        run.stopped_early = epoch + 1 < plan.epochs;
-        break;
-      }
-    }
-  }
+  trainer.fit(module, train_rows, &val_rows);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   run.epochs_per_second = run.seconds > 0 ? static_cast<double>(run.epochs_run) / run.seconds : 0.0;
-  save(net, run.epochs_run - 1, "last");
-  if (best_epoch_saved != run.best_epoch) save(best, run.best_epoch, "best");
+  run.stopped_early = early && early->stopped_epoch() && run.epochs_run < plan.epochs;
 
   run.gap_growth_epoch = gap_growth_epoch(run.train_loss, run.val_loss);
   const Predictor predict(best, s);

@@ -43,9 +43,10 @@ struct ProgramOptions {
   std::string holdout_z = "none";  // "LO,HI": rows with redshift in [LO, HI] are held out
   std::int64_t patience = 0;       // 0: no early stopping
   double min_delta = 0.0;
-  std::int64_t image_every = 500;  // TensorBoard prediction image every N epochs (0: never)
-  double z_min_lcdm = 0.01;        // the LambdaCDM fit's zHD cut
-  std::int64_t threads = 0;        // training threads (1 or 2); 0: SLURM_CPUS_PER_TASK, else 1
+  std::int64_t image_every = 500;       // TensorBoard prediction image every N epochs (0: never)
+  std::int64_t checkpoint_every = 500;  // best/last checkpoints every N epochs (0: only at the end)
+  double z_min_lcdm = 0.01;             // the LambdaCDM fit's zHD cut
+  std::int64_t threads = 0;             // training threads (1 or 2); 0: SLURM_CPUS_PER_TASK, else 1
 };
 
 // The checked form. Throws UsageError naming the option and the fix.
@@ -66,6 +67,7 @@ struct RunPlan {
   std::int64_t patience;
   double min_delta;
   std::int64_t image_every;
+  std::int64_t checkpoint_every;
   double z_min_lcdm;
   int threads;  // resolved: 1 or 2
 };

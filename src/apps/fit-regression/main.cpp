@@ -50,8 +50,9 @@ void add_program_options(cli::OptionParser& parser, fit::ProgramOptions& options
       .add("holdout-z", options.holdout_z, "LO,HI: hold out rows with redshift in [LO, HI] (extrapolation), or none")
       .add("patience", options.patience, "early stopping: epochs without improvement (0 = off)")
       .add("min-delta", options.min_delta, "early stopping: smallest validation-loss decrease that counts")
-      .add("image-every", options.image_every,
-           "TensorBoard prediction image and checkpoints every N epochs (0: no images, checkpoints only at the end)")
+      .add("image-every", options.image_every, "TensorBoard prediction image every N epochs (0: no images)")
+      .add("checkpoint-every", options.checkpoint_every,
+           "checkpoints best.h5 and last.h5 every N epochs (0: only at the end; always at the end)")
       .add("lcdm-z-min", options.z_min_lcdm, "the LambdaCDM fit uses zHD above this (Pantheon+: 0.01)")
       .add("threads", options.threads,
            "threads per training step, 1 or 2 (0: SLURM_CPUS_PER_TASK, else 1; only cores you own help)");

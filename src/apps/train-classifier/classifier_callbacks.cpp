@@ -109,46 +109,35 @@ std::vector<GridImage> predict_grid(nn::Sequential& network, const ModelSpec& sp
   }
   const auto logits = network.forward(batch.to(device_of(network)), nn::Mode::eval).output.to(nn::Device::cpu);
   const auto predicted = argmax_rows(logits);
-  for (std::size_t i = 0; i < indices.size(); ++i) out.push_back(grid_image(views[i], set.label(indices[i]), predicted[i]));
+  for (std::size_t i = 0; i < indices.size(); ++i)
+    out.push_back(grid_image(views[i], set.label(indices[i]), predicted[i]));
   return out;
 }
 
-ClassifierTensorBoard::ClassifierTensorBoard(TensorBoardSetup setup, ClassifierModule& module, nn::Sequential& network,
-                                             const EpochHistory& history)
-    : setup_(std::move(setup)), module_(module), network_(network), history_(history) {}
-
-void ClassifierTensorBoard::on_fit_start(train::Trainer& trainer) {
-  if (!trainer.is_root()) return;
-  writer_ = std::make_unique<io::EventWriter>(setup_.log_dir);
-  writer_->hparams(setup_.hparams);
-  writer_->text("model/summary", 0, model_summary(network_, setup_.spec));
-  writer_->flush();
+train::TensorBoardLoggerOptions logger_options(const TensorBoardSetup& setup, nn::Sequential& network) {
+  train::TensorBoardLoggerOptions options;
+  options.log_dir = setup.log_dir;
+  options.log_every_n_steps = setup.step_every;
+  options.histogram_every_n_epochs = setup.histogram_every;
+  options.hparams = setup.hparams;
+  options.text = {{"model/summary", model_summary(network, setup.spec)}};
+  return options;
 }
+
+ClassifierTensorBoard::ClassifierTensorBoard(TensorBoardSetup setup, std::shared_ptr<train::TensorBoardLogger> logger,
+                                             ClassifierModule& module, nn::Sequential& network,
+                                             const EpochHistory& history)
+    : setup_(std::move(setup)), logger_(std::move(logger)), module_(module), network_(network), history_(history) {}
 
 void ClassifierTensorBoard::on_train_epoch_start(train::Trainer&) {
   module_.reset_confusion();
-  batches_in_epoch_ = 0;
-}
-
-void ClassifierTensorBoard::on_train_batch_end(train::Trainer& trainer, const train::StepResult& result) {
-  ++batches_;
-  // The first batch's gradients of every N-th epoch (before the optimizer step zeroes them;
-  // this rank's, before the reduction across ranks).
-  if (writer_ && batches_in_epoch_++ == 0 && setup_.histogram_every > 0 &&
-      trainer.current_epoch() % setup_.histogram_every == 0) {
-    for (const auto& p : nn::parameters_of(network_)) {
-      writer_->histogram("gradients/" + p.name, trainer.current_epoch(), p.parameter->grad.to(nn::Device::cpu).span());
-    }
-  }
-  if (!writer_ || setup_.step_every <= 0 || batches_ % setup_.step_every != 0 || result.samples == 0) return;
-  // Rank 0's part of the batch (the epoch values below are over all ranks).
-  writer_->scalar("train/loss_step", trainer.global_step(), result.loss_sum / static_cast<double>(result.samples));
 }
 
 void ClassifierTensorBoard::on_validation_end(train::Trainer& trainer) {
   // Collective: every rank contributes its counts.
   const auto confusion = module_.reduced_confusion(trainer.options().communicator);
-  if (!writer_) return;
+  auto* writer = logger_->writer();
+  if (!writer) return;
   const auto step = trainer.current_epoch();
   std::vector<double> cells(confusion.begin(), confusion.end());
   io::HeatMapOptions heat;
@@ -157,47 +146,23 @@ void ClassifierTensorBoard::on_validation_end(train::Trainer& trainer) {
   heat.y_label = "true";
   heat.row_labels = heat.column_labels = setup_.spec.class_names;
   const auto classes = setup_.spec.class_names.size();
-  writer_->image("val/confusion_matrix", step, io::heat_map_png(cells, classes, classes, heat));
+  writer->image("val/confusion_matrix", step, io::heat_map_png(cells, classes, classes, heat));
   if (setup_.grid_set && !setup_.grid_indices.empty()) {
     const auto grid = predict_grid(network_, setup_.spec, *setup_.grid_set, setup_.grid_indices);
-    writer_->image("val/predictions", step,
-                   prediction_grid_png(grid, setup_.spec.class_names, "epoch " + std::to_string(step) + ": predicted (true)"));
+    writer->image(
+        "val/predictions", step,
+        prediction_grid_png(grid, setup_.spec.class_names, "epoch " + std::to_string(step) + ": predicted (true)"));
   }
 }
 
 void ClassifierTensorBoard::on_train_epoch_end(train::Trainer& trainer) {
-  if (!writer_) return;
+  auto* writer = logger_->writer();
+  if (!writer) return;
   const auto epoch = trainer.current_epoch();
-  for (const auto& [name, value] : trainer.metrics()) {
-    const auto underscore = name.find('_');
-    writer_->scalar(name.substr(0, underscore) + "/" + name.substr(underscore + 1) + "_epoch", epoch, value);
-  }
-  writer_->scalar("train/lr", epoch, trainer.learning_rate());
-  writer_->scalar("train/images_per_second", epoch, history_.last_images_per_second());
+  writer->scalar("train/images_per_second", epoch, history_.last_images_per_second());
   if (device_of(network_) == nn::Device::cuda) {
-    writer_->scalar("train/gpu_peak_memory_mib", epoch, static_cast<double>(nn::cuda_peak_bytes()) / (1 << 20));
+    writer->scalar("train/gpu_peak_memory_mib", epoch, static_cast<double>(nn::cuda_peak_bytes()) / (1 << 20));
   }
-  if (setup_.histogram_every > 0 && epoch % setup_.histogram_every == 0) {
-    for (const auto& p : nn::parameters_of(network_)) {
-      writer_->histogram("weights/" + p.name, epoch, p.parameter->value.to(nn::Device::cpu).span());
-    }
-  }
-  writer_->flush();
-}
-
-void ClassifierTensorBoard::on_fit_end(train::Trainer& trainer) {
-  if (!writer_) return;
-  for (const auto& [name, value] : trainer.metrics()) writer_->scalar("final/" + name, trainer.current_epoch(), value);
-  writer_->end_session(io::SessionStatus::success);
-  writer_->close();
-  writer_.reset();
-}
-
-void ClassifierTensorBoard::on_exception(train::Trainer&, const std::exception&) {
-  if (!writer_) return;
-  writer_->end_session(io::SessionStatus::failure);
-  writer_->close();
-  writer_.reset();
 }
 
 }  // namespace classifier

@@ -283,7 +283,12 @@ int fit(Run& run) {
                   {"epochs", static_cast<double>(o.epochs)}, {"weight_decay", o.weight_decay},
                   {"label_smoothing", o.label_smoothing},   {"data", o.data},
                   {"ranks", static_cast<double>(session.size())}};
-    callbacks.push_back(std::make_shared<ClassifierTensorBoard>(tb, module, *network, *history));
+    // The library logger writes the scalars, histograms, hyperparameters and summary; the
+    // classifier's images and throughput go into its file.
+    auto logger = std::make_shared<train::TensorBoardLogger>(logger_options(tb, *network));
+    callbacks.push_back(logger);
+    callbacks.push_back(std::make_shared<train::LearningRateMonitor>(train::LoggingInterval::epoch, logger));
+    callbacks.push_back(std::make_shared<ClassifierTensorBoard>(tb, logger, module, *network, *history));
   }
   train::Trainer trainer(options, callbacks);
   const std::string resume = o.ckpt.empty() ? "last" : o.ckpt;

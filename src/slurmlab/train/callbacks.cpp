@@ -215,8 +215,22 @@ void Hdf5MetricsLogger::on_train_epoch_end(Trainer& trainer) {
   writer_->flush();
 }
 
-void Hdf5MetricsLogger::on_fit_end(Trainer&) {
-  if (writer_) writer_->close();
+void Hdf5MetricsLogger::on_fit_end(Trainer& trainer) {
+  if (writer_) {
+    // The simple profiler's seconds per phase (rank 0's), one value each.
+    const auto& p = trainer.profile();
+    const std::pair<const char*, double> phases[] = {
+        {"profile/data_wait", p.data_wait},   {"profile/forward_backward", p.forward_backward},
+        {"profile/reduce", p.reduce},         {"profile/optimizer", p.optimizer},
+        {"profile/evaluation", p.evaluation}, {"profile/callbacks", p.callbacks}};
+    for (const auto& [name, seconds] : phases) {
+      writer_->write(name, std::span<const double>(&seconds, 1));
+      writer_->set_attribute(name, "unit", "s");
+    }
+    const std::int64_t steps = p.optimizer_steps;
+    writer_->write("profile/optimizer_steps", std::span<const std::int64_t>(&steps, 1));
+    writer_->close();
+  }
   writer_.reset();
 }
 

@@ -97,7 +97,8 @@ class EarlyStopping final : public Callback {
 };
 
 // Per-epoch series in metrics.h5 (io::MetricsWriter), rank 0: `epoch`, `lr` and every
-// train_* metric each epoch; `val_epoch` and every val_* metric each validated epoch.
+// train_* metric each epoch; `val_epoch` and every val_* metric each validated epoch; at the
+// fit's end the profile: `profile/<phase>` (seconds, rank 0) and `profile/optimizer_steps`.
 // The file is created at fit start (a resumed fit starts a new one).
 class Hdf5MetricsLogger final : public Callback {
  public:

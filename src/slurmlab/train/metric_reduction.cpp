@@ -57,9 +57,19 @@ Metrics MetricAccumulator::reduce(MPI_Comm communicator, const std::string& stag
     check_mpi(MPI_Comm_size(communicator, &size), "MPI_Comm_size");
     check_mpi(MPI_Comm_rank(communicator, &rank), "MPI_Comm_rank");
   }
+  if (size == 1) {
+    // One process: nothing to send, so no buffer either (the trainer reduces every epoch and
+    // every validation, and fit-regression's epochs take tens of microseconds).
+    Metrics metrics;
+    if (samples_ <= 0) return metrics;
+    const auto samples = static_cast<double>(samples_);
+    metrics.emplace(stage + "_loss", loss_sum_ / samples);
+    for (const auto& [name, value] : sums_) metrics.emplace(stage + "_" + name, value / samples);
+    return metrics;
+  }
   std::vector<double> values{loss_sum_, static_cast<double>(samples_)};
   for (const auto& [name, value] : sums_) values.push_back(value);
-  if (size > 1) {
+  {
     std::string mine;
     for (const auto& [name, value] : sums_) mine += name + "\n";
     const auto names = allgather_names(communicator, mine, size);

@@ -84,6 +84,13 @@ TrainBatch LoaderBatchSource::next() {
   return batch;
 }
 
+nn::Tensor TrainableModule::predict_step(const TrainBatch& batch) {
+  const auto parameters = nn::parameters_of(network());
+  const auto device = parameters.empty() ? nn::Device::cpu : parameters.front().parameter->value.device();
+  const auto output = network().forward(batch.inputs.to(device), nn::Mode::eval).output;
+  return leading_rows(output, batch.counted_samples());
+}
+
 NetworkModule::NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossKind loss, nn::GradientReducer* reducer,
                              double label_smoothing)
     : network_(network), optimizer_(optimizer), loss_(loss), reducer_(reducer), label_smoothing_(label_smoothing) {

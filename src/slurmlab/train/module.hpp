@@ -33,6 +33,8 @@ struct TrainBatch {
   nn::Tensor inputs;
   std::vector<std::int64_t> labels;
   nn::Tensor targets;
+  // Per-row loss weights [n] for modules with a weighted loss (FusedMlpModule); undefined: none.
+  nn::Tensor weights;
   // The first `counted` rows are real samples; the rest repeat samples only to fill the last
   // global batch of an epoch (LastBatch::pad). -1: every row counts. Evaluation counts only
   // the real ones, so a metric over a padded epoch is the metric over the data set.
@@ -99,6 +101,9 @@ class TrainableModule {
   virtual StepResult training_step(const TrainBatch& batch) = 0;
   virtual StepResult validation_step(const TrainBatch& batch) = 0;
   virtual StepResult test_step(const TrainBatch& batch) { return validation_step(batch); }
+  // Lightning's predict_step: the network's output in eval mode for the batch's real rows
+  // (padding left out), on the CPU. Modules with another notion of a prediction override it.
+  virtual nn::Tensor predict_step(const TrainBatch& batch);
   // Replaces each gradient by its mean over the ranks (nothing on one process).
   virtual void reduce_gradients() = 0;
   // Collective: gives every rank rank 0's buffers (BatchNorm running statistics, updated by
@@ -109,6 +114,14 @@ class TrainableModule {
   virtual nn::Optimizer& optimizer() = 0;
   // Random streams outside the network (augmentation...) that a checkpoint must carry.
   virtual nn::NamedGenerators generators() { return {}; }
+  // True when training_step already applied the optimizer's update (a fused forward, backward
+  // and optimizer pass, nn::FusedMlp): the trainer then neither accumulates, reduces, clips
+  // nor steps, and refuses the options that would need it (UsageError).
+  virtual bool steps_itself() const { return false; }
+  // Before the trainer writes network() and optimizer() to a checkpoint, and after a resume
+  // loaded them: a module whose live state is elsewhere (FusedMlpModule) copies it across.
+  virtual void on_save_checkpoint() {}
+  virtual void on_load_checkpoint() {}
 };
 
 enum class LossKind {

@@ -1,11 +1,13 @@
 #include "slurmlab/train/trainer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -61,7 +63,9 @@ std::vector<std::string> gather_on_root(MPI_Comm communicator, const std::string
   }
   std::string all;
   if (rank == 0) {
-    for (int r = 1; r < size; ++r) offsets[static_cast<std::size_t>(r)] = offsets[static_cast<std::size_t>(r - 1)] + lengths[static_cast<std::size_t>(r - 1)];
+    for (int r = 1; r < size; ++r)
+      offsets[static_cast<std::size_t>(r)] =
+          offsets[static_cast<std::size_t>(r - 1)] + lengths[static_cast<std::size_t>(r - 1)];
     all.resize(static_cast<std::size_t>(offsets.back() + lengths.back()));
   }
   if (MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, 0,
@@ -121,6 +125,8 @@ Trainer::Trainer(TrainerOptions options, std::vector<std::shared_ptr<Callback>> 
   if (options_.accumulate_grad_batches < 1) throw UsageError("accumulate_grad_batches must be at least 1");
   if (options_.check_val_every_n_epoch < 1) throw UsageError("check_val_every_n_epoch must be at least 1");
   if (options_.fast_dev_run < 0) throw UsageError("fast_dev_run must be 0 (off) or a number of batches");
+  if (options_.val_check_interval < 0)
+    throw UsageError("val_check_interval must be 0 (epoch ends) or a number of batches");
   if (options_.gradient_clip_norm && !(*options_.gradient_clip_norm > 0.0)) {
     throw UsageError("gradient_clip_norm must be positive");
   }
@@ -133,21 +139,24 @@ Trainer::Trainer(TrainerOptions options, std::vector<std::shared_ptr<Callback>> 
     options_.max_epochs = 1;
     options_.max_steps = -1;
     options_.check_val_every_n_epoch = 1;
-    options_.limit_train_batches = options_.limit_val_batches = options_.limit_test_batches = BatchLimit::count(n);
+    options_.val_check_interval = 0;
+    options_.overfit_batches = BatchLimit::count(0);
+    options_.limit_train_batches = options_.limit_val_batches = options_.limit_test_batches =
+        options_.limit_predict_batches = BatchLimit::count(n);
   }
   if (options_.communicator != MPI_COMM_NULL) MPI_Comm_rank(options_.communicator, &rank_);
+  // Computed once: hooks run several times per step, and a list per call would allocate.
+  for (const auto& c : callbacks_) {
+    if (options_.fast_dev_run == 0 || !c->writes_files()) active_callbacks_.push_back(c.get());
+  }
 }
 
 double Trainer::learning_rate() const {
   return module_ ? module_->optimizer().learning_rate() : 0.0;
 }
 
-std::vector<Callback*> Trainer::active_callbacks() const {
-  std::vector<Callback*> out;
-  for (const auto& c : callbacks_) {
-    if (options_.fast_dev_run == 0 || !c->writes_files()) out.push_back(c.get());
-  }
-  return out;
+const std::vector<Callback*>& Trainer::active_callbacks() const {
+  return active_callbacks_;
 }
 
 template <typename Hook>
@@ -157,6 +166,13 @@ void Trainer::call_back(Hook&& hook) {
 }
 
 void Trainer::optimizer_step(TrainableModule& module, std::int64_t micro_batches) {
+  if (module.steps_itself()) {
+    // The update happened in training_step (options that would act between were refused).
+    call_back([&](Callback& c) { c.on_before_optimizer_step(*this); });
+    ++position_.step;
+    ++profile_.optimizer_steps;
+    return;
+  }
   auto& optimizer = module.optimizer();
   const auto& parameters = optimizer.parameters();
   {
@@ -172,24 +188,27 @@ void Trainer::optimizer_step(TrainableModule& module, std::int64_t micro_batches
     PhaseTimer timer(profile_.reduce);
     module.reduce_gradients();
   }
+  {
+    PhaseTimer timer(profile_.optimizer);
+    if (options_.gradient_clip_value) {
+      const auto limit = static_cast<float>(*options_.gradient_clip_value);
+      for_each_gradient(parameters, [limit](float g) { return std::clamp(g, -limit, limit); });
+    }
+    if (options_.gradient_clip_norm) nn::clip_gradient_norm(parameters, *options_.gradient_clip_norm);
+    if (options_.schedule && options_.schedule_interval == ScheduleInterval::step) {
+      optimizer.set_learning_rate(options_.schedule->at(position_.step));
+    }
+  }
+  call_back([&](Callback& c) { c.on_before_optimizer_step(*this); });  // timed as callbacks
   PhaseTimer timer(profile_.optimizer);
-  if (options_.gradient_clip_value) {
-    const auto limit = static_cast<float>(*options_.gradient_clip_value);
-    for_each_gradient(parameters, [limit](float g) { return std::clamp(g, -limit, limit); });
-  }
-  if (options_.gradient_clip_norm) nn::clip_gradient_norm(parameters, *options_.gradient_clip_norm);
-  if (options_.schedule && options_.schedule_interval == ScheduleInterval::step) {
-    optimizer.set_learning_rate(options_.schedule->at(position_.step));
-  }
   optimizer.step();
   optimizer.zero_grad();
   ++position_.step;
   ++profile_.optimizer_steps;
 }
 
-Metrics Trainer::evaluate(TrainableModule& module, BatchSource& source, const BatchLimit& limit,
+Metrics Trainer::evaluate(TrainableModule& module, BatchSource& source, std::int64_t batches,
                           const std::string& stage) {
-  const auto batches = limit.resolve(source.batches_per_epoch(), "limit_" + stage + "_batches");
   module.synchronize_buffers();
   MetricAccumulator sums;
   source.set_position({0, 0});
@@ -206,15 +225,41 @@ Metrics Trainer::evaluate(TrainableModule& module, BatchSource& source, const Ba
 }
 
 Metrics Trainer::validate(TrainableModule& module, BatchSource& validation) {
-  auto m = evaluate(module, validation, options_.limit_val_batches, "val");
+  auto m = evaluate(module, validation,
+                    options_.limit_val_batches.resolve(validation.batches_per_epoch(), "limit_val_batches"), "val");
   for (const auto& [k, v] : m) metrics_[k] = v;
   return m;
 }
 
 Metrics Trainer::test(TrainableModule& module, BatchSource& test) {
-  auto m = evaluate(module, test, options_.limit_test_batches, "test");
+  auto m = evaluate(module, test, options_.limit_test_batches.resolve(test.batches_per_epoch(), "limit_test_batches"),
+                    "test");
   for (const auto& [k, v] : m) metrics_[k] = v;
   return m;
+}
+
+std::vector<nn::Tensor> Trainer::predict(TrainableModule& module, BatchSource& source) {
+  const auto batches = options_.limit_predict_batches.resolve(source.batches_per_epoch(), "limit_predict_batches");
+  module.synchronize_buffers();
+  source.set_position({0, 0});
+  std::vector<nn::Tensor> predictions;
+  for (std::int64_t b = 0; b < batches; ++b) {
+    TrainBatch batch;
+    {
+      PhaseTimer timer(profile_.data_wait);
+      batch = source.next();
+    }
+    PhaseTimer timer(profile_.evaluation);
+    predictions.push_back(module.predict_step(batch));
+  }
+  return predictions;
+}
+
+void Trainer::validate_during_fit(TrainableModule& module, BatchSource& validation, std::int64_t batches) {
+  epoch_val_metrics_ = evaluate(module, validation, batches, "val");
+  for (const auto& [k, v] : epoch_val_metrics_) metrics_[k] = v;
+  validated_this_epoch_ = true;
+  call_back([&](Callback& c) { c.on_validation_end(*this); });
 }
 
 void Trainer::save_checkpoint(const std::filesystem::path& path) {
@@ -225,6 +270,7 @@ void Trainer::save_checkpoint(const std::filesystem::path& path) {
   std::string failure;
   if (is_root()) {
     try {
+      module_->on_save_checkpoint();
       nlohmann::json sidecar;
       sidecar["epoch"] = position_.epoch;
       sidecar["step"] = position_.step;
@@ -268,6 +314,7 @@ void Trainer::resume(TrainableModule& module, const std::string& resume_from) {
                              sidecar_of(path).string() + "); it cannot resume a fit");
   }
   position_ = nn::load_checkpoint(path, module.network(), &module.optimizer(), module.generators());
+  module.on_load_checkpoint();
   const auto sidecar = nlohmann::json::parse(in);
   if (sidecar.at("step").get<std::int64_t>() != position_.step ||
       sidecar.at("epoch").get<std::int64_t>() != position_.epoch ||
@@ -297,16 +344,35 @@ void Trainer::resume(TrainableModule& module, const std::string& resume_from) {
   }
 }
 
-bool Trainer::preemption_agreed() {
-  // Every rank learns whether any rank was signalled (bit 1: SIGUSR1, bit 2: SIGTERM), so all
-  // stop at the same step; USR1 anywhere means requeue.
-  const int signal = PreemptionHandler::pending();
-  int bits = (signal == SIGUSR1 ? 1 : 0) | (signal == SIGTERM ? 2 : 0);
+int Trainer::agree_at_step_boundary(bool signals, const std::string& nonfinite) {
+  // One allreduce (MPI_MAX) for both questions: was any rank signalled (SIGUSR1, SIGTERM), and
+  // which is the first rank whose steps gave a non-finite value (as -rank; -INT_MAX: none).
+  const int signal = signals ? PreemptionHandler::pending() : 0;
+  int agreed[3] = {signal == SIGUSR1 ? 1 : 0, signal == SIGTERM ? 1 : 0,
+                   nonfinite.empty() ? -std::numeric_limits<int>::max() : -rank_};
   if (options_.communicator != MPI_COMM_NULL) {
-    MPI_Allreduce(MPI_IN_PLACE, &bits, 1, MPI_INT, MPI_BOR, options_.communicator);
+    if (MPI_Allreduce(MPI_IN_PLACE, agreed, 3, MPI_INT, MPI_MAX, options_.communicator) != MPI_SUCCESS) {
+      throw std::runtime_error("MPI_Allreduce of the step-boundary checks failed");
+    }
   }
-  if (bits == 0) return false;
-  preempted_by_ = (bits & 1) ? SIGUSR1 : SIGTERM;
+  if (agreed[2] != -std::numeric_limits<int>::max()) {
+    // The first rank that saw it tells the others what it saw, so every rank says the same.
+    const int first = -agreed[2];
+    std::array<char, 200> what{};
+    if (rank_ == first) nonfinite.copy(what.data(), what.size() - 1);
+    if (options_.communicator != MPI_COMM_NULL) {
+      MPI_Bcast(what.data(), static_cast<int>(what.size()), MPI_CHAR, first, options_.communicator);
+    }
+    throw std::runtime_error(std::string(what.data()) + " on rank " + std::to_string(first) + " before step " +
+                             std::to_string(position_.step + 1) + " (epoch " + std::to_string(position_.epoch) +
+                             "): training stopped on every rank (stop_on_nonfinite_loss); lower the learning rate, "
+                             "clip the gradients or check the data");
+  }
+  return agreed[0] ? SIGUSR1 : (agreed[1] ? SIGTERM : 0);
+}
+
+void Trainer::checkpoint_for_preemption(int signal) {
+  preempted_by_ = signal;
   const auto path = checkpoint_dir() / "last.h5";
   save_checkpoint(path);
   if (is_root()) {
@@ -321,7 +387,6 @@ bool Trainer::preemption_agreed() {
     std::cerr << "preempted by " << (preempted_by_ == SIGUSR1 ? "SIGUSR1" : "SIGTERM") << " at step " << position_.step
               << ": checkpoint " << path.string() << " written; " << requeue_message_ << "\n";
   }
-  return true;
 }
 
 void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* validation,
@@ -331,8 +396,10 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
   current_epoch_ = 0;
   epoch_sums_.clear();
   metrics_.clear();
+  epoch_val_metrics_.clear();
   should_stop_ = false;
   train_batches_run_ = 0;
+  batch_in_epoch_ = 0;
   preempted_by_ = 0;
   requeue_message_.clear();
   std::optional<PreemptionHandler> preemption;
@@ -340,24 +407,51 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
     preemption.emplace();
     PreemptionHandler::clear();
   }
+  // The step-boundary allreduce happens only when something needs it: it costs a collective.
+  const bool agree_at_steps = preemption.has_value() || options_.stop_on_nonfinite_loss;
   try {
+    if (module.steps_itself() &&
+        (options_.accumulate_grad_batches > 1 || options_.gradient_clip_norm || options_.gradient_clip_value ||
+         (options_.schedule && options_.schedule_interval == ScheduleInterval::step))) {
+      throw UsageError(
+          "this module applies its optimizer step inside training_step (fused), so the trainer cannot accumulate, "
+          "clip or schedule per step for it; drop accumulate_grad_batches, gradient clipping and per-step schedules");
+    }
     if (!resume_from.empty() && options_.fast_dev_run == 0) resume(module, resume_from);
     module.optimizer().zero_grad();
+    const auto overfit = options_.overfit_batches.resolve(train.batches_per_epoch(), "overfit_batches");
+    // overfit_batches: the first batches of epoch 0 every epoch, validated on themselves.
+    const auto per_epoch =
+        overfit > 0 ? overfit : options_.limit_train_batches.resolve(train.batches_per_epoch(), "limit_train_batches");
+    BatchSource* val_source = overfit > 0 ? &train : validation;
+    const auto val_batches =
+        !val_source   ? 0
+        : overfit > 0 ? overfit
+                      : options_.limit_val_batches.resolve(val_source->batches_per_epoch(), "limit_val_batches");
+    if (options_.val_check_interval > per_epoch) {
+      throw UsageError("val_check_interval " + std::to_string(options_.val_check_interval) + " exceeds the " +
+                       std::to_string(per_epoch) + " training batches of an epoch; lower it");
+    }
+    train_batches_per_epoch_ = per_epoch;
     call_back([&](Callback& c) { c.on_fit_start(*this); });
-    const auto per_epoch = options_.limit_train_batches.resolve(train.batches_per_epoch(), "limit_train_batches");
     const auto steps_done = [&] { return options_.max_steps >= 0 && position_.step >= options_.max_steps; };
     while (position_.epoch < options_.max_epochs && !should_stop_ && !steps_done()) {
       if (options_.schedule && options_.schedule_interval == ScheduleInterval::epoch) {
         module.optimizer().set_learning_rate(options_.schedule->at(position_.epoch));
       }
       validated_this_epoch_ = false;
+      epoch_val_metrics_.clear();
       current_epoch_ = position_.epoch;
+      const bool validation_due = val_source && (position_.epoch + 1) % options_.check_val_every_n_epoch == 0;
       if (position_.data_position == 0) epoch_sums_.clear();
       call_back([&](Callback& c) { c.on_train_epoch_start(*this); });
-      train.set_position({position_.epoch, position_.data_position});
+      const std::int64_t source_epoch = overfit > 0 ? 0 : position_.epoch;
+      train.set_position({source_epoch, position_.data_position});
       std::int64_t pending = 0;
       bool stopped_mid_epoch = false;
+      std::string nonfinite;  // the first non-finite value since the last step, in words
       for (std::int64_t b = position_.data_position; b < per_epoch; ++b) {
+        batch_in_epoch_ = b;
         TrainBatch batch;
         {
           PhaseTimer timer(profile_.data_wait);
@@ -368,11 +462,23 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
           PhaseTimer timer(profile_.forward_backward);
           result = module.training_step(batch);
         }
+        if (options_.stop_on_nonfinite_loss && nonfinite.empty()) {
+          std::ostringstream what;
+          if (!std::isfinite(result.loss_sum)) {
+            what << "train_loss is "
+                 << result.loss_sum / static_cast<double>(std::max<std::int64_t>(result.samples, 1));
+          }
+          for (const auto& [name, value] : result.sums) {
+            if (what.tellp() == 0 && !std::isfinite(value)) what << "train_" << name << " is " << value;
+          }
+          if (what.tellp() > 0) nonfinite = what.str() + " at batch " + std::to_string(b) + " of the epoch";
+        }
         epoch_sums_.add(result);
         ++train_batches_run_;
         ++pending;
         call_back([&](Callback& c) { c.on_train_batch_end(*this, result); });
         if (pending == options_.accumulate_grad_batches || b + 1 == per_epoch) {
+          const int signal = agree_at_steps ? agree_at_step_boundary(preemption.has_value(), nonfinite) : 0;
           optimizer_step(module, pending);
           pending = 0;
           position_.data_position = b + 1;
@@ -381,19 +487,21 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
             break;
           }
           // Even at the epoch's last batch: the resumed run then does the epoch's end.
-          if (preemption && preemption_agreed()) {
+          if (signal != 0) {
+            checkpoint_for_preemption(signal);
             stopped_mid_epoch = true;
             break;
           }
         }
+        if (validation_due && options_.val_check_interval > 0 && (b + 1) % options_.val_check_interval == 0) {
+          validate_during_fit(module, *val_source, val_batches);
+          train.set_position({source_epoch, b + 1});  // the validation may have read this very source
+        }
       }
-      if (stopped_mid_epoch) break;  // max_steps: the epoch's end has not been reached
+      if (stopped_mid_epoch) break;  // max_steps or preemption: the epoch's end has not been reached
       metrics_ = epoch_sums_.reduce(options_.communicator, "train");
-      if (validation && (position_.epoch + 1) % options_.check_val_every_n_epoch == 0) {
-        validate(module, *validation);
-        validated_this_epoch_ = true;
-        call_back([&](Callback& c) { c.on_validation_end(*this); });
-      }
+      if (validation_due && options_.val_check_interval == 0) validate_during_fit(module, *val_source, val_batches);
+      for (const auto& [k, v] : epoch_val_metrics_) metrics_[k] = v;
       // The epoch is complete: a checkpoint taken from here on resumes at the next one, while
       // callbacks still name the epoch that ended (current_epoch(), as in Lightning's hooks).
       ++position_.epoch;

@@ -19,6 +19,16 @@
 //     uninterrupted one bit for bit on the CPU. Checkpoints are taken at step boundaries.
 //   fast_dev_run N: N batches of train, val and test, one epoch, no callback that writes
 //     files (checkpoints, loggers) runs at all.
+//   val_check_interval N: validation after every N-th training batch of an epoch (Lightning's
+//     integer val_check_interval), instead of once at the epoch's end; the epoch-end callbacks
+//     see the epoch's last validation.
+//   overfit_batches: the same first batches of the training source (epoch 0's order) every
+//     epoch, and validation on those very batches (the validation source is not used), as
+//     Lightning's overfit_batches: a model that cannot drive that loss down has a bug.
+//   stop_on_nonfinite_loss: before every optimizer step all ranks agree (one small allreduce,
+//     shared with the preemption check) whether a step since the last one returned a NaN or
+//     infinite loss or metric; if so every rank throws the same std::runtime_error naming the
+//     step, the metric and the first rank that saw it (no rank is left waiting, no NaN step).
 //   Errors: impossible options are slurmlab::UsageError, thrown on every rank alike. An
 //     exception in the loop goes to every callback's on_exception, then propagates.
 //   Threads: one thread per rank drives a Trainer.
@@ -57,9 +67,14 @@ struct TrainerOptions {
   std::int64_t max_epochs = 1;
   std::int64_t max_steps = -1;  // optimizer steps; -1: no limit
   std::int64_t check_val_every_n_epoch = 1;
+  std::int64_t val_check_interval = 0;  // >0: validate every N training batches within an epoch
   BatchLimit limit_train_batches = BatchLimit::all();
   BatchLimit limit_val_batches = BatchLimit::all();
   BatchLimit limit_test_batches = BatchLimit::all();
+  BatchLimit limit_predict_batches = BatchLimit::all();
+  // Lightning's overfit_batches: 0 (off), a batch count or a fraction of the training batches.
+  BatchLimit overfit_batches = BatchLimit::count(0);
+  bool stop_on_nonfinite_loss = false;
   std::int64_t fast_dev_run = 0;  // 0: off
   std::int64_t accumulate_grad_batches = 1;
   std::optional<double> gradient_clip_norm = std::nullopt;   // global L2 norm (nn::clip_gradient_norm)
@@ -101,6 +116,10 @@ class Callback {
   // After the epoch's training and (when due) validation: trainer.metrics() holds both.
   virtual void on_train_epoch_end(Trainer&) {}
   virtual void on_train_batch_end(Trainer&, const StepResult&) {}
+  // After the gradients are averaged over the micro-batches and ranks and clipped, before the
+  // optimizer uses them (Lightning's on_before_optimizer_step): global gradients, and
+  // trainer.learning_rate() is the rate this step uses.
+  virtual void on_before_optimizer_step(Trainer&) {}
   virtual void on_validation_end(Trainer&) {}
   virtual void on_exception(Trainer&, const std::exception&) {}
   // Callbacks that write files do not run under fast_dev_run.
@@ -123,6 +142,9 @@ class Trainer {
   // One pass over the (limited) source: "val_*" / "test_*" metrics, reduced over ranks.
   Metrics validate(TrainableModule& module, BatchSource& validation);
   Metrics test(TrainableModule& module, BatchSource& test);
+  // The module's predict_step over the (limit_predict_batches) batches of `source`: this rank's
+  // predictions, one tensor per batch, padding rows left out (Lightning's trainer.predict).
+  std::vector<nn::Tensor> predict(TrainableModule& module, BatchSource& source);
 
   // Collective (every rank calls it): rank 0 writes a resumable checkpoint of the current state
   // (path.h5 plus path.h5.trainer.json beside it, both atomically, the sidecar first), with
@@ -143,25 +165,36 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
   const Profile& profile() const { return profile_; }
   double learning_rate() const;
+  // The module being fitted (null outside fit).
+  TrainableModule* module() const { return module_; }
   std::filesystem::path checkpoint_dir() const { return options_.root_dir / "checkpoints"; }
   // Batches actually run so far in this fit (train only), for tests and summaries.
   std::int64_t train_batches_run() const { return train_batches_run_; }
+  // During fit: training batches per epoch after the limits, and the index within the epoch
+  // of the batch just trained (for progress reports).
+  std::int64_t train_batches_per_epoch() const { return train_batches_per_epoch_; }
+  std::int64_t batch_in_epoch() const { return batch_in_epoch_; }
   // After a fit that preemption ended: SIGUSR1 or SIGTERM (0 otherwise), and what became of the
   // requeue, in one sentence (rank 0; empty elsewhere).
   int preempted_by() const { return preempted_by_; }
   const std::string& requeue_message() const { return requeue_message_; }
 
  private:
-  Metrics evaluate(TrainableModule& module, BatchSource& source, const BatchLimit& limit, const std::string& stage);
+  Metrics evaluate(TrainableModule& module, BatchSource& source, std::int64_t batches, const std::string& stage);
   void optimizer_step(TrainableModule& module, std::int64_t micro_batches);
   void resume(TrainableModule& module, const std::string& resume_from);
-  bool preemption_agreed();
-  std::vector<Callback*> active_callbacks() const;
+  // Collective at a step boundary: a non-finite step result on any rank (thrown on every
+  // rank) and a pending preemption signal on any rank (returned: SIGUSR1, SIGTERM or 0).
+  int agree_at_step_boundary(bool signals, const std::string& nonfinite);
+  void checkpoint_for_preemption(int signal);
+  void validate_during_fit(TrainableModule& module, BatchSource& validation, std::int64_t batches);
+  const std::vector<Callback*>& active_callbacks() const;
   template <typename Hook>
   void call_back(Hook&& hook);
 
   TrainerOptions options_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
+  std::vector<Callback*> active_callbacks_;  // those that run (fast_dev_run skips file writers)
   int rank_ = 0;
   TrainableModule* module_ = nullptr;  // during fit
   nn::TrainingPosition position_;      // where a resumed run continues: epoch, steps, batches done
@@ -169,8 +202,11 @@ class Trainer {
   MetricAccumulator epoch_sums_;
   Metrics metrics_;
   bool validated_this_epoch_ = false;
+  Metrics epoch_val_metrics_;  // the epoch's last validation
   bool should_stop_ = false;
   std::int64_t train_batches_run_ = 0;
+  std::int64_t train_batches_per_epoch_ = 0;
+  std::int64_t batch_in_epoch_ = 0;
   Profile profile_;
   int preempted_by_ = 0;
   std::string requeue_message_;
