@@ -139,15 +139,10 @@ TEST(TrainerMpi, OneTwoAndFourRanksGiveTheSameMetricsAndWeights) {
 
 namespace {
 
-// Rank 1 forgets to report "extra".
-class ForgetfulModule final : public TrainableModule {
+// A one-layer module whose training steps report what a test scripts (training_step).
+class TinyModule : public TrainableModule {
  public:
-  ForgetfulModule() : net_(make_net()), optimizer_(nn::parameters_of(*net_), {.learning_rate = 0.1}) {}
-  StepResult training_step(const TrainBatch& batch) override {
-    StepResult result{1.0, batch.samples(), {}};
-    if (world_rank() != 1) result.sums["extra"] = 1.0;
-    return result;
-  }
+  TinyModule() : optimizer_(nn::parameters_of(*net_), {.learning_rate = 0.1}) {}
   StepResult validation_step(const TrainBatch& batch) override { return {1.0, batch.samples(), {}}; }
   void reduce_gradients() override {}
   nn::Layer& network() override { return *net_; }
@@ -160,8 +155,18 @@ class ForgetfulModule final : public TrainableModule {
     net->add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
     return net;
   }
-  std::unique_ptr<nn::Sequential> net_;
+  std::unique_ptr<nn::Sequential> net_ = make_net();
   nn::Sgd optimizer_;
+};
+
+// Rank 1 forgets to report "extra".
+class ForgetfulModule final : public TinyModule {
+ public:
+  StepResult training_step(const TrainBatch& batch) override {
+    StepResult result{1.0, batch.samples(), {}};
+    if (world_rank() != 1) result.sums["extra"] = 1.0;
+    return result;
+  }
 };
 
 }  // namespace
@@ -229,30 +234,18 @@ TEST(TrainerMpi, ASignalOnOneRankStopsEveryRankAtTheSameStep) {
 namespace {
 
 // A module whose training loss turns NaN at its n-th step on one rank only.
-class NanOnOneRank final : public TrainableModule {
+class NanOnOneRank final : public TinyModule {
  public:
-  NanOnOneRank(int rank, std::int64_t n) : rank_(rank), n_(n), optimizer_(nn::parameters_of(*net_), {.learning_rate = 0.1}) {}
+  NanOnOneRank(int rank, std::int64_t n) : rank_(rank), n_(n) {}
   StepResult training_step(const TrainBatch& batch) override {
     StepResult result{1.0, batch.samples(), {}};
     if (world_rank() == rank_ && ++steps_ >= n_) result.loss_sum = std::nan("");
     return result;
   }
-  StepResult validation_step(const TrainBatch& batch) override { return {1.0, batch.samples(), {}}; }
-  void reduce_gradients() override {}
-  nn::Layer& network() override { return *net_; }
-  nn::Optimizer& optimizer() override { return optimizer_; }
 
  private:
-  static std::unique_ptr<nn::Sequential> make_net() {
-    nn::Generator g(1);
-    auto net = std::make_unique<nn::Sequential>();
-    net->add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
-    return net;
-  }
   int rank_;
   std::int64_t n_, steps_ = 0;
-  std::unique_ptr<nn::Sequential> net_ = make_net();
-  nn::Sgd optimizer_;
 };
 
 }  // namespace
