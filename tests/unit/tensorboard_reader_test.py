@@ -155,6 +155,18 @@ def main(log_dir, figure_png):
     end = hparams_metadata.parse_session_end_info_plugin_data(content["_hparams_/session_end_info"])
     check(end.status == api_pb2.STATUS_SUCCESS, f"session status {end.status}")
 
+    # Graph: the GraphDef TensorBoard's Graphs tab draws, nodes, ops, edges and shapes.
+    check(tags["graph"], "the run has a graph")
+    graph = ea.Graph()
+    nodes = {n.name: n for n in graph.node}
+    check(list(nodes) == ["input", "features/0_Conv2d", "features/1_ReLU"], f"graph nodes {list(nodes)}")
+    check(nodes["features/0_Conv2d"].op == "Conv2d" and list(nodes["features/0_Conv2d"].input) == ["input"],
+          f"conv node {nodes['features/0_Conv2d']}")
+    check(list(nodes["features/1_ReLU"].input) == ["features/0_Conv2d"], "relu's input")
+    check(nodes["features/0_Conv2d"].attr["parameters"].s == b"4864", "conv's parameters attribute")
+    shape = nodes["features/1_ReLU"].attr["_output_shapes"].list.shape[0]
+    check([d.size for d in shape.dim] == [-1, 64, 28, 28], f"relu's output shape {shape}")
+
     # Per-rank subdirectories are separate runs.
     multiplexer = EventMultiplexer()
     multiplexer.AddRunsFromDirectory(log_dir)
@@ -180,7 +192,9 @@ def main(log_dir, figure_png):
         cut_path = os.path.join(cut_dir, os.path.basename(path))
         with open(cut_path, "wb") as f:
             f.write(data[:last_at + 12 + last_length // 2])
-        cut = list(event_file_loader.EventFileLoader(cut_path).Load())
+        # The legacy loader: one event per record (the current one adds a migrated
+        # "__run_graph__" summary after a graph_def event).
+        cut = list(event_file_loader.LegacyEventFileLoader(cut_path).Load())
         check(len(cut) == len(offsets) - 1, f"{len(cut)} events before the cut, expected {len(offsets) - 1}")
         ea_cut = accumulate(cut_dir)
         check(len(ea_cut.Scalars("train/loss")) == 10, "all scalars before the cut are read")

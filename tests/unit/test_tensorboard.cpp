@@ -172,6 +172,32 @@ TEST(EventFile, BadInputIsRefused) {
   EXPECT_THROW(EventWriter("/proc/no/such/dir"), std::runtime_error);
 }
 
+TEST(EventFile, AGraphWithARepeatedNameOrAnUnknownInputIsRefusedNamingIt) {
+  const auto dir = fresh_dir("graph");
+  EventWriter writer(dir);
+  try {
+    writer.graph({{"a", "Input", {}, {}, {}}, {"a", "ReLU", {}, {}, {}}});
+    FAIL() << "a repeated name was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'a' is empty or repeated"), std::string::npos) << e.what();
+  }
+  try {
+    writer.graph({{"a", "Input", {}, {}, {}}, {"b", "ReLU", {"c"}, {}, {}}});
+    FAIL() << "an unknown input was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("node 'b' takes input 'c', which is no node"), std::string::npos) << e.what();
+  }
+  writer.graph({{"a", "Input", {}, {2}, {}}, {"b", "ReLU", {"a"}, {2}, {}}});
+  writer.close();
+  // The file version, then exactly one more record (the graph): nothing half written before.
+  const auto payloads = records(read_all(writer.file_path()));
+  ASSERT_EQ(payloads.size(), 2u);
+  // Event field 4 (graph_def), length-delimited: key byte (4 << 3) | 2 after the wall time.
+  EXPECT_NE(payloads[1].find(static_cast<char>((4 << 3) | 2)), std::string::npos);
+  EXPECT_NE(payloads[1].find("ReLU"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(EventFile, MovedWritersKeepWritingAndMovedFromOnesRefuse) {
   const auto dir = fresh_dir("move");
   EventWriter first(dir / "a");

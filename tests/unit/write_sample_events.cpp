@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
     io::write_file_atomically(dir.parent_path() / (dir.filename().string() + "-figure.png"),
                               std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
     writer.image("figures/loss", 3, png);
+    // A model graph: input -> conv (scope "features") -> relu, shapes on the edges.
+    writer.graph({{"input", "Input", {}, {-1, 3, 32, 32}, {}},
+                  {"features/0_Conv2d", "Conv2d", {"input"}, {-1, 64, 28, 28}, {{"parameters", "4864"}}},
+                  {"features/1_ReLU", "ReLU", {"features/0_Conv2d"}, {-1, 64, 28, 28}, {}}});
     writer.text("notes", 0, "**slurmlab** run\n\n| rank | node |\n| --- | --- |\n| 0 | node1 |");
     writer.end_session(io::SessionStatus::success);
   }

@@ -129,6 +129,10 @@ ClassifierTensorBoard::ClassifierTensorBoard(TensorBoardSetup setup, std::shared
                                              const EpochHistory& history)
     : setup_(std::move(setup)), logger_(std::move(logger)), module_(module), network_(network), history_(history) {}
 
+void ClassifierTensorBoard::on_fit_start(train::Trainer&) {
+  if (auto* writer = logger_->writer()) writer->graph(model_graph(network_, setup_.spec));
+}
+
 void ClassifierTensorBoard::on_train_epoch_start(train::Trainer&) {
   module_.reset_confusion();
 }

@@ -75,6 +75,9 @@ class ClassifierTensorBoard final : public slurmlab::train::Callback {
  public:
   ClassifierTensorBoard(TensorBoardSetup setup, std::shared_ptr<slurmlab::train::TensorBoardLogger> logger,
                         ClassifierModule& module, slurmlab::nn::Sequential& network, const EpochHistory& history);
+  // The model graph (Graphs tab), once, into the logger's file (opened by its on_fit_start,
+  // which runs first: the logger comes before this callback).
+  void on_fit_start(slurmlab::train::Trainer& trainer) override;
   void on_train_epoch_start(slurmlab::train::Trainer& trainer) override;
   void on_validation_end(slurmlab::train::Trainer& trainer) override;
   void on_train_epoch_end(slurmlab::train::Trainer& trainer) override;

@@ -1,5 +1,6 @@
 #include "classifier_report.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -31,19 +32,31 @@ std::string shape_text(const nn::Shape& shape) {
   return text;
 }
 
-// Rows of the summary for `layer` (expanded when it is a Sequential), fed `input`; returns the output.
-nn::Tensor summarise(nn::Layer& layer, const std::string& name, const nn::Tensor& input, std::string& table) {
+struct LayerRow {
+  std::string name;  // dotted path in the network ("features.0")
+  std::string description;
+  nn::Shape output;
+  std::int64_t parameters = 0;
+};
+
+// One row per leaf layer of `layer` (Sequentials expanded), fed `input`; returns the output.
+nn::Tensor walk(nn::Layer& layer, const std::string& name, const nn::Tensor& input, std::vector<LayerRow>& rows) {
   if (auto* sequential = dynamic_cast<nn::Sequential*>(&layer)) {
     nn::Tensor x = input;
     for (std::size_t i = 0; i < sequential->size(); ++i) {
-      x = summarise((*sequential)[i], name.empty() ? sequential->name(i) : name + "." + sequential->name(i), x, table);
+      x = walk((*sequential)[i], name.empty() ? sequential->name(i) : name + "." + sequential->name(i), x, rows);
     }
     return x;
   }
   auto output = layer.forward(input, nn::Mode::eval).output;
-  table += "| " + name + " | " + layer.describe() + " | " + shape_text(output.shape()) + " | " +
-           std::to_string(nn::parameter_count(layer)) + " |\n";
+  rows.push_back({name, layer.describe(), output.shape(), nn::parameter_count(layer)});
   return output;
+}
+
+std::vector<LayerRow> layer_rows(nn::Sequential& network, const ModelSpec& spec) {
+  std::vector<LayerRow> rows;
+  walk(network, "", nn::Tensor::zeros({1, spec.input.channels, spec.input.height, spec.input.width}), rows);
+  return rows;
 }
 
 }  // namespace
@@ -110,8 +123,29 @@ void Evaluation::save(const std::filesystem::path& dir) const {
 
 std::string model_summary(nn::Sequential& network, const ModelSpec& spec) {
   std::string table = "| layer | type | output | parameters |\n|---|---|---|---|\n";
-  summarise(network, "", nn::Tensor::zeros({1, spec.input.channels, spec.input.height, spec.input.width}), table);
+  for (const auto& row : layer_rows(network, spec)) {
+    table += "| " + row.name + " | " + row.description + " | " + shape_text(row.output) + " | " +
+             std::to_string(row.parameters) + " |\n";
+  }
   return "**" + spec.describe() + "**, " + std::to_string(nn::parameter_count(network)) + " parameters\n\n" + table;
+}
+
+std::vector<io::GraphNode> model_graph(nn::Sequential& network, const ModelSpec& spec) {
+  std::vector<io::GraphNode> nodes;
+  nodes.push_back({"input", "Input", {}, {-1, spec.input.channels, spec.input.height, spec.input.width}, {}});
+  for (const auto& row : layer_rows(network, spec)) {
+    io::GraphNode node;
+    // '/' makes TensorBoard's scopes ("features/0"); the op is the layer's type.
+    node.name = row.name;
+    std::replace(node.name.begin(), node.name.end(), '.', '/');
+    node.op = row.description.substr(0, row.description.find('('));
+    node.inputs = {nodes.back().name};
+    node.output_shape.assign(row.output.begin(), row.output.end());
+    node.output_shape[0] = -1;  // any batch
+    node.attributes = {{"layer", row.description}, {"parameters", std::to_string(row.parameters)}};
+    nodes.push_back(std::move(node));
+  }
+  return nodes;
 }
 
 void save_curves(const std::filesystem::path& dir, const History& h, const std::string& monitor) {

@@ -10,6 +10,7 @@
 
 #include "classifier_model.hpp"
 #include "slurmlab/data/images.hpp"
+#include "slurmlab/io/tensorboard.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 
 namespace classifier {
@@ -35,6 +36,10 @@ struct Evaluation {
 // Layer by layer: name, output shape for one input of `spec.input`, parameters (the "model
 // summary" that Lightning prints), as a Markdown table.
 std::string model_summary(slurmlab::nn::Sequential& network, const ModelSpec& spec);
+
+// The same layers as a TensorBoard graph: an input node, then one node per layer (Sequentials
+// expanded into '/' scopes) with its type as op, its output shape and parameter count.
+std::vector<slurmlab::io::GraphNode> model_graph(slurmlab::nn::Sequential& network, const ModelSpec& spec);
 
 // The epoch series recorded during fit (EpochHistory), for the curves.
 struct History {

@@ -23,6 +23,7 @@
 #include <iostream>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -102,8 +103,15 @@ class Proto {
 
 // Field numbers (see the comment at the top of this file).
 namespace event {
-constexpr int wall_time = 1, step = 2, file_version = 3, summary = 5;
+constexpr int wall_time = 1, step = 2, file_version = 3, graph_def = 4, summary = 5;
 }
+namespace graph_field {
+constexpr int node = 1;                                          // GraphDef.node
+constexpr int name = 1, op = 2, input = 3, attr = 5;             // NodeDef
+constexpr int map_key = 1, map_value = 2;                        // map<string, AttrValue> entry
+constexpr int list = 1, s = 2;                                   // AttrValue.list, AttrValue.s
+constexpr int list_shape = 7;                                    // AttrValue.ListValue.shape
+}  // namespace graph_field
 namespace summary {
 constexpr int value = 1;  // Summary.value (repeated Value)
 }
@@ -252,6 +260,12 @@ struct EventWriter::Impl {
     std::lock_guard lock(mutex);
     write_record(e.str());
   }
+  void write_graph(const Proto& graph_def) {
+    Proto e;
+    e.float64(event::wall_time, now()).message(event::graph_def, graph_def);
+    std::lock_guard lock(mutex);
+    write_record(e.str());
+  }
   void write_value(std::int64_t step, const Proto& value_message) {
     Proto s;
     s.message(summary::value, value_message);
@@ -392,6 +406,52 @@ void EventWriter::image(std::string_view tag, std::int64_t step, std::span<const
 void EventWriter::image(std::string_view tag, std::int64_t step, const Figure& figure) {
   const auto bytes = figure.png();
   image(tag, step, bytes);
+}
+
+void EventWriter::graph(const std::vector<GraphNode>& nodes) {
+  std::set<std::string_view> names;
+  for (const auto& node : nodes) {
+    if (node.name.empty() || !names.insert(node.name).second) {
+      throw std::invalid_argument("EventWriter::graph: node name '" + node.name + "' is empty or repeated; names must be unique.");
+    }
+  }
+  Proto graph_def;
+  for (const auto& node : nodes) {
+    Proto n;
+    n.bytes(graph_field::name, node.name).bytes(graph_field::op, node.op);
+    for (const auto& input : node.inputs) {
+      if (!names.contains(input)) {
+        throw std::invalid_argument("EventWriter::graph: node '" + node.name + "' takes input '" + input +
+                                    "', which is no node of the graph.");
+      }
+      n.bytes(graph_field::input, input);
+    }
+    const auto attribute = [&n](std::string_view key, const Proto& value) {
+      Proto entry;
+      entry.bytes(graph_field::map_key, key).message(graph_field::map_value, value);
+      n.message(graph_field::attr, entry);
+    };
+    for (const auto& [key, text] : node.attributes) {
+      Proto value;
+      value.bytes(graph_field::s, text);
+      attribute(key, value);
+    }
+    if (!node.output_shape.empty()) {
+      // _output_shapes: AttrValue{list: ListValue{shape: [TensorShapeProto]}}, what
+      // TensorBoard draws on the edges.
+      Proto shape, list, value;
+      for (const auto size : node.output_shape) {
+        Proto dim;
+        dim.int64(tensor::dim_size, size);
+        shape.message(tensor::shape_dim, dim);
+      }
+      list.message(graph_field::list_shape, shape);
+      value.message(graph_field::list, list);
+      attribute("_output_shapes", value);
+    }
+    graph_def.message(graph_field::node, n);
+  }
+  impl().write_graph(graph_def);
 }
 
 void EventWriter::text(std::string_view tag, std::int64_t step, std::string_view markdown) {

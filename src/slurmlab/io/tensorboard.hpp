@@ -52,6 +52,18 @@ std::filesystem::path rank_log_dir(const std::filesystem::path& base, int rank);
 // A hyperparameter value: number, string or boolean (the three the hparams plugin knows).
 using HParamValue = std::variant<double, std::string, bool>;
 
+// One node of a model graph (TensorFlow's NodeDef): a unique name ('/' groups nodes into
+// TensorBoard's collapsible scopes), an op name shown on the node, the names of the nodes
+// whose outputs it takes, its output shape (shown on the edges; -1 for the batch axis) and
+// attributes shown as text in the node's info card.
+struct GraphNode {
+  std::string name;
+  std::string op;
+  std::vector<std::string> inputs;
+  std::vector<std::int64_t> output_shape;
+  std::map<std::string, std::string> attributes;
+};
+
 // How a run (hparams session) ended, as the hparams plugin shows it.
 enum class SessionStatus { success = 1, failure = 2, running = 3 };
 
@@ -85,6 +97,10 @@ class EventWriter {
   // throws std::invalid_argument).
   void image(std::string_view tag, std::int64_t step, std::span<const unsigned char> png);
   void image(std::string_view tag, std::int64_t step, const Figure& figure);
+  // The model graph for TensorBoard's Graphs tab (an Event's graph_def: a GraphDef of these
+  // nodes). Node names must be unique and every input must name a node of the graph, else
+  // std::invalid_argument names the offender.
+  void graph(const std::vector<GraphNode>& nodes);
   // Markdown text (the text plugin: tables and code blocks render).
   void text(std::string_view tag, std::int64_t step, std::string_view markdown);
   // The hyperparameters of this run (the hparams plugin's session start), so that runs
