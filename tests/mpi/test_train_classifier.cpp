@@ -208,6 +208,18 @@ TEST(TrainClassifier, ForeignOrCorruptCheckpointsAreRefusedNamingBoth) {
                                 "tutorial-cnn for 5 classes"),
             std::string::npos)
       << classes.output;
+  // Same class count and input, another data set: CIFAR-10's classes are not the shapes'.
+  const auto cifar = dir / "cifar";
+  fs::create_directories(cifar);
+  for (const char* name : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+                           "data_batch_5.bin", "test_batch.bin"}) {
+    std::ofstream out(cifar / name, std::ios::binary);
+    for (int record = 0; record < 4; ++record) out << std::string(1, static_cast<char>(record)) << std::string(3072, 'x');
+  }
+  const auto named = run_in(fitted, "predict --output-dir run --ckpt best --input test:2 --data cifar10:" + cifar.string());
+  EXPECT_EQ(named.exit_code, 2) << named.output;
+  EXPECT_NE(named.output.find("this --data names class 0 'airplane'; give the --data the fit used"), std::string::npos)
+      << named.output;
   // Resuming a fit of another architecture from that run's last.h5.
   fs::create_directories(dir / "run");
   fs::copy(fitted / "run" / "checkpoints", dir / "run" / "checkpoints");

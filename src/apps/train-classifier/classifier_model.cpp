@@ -162,6 +162,16 @@ void require_same_network(const ModelSpec& recorded, const ModelSpec& wanted, co
     throw UsageError(where + " holds a " + recorded.describe() + ", but this run builds a " + wanted.describe() +
                      "; use the same --model and --data (and transforms), or another checkpoint");
   }
+  // Same count, other classes: another data set (e.g. the synthetic default for a CIFAR-10
+  // network), whose labels would be read as the network's classes.
+  for (std::size_t i = 0; i < recorded.class_names.size(); ++i) {
+    if (recorded.class_names[i] != wanted.class_names[i]) {
+      throw UsageError(where + " was trained on classes named '" + recorded.class_names[i] + "', '" +
+                       recorded.class_names[(i + 1) % recorded.class_names.size()] + "', ..., but this --data names class " +
+                       std::to_string(i) + " '" + wanted.class_names[i] +
+                       "'; give the --data the fit used, or another checkpoint");
+    }
+  }
 }
 
 }  // namespace classifier

@@ -376,18 +376,24 @@ LoadedModel load_model(const Run& run) {
   return m;
 }
 
+// The data set opened for a checkpoint must be the kind it was trained on: same classes (by
+// count and name) and, through the checkpoint's evaluation transforms, the network's input.
+void require_data_fits(const LoadedModel& model, const DataSetup& setup) {
+  ModelSpec wanted = model.spec;
+  wanted.class_names = setup.train_set->class_names();
+  const data::ImageTransform transform(model.spec.evaluation_transforms(), setup.train_set->channels(),
+                                       setup.train_set->fixed_shape());
+  wanted.input = transform.output_shape();
+  require_same_network(model.spec, wanted, "checkpoint " + model.path.string());
+}
+
 int evaluate_checkpoint(Run& run, Subcommand subcommand) {
   auto model = load_model(run);
   const auto& spec = model.spec;
   DataSetup setup;
   run.session.run_collectively([&] {
     setup = open_data_for(with_fit_split(run.options, spec), run.session, run.cpus_per_task, spec.data_seed);
-    ModelSpec wanted = spec;
-    wanted.class_names = setup.train_set->class_names();
-    const data::ImageTransform transform(spec.evaluation_transforms(), setup.train_set->channels(),
-                                         setup.train_set->fixed_shape());
-    wanted.input = transform.output_shape();
-    require_same_network(spec, wanted, "checkpoint " + model.path.string());
+    require_data_fits(model, setup);
   });
   if (setup.train_set->synthetic()) run.console.line("*** evaluating on the SYNTHETIC image set ***");
   nn::Sgd unused(nn::parameters_of(*model.network), nn::SgdOptions{});  // the module's interface needs one
@@ -411,7 +417,8 @@ struct PredictInput {
   std::vector<std::uint8_t> pixels;
 };
 
-std::vector<PredictInput> read_inputs(const Run& run, const ModelSpec& spec) {
+std::vector<PredictInput> read_inputs(const Run& run, const LoadedModel& model) {
+  const auto& spec = model.spec;
   std::vector<PredictInput> out;
   for (const auto& item : split_comma_list(run.options.input)) {
     if (item.rfind("test:", 0) == 0 || item.rfind("val:", 0) == 0) {
@@ -419,6 +426,7 @@ std::vector<PredictInput> read_inputs(const Run& run, const ModelSpec& spec) {
       const auto count = parse_integer(item.substr(test ? 5 : 4));
       if (!count || *count < 1) throw UsageError("--input " + item + ": write test:N or val:N with N >= 1");
       auto setup = open_data_for(with_fit_split(run.options, spec), run.session, run.cpus_per_task, spec.data_seed);
+      require_data_fits(model, setup);
       const auto& set = test ? *setup.test_set : *setup.train_set;
       const auto& indices = setup.split.validation;
       const auto n = std::min<std::int64_t>(*count, test ? set.size() : static_cast<std::int64_t>(indices.size()));
@@ -464,7 +472,7 @@ int predict(Run& run) {
   auto model = load_model(run);
   const auto& spec = model.spec;
   if (!run.session.is_root()) return 0;  // one process predicts; the others have nothing to do
-  std::vector<PredictInput> inputs = read_inputs(run, spec);
+  std::vector<PredictInput> inputs = read_inputs(run, model);
   std::ostringstream csv;
   csv << "input";
   for (int k = 1; k <= run.options.top_k; ++k) csv << ",class_" << k << ",probability_" << k;
