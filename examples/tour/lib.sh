@@ -24,6 +24,7 @@
 
 tour_name="$(basename "$0" .sh)"
 tour_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck disable=SC2034 # used by the tours
 tour_repo="$(cd "$tour_dir/../.." && pwd -P)"
 tour_mode=narrate
 tour_jobs=()
@@ -40,7 +41,7 @@ tour_init() {
   --markdown) tour_mode=markdown ;;
   --outline) tour_mode=outline ;;
   -h | --help)
-    sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e '/shellcheck/d' -e 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -57,7 +58,7 @@ tour_init() {
   # sees. TOUR_WORKDIR overrides it; the default lies beside the local cluster.
   tour_work="${TOUR_WORKDIR:-${SLURMLAB_SLURM_DIR:-$PWD}/tour-work}"
   mkdir -p "$tour_work/$tour_name"
-  cd "$tour_work/$tour_name"
+  cd "$tour_work/$tour_name" || exit 1
   trap tour_cleanup EXIT
 }
 

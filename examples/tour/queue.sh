@@ -3,6 +3,7 @@
 # `squeue --start` for a job that must wait behind a blocker.
 #   examples/tour/queue.sh [--quiet|--markdown|--outline]
 # Needs a cluster (tools/local-slurm up); submits two small jobs and cancels them.
+# shellcheck disable=SC2016 source-path=SCRIPTDIR # commands shown as typed, $variables and all
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 tour_init "$@"
