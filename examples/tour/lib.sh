@@ -77,6 +77,7 @@ tour_find_cluster() {
 
 # Cancels what this tour submitted and left behind.
 tour_cleanup() {
+  terminal_stop
   if [ ${#tour_jobs[@]} -gt 0 ]; then scancel "${tour_jobs[@]}" >/dev/null 2>&1 || true; fi
 }
 
@@ -183,6 +184,66 @@ job_ended() {
   PENDING | RUNNING | COMPLETING | CONFIGURING | SUSPENDED | REQUEUED | RESIZING) return 1 ;;
   *) return 0 ;;
   esac
+}
+
+# ---- a real terminal (tmux) for the interactive steps: salloc and srun --pty need one.
+# terminal_start: a shell in a detached tmux pane (private tmux server), prompt "login$ ".
+# type_in COMMAND [REGEX] [SECONDS]: type COMMAND and Enter, wait until REGEX shows up in
+#   what appeared since (default: nothing), then until a shell prompt ends the screen and
+#   it stops changing; print "$ COMMAND" and the new screen lines, as typed on a terminal.
+# terminal_stop: end the pane (also done when the tour ends).
+tour_tmux=""
+tour_seen=0
+tmux_tour() { tmux -L "$tour_tmux" "$@"; }
+terminal_start() {
+  [ "$tour_mode" = outline ] && return 0
+  command -v tmux >/dev/null 2>&1 ||
+    tour_die "the interactive steps need tmux (a terminal for salloc and srun --pty): install it (bash env/debian.sh or apt-get install tmux)."
+  tour_tmux="slurmlab-tour-$$"
+  # A plain bash with a short prompt; the pane is wide so lines do not wrap.
+  tmux_tour -f /dev/null new-session -d -s tour -x 200 -y 50 \
+    "env PS1='login\$ ' PROMPT_COMMAND= bash --norc --noprofile -i"
+  tmux_tour set-option -g history-limit 10000 >/dev/null
+  tour_seen=0
+  wait_for 10 'terminal_lines | tail -n 1 | grep -qx "login[$]"'
+}
+terminal_lines() {
+  tmux_tour capture-pane -p -J -S - -t tour | sed 's/ *$//' | awk 'NF { last = NR } { line[NR] = $0 } END { for (i = 1; i <= last; i++) print line[i] }'
+}
+terminal_stop() {
+  [ -n "$tour_tmux" ] || return 0
+  tmux_tour kill-server >/dev/null 2>&1 || true
+  tour_tmux=""
+}
+type_in() {
+  local command="$1" regex="${2:-}" limit="${3:-60}" deadline before now new count
+  fence_open
+  printf '$ %s\n' "$command"
+  [ "$tour_mode" = outline ] && return 0
+  tmux_tour send-keys -t tour -l "$command"
+  tmux_tour send-keys -t tour Enter
+  deadline=$((SECONDS + limit))
+  before=""
+  while :; do
+    sleep 0.3
+    now="$(terminal_lines)"
+    new="$(printf '%s\n' "$now" | tail -n +"$((tour_seen + 2))")"
+    if { [ -z "$regex" ] || grep -qE -- "$regex" <<<"$new"; } &&
+      printf '%s\n' "$now" | tail -n 1 | grep -qE '[$#] ?$' &&
+      [ "$now" = "$before" ] && [ -n "$new" ]; then
+      break
+    fi
+    before="$now"
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      printf '%s\n' "$now" | tail -n 20
+      fence_close
+      tour_die "typed '$command' but the terminal did not show ${regex:-a prompt} within ${limit}s"
+    fi
+  done
+  # The new lines without the typed line's echo and without the fresh prompt at the end.
+  count="$(printf '%s\n' "$now" | wc -l)"
+  printf '%s\n' "$new" | head -n -1
+  tour_seen=$((count - 1))
 }
 
 tour_end() {
