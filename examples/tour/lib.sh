@@ -71,6 +71,7 @@ tour_find_cluster() {
   command -v squeue >/dev/null 2>&1 ||
     tour_die "Slurm's client commands (squeue, sbatch) are not installed: install slurm-client (bash env/debian.sh) or run this on a cluster's login node."
   if ! answer="$(squeue -h -o %i 2>&1 >/dev/null)" || [ -n "$answer" ]; then
+    answer="$(printf '%s\n' "$answer" | tail -n 1)"
     tour_die "no Slurm cluster answers (${answer:-squeue failed}); start the local one with 'tools/local-slurm up' (then eval \"\$(tools/local-slurm env)\"), or run this on a cluster's login node."
   fi
 }
