@@ -2,7 +2,7 @@
 # tests/slurm/tours.sh STEP: the tours of examples/tour/ on their own local Slurm (with
 # accounting) under the build tree, port base 27817. CTest runs `up` as a fixture, then each
 # tour, then `down`; each tour step runs the script with --quiet and asserts its key lines.
-#   tests/slurm/tours.sh up|down|queue|inspect|interactive|batch|accounting|markdown BUILD_DIR
+#   tests/slurm/tours.sh up|down|queue|inspect|interactive|batch|accounting|train|markdown BUILD_DIR
 set -euo pipefail
 step="$1"
 build="$2"
@@ -96,6 +96,13 @@ accounting)
   expect '^[0-9]+\.1 +bash +[0-9:]{8} +FAILED +3:0 ' "sacct: step 1 FAILED with ExitCode 3:0"
   expect '^Cluster Utilization ' "sreport answers"
   expect '^Memory utilized: [0-9.]+ MiB \(step [0-9]+\.0, MaxRSS\)$' "tools/seff finds the peak memory step"
+  ;;
+train)
+  run_tour train
+  expect 'train-classifier +RUNNING .* node[0-9]$' "the template's job runs on one node"
+  expect '^JobState=COMPLETED ExitCode=0:0$' "and completes"
+  expect 'test of .*checkpoints/.*accuracy 0\.[0-9]+$' "the best checkpoint was tested"
+  expect '^rank-[0-9]+-1\.out$' "each rank wrote its own output file"
   ;;
 markdown)
   "$source_dir/examples/tour/markdown" --check || failures=$((failures + 1))
