@@ -23,6 +23,9 @@ packages=(
   python3-torch python3-torchvision
   # a real Slurm on this one machine (tools/local-slurm)
   slurm-wlm slurm-client munge util-linux procps
+  # its accounting (tools/local-slurm up --accounting: sacct, sreport, tools/seff), and a
+  # terminal multiplexer that the interactive tour types into (salloc, srun --pty)
+  mariadb-server slurmdbd tmux
 )
 
 missing=()
