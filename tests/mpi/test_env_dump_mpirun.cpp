@@ -102,6 +102,15 @@ TEST(EnvDumpMpirun, UsageErrorIsOneLineFromRankZeroAndExitTwo) {
                                              "put %t (the rank) in it, as in 'rank-%t.log'."),
             1)
       << shared.output;
+  // An empty per-rank file pattern is a usage error too (it used to fail renaming onto the folder).
+  auto empty = run_command(mpirun(4) + kBin + "/env-dump --output-dir " + fresh_dir("env-dump-env-pattern").string() +
+                               " --env-file-pattern ''",
+                           120);
+  EXPECT_EQ(empty.exit_code, 2) << empty.output;
+  EXPECT_EQ(count_occurrences(empty.output, "env-dump: error: --env-file-pattern is empty; give one such as "
+                                            "--env-file-pattern 'env-%j-%t.txt'."),
+            1)
+      << empty.output;
 }
 
 TEST(AbortPath, FailureOnOneRankEndsTheJobPromptly) {

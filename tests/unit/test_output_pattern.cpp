@@ -63,3 +63,27 @@ TEST(OutputPattern, UnknownSymbolsAreUsageErrors) {
   EXPECT_THROW(expand_output_pattern("out-%", job_context()), slurmlab::UsageError);
   EXPECT_THROW(expand_output_pattern("out-%3", job_context()), slurmlab::UsageError);
 }
+
+TEST(PerRankFileName, ExpandsAndRefusesNoNameADirectoryOrOneFileForAllRanks) {
+  using slurmlab::io::per_rank_file_name;
+  EXPECT_EQ(per_rank_file_name("--env-file-pattern", "env-%j-%t.txt", job_context(), 4, "env-%j-%t.txt"),
+            "env-4242-7.txt");
+  // One rank may use a fixed name; with more, the rank must be in it.
+  EXPECT_EQ(per_rank_file_name("--env-file-pattern", "env.txt", job_context(), 1, "env-%j-%t.txt"), "env.txt");
+  const auto message = [](const std::string& pattern, int ranks) {
+    try {
+      (void)per_rank_file_name("--env-file-pattern", pattern, job_context(), ranks, "env-%j-%t.txt");
+    } catch (const slurmlab::UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(message("", 4), "--env-file-pattern is empty; give one such as --env-file-pattern 'env-%j-%t.txt'.");
+  EXPECT_EQ(message(".", 1), "--env-file-pattern '.' gives no file name; give one such as 'env-%j-%t.txt'.");
+  EXPECT_EQ(message("o%j/x-%t", 4),
+            "--env-file-pattern 'o%j/x-%t' names a directory; give a file name and choose the directory with "
+            "--output-dir.");
+  EXPECT_EQ(message("env-%N.txt", 4),
+            "--env-file-pattern 'env-%N.txt' gives all 4 ranks the same file; put %t (the rank) in it, as in "
+            "'env-%j-%t.txt'.");
+}

@@ -44,10 +44,8 @@ int main(int argc, char** argv) {
     auto& log = program.log();
     std::string env_file;  // this rank's environment, in the job's output dir
     session.run_collectively([&] {
-      env_file = io::expand_output_pattern(env_file_pattern, context.pattern_context());
-      if (env_file.find('/') != std::string::npos)
-        throw UsageError("--env-file-pattern '" + env_file_pattern +
-                         "' names a directory; give a file name and choose the directory with --output-dir.");
+      env_file = io::per_rank_file_name("--env-file-pattern", env_file_pattern, context.pattern_context(),
+                                        session.size(), "env-%j-%t.txt");
       io::write_file_atomically(output_dir / env_file, env_dump::environment_file_text(env));
       log.line("wrote " + std::to_string(env.variables().size()) + " environment variables to " + env_file);
     });

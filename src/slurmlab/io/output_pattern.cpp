@@ -59,4 +59,27 @@ std::string expand_output_pattern(std::string_view pattern, const PatternContext
   return out;
 }
 
+std::string per_rank_file_name(std::string_view option, std::string_view pattern, const PatternContext& context,
+                               int ranks, std::string_view example) {
+  const std::string given(pattern), flag(option), fix(example);
+  if (given.empty()) throw UsageError(flag + " is empty; give one such as " + flag + " '" + fix + "'.");
+  const std::string name = expand_output_pattern(pattern, context);
+  if (name.empty() || name == "." || name == "..") {
+    throw UsageError(flag + " '" + given + "' gives no file name; give one such as '" + fix + "'.");
+  }
+  if (name.find('/') != std::string::npos) {
+    throw UsageError(flag + " '" + given +
+                     "' names a directory; give a file name and choose the directory with --output-dir.");
+  }
+  if (ranks > 1) {
+    PatternContext other = context;
+    other.task_id = context.task_id == 0 ? 1 : 0;
+    if (expand_output_pattern(pattern, other) == name) {
+      throw UsageError(flag + " '" + given + "' gives all " + std::to_string(ranks) +
+                       " ranks the same file; put %t (the rank) in it, as in '" + fix + "'.");
+    }
+  }
+  return name;
+}
+
 }  // namespace slurmlab::io

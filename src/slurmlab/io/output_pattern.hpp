@@ -27,4 +27,12 @@ struct PatternContext {
 // trailing '%'.
 std::string expand_output_pattern(std::string_view pattern, const PatternContext& context);
 
+// This rank's file name from the per-rank pattern of `option` ("--log-pattern"): the expansion,
+// which must be a plain file name (the directory is --output-dir's) and, with more than one
+// rank, differ between ranks. Throws UsageError naming the option and the fix, with `example`
+// ("rank-%t.log") as a pattern that works, when the pattern is empty, expands to nothing, "."
+// or "..", names a directory, or gives every rank the same file.
+std::string per_rank_file_name(std::string_view option, std::string_view pattern, const PatternContext& context,
+                               int ranks, std::string_view example);
+
 }  // namespace slurmlab::io

@@ -12,19 +12,7 @@ namespace slurmlab::io {
 
 RankLog RankLog::open(const std::filesystem::path& output_dir, std::string_view pattern, const PatternContext& context,
                       int ranks) {
-  const std::string given(pattern);
-  if (given.empty()) throw UsageError("--log-pattern is empty; give one such as --log-pattern 'rank-%t.log'.");
-  const std::string name = expand_output_pattern(pattern, context);
-  if (name.find('/') != std::string::npos)
-    throw UsageError("--log-pattern '" + given +
-                     "' names a directory; give a file name and choose the directory with --output-dir.");
-  if (ranks > 1) {
-    PatternContext other = context;
-    other.task_id = context.task_id == 0 ? 1 : 0;
-    if (expand_output_pattern(pattern, other) == name)
-      throw UsageError("--log-pattern '" + given + "' gives all " + std::to_string(ranks) +
-                       " ranks the same file; put %t (the rank) in it, as in 'rank-%t.log'.");
-  }
+  const std::string name = per_rank_file_name("--log-pattern", pattern, context, ranks, "rank-%t.log");
   RankLog log;
   log.path_ = output_dir / name;
   log.file_.reset(std::fopen(log.path_.c_str(), "w"));
