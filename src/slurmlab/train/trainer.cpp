@@ -384,8 +384,12 @@ void Trainer::checkpoint_for_preemption(int signal) {
     } else {
       requeue_message_ = "not requeued (SIGTERM; set requeue_on_sigterm to requeue)";
     }
-    std::cerr << "preempted by " << (preempted_by_ == SIGUSR1 ? "SIGUSR1" : "SIGTERM") << " at step " << position_.step
-              << ": checkpoint " << path.string() << " written; " << requeue_message_ << "\n";
+    // One write: slurmstepd writes its own "CANCELLED ... DUE TO JOB REQUEUE" line into the same
+    // task output file at this moment, and must not land inside ours.
+    const std::string line = std::string("preempted by ") + (preempted_by_ == SIGUSR1 ? "SIGUSR1" : "SIGTERM") +
+                             " at step " + std::to_string(position_.step) + ": checkpoint " + path.string() +
+                             " written; " + requeue_message_ + "\n";
+    std::cerr << line << std::flush;
   }
 }
 
