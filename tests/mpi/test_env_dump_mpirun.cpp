@@ -93,24 +93,17 @@ TEST(EnvDumpMpirun, UsageErrorIsOneLineFromRankZeroAndExitTwo) {
   EXPECT_EQ(result.exit_code, 2) << result.output;
   EXPECT_EQ(count_occurrences(result.output, "env-dump: error: unrecognised option '--no-such-option'"), 1) << result.output;
   EXPECT_EQ(result.output.find("MPI_ABORT"), std::string::npos) << "a usage error is no crash: " << result.output;
-  // A log pattern that gives every rank the same file: found on every rank, said once.
-  auto shared = run_command(mpirun(4) + kBin + "/env-dump --output-dir " + fresh_dir("env-dump-log-pattern").string() +
-                                " --log-pattern job.log",
-                            120);
-  EXPECT_EQ(shared.exit_code, 2) << shared.output;
-  EXPECT_EQ(count_occurrences(shared.output, "env-dump: error: --log-pattern 'job.log' gives all 4 ranks the same file; "
-                                             "put %t (the rank) in it, as in 'rank-%t.log'."),
-            1)
-      << shared.output;
-  // An empty per-rank file pattern is a usage error too (it used to fail renaming onto the folder).
-  auto empty = run_command(mpirun(4) + kBin + "/env-dump --output-dir " + fresh_dir("env-dump-env-pattern").string() +
-                               " --env-file-pattern ''",
-                           120);
-  EXPECT_EQ(empty.exit_code, 2) << empty.output;
-  EXPECT_EQ(count_occurrences(empty.output, "env-dump: error: --env-file-pattern is empty; give one such as "
-                                            "--env-file-pattern 'env-%j-%t.txt'."),
-            1)
-      << empty.output;
+  // Per-rank file patterns that cannot work: found on every rank, said once, exit 2.
+  const auto refused_once = [](const std::string& dir, const std::string& options, const std::string& sentence) {
+    auto r = run_command(mpirun(4) + kBin + "/env-dump --output-dir " + fresh_dir(dir).string() + " " + options, 120);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_EQ(count_occurrences(r.output, "env-dump: error: " + sentence), 1) << r.output;
+  };
+  refused_once("env-dump-log-pattern", "--log-pattern job.log",
+               "--log-pattern 'job.log' gives all 4 ranks the same file; put %t (the rank) in it, as in 'rank-%t.log'.");
+  // An empty one used to fail renaming onto the output folder (exit 1).
+  refused_once("env-dump-env-pattern", "--env-file-pattern ''",
+               "--env-file-pattern is empty; give one such as --env-file-pattern 'env-%j-%t.txt'.");
 }
 
 TEST(AbortPath, FailureOnOneRankEndsTheJobPromptly) {

@@ -2,7 +2,8 @@
 // the same reduced metrics and weights for the same global batch, and a metric name missing on
 // one rank ends every rank with a message naming it instead of a hang; a preemption signal on
 // one rank stops all of them at the same step, and the resumed run logs the uninterrupted one's
-// metrics; a checkpoint rank 0 cannot write ends every rank with its reason.
+// metrics (on 4 ranks, and on 2 from a 4-rank checkpoint); a checkpoint rank 0 cannot write ends
+// every rank with its reason.
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -92,6 +93,20 @@ Outcome train_on(MPI_Comm communicator, std::int64_t val_check_interval = 0) {
   outcome.epochs = recorder->epochs;
   return outcome;
 }
+
+// One Linear layer trained with SGD and an MPI reducer over MPI_COMM_WORLD.
+struct OneLayerOnAllRanks {
+  static nn::Sequential make_net() {
+    nn::Generator g(1);
+    nn::Sequential net;
+    net.add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
+    return net;
+  }
+  nn::Sequential net = make_net();
+  nn::Sgd sgd{nn::parameters_of(net), {.learning_rate = 0.1}};
+  nn::MpiGradientReducer reducer{MPI_COMM_WORLD};
+  NetworkModule module{net, sgd, LossKind::softmax_cross_entropy, &reducer};
+};
 
 // One folder for all ranks (named with rank 0's pid), for a test whose rank 0 writes there.
 std::filesystem::path shared_directory(const std::string& stem) {
@@ -211,12 +226,8 @@ TEST(TrainerMpi, ASignalOnOneRankStopsEveryRankAtTheSameStep) {
   if (kGlobalBatch % size != 0) GTEST_SKIP() << "needs 1, 2 or 4 ranks";
   const auto dir = shared_directory("slurmlab_train_mpi_");
   const Data data;
-  nn::Generator g(1);
-  nn::Sequential net;
-  net.add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
-  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
-  nn::MpiGradientReducer reducer(MPI_COMM_WORLD);
-  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+  OneLayerOnAllRanks run;
+  auto& module = run.module;
   auto train = data.source(size, world_rank(), true);
   std::vector<std::shared_ptr<Callback>> callbacks;
   if (world_rank() == size - 1) callbacks.push_back(std::make_shared<SignalAtBatch>(SIGTERM, 3));
@@ -284,12 +295,8 @@ TEST(TrainerMpi, ObserversWriteOneEventFileAndPrintOnRankZeroOnly) {
   if (kGlobalBatch % size != 0) GTEST_SKIP() << "needs 1, 2 or 4 ranks";
   const auto dir = shared_directory("slurmlab_observers_mpi_");
   const Data data;
-  nn::Generator g(1);
-  nn::Sequential net;
-  net.add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
-  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
-  nn::MpiGradientReducer reducer(MPI_COMM_WORLD);
-  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+  OneLayerOnAllRanks run;
+  auto& module = run.module;
   auto train = data.source(size, world_rank(), true);
   auto validation = data.source(size, world_rank(), false);
   std::ostringstream printed;
@@ -387,12 +394,8 @@ TEST(TrainerMpi, ACheckpointRankZeroCannotWriteEndsEveryRankWithItsReason) {
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const Data data;
-  nn::Generator g(1);
-  nn::Sequential net;
-  net.add(std::make_unique<nn::Linear>(kFeatures, kClasses, g));
-  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
-  nn::MpiGradientReducer reducer(MPI_COMM_WORLD);
-  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+  OneLayerOnAllRanks run;
+  auto& module = run.module;
   auto train = data.source(size, world_rank(), true);
   Trainer trainer({.max_epochs = 2, .communicator = MPI_COMM_WORLD},
                   {std::make_shared<SaveAtEpochEnd>(blocker / "checkpoints" / "last.h5")});
@@ -406,6 +409,68 @@ TEST(TrainerMpi, ACheckpointRankZeroCannotWriteEndsEveryRankWithItsReason) {
   EXPECT_EQ(trainer.current_epoch(), 0);  // the first epoch's end, on every rank
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) std::filesystem::remove(blocker);
+}
+
+// A checkpoint written by 4 ranks resumes on 2: the interrupted epoch's partial sums of all 4
+// come along on rank 0, the global batch is the same, so the resumed run logs the uninterrupted
+// 4-rank run's metrics and ends with its weights, up to float reduction order.
+TEST(TrainerMpi, ACheckpointOfFourRanksResumesOnTwo) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size != 4) GTEST_SKIP() << "needs 4 ranks";
+  const auto dir = shared_directory("slurmlab_train_mpi_regroup_");
+  const Data data;
+  const auto run = [&](MPI_Comm communicator, std::uint64_t init_seed, std::int64_t signal_at_batch,
+                       const std::string& resume_from, const std::string& folder) {
+    int world = 1, rank = 0;
+    MPI_Comm_size(communicator, &world);
+    MPI_Comm_rank(communicator, &rank);
+    nn::Generator g(init_seed);
+    nn::Sequential net;
+    net.add(std::make_unique<nn::Linear>(kFeatures, 8, g))
+        .add(nn::tanh_layer())
+        .add(std::make_unique<nn::Linear>(8, kClasses, g));
+    nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1, .momentum = 0.9});
+    nn::MpiGradientReducer reducer(communicator);
+    NetworkModule module(net, sgd, LossKind::softmax_cross_entropy, &reducer);
+    auto train = data.source(world, rank, true);
+    auto recorder = std::make_shared<Recorder>();
+    std::vector<std::shared_ptr<Callback>> callbacks{recorder};
+    if (signal_at_batch > 0 && rank == 0)
+      callbacks.push_back(std::make_shared<SignalAtBatch>(SIGTERM, signal_at_batch));
+    Trainer trainer({.max_epochs = 3, .root_dir = dir / folder, .communicator = communicator,
+                     .handle_preemption = signal_at_batch > 0},
+                    callbacks);
+    trainer.fit(module, train, nullptr, resume_from);
+    Outcome outcome;
+    for (const auto& p : nn::parameters_of(net)) {
+      const auto values = p.parameter->value.span();
+      outcome.weights.insert(outcome.weights.end(), values.begin(), values.end());
+    }
+    outcome.epochs = recorder->epochs;
+    return outcome;
+  };
+  const auto uninterrupted = run(MPI_COMM_WORLD, 1, 0, "", "a");
+  ASSERT_EQ(uninterrupted.epochs.size(), 3u);
+  ASSERT_EQ(run(MPI_COMM_WORLD, 1, 6, "", "b").epochs.size(), 1u);  // stopped in epoch 2 of 3
+  MPI_Comm pair = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, world_rank() < 2 ? 0 : MPI_UNDEFINED, world_rank(), &pair);
+  if (pair != MPI_COMM_NULL) {
+    const auto resumed = run(pair, 77, 0, "last", "b");
+    MPI_Comm_free(&pair);
+    ASSERT_EQ(resumed.epochs.size(), 2u);
+    for (std::size_t e = 0; e < 2; ++e) {
+      for (const auto& [name, value] : uninterrupted.epochs[e + 1]) {
+        ASSERT_TRUE(resumed.epochs[e].contains(name)) << name;
+        EXPECT_NEAR(resumed.epochs[e].at(name), value, 1e-6 * std::abs(value) + 1e-9) << name << " in epoch " << e + 2;
+      }
+    }
+    ASSERT_EQ(resumed.weights.size(), uninterrupted.weights.size());
+    for (std::size_t i = 0; i < resumed.weights.size(); ++i)
+      EXPECT_NEAR(resumed.weights[i], uninterrupted.weights[i], 2e-6) << i;
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) std::filesystem::remove_all(dir);
 }
 
 int main(int argc, char** argv) {
