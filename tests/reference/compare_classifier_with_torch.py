@@ -41,7 +41,14 @@ CASES = {
                 # normalization removes it), and Adam turns round-off of either sign into steps
                 # of up to lr: those entries (and the running means they shift) are held to
                 # Adam's bound, 2 x lr per step, not to the others' relative tolerance.
-                noise_driven={"0.bias", "4.bias", "1.running_mean", "5.running_mean"}, adam_bound=2 * STEPS * 1e-3),
+                noise_driven={"0.bias", "4.bias", "1.running_mean", "5.running_mean"}, adam_bound=2 * STEPS * 1e-3,
+                # Adam moves every element by about lr per step whatever its gradient's size, and
+                # where a gradient changes sign its step is steered by round-off-sized differences:
+                # an element is held to a tenth of one step (1e-4), or 1e-3 of its tensor's largest
+                # entry if that is looser (weights of size 0.1 get 1e-4 either way). A BatchNorm
+                # bias starts at 0 and ends near 5 x lr, so the relative bound alone was 0.5% of a
+                # step there; one of its 64 channels of the seed-3 CNN ends 1% of a step off.
+                step_tol=0.1 * 1e-3),
     "mlp": dict(model="mlp", args=["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--weight-decay", "5e-4"],
                 optimizer=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4), smoothing=0.0,
                 loss_tol=2e-5),
@@ -140,9 +147,10 @@ def main():
                     failures.append(f"{case}: final {name} differs by {error:.2e}, beyond Adam's {spec['adam_bound']:.0e}")
                 continue
             scale = max(np.max(np.abs(expected)), 1e-12)
-            error = np.max(np.abs(np.array(final[name]) - expected)) / scale
-            if not error <= 1e-3:
-                failures.append(f"{case}: final {name} differs by {error:.2e} of its largest entry")
+            error = np.max(np.abs(np.array(final[name]) - expected))
+            if not error <= max(1e-3 * scale, spec.get("step_tol", 0.0)):
+                failures.append(f"{case}: final {name} differs by {error / scale:.2e} of its largest entry"
+                                f" ({error:.2e}, beyond {max(1e-3 * scale, spec.get('step_tol', 0.0)):.1e})")
     if failures:
         print("FAIL:\n  " + "\n  ".join(failures))
         return 1

@@ -2,12 +2,18 @@
 // input and every parameter, typed over the backend list (nn_test_support.hpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
+#include "../support/moments.hpp"
 #include "nn_test_support.hpp"
+#include "slurmlab/core/splitmix64.hpp"
 #include "slurmlab/nn/cuda/device.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
+
+extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS, which nn links
 
 namespace slurmlab::nn {
 namespace {
@@ -328,6 +334,43 @@ TYPED_TEST(LayerTest, ResidualAddsIdentityOrShortcut) {
   Residual residual(std::move(conv_copy));
   Tensor y = this->run(residual, x);
   for (std::size_t i = 0; i < y.span().size(); ++i) ASSERT_FLOAT_EQ(y.span()[i], body.span()[i] + x.span()[i]);
+}
+
+TEST(Generator, SplitMix64MatchesThePublishedSequenceOfSeed1234567) {
+  // Vigna's splitmix64.c seeded with 1234567 (Rosetta Code, "Pseudo-random numbers/Splitmix64").
+  const std::uint64_t published[] = {6457827717110365317ULL, 3203168211198807973ULL, 9817491932198370423ULL,
+                                     4593380528125082431ULL, 16408922859458223821ULL};
+  for (std::uint64_t i = 0; i < 5; ++i) EXPECT_EQ(splitmix64(1234567 + kGoldenGamma * (i + 1)), published[i]) << i;
+}
+
+TEST(Generator, FillUniformIsTheKeysSplitMixStreamOnAnyThreadCount) {
+  const std::int64_t n = (1 << 17) + 5;  // above the threading threshold, not a multiple of it
+  std::vector<std::vector<float>> fills;
+  for (int threads : {1, 2}) {
+    openblas_set_num_threads(threads);
+    Generator generator(42);
+    std::vector<float> values(n);
+    generator.fill_uniform(values, -0.5f, 1.5f);
+    Generator reference(42);
+    reference.next();  // the one draw fill_uniform takes: both generators continue alike
+    EXPECT_EQ(generator.next(), reference.next());
+    fills.push_back(std::move(values));
+  }
+  openblas_set_num_threads(1);
+  EXPECT_EQ(fills[0], fills[1]);
+  const std::uint64_t key = Generator(42).next();
+  std::vector<double> as_double;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto bits = splitmix64(key + kGoldenGamma * static_cast<std::uint64_t>(i + 1)) >> 40;
+    ASSERT_EQ(fills[0][i], -0.5f + 2.0f * (static_cast<float>(bits) / 16777216.0f)) << i;
+    as_double.push_back(fills[0][i]);
+  }
+  // U(-0.5, 1.5): mean 0.5, variance 4/12, every value inside [low, high).
+  const auto m = slurmlab::testing::moments(as_double);
+  EXPECT_NEAR(m.mean, 0.5, 5 * m.standard_error_of_mean());
+  EXPECT_NEAR(m.variance, 4.0 / 12.0, 5 * m.standard_error_of_variance());
+  EXPECT_GE(*std::min_element(fills[0].begin(), fills[0].end()), -0.5f);
+  EXPECT_LT(*std::max_element(fills[0].begin(), fills[0].end()), 1.5f);
 }
 
 TEST(Tensor, AllocatorReusesFreedBuffers) {

@@ -5,14 +5,9 @@
 #include <cstdint>
 #include <random>
 
-namespace slurmlab::data {
+#include "slurmlab/core/splitmix64.hpp"
 
-// splitmix64's finaliser: a good 64-bit mix of one word.
-constexpr std::uint64_t splitmix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+namespace slurmlab::data {
 
 // Uniform integer in [0, bound), unbiased (rejection), from a 64-bit engine (bound > 0).
 inline std::uint64_t uniform_below(std::mt19937_64& engine, std::uint64_t bound) {

@@ -105,9 +105,6 @@ struct Conv2dContext final : Context {
   Tensor columns;  // [patch, N*P]
 };
 
-void fill_uniform(Tensor& tensor, float bound, Generator& generator) {
-  for (auto& value : tensor.span()) value = generator.uniform(-bound, bound);
-}
 
 }  // namespace
 
@@ -120,8 +117,8 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t
     throw std::invalid_argument("Conv2d: channels, kernel size and stride must be positive, padding non-negative");
   }
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_channels * kernel_size * kernel_size));
-  fill_uniform(weight_.value, bound, init);
-  if (has_bias_) fill_uniform(bias_.value, bound, init);
+  init.fill_uniform(weight_.value.span(), -bound, bound);
+  if (has_bias_) init.fill_uniform(bias_.value.span(), -bound, bound);
 }
 
 std::string Conv2d::describe() const {

@@ -11,9 +11,6 @@
 namespace slurmlab::nn {
 
 namespace {
-void fill_uniform(Tensor& tensor, float bound, Generator& generator) {
-  for (auto& value : tensor.span()) value = generator.uniform(-bound, bound);
-}
 
 struct LinearContext final : Context {
   Tensor input;  // [N, in]
@@ -99,8 +96,8 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, Generator& i
   if (in_features <= 0 || out_features <= 0) throw std::invalid_argument("Linear: feature counts must be positive");
   // Kaiming-uniform with a = sqrt(5): gain sqrt(2/(1+5)), bound gain*sqrt(3/fan_in) = 1/sqrt(fan_in).
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_features));
-  fill_uniform(weight_.value, bound, init);
-  if (has_bias_) fill_uniform(bias_.value, bound, init);
+  init.fill_uniform(weight_.value.span(), -bound, bound);
+  if (has_bias_) init.fill_uniform(bias_.value.span(), -bound, bound);
 }
 
 std::string Linear::describe() const {

@@ -1,11 +1,30 @@
 #include "slurmlab/nn/tensor/random.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <sstream>
 #include <stdexcept>
 
+#include "slurmlab/core/splitmix64.hpp"
+
+// OpenBLAS (linked by nn): its thread count is the process's compute-thread policy.
+extern "C" int openblas_get_num_threads(void);
+
 namespace slurmlab::nn {
+
+void Generator::fill_uniform(std::span<float> values, float low, float high) {
+  const std::uint64_t key = engine_();
+  const float scale = (high - low) * (1.0f / 16777216.0f);
+  float* out = values.data();
+  const auto n = static_cast<std::int64_t>(values.size());
+  const int threads = std::max(1, openblas_get_num_threads());
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n >= (1 << 16))
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto bits = static_cast<std::uint32_t>(splitmix64(key + kGoldenGamma * static_cast<std::uint64_t>(i + 1)) >> 40);
+    out[i] = low + scale * static_cast<float>(bits);
+  }
+}
 
 float Generator::normal() {
   float u1 = uniform(0.0f, 1.0f);
