@@ -4,6 +4,7 @@
 
 #include "slurmlab/core/errors.hpp"
 #include "slurmlab/cluster/diagnostics.hpp"
+#include "slurmlab/cluster/mpi_session.hpp"
 #include "slurmlab/cluster/rank_context.hpp"
 #include "slurmlab/cluster/slurm_environment.hpp"
 
@@ -176,4 +177,23 @@ TEST(DeviceList, ParsesMasks) {
   EXPECT_TRUE(parse_device_list("NoDevFiles").empty());
   EXPECT_EQ(parse_tasks_per_node("4", "X"), std::vector<int>({4}));
   EXPECT_THROW(parse_tasks_per_node("", "X"), slurmlab::UsageError);
+}
+
+TEST(SingletonMpiSettings, OnlyAnOpenMpiProcessNoLauncherStartedGetsThemAndNeverOverTheUsersOwn) {
+  using Settings = std::vector<std::pair<std::string, std::string>>;
+  const Settings both{{"OMPI_MCA_ess_singleton_isolated", "1"}, {"OMPI_MCA_pml", "ob1"}};
+  EXPECT_EQ(singleton_mpi_settings(Environment(Vars{{"HOME", "/home/ada"}}), true), both);
+  // sbatch's batch shell without srun is no launcher either: the program is a singleton there.
+  EXPECT_EQ(singleton_mpi_settings(Environment(Vars{{"SLURM_JOB_ID", "17"}, {"SLURM_STEP_ID", "batch"}}), true), both);
+  EXPECT_TRUE(singleton_mpi_settings(Environment(Vars{}), false).empty()) << "MPICH and others: left alone";
+  for (const char* launcher : {"OMPI_COMM_WORLD_SIZE", "OMPI_MCA_orte_hnp_uri", "PRTE_LAUNCHED", "PMIX_RANK",
+                               "PMI_RANK", "PMI_FD"}) {
+    EXPECT_TRUE(singleton_mpi_settings(Environment(Vars{{launcher, "0"}}), true).empty()) << launcher;
+  }
+  // srun's tasks (--mpi=pmix) carry PMIX_RANK beside the Slurm variables: UCX stays for the fabric.
+  Vars task = srun_task_in_batch();
+  task["PMIX_RANK"] = "5";
+  EXPECT_TRUE(singleton_mpi_settings(Environment(task), true).empty());
+  EXPECT_EQ(singleton_mpi_settings(Environment(Vars{{"OMPI_MCA_pml", "ucx"}}), true),
+            (Settings{{"OMPI_MCA_ess_singleton_isolated", "1"}}));
 }

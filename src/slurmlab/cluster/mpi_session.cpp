@@ -28,10 +28,33 @@ void write_stderr(const std::string& text) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> singleton_mpi_settings(const Environment& environment,
+                                                                        bool open_mpi) {
+  if (!open_mpi) return {};
+  // mpirun/prterun, PMIx (srun --mpi=pmix, prterun) and PMI-1/2 (srun --mpi=pmi2) each leave these.
+  for (const char* launcher : {"OMPI_COMM_WORLD_SIZE", "OMPI_MCA_orte_hnp_uri", "PRTE_LAUNCHED", "PMIX_RANK",
+                               "PMI_RANK", "PMI_FD"}) {
+    if (environment.has(launcher)) return {};
+  }
+  std::vector<std::pair<std::string, std::string>> settings;
+  for (auto [name, value] : {std::pair{"OMPI_MCA_ess_singleton_isolated", "1"}, std::pair{"OMPI_MCA_pml", "ob1"}}) {
+    if (!environment.has(name)) settings.emplace_back(name, value);
+  }
+  return settings;
+}
+
 MpiSession::MpiSession(int& argc, char**& argv, std::string program) : program_(std::move(program)) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
+#ifdef OPEN_MPI
+    constexpr bool open_mpi = true;
+#else
+    constexpr bool open_mpi = false;
+#endif
+    for (const auto& [name, value] : singleton_mpi_settings(Environment::from_process(), open_mpi)) {
+      setenv(name.c_str(), value.c_str(), 0);
+    }
     int provided = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   }
