@@ -177,17 +177,24 @@ lab = os.path.join(work, "cpu-vs-gpu-nogpu")
 write_plan(lab, [
     ["mlp", "mlp", "cpu", 1, "7_0", "submitted", "-"],
     ["mlp", "mlp", "cpu", 2, "8_0", "submitted", "-"],
+    ["tutorial-cnn", "tutorial-cnn", "cpu", 1, "7_1", "submitted", "-"],
+    ["tutorial-cnn", "tutorial-cnn", "cpu", 2, "8_1", "submitted", "-"],
     ["mlp", "mlp", "cpu", 4, "-", "skipped", "no node of this cluster has 4 CPUs (the largest has 2)"],
+    ["tutorial-cnn", "tutorial-cnn", "cpu", 4, "-", "skipped", "no node of this cluster has 4 CPUs (the largest has 2)"],
     ["mlp", "mlp", "gpu", 2, "-", "skipped", "this cluster offers no GPUs (no node has a gpu GRES in sinfo)"],
 ])
 write_task(lab, "mlp-cpu1", [1.0, 1.0], synthetic=False)
 write_task(lab, "mlp-cpu2", [0.55, 0.65], synthetic=False)  # 2 epochs: both used, median 0.6
+write_task(lab, "tutorial-cnn-cpu1", [1.0], synthetic=False)
+write_task(lab, "tutorial-cnn-cpu2", [1.5], synthetic=False)  # slower on 2 cores: no Amdahl fraction fits
 result = run(lab, "--no-plot")
 check(result.returncode == 0, f"no-GPU lab: exit status {result.returncode}")
 for phrase in ["GPU: absent (mlp on one GPU was not run: this cluster offers no GPUs (no node has a gpu GRES in sinfo)).",
                "mlp: 2 cores give 1.67x the speed of 1 core: 83% parallel efficiency.",
-               "mlp on 4 cores was not run: no node of this cluster has 4 CPUs (the largest has 2)",
-               "2 of 4"]:
+               "mlp and tutorial-cnn on 4 cores were not run: no node of this cluster has 4 CPUs (the largest has 2)",
+               "tutorial-cnn: Amdahl's law cannot describe these times: more cores made an epoch slower",
+               "tutorial-cnn: the fastest CPU run is on 1 core",
+               "4 of 7"]:
     check(phrase in result.stdout, f"no-GPU lab report lacks: {phrase}")
 check("SYNTHETIC" not in result.stdout, "real data called synthetic")
 check(not os.path.exists(os.path.join(lab, "cpu-vs-gpu.png")), "--no-plot drew a figure")
