@@ -145,14 +145,16 @@ for n, (speedup, efficiency) in expected.items():
     row = rows.get(("mlp", n, "cpu"))
     check(row is not None, f"no mlp row for {n} cores")
     if row:
-        check(row["speedup"] == speedup and row["efficiency"] == efficiency,
-              f"mlp {n} cores: {row['speedup']} {row['efficiency']}, expected {speedup} {efficiency}")
+        exact = 8.0 / amdahl(int(n))
+        check(abs(float(row["speedup"]) - exact) < 1e-5 and abs(float(row["efficiency"]) - exact / int(n)) < 1e-5,
+              f"mlp {n} cores in report.csv: {row['speedup']} {row['efficiency']}, expected {exact} {exact / int(n)}")
+        check(f"{speedup:>8}  {efficiency:>10}" in text, f"mlp {n} cores: the table lacks {speedup} {efficiency}")
         check(abs(float(row["seconds_per_epoch"]) - amdahl(int(n))) < 1e-9,
               f"mlp {n} cores: {row['seconds_per_epoch']} s, expected the median {amdahl(int(n))} (warm-up left out)")
-check(rows.get(("mlp", "4", "gpu"), {}).get("speedup") == "16.00x", f"GPU row: {rows.get(('mlp', '4', 'gpu'))}")
-check(rows.get(("mlp", "1", "cpu"), {}).get("data_wait") == "30%", f"data wait of mlp on 1 core: {rows.get(('mlp', '1', 'cpu'))}")
-check(rows.get(("mlp", "2", "cpu"), {}).get("data_wait") == "-", "data wait without a profile is not '-'")
-check(rows.get(("tutorial-cnn", "2", "cpu"), {}).get("efficiency") == "80%", "tutorial-cnn 2 cores: 40/25 = 1.6x, 80%")
+check(rows.get(("mlp", "4", "gpu"), {}).get("speedup") == "16", f"GPU row: {rows.get(('mlp', '4', 'gpu'))}")
+check(rows.get(("mlp", "1", "cpu"), {}).get("data_wait") == "0.3", f"data wait of mlp on 1 core: {rows.get(('mlp', '1', 'cpu'))}")
+check(rows.get(("mlp", "2", "cpu"), {}).get("data_wait") == "", "data wait without a profile is not empty")
+check(rows.get(("tutorial-cnn", "2", "cpu"), {}).get("efficiency") == "0.8", "tutorial-cnn 2 cores: 40/25 = 1.6x, 80%")
 check(("tutorial-cnn", "4", "cpu") not in rows and ("tutorial-cnn", "4", "gpu") not in rows, "failed tasks in the table")
 for phrase in [
     "8 of 12 planned runs gave a time per epoch",
