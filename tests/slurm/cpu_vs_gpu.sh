@@ -37,6 +37,14 @@ cd "$base/work"
 export SLURMLAB_BIN="$build/bin" SLURMLAB_OUTPUT="$base/work/results"
 export CVG_SYNTHETIC_COUNT=448 CVG_SYNTHETIC_TEST_COUNT=64 CVG_EXTRA="--val-size 64 --grid-images 0 --test-after-fit false"
 start=$SECONDS
+# --dry-run: the sbatch commands, nothing submitted, nothing written.
+dry="$("$source_dir/tools/cpu-vs-gpu" --cores 1,2,4 --models mlp --dry-run 2>&1)" || { echo "$dry"; echo "FAILED: --dry-run"; exit 1; }
+echo "$dry"
+grep -qE -- "--array=0-0 --cpus-per-task=2 .*jobs/cpu-vs-gpu.sbatch$" <<<"$dry" &&
+  grep -qE -- "--dependency=afterany:DRY1:DRY2:DRY3 .*jobs/cpu-vs-gpu.sbatch gather$" <<<"$dry" &&
+  grep -qF "4 cores skipped" <<<"$dry" && [ -z "$(squeue -h)" ] && [ ! -e "$SLURMLAB_OUTPUT" ] ||
+  { echo "FAILED: --dry-run did not print the plan, or submitted or wrote something"; exit 1; }
+echo "ok: --dry-run prints the sbatch commands and submits nothing"
 submitted="$("$source_dir/tools/cpu-vs-gpu" --extra-layers --epochs 2 2>&1)" || { echo "$submitted"; echo "FAILED: tools/cpu-vs-gpu"; exit 1; }
 echo "$submitted"
 echo "---- assertions on the submission"
@@ -84,7 +92,9 @@ done
 contains "$report" "GPU: absent (mlp on one GPU (job " "the report says the GPU is absent"
 contains "$report" "found no working GPU: nvidia-smi lists no GPU" "and why"
 contains "$report" "mlp: 2 cores give" "the speed-up of 2 cores is said in words"
-contains "$report" "exact with 2 core counts" "the Amdahl fit says 2 points check nothing"
+# Which one depends on the machine's load (2 cores may be slower than 1 here); both are the fit in words.
+grep -qE "exact with 2 core counts, so it checks nothing|Amdahl's law cannot describe these times" <<<"$report"
+check $? "the Amdahl fit is said in words (2 points check nothing, or no serial fraction fits)"
 contains "$report" "Extra layers: mlp-extra (two more Dense(128) + ReLU layers) takes" "the extra-layers question is answered"
 contains "$report" "mlp, tutorial-cnn and mlp-extra on 8 cores were not run: no node of this cluster has 8 CPUs (the largest has 2)" "skipped runs are in the report, one sentence per core count"
 contains "$report" "2 more GPU runs likewise" "the GPU runs' absence is said once"
