@@ -30,6 +30,16 @@ TEST(Models, ParameterCountsMatchPyTorch) {
   std::vector<std::string> names;
   for (const auto& p : parameters_of(*image_mlp)) names.push_back(p.name);
   EXPECT_EQ(names, (std::vector<std::string>{"1.weight", "1.bias", "4.weight", "4.bias"}));
+  // its deeper variant (train-classifier's mlp-extra): two more Linear(128, 128) + ReLU,
+  // torch.nn.Sequential(Flatten, Linear, ReLU, Dropout, Linear, ReLU, Linear, ReLU, Linear)
+  const auto extra_mlp = make_image_mlp(784, 128, 10, 0.2f, g, 2);
+  EXPECT_EQ(parameter_count(*extra_mlp), 100480 + 2 * (128 * 128 + 128) + 1290);
+  names.clear();
+  for (const auto& p : parameters_of(*extra_mlp)) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"1.weight", "1.bias", "4.weight", "4.bias", "6.weight", "6.bias",
+                                             "8.weight", "8.bias"}));
+  EXPECT_EQ(extra_mlp->forward(Tensor::zeros({3, 1, 28, 28}), Mode::eval).output.shape(), (Shape{3, 10}));
+  EXPECT_THROW((void)make_image_mlp(784, 128, 10, 0.2f, g, -1), std::invalid_argument);
   // conv 3*64*25+64, bn 2*64, conv 64*32*25+32, bn 2*32, 800*64+64, 64*32+32, 32*10+10
   EXPECT_EQ(parameter_count(*make_tutorial_cnn(3, 10, 0.5f, g)), 4864 + 128 + 51232 + 64 + 51264 + 2080 + 330);
   // torchvision.models.alexnet(num_classes=10)

@@ -21,6 +21,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "slurmlab/core/errors.hpp"
@@ -961,6 +962,79 @@ TEST(Hdf5MetricsLogger, WritesTheProfileAtTheFitsEnd) {
   EXPECT_GT(read_series(dir / "metrics.h5", "profile/forward_backward")[0], 0.0);
   EXPECT_LE(total, wall);
   EXPECT_EQ(read_series(dir / "metrics.h5", "profile/optimizer_steps"), (std::vector<double>{8}));
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// A module that takes known times: each training step sleeps `train`, each validation step
+// `validation` (on top of the tiny network's own work).
+class SlowModule final : public TrainableModule {
+ public:
+  SlowModule(std::chrono::milliseconds train, std::chrono::milliseconds validation)
+      : train_(train), validation_(validation) {}
+  StepResult training_step(const TrainBatch& batch) override {
+    std::this_thread::sleep_for(train_);
+    return setup_.module->training_step(batch);
+  }
+  StepResult validation_step(const TrainBatch& batch) override {
+    std::this_thread::sleep_for(validation_);
+    return setup_.module->validation_step(batch);
+  }
+  void reduce_gradients() override {}
+  nn::Layer& network() override { return *setup_.net; }
+  nn::Optimizer& optimizer() override { return *setup_.optimizer; }
+
+ private:
+  TrainingRun setup_;
+  std::chrono::milliseconds train_, validation_;
+};
+
+}  // namespace
+
+TEST(Hdf5MetricsLogger, RecordsEachEpochsTrainingAndWholeWallTime) {
+  // 4 training batches of 15 ms and 4 validation batches of 25 ms per epoch: the training
+  // part takes at least 60 ms, the whole epoch at least 100 ms more; the epochs fit inside
+  // the fit's wall time (per-epoch values, not running sums).
+  const Data data;
+  SlowModule module(std::chrono::milliseconds(15), std::chrono::milliseconds(25));
+  const auto dir = fresh_directory();
+  auto source = data.source(16);
+  auto val_source = data.source(16, 9, false);
+  int described = 0;
+  auto logger = std::make_shared<Hdf5MetricsLogger>(dir / "metrics.h5", [&](io::MetricsWriter& writer) {
+    ++described;
+    writer.set_attribute("", "parameters", std::int64_t{59});
+  });
+  Trainer trainer({.max_epochs = 3}, {logger});
+  const auto start = std::chrono::steady_clock::now();
+  trainer.fit(module, source, &val_source);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto file = dir / "metrics.h5";
+  EXPECT_EQ(read_series(file, "time/epoch"), (std::vector<double>{0, 1, 2}));
+  const auto train_seconds = read_series(file, "time/train_seconds");
+  const auto epoch_seconds = read_series(file, "time/epoch_seconds");
+  ASSERT_EQ(train_seconds.size(), 3u);
+  ASSERT_EQ(epoch_seconds.size(), 3u);
+  double total = 0.0;
+  for (std::size_t e = 0; e < 3; ++e) {
+    EXPECT_GE(train_seconds[e], 4 * 0.015) << "epoch " << e;
+    EXPECT_GE(epoch_seconds[e] - train_seconds[e], 4 * 0.025) << "epoch " << e << ": validation not in the epoch time";
+    total += epoch_seconds[e];
+  }
+  EXPECT_LE(total, wall);
+  EXPECT_EQ(described, 1);
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  EXPECT_GT(H5Aexists_by_name(f, "time/train_seconds", "unit", H5P_DEFAULT), 0);
+  EXPECT_GT(H5Aexists_by_name(f, "time/epoch_seconds", "unit", H5P_DEFAULT), 0);
+  std::int64_t parameters = 0;
+  const hid_t a = H5Aopen_by_name(f, "/", "parameters", H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(a, 0);
+  EXPECT_GE(H5Aread(a, H5T_NATIVE_INT64, &parameters), 0);
+  EXPECT_EQ(parameters, 59);
+  H5Aclose(a);
+  H5Fclose(f);
   fs::remove_all(dir);
 }
 

@@ -91,8 +91,10 @@ std::unique_ptr<nn::Sequential> build_network(const ModelSpec& spec, nn::Generat
   } else if (spec.model == "resnet8" || spec.model == "resnet20") {
     net = nn::make_small_resnet(spec.input.channels, classes, spec.model == "resnet8" ? 1 : 3, init);
     fix = "the small ResNets take images of at least 8x8: pass --resize 32";
-  } else if (spec.model == "mlp") {
-    net = nn::make_image_mlp(spec.input.bytes(), spec.mlp_hidden, classes, spec.dropout, init);
+  } else if (spec.model == "mlp" || spec.model == "mlp-extra") {
+    // mlp-extra: the timing lab's MLP with its two extra Linear(hidden, hidden) + ReLU layers.
+    net = nn::make_image_mlp(spec.input.bytes(), spec.mlp_hidden, classes, spec.dropout, init,
+                             spec.model == "mlp-extra" ? 2 : 0);
   } else {
     throw UsageError("unknown --model '" + spec.model + "'; choose one of " + kModelNames);
   }

@@ -20,7 +20,7 @@
 namespace classifier {
 
 // The models train-classifier builds, by their command-line names.
-inline constexpr const char* kModelNames = "tutorial-cnn, alexnet, resnet8, resnet20, mlp";
+inline constexpr const char* kModelNames = "tutorial-cnn, alexnet, resnet8, resnet20, mlp, mlp-extra";
 
 struct ModelSpec {
   std::string model = "tutorial-cnn";

@@ -32,6 +32,7 @@
 #include "slurmlab/core/parse.hpp"
 #include "slurmlab/data/image_codecs.hpp"
 #include "slurmlab/io/atomic_file.hpp"
+#include "slurmlab/io/metrics_writer.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
 #include "slurmlab/nn/cuda/device.hpp"
 #include "slurmlab/nn/distributed/data_parallel.hpp"
@@ -68,6 +69,7 @@ struct Run {
   const cli::Console& console;
   nn::Device device = nn::Device::cpu;
   std::optional<int> cpus_per_task;
+  int compute_threads = 1;  // OpenBLAS/OpenMP threads per rank
 };
 
 // The data-parallel gradient reducer for this world: NCCL between GPUs, MPI between CPUs.
@@ -263,9 +265,28 @@ int fit(Run& run) {
   checkpointing.filename = "epoch={epoch}-" + o.monitor + "={" + o.monitor + ":.4f}";
   auto checkpoint = std::make_shared<train::ModelCheckpoint>(checkpointing);
   auto history = std::make_shared<EpochHistory>(run.console, setup.global_batch, o.epochs);
-  std::vector<std::shared_ptr<train::Callback>> callbacks{std::make_shared<ModelSpecRecorder>(spec), history, checkpoint,
-                                                          std::make_shared<train::Hdf5MetricsLogger>(
-                                                              run.program.output_dir() / "metrics.h5")};
+  // metrics.h5's root says what ran where, so a reader of the file alone (the CPU-vs-GPU lab's
+  // report) knows the model, device and threads behind its epoch times.
+  const auto parameters = static_cast<std::int64_t>(nn::parameter_count(*network));
+  auto describe_run = [&run, &spec, &setup, &session, parameters](io::MetricsWriter& writer) {
+    cli::write_run_attributes(writer, run.program.attributes());
+    writer.set_attribute("", "model", spec.model);
+    writer.set_attribute("", "parameters", parameters);
+    writer.set_attribute("", "input", data::to_string(spec.input));
+    writer.set_attribute("", "data", setup.train_set->describe());
+    writer.set_attribute("", "synthetic_data", setup.train_set->synthetic());
+    writer.set_attribute("", "train_images", static_cast<std::int64_t>(setup.split.train.size()));
+    writer.set_attribute("", "global_batch", setup.global_batch);
+    writer.set_attribute("", "device", run.device == nn::Device::cuda ? "cuda" : "cpu");
+    writer.set_attribute("", "device_description", run.context.gpu.describe());
+    writer.set_attribute("", "compute_threads", run.compute_threads);
+    writer.set_attribute("", "loader_threads", setup.loader_threads);
+    writer.set_attribute("", "cpus_per_task", run.cpus_per_task.value_or(0));
+    writer.set_attribute("", "ranks", session.size());
+  };
+  std::vector<std::shared_ptr<train::Callback>> callbacks{
+      std::make_shared<ModelSpecRecorder>(spec), history, checkpoint,
+      std::make_shared<train::Hdf5MetricsLogger>(run.program.output_dir() / "metrics.h5", describe_run)};
   if (o.patience > 0) {
     callbacks.push_back(std::make_shared<train::EarlyStopping>(
         train::EarlyStoppingOptions{o.monitor, monitor_mode, o.patience, o.min_delta}));
@@ -582,7 +603,7 @@ int train_classifier(cluster::MpiSession& session, int argc, char** argv) {
     }
   });
   auto program = cli::ProgramRun::start(session, parser.common(), context);
-  Run run{session, options, parser.common(), context, program, console, device, slurm.cpus_per_task};
+  Run run{session, options, parser.common(), context, program, console, device, slurm.cpus_per_task, std::max(1, threads)};
   switch (*subcommand) {
     case Subcommand::fit: return fit(run);
     case Subcommand::validate:

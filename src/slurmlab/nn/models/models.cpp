@@ -22,10 +22,13 @@ std::unique_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::
 }
 
 std::unique_ptr<Sequential> make_image_mlp(std::int64_t in_features, std::int64_t hidden, std::int64_t classes,
-                                           float dropout, Generator& init) {
+                                           float dropout, Generator& init, int extra_layers) {
+  if (extra_layers < 0) throw std::invalid_argument("make_image_mlp: extra_layers must not be negative");
   auto net = std::make_unique<Sequential>();
   net->add(std::make_unique<Flatten>()).add(linear(in_features, hidden, init)).add(relu());
-  net->add(std::make_unique<Dropout>(dropout, init.next())).add(linear(hidden, classes, init));
+  net->add(std::make_unique<Dropout>(dropout, init.next()));
+  for (int i = 0; i < extra_layers; ++i) net->add(linear(hidden, hidden, init)).add(relu());
+  net->add(linear(hidden, classes, init));
   return net;
 }
 

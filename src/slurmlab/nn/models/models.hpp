@@ -14,8 +14,11 @@ std::unique_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::
 
 // The MLP of UPPMAX's CPU-vs-GPU timing lab for images: Flatten - Linear(in_features, hidden) -
 // ReLU - Dropout - Linear(hidden, classes), named as torch.nn.Sequential names them (1.*, 4.*).
+// `extra_layers` more Linear(hidden, hidden) - ReLU pairs before the output layer give the
+// lab's deeper variant (its "remove the two extra layers: does the time change?"): with 2,
+// Flatten - Linear - ReLU - Dropout - Linear - ReLU - Linear - ReLU - Linear (1.*, 4.*, 6.*, 8.*).
 std::unique_ptr<Sequential> make_image_mlp(std::int64_t in_features, std::int64_t hidden, std::int64_t classes,
-                                           float dropout, Generator& init);
+                                           float dropout, Generator& init, int extra_layers = 0);
 
 // The CNN of the PyTorch Lightning tutorial report for 32x32 images, as written there: two
 // conv-BN-ReLU-maxpool blocks (5x5 convolutions to 64 then 32 channels, 2x2 pooling: 32 -> 28 -> 14 -> 10 -> 5) and
