@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "slurmlab/core/compute_pool.hpp"
 #include "slurmlab/nn/optim/optim_cuda.hpp"
 
 // OpenBLAS (linked by nn): its thread count is the process's compute-thread policy.
@@ -88,18 +89,17 @@ struct AdamConstants {
 
 // One tensor's Adam update in one pass, SIMD (this file is built with -fno-math-errno, so
 // sqrt vectorizes; the weight-decay variant is a template argument, not a branch in the loop)
-// and split over the process's compute threads (OpenBLAS's count: one thread policy). Every
+// and split over the process's compute threads (OpenBLAS's count: one thread policy) by the
+// ComputePool, whose idle threads sleep instead of spinning against OpenBLAS's. Every
 // element's update is independent: the result is the same bit for bit on any thread count.
 template <bool Decoupled, bool Coupled>
-void adam_elements(const AdamElements& e, const AdamConstants& c, int threads) {
+void adam_range(const AdamElements& e, const AdamConstants& c, std::int64_t begin, std::int64_t end) {
   float* value = e.value;
   const float* grad = e.grad;
   float* m = e.m;
   float* v = e.v;
-  const std::int64_t n = e.n;
-#pragma omp parallel num_threads(threads) if (threads > 1 && n >= (1 << 16))
-#pragma omp for simd schedule(static)
-  for (std::int64_t k = 0; k < n; ++k) {
+#pragma omp simd
+  for (std::int64_t k = begin; k < end; ++k) {
     float g = grad[k];
     float w = value[k];
     if constexpr (Decoupled) w *= c.decay_factor;
@@ -111,6 +111,15 @@ void adam_elements(const AdamElements& e, const AdamConstants& c, int threads) {
     const float denom = std::sqrt(vk) / c.bias_correction2_sqrt + c.eps;
     value[k] = w - c.step_size * (mk / denom);
   }
+}
+
+template <bool Decoupled, bool Coupled>
+void adam_elements(const AdamElements& e, const AdamConstants& c, int threads) {
+  // Below 64k elements waking a second thread costs more than it saves.
+  const int parts = e.n >= (1 << 16) ? threads : 1;
+  ComputePool::instance().run(parts, e.n, [&](std::int64_t begin, std::int64_t end) {
+    adam_range<Decoupled, Coupled>(e, c, begin, end);
+  });
 }
 
 }  // namespace

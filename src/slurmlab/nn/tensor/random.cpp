@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "slurmlab/core/compute_pool.hpp"
 #include "slurmlab/core/splitmix64.hpp"
 
 // OpenBLAS (linked by nn): its thread count is the process's compute-thread policy.
@@ -19,11 +20,13 @@ void Generator::fill_uniform(std::span<float> values, float low, float high) {
   float* out = values.data();
   const auto n = static_cast<std::int64_t>(values.size());
   const int threads = std::max(1, openblas_get_num_threads());
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n >= (1 << 16))
-  for (std::int64_t i = 0; i < n; ++i) {
-    const auto bits = static_cast<std::uint32_t>(splitmix64(key + kGoldenGamma * static_cast<std::uint64_t>(i + 1)) >> 40);
-    out[i] = low + scale * static_cast<float>(bits);
-  }
+  ComputePool::instance().run(n >= (1 << 16) ? threads : 1, n, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const auto bits =
+          static_cast<std::uint32_t>(splitmix64(key + kGoldenGamma * static_cast<std::uint64_t>(i + 1)) >> 40);
+      out[i] = low + scale * static_cast<float>(bits);
+    }
+  });
 }
 
 float Generator::normal() {
