@@ -26,6 +26,8 @@ packages=(
   # its accounting (tools/local-slurm up --accounting: sacct, sreport, tools/seff), and a
   # terminal multiplexer that the interactive tour types into (salloc, srun --pty)
   mariadb-server slurmdbd tmux
+  # Lmod, for the test that loads the installed module files (module load slurmlab)
+  lmod
 )
 
 missing=()
