@@ -26,8 +26,9 @@ packages=(
   # its accounting (tools/local-slurm up --accounting: sacct, sreport, tools/seff), and a
   # terminal multiplexer that the interactive tour types into (salloc, srun --pty)
   mariadb-server slurmdbd tmux
-  # Lmod, for the test that loads the installed module files (module load slurmlab)
-  lmod
+  # Lmod, for the test that loads the installed module files (module load slurmlab); YAML for
+  # the test that reads env/spack/spack.yaml
+  lmod python3-yaml
 )
 
 missing=()
