@@ -10,13 +10,7 @@ source_dir="$(cd "$(dirname "$0")/../.." && pwd -P)"
 base="$build/installed-template-test"
 prefix="$base/prefix"
 cluster=("$source_dir/tools/local-slurm" --dir "$base/cluster")
-failures=0
-check() {  # WHAT COMMAND...
-  local what="$1"
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
-has() { grep -qE -- "$2" <<<"$1"; }
+source "$source_dir/tests/support/checks.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: the local Slurm needs root (mknod, mount namespaces, slurmd)"
@@ -53,9 +47,5 @@ check "8 ranks reported" test "$(ls "$base/user/results/env-dump-$job"/rank-"$jo
 check "over the 4 nodes" has "$out" "nodes +4: node\[1-4\]"
 check "the job ended with exit 0" has "$out" "^env-dump.sbatch: finished .* with exit 0$"
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-rm -rf "$base/prefix" "$base/user"
-echo "all checks passed"
+[ "$failures" -ne 0 ] || rm -rf "$base/prefix" "$base/user"  # kept for a look when a check failed
+finish

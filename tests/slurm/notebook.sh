@@ -12,7 +12,7 @@ base="$build/notebook-test"
 port_base="${SLURMLAB_NOTEBOOK_TEST_PORT:-31817}"
 cluster=("$source_dir/tools/local-slurm" --dir "$base/cluster")
 notebook="$source_dir/tools/notebook"
-failures=0
+source "$source_dir/tests/support/checks.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: the local Slurm needs root (mknod, mount namespaces, slurmd)"
@@ -23,12 +23,6 @@ if ! "$source_dir/.venv/bin/python" -c 'import jupyterlab, tensorboard' 2>/dev/n
   exit 77
 fi
 
-check() {  # WHAT COMMAND...: the command succeeds
-  local what="$1"
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
-has() { grep -qE -- "$2" <<<"$1"; }  # TEXT REGEX
 http_status() {  # URL -> the HTTP status code, 000 when nothing answers
   /usr/bin/python3 - "$1" <<'EOF'
 import sys, urllib.error, urllib.request
@@ -118,8 +112,4 @@ scancel "$job3"
 check "scancel ends it" gone_soon "$job3"
 check "and its connection file goes with it" bash -c "sleep 2; [ ! -e '$SLURMLAB_CONNECTION_DIR/tensorboard-$job3.txt' ]"
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-echo "all checks passed"
+finish

@@ -9,13 +9,7 @@ build="$(cd "$1" && pwd -P)"
 source_dir="$(cd "$(dirname "$0")/../.." && pwd -P)"
 work="$build/install-test"
 prefix="$work/prefix"
-failures=0
-check() {  # WHAT COMMAND...
-  local what="$1"
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
-has() { grep -qE -- "$2" <<<"$1"; }
+source "$source_dir/tests/support/checks.sh"
 
 rm -rf "$work"
 mkdir -p "$work/elsewhere"
@@ -82,9 +76,5 @@ else
   done
 fi
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-rm -rf "$work"
-echo "all checks passed"
+[ "$failures" -ne 0 ] || rm -rf "$work"  # kept for a look when a check failed
+finish
