@@ -19,8 +19,8 @@ unset LD_LIBRARY_PATH
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 echo "== the layout"
-for program in env-dump logdet-histogram fit-regression train-classifier local-slurm seff notebook cpu-vs-gpu \
-  cpu-vs-gpu-report plot.py; do
+for program in env-dump logdet-histogram fit-regression train-classifier local-slurm slurmlab-seff slurmlab-notebook cpu-vs-gpu \
+  cpu-vs-gpu-report slurmlab-plot slurmlab-fetch-data; do
   check "bin/$program is installed and executable" test -x "$prefix/bin/$program"
 done
 for file in lib/libslurmlab_cluster.a lib/libslurmlab_train.a include/slurmlab/cluster/rank_context.hpp \
@@ -42,6 +42,12 @@ check "... naming this host" has "$out" "$(hostname -s)"
 check "a tiny fit-regression runs (synthetic data, 20 epochs)" bash -c \
   "'$prefix/bin/fit-regression' --epochs 20 --output-dir fit >fit.log 2>&1 && test -s fit/metrics.h5"
 check "tools find their installed templates (cpu-vs-gpu --help)" bash -c "'$prefix/bin/cpu-vs-gpu' --help >/dev/null"
+check "slurmlab-notebook --help runs" bash -c "'$prefix/bin/slurmlab-notebook' --help >/dev/null"
+# An installed fetch-data works in the user's directory, never inside the (shared, read-only) prefix.
+mkdir -p mirror
+SLURMLAB_FETCH_MIRROR="file://$work/elsewhere/mirror/" "$prefix/bin/slurmlab-fetch-data" mnist >fetch.log 2>&1 || true
+check "slurmlab-fetch-data works in the current directory (data/ here)" test -d data
+check "... and writes nothing into the prefix" test ! -e "$prefix/data"
 
 echo "== find_package(slurmlab): examples/consumer against the prefix"
 cmake -S "$prefix/share/slurmlab/examples/consumer" -B consumer -DCMAKE_PREFIX_PATH="$prefix" >consumer.log 2>&1 &&
