@@ -11,20 +11,13 @@ source_dir="$(cd "$(dirname "$0")/../.." && pwd -P)"
 base="$build/cpu-vs-gpu-test"
 port="${SLURMLAB_CPU_VS_GPU_TEST_PORT:-35817}"
 cluster=("$source_dir/tools/local-slurm" --dir "$base/cluster")
-failures=0
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: the local Slurm needs root (mknod, mount namespaces, slurmd)"
   exit 77
 fi
 
-check() {  # CONDITION_STATUS WHAT
-  if [ "$1" -eq 0 ]; then echo "ok: $2"; else echo "FAILED: $2"; failures=$((failures + 1)); fi
-}
-contains() {  # FILE_OR_TEXT FIXED_STRING WHAT
-  grep -qF -- "$2" <<<"$1"
-  check $? "$3"
-}
+source "$source_dir/tests/support/checks.sh"
 
 trap '"${cluster[@]}" down >/dev/null 2>&1 || true' EXIT
 "${cluster[@]}" --port-base "$port" --share "$build" --nodes 2 --cpus-per-node 2 --gpus-per-node 1 up --timeout 120
@@ -49,9 +42,9 @@ submitted="$("$source_dir/tools/cpu-vs-gpu" --extra-layers --epochs 2 2>&1)" || 
 echo "$submitted"
 echo "---- assertions on the submission"
 set +e  # from here on every check counts, none ends the test
-contains "$submitted" "4 cores skipped: no node of this cluster has 4 CPUs (the largest has 2)." "4 cores are skipped in one sentence"
-contains "$submitted" "16 cores skipped" "so are 16"
-contains "$submitted" "SYNTHETIC MNIST-shaped images" "no --data is said loudly"
+check "4 cores are skipped in one sentence" has_text "$submitted" "4 cores skipped: no node of this cluster has 4 CPUs (the largest has 2)."
+check "so are 16" has_text "$submitted" "16 cores skipped"
+check "no --data is said loudly" has_text "$submitted" "SYNTHETIC MNIST-shaped images"
 lab="$(ls -d "$SLURMLAB_OUTPUT"/cpu-vs-gpu-* | head -n 1)"
 gather="$(cat "$lab/gather.jobid")"
 name="$(basename "$lab")"
@@ -64,8 +57,8 @@ echo "---- plan.tsv"
 cat "$lab/plan.tsv"
 echo "---- assertions on the lab"
 state="$(scontrol show job -o "$gather")"
-contains "$state" "JobState=COMPLETED" "the gather job completed"
-contains "$state" "Dependency=" "the gather job carried a dependency"
+check "the gather job completed" has_text "$state" "JobState=COMPLETED"
+check "the gather job carried a dependency" has_text "$state" "Dependency="
 # Every job of the lab (the arrays' tasks) ended before the gather job started.
 gather_start="$(grep -oE 'StartTime=[^ ]+' <<<"$state" | cut -d= -f2)"
 late=0
@@ -76,38 +69,33 @@ while read -r line; do
   end="$(grep -oE 'EndTime=[^ ]+' <<<"$line" | cut -d= -f2)"
   if [[ "$end" > "$gather_start" ]]; then late=$((late + 1)); echo "ended after the gather started: $line"; fi
 done < <(scontrol show job -o | grep "JobName=$name ")
-[ "$runs" -ge 9 ]
-check $? "the lab's 9 runs (3 models x 1 and 2 cores, and the GPU) are known to Slurm ($runs)"
-check "$late" "the gather job started after every run had ended"
+check "the lab's 9 runs (3 models x 1 and 2 cores, and the GPU) are known to Slurm ($runs)" test "$runs" -ge 9
+check "the gather job started after every run had ended" test "$late" -eq 0
 
 report="$(cat "$lab/report.txt" 2>/dev/null || true)"
 echo "---- report.txt"
 echo "$report"
 for model in mlp tutorial-cnn mlp-extra; do
   for n in 1 2; do
-    grep -qE "^$model +$n +cpu +2 of 2 " <<<"$report"
-    check $? "the table has a row for $model on $n core(s)"
+    check "the table has a row for $model on $n core(s)" has "$report" "^$model +$n +cpu +2 of 2 "
   done
 done
-contains "$report" "GPU: absent (mlp on one GPU (job " "the report says the GPU is absent"
-contains "$report" "found no working GPU: nvidia-smi lists no GPU" "and why"
-contains "$report" "mlp: 2 cores give" "the speed-up of 2 cores is said in words"
+check "the report says the GPU is absent" has_text "$report" "GPU: absent (mlp on one GPU (job "
+check "and why" has_text "$report" "found no working GPU: nvidia-smi lists no GPU"
+check "the speed-up of 2 cores is said in words" has_text "$report" "mlp: 2 cores give"
 # Which one depends on the machine's load (2 cores may be slower than 1 here); both are the fit in words.
-grep -qE "exact with 2 core counts, so it checks nothing|Amdahl's law cannot describe these times" <<<"$report"
-check $? "the Amdahl fit is said in words (2 points check nothing, or no serial fraction fits)"
-contains "$report" "Extra layers: mlp-extra (two more Dense(128) + ReLU layers) takes" "the extra-layers question is answered"
-contains "$report" "mlp, tutorial-cnn and mlp-extra on 8 cores were not run: no node of this cluster has 8 CPUs (the largest has 2)" "skipped runs are in the report, one sentence per core count"
-contains "$report" "2 more GPU runs likewise" "the GPU runs' absence is said once"
-contains "$report" "SYNTHETIC DATA" "the report says the data are synthetic"
-[ "$(head -c 4 "$lab/cpu-vs-gpu.png" 2>/dev/null | od -An -c | tr -d ' ')" = '211PNG' ]
-check $? "the figure cpu-vs-gpu.png is a PNG"
-[ "$(grep -c ',cpu,' "$lab/report.csv" 2>/dev/null)" -eq 6 ]
-check $? "report.csv has the 6 CPU rows"
+check "the Amdahl fit is said in words (2 points check nothing, or no serial fraction fits)" \
+  has "$report" "exact with 2 core counts, so it checks nothing|Amdahl's law cannot describe these times"
+check "the extra-layers question is answered" has_text "$report" "Extra layers: mlp-extra (two more Dense(128) + ReLU layers) takes"
+check "skipped runs are in the report, one sentence per core count" has_text "$report" "mlp, tutorial-cnn and mlp-extra on 8 cores were not run: no node of this cluster has 8 CPUs (the largest has 2)"
+check "the GPU runs' absence is said once" has_text "$report" "2 more GPU runs likewise"
+check "the report says the data are synthetic" has_text "$report" "SYNTHETIC DATA"
+check "the figure cpu-vs-gpu.png is a PNG" test "$(head -c 4 "$lab/cpu-vs-gpu.png" 2>/dev/null | od -An -c | tr -d ' ')" = '211PNG'
+check "report.csv has the 6 CPU rows" test "$(grep -c ',cpu,' "$lab/report.csv" 2>/dev/null)" -eq 6
 
 "${cluster[@]}" down >/dev/null
-"${cluster[@]}" status >/dev/null 2>&1
-[ $? -eq 3 ]
-check $? "this test's cluster is down afterwards"
+cluster_is_down() { "${cluster[@]}" status >/dev/null 2>&1; [ $? -eq 3 ]; }  # status: exit 3 when down
+check "this test's cluster is down afterwards" cluster_is_down
 trap - EXIT
 echo "cpu_vs_gpu: $failures failure(s) in $((SECONDS - start)) s"
-[ "$failures" -eq 0 ]
+finish
