@@ -28,14 +28,7 @@ nn::Device device_of(nn::Layer& network) {
 
 }  // namespace
 
-void EpochHistory::on_train_epoch_start(train::Trainer&) {
-  epoch_start_ = std::chrono::steady_clock::now();
-  batches_ = 0;
-}
-
 void EpochHistory::on_train_batch_end(train::Trainer&, const train::StepResult&) {
-  ++batches_;
-  last_batch_end_ = std::chrono::steady_clock::now();
   if (!first_step_reported_) {
     first_step_reported_ = true;
     if (const auto age = slurmlab::process_age_seconds()) {
@@ -47,8 +40,9 @@ void EpochHistory::on_train_batch_end(train::Trainer&, const train::StepResult&)
 }
 
 void EpochHistory::on_train_epoch_end(train::Trainer& trainer) {
-  const double seconds = std::chrono::duration<double>(last_batch_end_ - epoch_start_).count();
-  images_per_second_ = seconds > 0.0 ? static_cast<double>(batches_ * global_batch_) / seconds : 0.0;
+  const double seconds = trainer.epoch_train_seconds();
+  images_per_second_ =
+      seconds > 0.0 ? static_cast<double>(trainer.epoch_train_batches() * global_batch_) / seconds : 0.0;
   const auto& m = trainer.metrics();
   const auto epoch = static_cast<double>(trainer.current_epoch());
   history_.epoch.push_back(epoch);

@@ -1,7 +1,7 @@
 #pragma once
 // train-classifier's own callbacks on the library's trainer:
 //   EpochHistory: one console line per epoch on rank 0 (losses, accuracies, training images/s
-//     from the epoch's start to its last training batch, validation not counted), a line when
+//     over the trainer's epoch_train_seconds, validation not counted), a line when
 //     the process's first training step is done (seconds since the process started), and the
 //     per-epoch series for the curves, carried in checkpoints so a resumed run draws them whole.
 //   ClassifierTensorBoard: what exercise 2 asks to look at in TensorBoard beyond what the
@@ -10,7 +10,6 @@
 //     final metrics): throughput and GPU memory per epoch, the confusion matrix and a
 //     prediction grid of fixed validation images at every validation, into the logger's event
 //     file. Rank 0 writes; the confusion matrix is reduced over all ranks.
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -34,7 +33,6 @@ class EpochHistory final : public slurmlab::train::Callback {
  public:
   EpochHistory(const slurmlab::cli::Console& console, std::int64_t global_batch, std::int64_t epochs)
       : console_(console), global_batch_(global_batch), epochs_(epochs) {}
-  void on_train_epoch_start(slurmlab::train::Trainer& trainer) override;
   void on_train_batch_end(slurmlab::train::Trainer& trainer, const slurmlab::train::StepResult& result) override;
   void on_train_epoch_end(slurmlab::train::Trainer& trainer) override;
   std::string state_key() const override { return "EpochHistory"; }
@@ -48,8 +46,6 @@ class EpochHistory final : public slurmlab::train::Callback {
   const slurmlab::cli::Console& console_;
   std::int64_t global_batch_, epochs_;
   History history_;
-  std::chrono::steady_clock::time_point epoch_start_, last_batch_end_;
-  std::int64_t batches_ = 0;
   double images_per_second_ = 0.0;
   bool first_step_reported_ = false;
 };

@@ -200,20 +200,11 @@ void Hdf5MetricsLogger::on_fit_start(Trainer& trainer) {
   if (describe_run_) describe_run_(*writer_);
 }
 
-void Hdf5MetricsLogger::on_train_epoch_start(Trainer&) {
-  epoch_start_ = last_train_batch_end_ = std::chrono::steady_clock::now();
-}
-
-void Hdf5MetricsLogger::on_train_batch_end(Trainer&, const StepResult&) {
-  last_train_batch_end_ = std::chrono::steady_clock::now();
-}
-
 void Hdf5MetricsLogger::on_train_epoch_end(Trainer& trainer) {
   if (!writer_) return;
-  const auto now = std::chrono::steady_clock::now();
   writer_->append("time/epoch", trainer.current_epoch());
-  writer_->append("time/train_seconds", std::chrono::duration<double>(last_train_batch_end_ - epoch_start_).count());
-  writer_->append("time/epoch_seconds", std::chrono::duration<double>(now - epoch_start_).count());
+  writer_->append("time/train_seconds", trainer.epoch_train_seconds());
+  writer_->append("time/epoch_seconds", trainer.seconds_since_epoch_start());
   writer_->set_attribute("time/train_seconds", "unit", "s");
   writer_->set_attribute("time/epoch_seconds", "unit", "s");
   writer_->append("epoch", trainer.current_epoch());
@@ -244,7 +235,6 @@ void Hdf5MetricsLogger::on_fit_end(Trainer& trainer) {
     }
     const std::int64_t steps = p.optimizer_steps;
     writer_->write("profile/optimizer_steps", std::span<const std::int64_t>(&steps, 1));
-
     writer_->close();
   }
   writer_.reset();

@@ -11,7 +11,6 @@
 //   Files: checkpoints go through Trainer::save_checkpoint (nn's checksummed HDF5, written to a
 //     temporary name and renamed, trainer state beside it), on rank 0.
 //   Threads: the trainer's thread.
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -101,11 +100,10 @@ class EarlyStopping final : public Callback {
 // Per-epoch series in metrics.h5 (io::MetricsWriter), rank 0: `epoch`, `lr` and every
 // train_* metric each epoch; `val_epoch` and every val_* metric each validated epoch; at the
 // fit's end the profile: `profile/<phase>` (seconds, rank 0) and `profile/optimizer_steps`.
-// Wall times per epoch, rank 0's steady clock, measured here (not reduced, never in the
+// Wall times per epoch, rank 0's, from the trainer's clock (not reduced, never in the
 // trainer's metrics, so runs stay comparable value for value):
-//   `time/train_seconds`  from the epoch's start to the end of its last training batch:
-//                         the training alone, what a CPU-vs-GPU or core-count comparison
-//                         wants (validation, checkpoints and logging not counted);
+//   `time/train_seconds`  Trainer::epoch_train_seconds(): the training alone, what a
+//                         CPU-vs-GPU or core-count comparison wants (validation not counted);
 //   `time/epoch_seconds`  from the epoch's start to this logger's epoch-end hook
 //                         (validation and the callbacks placed before it included);
 //   `time/epoch`          the epoch index of each value (so a plot finds its x axis).
@@ -118,8 +116,6 @@ class Hdf5MetricsLogger final : public Callback {
   explicit Hdf5MetricsLogger(std::filesystem::path path, DescribeRun describe_run = {})
       : path_(std::move(path)), describe_run_(std::move(describe_run)) {}
   void on_fit_start(Trainer& trainer) override;
-  void on_train_epoch_start(Trainer& trainer) override;
-  void on_train_batch_end(Trainer& trainer, const StepResult& result) override;
   void on_train_epoch_end(Trainer& trainer) override;
   void on_fit_end(Trainer& trainer) override;
   void on_exception(Trainer& trainer, const std::exception& error) override;
@@ -129,7 +125,6 @@ class Hdf5MetricsLogger final : public Callback {
   std::filesystem::path path_;
   DescribeRun describe_run_;
   std::unique_ptr<io::MetricsWriter> writer_;
-  std::chrono::steady_clock::time_point epoch_start_, last_train_batch_end_;
 };
 
 }  // namespace slurmlab::train

@@ -151,6 +151,10 @@ Trainer::Trainer(TrainerOptions options, std::vector<std::shared_ptr<Callback>> 
   }
 }
 
+double Trainer::seconds_since_epoch_start() const {
+  return std::chrono::duration<double>(Clock::now() - epoch_start_).count();
+}
+
 double Trainer::learning_rate() const {
   return module_ ? module_->optimizer().learning_rate() : 0.0;
 }
@@ -449,6 +453,9 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
       const bool validation_due = val_source && (position_.epoch + 1) % options_.check_val_every_n_epoch == 0;
       if (position_.data_position == 0) epoch_sums_.clear();
       call_back([&](Callback& c) { c.on_train_epoch_start(*this); });
+      epoch_start_ = Clock::now();
+      epoch_train_batches_ = 0;
+      double mid_epoch_validation = 0.0;  // seconds, left out of epoch_train_seconds_
       const std::int64_t source_epoch = overfit > 0 ? 0 : position_.epoch;
       train.set_position({source_epoch, position_.data_position});
       std::int64_t pending = 0;
@@ -479,6 +486,7 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
         }
         epoch_sums_.add(result);
         ++train_batches_run_;
+        ++epoch_train_batches_;
         ++pending;
         call_back([&](Callback& c) { c.on_train_batch_end(*this, result); });
         if (pending == options_.accumulate_grad_batches || b + 1 == per_epoch) {
@@ -498,10 +506,12 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
           }
         }
         if (validation_due && options_.val_check_interval > 0 && (b + 1) % options_.val_check_interval == 0) {
+          PhaseTimer timer(mid_epoch_validation);
           validate_during_fit(module, *val_source, val_batches);
           train.set_position({source_epoch, b + 1});  // the validation may have read this very source
         }
       }
+      epoch_train_seconds_ = std::chrono::duration<double>(Clock::now() - epoch_start_).count() - mid_epoch_validation;
       if (stopped_mid_epoch) break;  // max_steps or preemption: the epoch's end has not been reached
       metrics_ = epoch_sums_.reduce(options_.communicator, "train");
       if (validation_due && options_.val_check_interval == 0) validate_during_fit(module, *val_source, val_batches);

@@ -34,6 +34,7 @@
 //   Threads: one thread per rank drives a Trainer.
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -158,6 +159,14 @@ class Trainer {
   std::int64_t current_epoch() const { return current_epoch_; }
   std::int64_t global_step() const { return position_.step; }
   bool validated_this_epoch() const { return validated_this_epoch_; }
+  // The epoch's training alone, for rates and timing tables (valid in on_train_epoch_end):
+  // wall seconds from its first batch to its last optimizer step (data, steps, optimizer and
+  // per-batch callbacks; validation, mid-epoch or at the end, not counted), and the batches in
+  // them (fewer than an epoch's after a mid-epoch resume). Rank-local, not reduced.
+  double epoch_train_seconds() const { return epoch_train_seconds_; }
+  std::int64_t epoch_train_batches() const { return epoch_train_batches_; }
+  // Wall seconds since this epoch's on_train_epoch_start hooks ran (validation included).
+  double seconds_since_epoch_start() const;
   void request_stop() { should_stop_ = true; }
   bool should_stop() const { return should_stop_; }
   bool is_root() const { return rank_ == 0; }
@@ -202,6 +211,9 @@ class Trainer {
   MetricAccumulator epoch_sums_;
   Metrics metrics_;
   bool validated_this_epoch_ = false;
+  std::chrono::steady_clock::time_point epoch_start_{};
+  double epoch_train_seconds_ = 0.0;
+  std::int64_t epoch_train_batches_ = 0;
   Metrics epoch_val_metrics_;  // the epoch's last validation
   bool should_stop_ = false;
   std::int64_t train_batches_run_ = 0;
