@@ -26,6 +26,9 @@ packages=(
   # its accounting (tools/local-slurm up --accounting: sacct, sreport, tools/seff), and a
   # terminal multiplexer that the interactive tour types into (salloc, srun --pty)
   mariadb-server slurmdbd tmux
+  # headless Chromium driven by Selenium, for the test that opens JupyterLab and TensorBoard
+  # on a compute node as a browser would (tests/slurm/browser_check.py)
+  chromium chromium-driver python3-selenium fonts-dejavu-core
   # Lmod, for the test that loads the installed module files (module load slurmlab); YAML for
   # the test that reads env/spack/spack.yaml
   lmod python3-yaml

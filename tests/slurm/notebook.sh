@@ -4,11 +4,16 @@
 # BUILD_DIR/notebook-test). JupyterLab must answer with its token and refuse without it, the
 # token must be in the user-only connection file and nowhere in the job's output, Enter must
 # end the job, a second server gets its own port, and a missing jupyter is one sentence.
+# Both servers are also opened in headless Chromium (tests/slurm/browser_check.py): JupyterLab's
+# launcher, a kernel on the node running print(...), TensorBoard drawing a fit-regression run's
+# loss curves; screenshots go to BUILD_DIR/notebook-test/screenshots for a person to look at.
 # Exit 77: skipped (not root, or no JupyterLab in the checkout's .venv: run env/python.sh).
 set -euo pipefail
 build="$(cd "$1" && pwd -P)"
 source_dir="$(cd "$(dirname "$0")/../.." && pwd -P)"
 base="$build/notebook-test"
+shots="$base/screenshots"
+browser_check=(/usr/bin/python3 "$source_dir/tests/slurm/browser_check.py")
 port_base="${SLURMLAB_NOTEBOOK_TEST_PORT:-31817}"
 cluster=("$source_dir/tools/local-slurm" --dir "$base/cluster")
 notebook="$source_dir/tools/notebook"
@@ -79,6 +84,16 @@ check "... and not the token" bash -c "! grep -q '$token' 'jupyter-$job.out'"
 check "Jupyter's own log (which quotes the URL) is readable by its owner only" [ "$(stat -c %a "jupyter-$job.server.log")" = 600 ]
 check "the notebook folder is the one asked for" has "$(cat "jupyter-$job.out")" "in $base/work/notebooks$"
 
+echo "== JupyterLab in a browser, at the printed URL (the tunnel's localhost:8888 is node1:$port here)"
+rm -rf "$shots"
+mkdir -p "$shots"
+out="$("${browser_check[@]}" jupyter "http://127.0.0.1:$port/lab?token=$token" "$shots/jupyter" 2>&1)" || true
+printf '%s\n' "$out"
+check "without the token Chromium gets the login form" has "$out" "^ok: without the token the browser gets the login form, not the lab$"
+check "with it, JupyterLab's launcher" has "$out" "^ok: JupyterLab's launcher appears"
+check "a notebook from it runs print(...) on node1's kernel" has "$out" "^ok: the kernel ran print\(\.\.\.\): slurmlab kernel on node1 job $job 42$"
+check "the screenshots are there" test -s "$shots/jupyter-login.png" -a -s "$shots/jupyter-launcher.png" -a -s "$shots/jupyter-notebook.png"
+
 echo "== a second JupyterLab, stopped with Enter"
 out="$( (sleep 6; echo) | "$notebook" --time 00:10:00 --cpus-per-task 1 2>&1)"
 printf '%s\n' "$out"
@@ -99,15 +114,21 @@ printf '%s\n' "$out"
 check "tools/notebook fails (exit 1)" [ "$status" -eq 1 ]
 check "and shows the job's sentence naming the fix" has "$out" "jupyter.sbatch: no jupyter at /nonexistent/jupyter nor on PATH; run env/python.sh"
 
-echo "== TensorBoard through --tensorboard"
-mkdir -p logs
-out="$("$notebook" --tensorboard --logdir logs --no-wait --time 00:10:00 --cpus-per-task 1 2>&1)"
+echo "== TensorBoard through --tensorboard, on a fit-regression run's logs"
+"$build/bin/fit-regression" --epochs 200 --output-dir fit >fit.log 2>&1
+out="$("$notebook" --tensorboard --logdir fit/tensorboard --no-wait --time 00:10:00 --cpus-per-task 1 2>&1)"
 printf '%s\n' "$out"
 job3="$(sed -n 's/^tools\/notebook: submitted job \([0-9]*\).*/\1/p' <<<"$out")"
 port3="$(sed -n 's/^ *ssh -N -L 6006:node1:\([0-9]*\) root@login.example.org$/\1/p' <<<"$out")"
 check "the ssh line names the node and a port" [ -n "$port3" ]
 check "the address to open is localhost:6006" has "$out" "^ *http://localhost:6006/$"
 check "TensorBoard answers (200)" [ "$(http_status "http://127.0.0.1:$port3/")" = 200 ]
+out="$("${browser_check[@]}" tensorboard "http://127.0.0.1:$port3/" "$shots/tensorboard" loss/train loss/validation 2>&1)" || true
+printf '%s\n' "$out"
+check "Chromium shows a scalar card for each loss" has "$out" "^ok: the scalars dashboard has a card for each of loss/train, loss/validation$"
+check "the training curve is drawn through epoch 199" has "$out" "^ok: loss/train is drawn; its table reads hidden-16 .* 199 "
+check "the validation curve too" has "$out" "^ok: loss/validation is drawn; its table reads hidden-16 .* 199 "
+check "the screenshot is there" test -s "$shots/tensorboard-scalars.png"
 scancel "$job3"
 check "scancel ends it" gone_soon "$job3"
 check "and its connection file goes with it" bash -c "sleep 2; [ ! -e '$SLURMLAB_CONNECTION_DIR/tensorboard-$job3.txt' ]"
