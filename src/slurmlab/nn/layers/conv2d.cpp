@@ -1,12 +1,14 @@
 // Conv2d, CPU backend: im2col over the whole batch, then one SGEMM (OpenBLAS, threaded)
 // for the output, one for the weight gradient and one for the input gradient (col2im). The
-// CUDA one (cuDNN) is conv2d_cuda.cpp.
+// CUDA one (cuDNN) is conv2d_cuda.cpp. When built with oneDNN, the CPU work goes through
+// conv2d_onednn.cpp instead unless SLURMLAB_CONV=im2col; im2col stays the reference.
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
+#include "slurmlab/nn/layers/conv2d_backend.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
 
@@ -102,9 +104,14 @@ void col2im(const float* columns, const Geometry& g, float* dx) {
 
 struct Conv2dContext final : Context {
   Geometry geometry{};
-  Tensor columns;  // [patch, N*P]
+  Tensor columns;  // [patch, N*P] (im2col path)
+  Tensor input;    // oneDNN path
+  bool onednn = false;
 };
 
+conv_backend::Dims dims(const Geometry& g, std::int64_t out) {
+  return {g.n, g.c, g.h, g.w, out, g.k, g.stride, g.pad, g.out_h, g.out_w};
+}
 
 }  // namespace
 
@@ -141,9 +148,17 @@ Forward Conv2d::forward_impl(const Tensor& input, Mode) {
     throw std::invalid_argument(describe() + ": input " + to_string(input.shape()) + " is smaller than the kernel");
   }
   if (input.device() == Device::cuda) return cuda::conv2d_forward(*this, input);
-  const std::int64_t total = g.n * g.positions();
   auto context = std::make_unique<Conv2dContext>();
   context->geometry = g;
+  if (conv_backend::onednn_available()) {
+    Tensor output({g.n, out_, g.out_h, g.out_w});
+    conv_backend::onednn_forward(dims(g, out_), input.data(), weight_.value.data(),
+                                 has_bias_ ? bias_.value.data() : nullptr, output.data());
+    context->input = input;
+    context->onednn = true;
+    return {output, std::move(context)};
+  }
+  const std::int64_t total = g.n * g.positions();
   context->columns = Tensor({g.patch(), total});
   im2col(input.data(), g, context->columns.data());
 
@@ -172,6 +187,12 @@ Tensor Conv2d::backward_impl(const Context& context, const Tensor& grad_output) 
   const Geometry& g = saved.geometry;
   if (grad_output.shape() != Shape{g.n, out_, g.out_h, g.out_w}) {
     throw std::invalid_argument(describe() + ": gradient shape " + to_string(grad_output.shape()) + " mismatch");
+  }
+  if (saved.onednn) {
+    Tensor grad_input({g.n, g.c, g.h, g.w});
+    conv_backend::onednn_backward(dims(g, out_), saved.input.data(), weight_.value.data(), grad_output.data(),
+                                  grad_input.data(), weight_.grad.data(), has_bias_ ? bias_.grad.data() : nullptr);
+    return grad_input;
   }
   const std::int64_t total = g.n * g.positions();
   // [N, out, P] -> [out, N*P]

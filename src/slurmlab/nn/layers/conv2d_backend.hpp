@@ -1,0 +1,21 @@
+// Conv2d's optional CPU backend (oneDNN), beside the im2col reference in conv2d.cpp. CMake
+// links conv2d_onednn.cpp when oneDNN is found (SLURMLAB_WITH_ONEDNN), else conv2d_noonednn.cpp,
+// whose available() is false so conv2d.cpp never calls the others.
+#pragma once
+
+#include <cstdint>
+
+namespace slurmlab::nn::conv_backend {
+
+struct Dims {
+  std::int64_t n, c, h, w, out, k, stride, pad, out_h, out_w;
+};
+
+// True when oneDNN is compiled in and SLURMLAB_CONV is not "im2col" (read once per process).
+bool onednn_available();
+// y[n, out, oh, ow] = conv(x, w) + b (b may be null).
+void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y);
+// dx = conv^T(dy, w) (overwritten); dw += dW; db += dB (db may be null).
+void onednn_backward(const Dims& d, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db);
+
+}  // namespace slurmlab::nn::conv_backend

@@ -1,0 +1,81 @@
+// Conv2d's CPU backends (oneDNN when built with it, im2col + OpenBLAS otherwise or under
+// SLURMLAB_CONV=im2col; ctest runs this binary both ways) against a direct convolution
+// summed in double: forward, input gradient, weight and bias gradients, over the shapes the
+// models use and odd ones. Tolerance: 1e-4 relative to the largest magnitude of each
+// result (float sums of up to C*K*K or N*OH*OW products).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "slurmlab/nn/layers/layers.hpp"
+
+namespace slurmlab::nn {
+namespace {
+
+struct Case {
+  int n, c, h, w, o, k, stride, pad;
+  bool bias;
+};
+
+void expect_near_all(const std::vector<double>& truth, const float* got, const char* what, const Case& cs) {
+  double scale = 1e-6;
+  for (double t : truth) scale = std::max(scale, std::abs(t));
+  double worst = 0.0;
+  for (std::size_t i = 0; i < truth.size(); ++i) worst = std::max(worst, std::abs(truth[i] - got[i]));
+  EXPECT_LE(worst, 1e-4 * scale) << what << " n=" << cs.n << " c=" << cs.c << " h=" << cs.h << " w=" << cs.w
+                                 << " o=" << cs.o << " k=" << cs.k << " s=" << cs.stride << " p=" << cs.pad;
+}
+
+TEST(Conv2dBackends, MatchDirectConvolutionAndItsGradients) {
+  const std::vector<Case> cases{
+      {1, 1, 5, 5, 1, 1, 1, 0, false}, {3, 2, 7, 9, 4, 3, 1, 1, true},  {1, 3, 8, 8, 5, 3, 2, 1, true},
+      {3, 4, 9, 7, 3, 5, 1, 2, true},  {1, 2, 11, 13, 3, 5, 2, 2, false}, {3, 3, 10, 10, 2, 1, 2, 0, true},
+      {1, 3, 31, 31, 4, 11, 4, 2, true}, {3, 3, 27, 27, 6, 11, 4, 0, true}, {3, 5, 6, 6, 7, 3, 1, 0, true},
+      {1, 2, 9, 9, 3, 3, 4, 1, true}};
+  Generator generator(15);
+  for (const Case& cs : cases) {
+    Conv2d conv(cs.c, cs.o, cs.k, generator, cs.stride, cs.pad, cs.bias);
+    Tensor x({cs.n, cs.c, cs.h, cs.w});
+    generator.fill_uniform(x.span(), -1.0f, 1.0f);
+    const int oh = (cs.h + 2 * cs.pad - cs.k) / cs.stride + 1, ow = (cs.w + 2 * cs.pad - cs.k) / cs.stride + 1;
+    Tensor gy({cs.n, cs.o, oh, ow});
+    generator.fill_uniform(gy.span(), -1.0f, 1.0f);
+    const float* xv = x.data();
+    const float* wv = conv.weight().value.data();
+    const float* gv = gy.data();
+    std::vector<double> y(static_cast<std::size_t>(cs.n * cs.o * oh * ow)), dx(static_cast<std::size_t>(x.numel())),
+        dw(static_cast<std::size_t>(conv.weight().value.numel())), db(static_cast<std::size_t>(cs.o));
+    for (int n = 0; n < cs.n; ++n)
+      for (int o = 0; o < cs.o; ++o)
+        for (int oy = 0; oy < oh; ++oy)
+          for (int ox = 0; ox < ow; ++ox) {
+            const std::size_t yi = static_cast<std::size_t>(((n * cs.o + o) * oh + oy) * ow + ox);
+            double sum = cs.bias ? conv.bias().value.data()[o] : 0.0;
+            const double g = gv[yi];
+            db[static_cast<std::size_t>(o)] += g;
+            for (int c = 0; c < cs.c; ++c)
+              for (int ki = 0; ki < cs.k; ++ki)
+                for (int kj = 0; kj < cs.k; ++kj) {
+                  const int iy = oy * cs.stride - cs.pad + ki, ix = ox * cs.stride - cs.pad + kj;
+                  if (iy < 0 || iy >= cs.h || ix < 0 || ix >= cs.w) continue;
+                  const std::size_t xi = static_cast<std::size_t>(((n * cs.c + c) * cs.h + iy) * cs.w + ix);
+                  const std::size_t wi = static_cast<std::size_t>(((o * cs.c + c) * cs.k + ki) * cs.k + kj);
+                  sum += static_cast<double>(wv[wi]) * xv[xi];
+                  dx[xi] += static_cast<double>(wv[wi]) * g;
+                  dw[wi] += static_cast<double>(xv[xi]) * g;
+                }
+            y[yi] = sum;
+          }
+    Forward forward = conv.forward(x, Mode::train);
+    expect_near_all(y, forward.output.data(), "forward", cs);
+    Tensor grad_input = conv.backward(*forward.context, gy);
+    expect_near_all(dx, grad_input.data(), "input gradient", cs);
+    expect_near_all(dw, conv.weight().grad.data(), "weight gradient", cs);
+    if (cs.bias) expect_near_all(db, conv.bias().grad.data(), "bias gradient", cs);
+  }
+}
+
+}  // namespace
+}  // namespace slurmlab::nn
