@@ -398,6 +398,59 @@ TEST(Tensor, ReshapeSharesStorageAndChecksCounts) {
   EXPECT_EQ(t.at({1, 2}), 6.0f);
 }
 
+// A network whose input is data skips the first layer's input-gradient product: backward
+// returns no tensor, and every parameter gradient is the one a full backward gives (the
+// skipped product feeds nothing). Both the Conv2d first layer of the CNN (nested one level
+// down, as AlexNet's features are) and a Linear first layer.
+TEST(Layers, NoInputGradientSkipsOnlyTheInputGradient) {
+  for (const bool conv_first : {true, false}) {
+    SCOPED_TRACE(conv_first ? "Conv2d first" : "Linear first");
+    auto build = [&] {
+      Generator init(7);
+      auto inner = std::make_unique<Sequential>();
+      if (conv_first) {
+        inner->add(std::make_unique<Conv2d>(3, 4, 3, init)).add(relu()).add(std::make_unique<Flatten>());
+        inner->add(std::make_unique<Linear>(4 * 6 * 6, 5, init));
+      } else {
+        inner->add(std::make_unique<Linear>(12, 6, init)).add(relu()).add(std::make_unique<Linear>(6, 5, init));
+      }
+      auto net = std::make_unique<Sequential>();
+      net->add("inner", std::move(inner));
+      return net;
+    };
+    Generator data(3);
+    const Tensor x = conv_first ? random_tensor({2, 3, 8, 8}, data) : random_tensor({2, 12}, data);
+    const Tensor grad_y = random_tensor({2, 5}, data);
+    auto full = build();
+    auto skipping = build();
+    skipping->set_input_grad_needed(false);
+    const Tensor grad_x = full->backward(*full->forward(x, Mode::train).context, grad_y);
+    ASSERT_TRUE(grad_x.defined());
+    EXPECT_FALSE(skipping->backward(*skipping->forward(x, Mode::train).context, grad_y).defined());
+    const auto expected = parameters_of(*full), actual = parameters_of(*skipping);
+    ASSERT_EQ(expected.size(), actual.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(expected[i].parameter->grad.to_vector(), actual[i].parameter->grad.to_vector()) << expected[i].name;
+    }
+    // Needed again (say, for a saliency map): the gradient comes back.
+    skipping->set_input_grad_needed(true);
+    zero_grad(*skipping);
+    const Tensor again = skipping->backward(*skipping->forward(x, Mode::train).context, grad_y);
+    ASSERT_TRUE(again.defined());
+    EXPECT_EQ(again.to_vector(), grad_x.to_vector());
+  }
+}
+
+// A Sequential built after the setting passes it to the first child when it is added.
+TEST(Layers, NoInputGradientReachesAFirstChildAddedLater) {
+  Generator init(1);
+  Sequential net;
+  net.set_input_grad_needed(false);
+  net.add(std::make_unique<Linear>(3, 2, init)).add(relu());
+  EXPECT_FALSE(net[0].input_grad_needed());
+  EXPECT_TRUE(net[1].input_grad_needed());
+}
+
 TEST(Layers, BadShapesNameTheLayer) {
   Generator g(1);
   Conv2d conv(3, 4, 3, g);

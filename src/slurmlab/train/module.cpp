@@ -94,6 +94,9 @@ nn::Tensor TrainableModule::predict_step(const TrainBatch& batch) {
 NetworkModule::NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossKind loss, nn::GradientReducer* reducer,
                              double label_smoothing)
     : network_(network), optimizer_(optimizer), loss_(loss), reducer_(reducer), label_smoothing_(label_smoothing) {
+  // The network's input is a batch of data: no gradient for it (saves the first layer's
+  // input-gradient product).
+  network_.set_input_grad_needed(false);
   const auto parameters = nn::parameters_of(network_);
   if (!parameters.empty()) device_ = parameters.front().parameter->value.device();
 }

@@ -33,8 +33,14 @@ Sequential& Sequential::add(std::unique_ptr<Layer> layer) { return add(std::to_s
 
 Sequential& Sequential::add(std::string name, std::unique_ptr<Layer> layer) {
   if (!layer) throw std::invalid_argument("Sequential::add: null layer");
+  if (children_.empty() && !input_grad_needed()) layer->set_input_grad_needed(false);
   children_.emplace_back(std::move(name), std::move(layer));
   return *this;
+}
+
+void Sequential::set_input_grad_needed(bool needed) {
+  Layer::set_input_grad_needed(needed);
+  if (!children_.empty()) children_.front().second->set_input_grad_needed(needed);
 }
 
 Forward Sequential::forward_impl(const Tensor& input, Mode mode) {

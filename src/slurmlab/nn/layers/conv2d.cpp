@@ -189,9 +189,11 @@ Tensor Conv2d::backward_impl(const Context& context, const Tensor& grad_output) 
     throw std::invalid_argument(describe() + ": gradient shape " + to_string(grad_output.shape()) + " mismatch");
   }
   if (saved.onednn) {
-    Tensor grad_input({g.n, g.c, g.h, g.w});
+    Tensor grad_input;
+    if (input_grad_needed()) grad_input = Tensor({g.n, g.c, g.h, g.w});
     conv_backend::onednn_backward(dims(g, out_), saved.input.data(), weight_.value.data(), grad_output.data(),
-                                  grad_input.data(), weight_.grad.data(), has_bias_ ? bias_.grad.data() : nullptr);
+                                  grad_input.defined() ? grad_input.data() : nullptr, weight_.grad.data(),
+                                  has_bias_ ? bias_.grad.data() : nullptr);
     return grad_input;
   }
   const std::int64_t total = g.n * g.positions();
@@ -218,6 +220,7 @@ Tensor Conv2d::backward_impl(const Context& context, const Tensor& grad_output) 
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(out_), static_cast<int>(g.patch()),
               static_cast<int>(total), 1.0f, gm, static_cast<int>(total), saved.columns.data(),
               static_cast<int>(total), 1.0f, weight_.grad.data(), static_cast<int>(g.patch()));
+  if (!input_grad_needed()) return {};
   // dcolumns[patch, NP] = W[out, patch]^T * G[out, NP]
   Tensor grad_columns({g.patch(), total});
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(g.patch()), static_cast<int>(total),

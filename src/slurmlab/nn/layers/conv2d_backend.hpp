@@ -15,7 +15,7 @@ struct Dims {
 bool onednn_available();
 // y[n, out, oh, ow] = conv(x, w) + b (b may be null).
 void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y);
-// dx = conv^T(dy, w) (overwritten); dw += dW; db += dB (db may be null).
+// dx = conv^T(dy, w) (overwritten; dx null: not computed); dw += dW; db += dB (db may be null).
 void onednn_backward(const Dims& d, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db);
 
 }  // namespace slurmlab::nn::conv_backend

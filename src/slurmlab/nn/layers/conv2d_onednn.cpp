@@ -108,9 +108,11 @@ void onednn_backward(const Dims& d, const float* x, const float* w, const float*
   follow_thread_count();
   const Plan& p = plan(d, db != nullptr);
   auto& stream = runtime().stream;
-  p.backward_data.execute(stream, {{DNNL_ARG_DIFF_DST, wrap(p.y, dy)},
-                                   {DNNL_ARG_WEIGHTS, wrap(p.w, w)},
-                                   {DNNL_ARG_DIFF_SRC, wrap(p.x, dx)}});
+  if (dx) {
+    p.backward_data.execute(stream, {{DNNL_ARG_DIFF_DST, wrap(p.y, dy)},
+                                     {DNNL_ARG_WEIGHTS, wrap(p.w, w)},
+                                     {DNNL_ARG_DIFF_SRC, wrap(p.x, dx)}});
+  }
   const auto weights = static_cast<std::size_t>(d.out * d.c * d.k * d.k);
   std::vector<float> dw_new(weights), db_new(static_cast<std::size_t>(d.out));
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, wrap(p.x, x)},

@@ -36,7 +36,11 @@ Forward Layer::forward(const Tensor& input, Mode mode) {
 
 Tensor Layer::backward(const Context& context, const Tensor& grad_output) {
   if (!grad_output.defined()) throw std::invalid_argument(describe() + ": gradient tensor is undefined");
-  return backward_impl(context, grad_output);
+  Tensor grad_input = backward_impl(context, grad_output);
+  if (!grad_input.defined() && input_grad_needed_) {
+    throw std::logic_error(describe() + ": backward returned no input gradient although one is needed");
+  }
+  return grad_input;
 }
 
 std::string join_name(const std::string& prefix, const std::string& name) {

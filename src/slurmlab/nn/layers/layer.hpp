@@ -60,6 +60,13 @@ class Layer {
   Tensor backward(const Context& context, const Tensor& grad_output);
   virtual std::string describe() const = 0;
   virtual InputSpec expected_input() const { return {}; }
+  // Whether backward must return d loss / d input (default: yes). A network whose input is
+  // data needs no gradient for it, as PyTorch knows from an input that does not require grad:
+  // set false on the network; Sequential hands it to its first child, and a Conv2d or Linear
+  // there skips its input-gradient product (for a first convolution, half its backward) and
+  // returns an undefined tensor. Other layers compute the gradient regardless.
+  virtual void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
+  bool input_grad_needed() const { return input_grad_needed_; }
 
   using ParameterVisitor = std::function<void(const std::string& name, Parameter& parameter)>;
   using BufferVisitor = std::function<void(const std::string& name, Tensor& buffer)>;
@@ -73,6 +80,8 @@ class Layer {
   // *_cuda.cpp file).
   virtual Forward forward_impl(const Tensor& input, Mode mode) = 0;
   virtual Tensor backward_impl(const Context& context, const Tensor& grad_output) = 0;
+
+  bool input_grad_needed_ = true;
 };
 
 struct NamedParameter {

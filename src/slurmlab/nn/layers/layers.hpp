@@ -189,6 +189,8 @@ class Sequential final : public Layer {
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
   void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
   void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
+  // Also sets it on the first child (now or when it is added).
+  void set_input_grad_needed(bool needed) override;
   std::size_t size() const { return children_.size(); }
   Layer& operator[](std::size_t i) { return *children_.at(i).second; }
   const std::string& name(std::size_t i) const { return children_.at(i).first; }

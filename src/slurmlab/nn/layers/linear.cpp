@@ -173,6 +173,7 @@ Tensor Linear::backward_impl(const Context& context, const Tensor& grad_output) 
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t o = 0; o < out_; ++o) db[o] += g[i * out_ + o];
   }
+  if (!input_grad_needed()) return {};
   // dx[N, in] = g[N, out] * W[out, in]
   Tensor grad_input({n, in_});
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(in_),
