@@ -1,6 +1,7 @@
 // Conv2d on oneDNN (Debian's 2.6, OpenMP runtime): forward, backward-data and backward-weights
-// primitives, built once per shape and cached; one engine and stream per process. Plain
-// nchw/oihw memory (no reorders); threads follow openblas_get_num_threads() (the project's
+// primitives, built once per shape and cached with their reorders and buffers; one engine and
+// stream per process. nn's tensors stay plain nchw/oihw; each primitive runs on the blocked
+// layout oneDNN picks (see Staged). Threads follow openblas_get_num_threads() (the project's
 // one compute-thread count) via omp_set_num_threads, as libdnnl runs on the same libgomp.
 #include <cblas.h>
 #include <omp.h>
@@ -33,17 +34,62 @@ Runtime& runtime() {
   return r;
 }
 
+// A tensor as nn keeps it (plain nchw / oihw) and as a primitive wants it: oneDNN's
+// implementations run fastest on blocked layouts (nChw8c on AVX2) that it picks when asked for
+// "any". Where the two differ, the plain tensor is reordered into a buffer kept with the plan
+// (allocated once per shape, so no per-step page faults), and outputs are reordered back.
+struct Staged {
+  dnnl::memory::desc plain, wanted;
+  dnnl::memory buffer;  // in `wanted`, when it differs from `plain`
+  dnnl::reorder to_wanted, to_plain;
+
+  Staged() = default;
+  Staged(const dnnl::memory::desc& plain_desc, const dnnl::memory::desc& wanted_desc, const dnnl::engine& engine)
+      : plain(plain_desc), wanted(wanted_desc) {
+    if (plain != wanted) {
+      buffer = dnnl::memory(wanted, engine);
+      const dnnl::memory plain_memory(plain, engine, DNNL_MEMORY_NONE);
+      to_wanted = dnnl::reorder(plain_memory, buffer);
+      to_plain = dnnl::reorder(buffer, plain_memory);
+    }
+  }
+  bool reordered() const { return plain != wanted; }
+  // The memory a primitive reads: the plain data itself, or the buffer after a reorder.
+  dnnl::memory input(const float* data, dnnl::stream& stream, const dnnl::engine& engine) const {
+    dnnl::memory plain_memory(plain, engine, const_cast<float*>(data));
+    if (!reordered()) return plain_memory;
+    dnnl::memory staged = buffer;  // a handle: copies share the buffer
+    to_wanted.execute(stream, plain_memory, staged);
+    return staged;
+  }
+  // The memory a primitive writes: `data` itself, or the buffer (then call finish).
+  dnnl::memory output(float* data, const dnnl::engine& engine) const {
+    return reordered() ? buffer : dnnl::memory(plain, engine, data);
+  }
+  void finish(float* data, dnnl::stream& stream, const dnnl::engine& engine) const {
+    if (reordered()) {
+      dnnl::memory plain_memory(plain, engine, data);
+      dnnl::memory staged = buffer;
+      to_plain.execute(stream, staged, plain_memory);
+    }
+  }
+};
+
 struct Plan {
-  dnnl::memory::desc x, w, b, y;
+  dnnl::memory::desc b;
   dnnl::convolution_forward forward;
   dnnl::convolution_backward_data backward_data;
   dnnl::convolution_backward_weights backward_weights;
+  Staged fwd_x, fwd_w, fwd_y;            // forward: x and w in, y out
+  Staged bwd_dy, bwd_w, bwd_dx;          // backward data: dy and w in, dx out
+  Staged bww_x, bww_dy, bww_dw;          // backward weights: x and dy in, dw out
+  std::vector<float> dw, db;             // this call's weight and bias gradients (added into nn's)
 };
 
 using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                        std::int64_t, std::int64_t, bool>;
 
-const Plan& plan(const Dims& d, bool bias) {
+Plan& plan(const Dims& d, bool bias) {
   static std::mutex mutex;
   static std::map<Key, Plan> cache;
   const Key key{d.n, d.c, d.h, d.w, d.out, d.k, d.stride, d.pad, bias};
@@ -51,34 +97,38 @@ const Plan& plan(const Dims& d, bool bias) {
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   auto& engine = runtime().engine;
   Plan p;
-  p.x = dnnl::memory::desc({d.n, d.c, d.h, d.w}, dt::f32, tag::nchw);
-  p.w = dnnl::memory::desc({d.out, d.c, d.k, d.k}, dt::f32, tag::oihw);
+  const dnnl::memory::dims x_dims{d.n, d.c, d.h, d.w}, w_dims{d.out, d.c, d.k, d.k}, y_dims{d.n, d.out, d.out_h, d.out_w};
+  const dnnl::memory::desc x(x_dims, dt::f32, tag::nchw), w(w_dims, dt::f32, tag::oihw), y(y_dims, dt::f32, tag::nchw);
+  const dnnl::memory::desc x_any(x_dims, dt::f32, tag::any), w_any(w_dims, dt::f32, tag::any),
+      y_any(y_dims, dt::f32, tag::any);
   p.b = dnnl::memory::desc({d.out}, dt::f32, tag::x);
-  p.y = dnnl::memory::desc({d.n, d.out, d.out_h, d.out_w}, dt::f32, tag::nchw);
   const dnnl::memory::dims strides{d.stride, d.stride}, pad{d.pad, d.pad};
-  auto fwd_desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                         dnnl::algorithm::convolution_direct, p.x, p.w, p.b, p.y,
-                                                         strides, pad, pad)
-                       : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                         dnnl::algorithm::convolution_direct, p.x, p.w, p.y, strides,
-                                                         pad, pad);
+  const auto direct = dnnl::algorithm::convolution_direct;
+  auto fwd_desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, direct, x_any, w_any, p.b,
+                                                         y_any, strides, pad, pad)
+                       : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, direct, x_any, w_any,
+                                                         y_any, strides, pad, pad);
   dnnl::convolution_forward::primitive_desc fwd_pd(fwd_desc, engine);
   dnnl::convolution_backward_data::primitive_desc bwd_data_pd(
-      dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, p.x, p.w, p.y, strides, pad, pad),
-      engine, fwd_pd);
-  auto bwd_w_desc = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, p.x, p.w,
-                                                                    p.b, p.y, strides, pad, pad)
-                         : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, p.x, p.w,
-                                                                    p.y, strides, pad, pad);
+      dnnl::convolution_backward_data::desc(direct, x_any, w_any, y_any, strides, pad, pad), engine, fwd_pd);
+  auto bwd_w_desc = bias ? dnnl::convolution_backward_weights::desc(direct, x_any, w_any, p.b, y_any, strides, pad, pad)
+                         : dnnl::convolution_backward_weights::desc(direct, x_any, w_any, y_any, strides, pad, pad);
   dnnl::convolution_backward_weights::primitive_desc bwd_w_pd(bwd_w_desc, engine, fwd_pd);
   p.forward = dnnl::convolution_forward(fwd_pd);
   p.backward_data = dnnl::convolution_backward_data(bwd_data_pd);
   p.backward_weights = dnnl::convolution_backward_weights(bwd_w_pd);
+  p.fwd_x = Staged(x, fwd_pd.src_desc(), engine);
+  p.fwd_w = Staged(w, fwd_pd.weights_desc(), engine);
+  p.fwd_y = Staged(y, fwd_pd.dst_desc(), engine);
+  p.bwd_dy = Staged(y, bwd_data_pd.diff_dst_desc(), engine);
+  p.bwd_w = Staged(w, bwd_data_pd.weights_desc(), engine);
+  p.bwd_dx = Staged(x, bwd_data_pd.diff_src_desc(), engine);
+  p.bww_x = Staged(x, bwd_w_pd.src_desc(), engine);
+  p.bww_dy = Staged(y, bwd_w_pd.diff_dst_desc(), engine);
+  p.bww_dw = Staged(w, bwd_w_pd.diff_weights_desc(), engine);
+  p.dw.resize(static_cast<std::size_t>(d.out * d.c * d.k * d.k));
+  p.db.resize(static_cast<std::size_t>(d.out));
   return cache.emplace(key, std::move(p)).first->second;
-}
-
-dnnl::memory wrap(const dnnl::memory::desc& md, const float* data) {
-  return dnnl::memory(md, runtime().engine, const_cast<float*>(data));
 }
 
 void follow_thread_count() { omp_set_num_threads(std::max(1, openblas_get_num_threads())); }
@@ -95,35 +145,39 @@ bool onednn_available() {
 
 void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y) {
   follow_thread_count();
-  const Plan& p = plan(d, b != nullptr);
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, wrap(p.x, x)}, {DNNL_ARG_WEIGHTS, wrap(p.w, w)}, {DNNL_ARG_DST, wrap(p.y, y)}};
-  if (b) args.emplace(DNNL_ARG_BIAS, wrap(p.b, b));
-  p.forward.execute(runtime().stream, args);
-  runtime().stream.wait();
+  Plan& p = plan(d, b != nullptr);
+  auto& [engine, stream] = runtime();
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, p.fwd_x.input(x, stream, engine)},
+                                             {DNNL_ARG_WEIGHTS, p.fwd_w.input(w, stream, engine)},
+                                             {DNNL_ARG_DST, p.fwd_y.output(y, engine)}};
+  if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.b, engine, const_cast<float*>(b)));
+  p.forward.execute(stream, args);
+  p.fwd_y.finish(y, stream, engine);
+  stream.wait();
 }
 
 void onednn_backward(const Dims& d, const float* x, const float* w, const float* dy, float* dx, float* dw,
                      float* db) {
   follow_thread_count();
-  const Plan& p = plan(d, db != nullptr);
-  auto& stream = runtime().stream;
+  Plan& p = plan(d, db != nullptr);
+  auto& [engine, stream] = runtime();
   if (dx) {
-    p.backward_data.execute(stream, {{DNNL_ARG_DIFF_DST, wrap(p.y, dy)},
-                                     {DNNL_ARG_WEIGHTS, wrap(p.w, w)},
-                                     {DNNL_ARG_DIFF_SRC, wrap(p.x, dx)}});
+    p.backward_data.execute(stream, {{DNNL_ARG_DIFF_DST, p.bwd_dy.input(dy, stream, engine)},
+                                     {DNNL_ARG_WEIGHTS, p.bwd_w.input(w, stream, engine)},
+                                     {DNNL_ARG_DIFF_SRC, p.bwd_dx.output(dx, engine)}});
+    p.bwd_dx.finish(dx, stream, engine);
   }
-  const auto weights = static_cast<std::size_t>(d.out * d.c * d.k * d.k);
-  std::vector<float> dw_new(weights), db_new(static_cast<std::size_t>(d.out));
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, wrap(p.x, x)},
-                                             {DNNL_ARG_DIFF_DST, wrap(p.y, dy)},
-                                             {DNNL_ARG_DIFF_WEIGHTS, wrap(p.w, dw_new.data())}};
-  if (db) args.emplace(DNNL_ARG_DIFF_BIAS, wrap(p.b, db_new.data()));
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, p.bww_x.input(x, stream, engine)},
+                                             {DNNL_ARG_DIFF_DST, p.bww_dy.input(dy, stream, engine)},
+                                             {DNNL_ARG_DIFF_WEIGHTS, p.bww_dw.output(p.dw.data(), engine)}};
+  if (db) args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory(p.b, engine, p.db.data()));
   p.backward_weights.execute(stream, args);
+  p.bww_dw.finish(p.dw.data(), stream, engine);
   stream.wait();
-  for (std::size_t i = 0; i < weights; ++i) dw[i] += dw_new[i];
+  // nn accumulates gradients (micro-batches, shared weights); oneDNN overwrites its output.
+  for (std::size_t i = 0; i < p.dw.size(); ++i) dw[i] += p.dw[i];
   if (db)
-    for (std::size_t i = 0; i < db_new.size(); ++i) db[i] += db_new[i];
+    for (std::size_t i = 0; i < p.db.size(); ++i) db[i] += p.db[i];
 }
 
 }  // namespace slurmlab::nn::conv_backend
