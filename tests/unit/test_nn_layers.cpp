@@ -451,6 +451,23 @@ TEST(Layers, NoInputGradientReachesAFirstChildAddedLater) {
   EXPECT_TRUE(net[1].input_grad_needed());
 }
 
+// Equal values in a window: the gradient goes to the first in scan order (row by row), as in
+// PyTorch, for the 2x2 and 3x3 windows of the CNNs.
+TEST(Layers, MaxPoolTiesGoToTheFirstInScanOrder) {
+  for (const int k : {2, 3}) {
+    MaxPool2d pool(k, k);
+    Tensor x = Tensor::zeros({1, 1, 6, 6});
+    x.data()[1 * 6 + 1] = -1.0f;  // a smaller value inside the first window changes nothing
+    auto f = pool.forward(x, Mode::train);
+    const Tensor dx = pool.backward(*f.context, Tensor::filled(f.output.shape(), 1.0f));
+    for (int iy = 0; iy < 6; ++iy)
+      for (int ix = 0; ix < 6; ++ix) {
+        const bool first_of_window = iy % k == 0 && ix % k == 0;
+        EXPECT_EQ(dx.at({0, 0, iy, ix}), first_of_window ? 1.0f : 0.0f) << "k=" << k << " at " << iy << "," << ix;
+      }
+  }
+}
+
 TEST(Layers, BadShapesNameTheLayer) {
   Generator g(1);
   Conv2d conv(3, 4, 3, g);
