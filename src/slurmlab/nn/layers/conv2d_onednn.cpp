@@ -1,13 +1,20 @@
-// Conv2d on oneDNN (Debian's 2.6, OpenMP runtime): forward, backward-data and backward-weights
-// primitives, built once per shape and cached with their reorders and buffers; one engine and
-// stream per process. nn's tensors stay plain nchw/oihw; each primitive runs on the blocked
-// layout oneDNN picks (see Staged). Threads follow openblas_get_num_threads() (the project's
-// one compute-thread count) via omp_set_num_threads, as libdnnl runs on the same libgomp.
+// Conv2d on oneDNN (Debian's 2.6): forward, backward-data and backward-weights primitives,
+// built once per shape and cached with their reorders, buffers and stream. nn's tensors stay
+// plain nchw/oihw; each primitive runs on the blocked layout oneDNN picks (see Staged).
+//
+// Threads: the batch is cut into chunks of kChunk images and the chunks are spread over the
+// process's ComputePool (as many threads as OpenBLAS uses), each chunk's primitives running on
+// one thread. oneDNN's own OpenMP parallelism is not used: libgomp's idle threads spin
+// (OMP_WAIT_POLICY cannot be changed once the library has loaded) and on a 2-core node they held
+// the cores that OpenBLAS and the compute pool needed next, which made 2-thread steps slower
+// and erratic. The chunks are fixed, and the weight and bias gradients of the chunks are added
+// in chunk order, so every result is the same on any thread count.
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -16,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "slurmlab/core/compute_pool.hpp"
 #include "slurmlab/nn/layers/conv2d_backend.hpp"
 
 namespace slurmlab::nn::conv_backend {
@@ -25,13 +33,11 @@ namespace {
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
-struct Runtime {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
-};
-Runtime& runtime() {
-  static Runtime r;
-  return r;
+constexpr std::int64_t kChunk = 16;  // images per chunk: small enough to share 64 over 2-4 threads
+
+dnnl::engine& engine() {
+  static dnnl::engine e{dnnl::engine::kind::cpu, 0};
+  return e;
 }
 
 // A tensor as nn keeps it (plain nchw / oihw) and as a primitive wants it: oneDNN's
@@ -75,7 +81,10 @@ struct Staged {
   }
 };
 
+// One chunk's primitives. Each chunk of a batch has its own plan (even chunks of equal shape),
+// so chunks running at the same time never share a buffer or a stream.
 struct Plan {
+  dnnl::stream stream;
   dnnl::memory::desc b;
   dnnl::convolution_forward forward;
   dnnl::convolution_backward_data backward_data;
@@ -87,16 +96,18 @@ struct Plan {
 };
 
 using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                       std::int64_t, std::int64_t, bool>;
+                       std::int64_t, std::int64_t, bool, std::int64_t>;
 
-Plan& plan(const Dims& d, bool bias) {
+// The plan of chunk `chunk` whose shape is `d` (d.n: the chunk's images).
+Plan& plan(const Dims& d, bool bias, std::int64_t chunk) {
   static std::mutex mutex;
   static std::map<Key, Plan> cache;
-  const Key key{d.n, d.c, d.h, d.w, d.out, d.k, d.stride, d.pad, bias};
+  const Key key{d.n, d.c, d.h, d.w, d.out, d.k, d.stride, d.pad, bias, chunk};
   std::lock_guard lock(mutex);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
-  auto& engine = runtime().engine;
+  auto& engine = conv_backend::engine();
   Plan p;
+  p.stream = dnnl::stream(engine);
   const dnnl::memory::dims x_dims{d.n, d.c, d.h, d.w}, w_dims{d.out, d.c, d.k, d.k}, y_dims{d.n, d.out, d.out_h, d.out_w};
   const dnnl::memory::desc x(x_dims, dt::f32, tag::nchw), w(w_dims, dt::f32, tag::oihw), y(y_dims, dt::f32, tag::nchw);
   const dnnl::memory::desc x_any(x_dims, dt::f32, tag::any), w_any(w_dims, dt::f32, tag::any),
@@ -131,7 +142,27 @@ Plan& plan(const Dims& d, bool bias) {
   return cache.emplace(key, std::move(p)).first->second;
 }
 
-void follow_thread_count() { omp_set_num_threads(std::max(1, openblas_get_num_threads())); }
+// Runs body(chunk, first image, images) for every chunk of an n-image batch, spread over the
+// compute threads; each runs oneDNN on one thread.
+void for_chunks(std::int64_t n, const std::function<void(std::int64_t, std::int64_t, std::int64_t)>& body) {
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  const int threads = static_cast<int>(std::min<std::int64_t>(std::max(1, openblas_get_num_threads()), chunks));
+  ComputePool::instance().run(
+      threads, chunks,
+      [&](std::int64_t begin, std::int64_t end) {
+        omp_set_num_threads(1);  // this thread's OpenMP regions (oneDNN's) stay on this thread
+        for (std::int64_t chunk = begin; chunk < end; ++chunk) {
+          const std::int64_t first = chunk * kChunk;
+          body(chunk, first, std::min(kChunk, n - first));
+        }
+      },
+      1);
+}
+
+Dims chunk_dims(Dims d, std::int64_t images) {
+  d.n = images;
+  return d;
+}
 
 }  // namespace
 
@@ -144,40 +175,53 @@ bool onednn_available() {
 }
 
 void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y) {
-  follow_thread_count();
-  Plan& p = plan(d, b != nullptr);
-  auto& [engine, stream] = runtime();
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, p.fwd_x.input(x, stream, engine)},
-                                             {DNNL_ARG_WEIGHTS, p.fwd_w.input(w, stream, engine)},
-                                             {DNNL_ARG_DST, p.fwd_y.output(y, engine)}};
-  if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.b, engine, const_cast<float*>(b)));
-  p.forward.execute(stream, args);
-  p.fwd_y.finish(y, stream, engine);
-  stream.wait();
+  const std::int64_t x_image = d.c * d.h * d.w, y_image = d.out * d.out_h * d.out_w;
+  for_chunks(d.n, [&](std::int64_t chunk, std::int64_t first, std::int64_t images) {
+    Plan& p = plan(chunk_dims(d, images), b != nullptr, chunk);
+    auto& engine = conv_backend::engine();
+    float* y_chunk = y + first * y_image;
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, p.fwd_x.input(x + first * x_image, p.stream, engine)},
+                                               {DNNL_ARG_WEIGHTS, p.fwd_w.input(w, p.stream, engine)},
+                                               {DNNL_ARG_DST, p.fwd_y.output(y_chunk, engine)}};
+    if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.b, engine, const_cast<float*>(b)));
+    p.forward.execute(p.stream, args);
+    p.fwd_y.finish(y_chunk, p.stream, engine);
+    p.stream.wait();
+  });
 }
 
 void onednn_backward(const Dims& d, const float* x, const float* w, const float* dy, float* dx, float* dw,
                      float* db) {
-  follow_thread_count();
-  Plan& p = plan(d, db != nullptr);
-  auto& [engine, stream] = runtime();
-  if (dx) {
-    p.backward_data.execute(stream, {{DNNL_ARG_DIFF_DST, p.bwd_dy.input(dy, stream, engine)},
-                                     {DNNL_ARG_WEIGHTS, p.bwd_w.input(w, stream, engine)},
-                                     {DNNL_ARG_DIFF_SRC, p.bwd_dx.output(dx, engine)}});
-    p.bwd_dx.finish(dx, stream, engine);
+  const std::int64_t x_image = d.c * d.h * d.w, y_image = d.out * d.out_h * d.out_w;
+  std::vector<Plan*> plans(static_cast<std::size_t>((d.n + kChunk - 1) / kChunk));
+  for_chunks(d.n, [&](std::int64_t chunk, std::int64_t first, std::int64_t images) {
+    Plan& p = plan(chunk_dims(d, images), db != nullptr, chunk);
+    plans[static_cast<std::size_t>(chunk)] = &p;
+    auto& engine = conv_backend::engine();
+    const float* dy_chunk = dy + first * y_image;
+    if (dx) {
+      float* dx_chunk = dx + first * x_image;
+      p.backward_data.execute(p.stream, {{DNNL_ARG_DIFF_DST, p.bwd_dy.input(dy_chunk, p.stream, engine)},
+                                         {DNNL_ARG_WEIGHTS, p.bwd_w.input(w, p.stream, engine)},
+                                         {DNNL_ARG_DIFF_SRC, p.bwd_dx.output(dx_chunk, engine)}});
+      p.bwd_dx.finish(dx_chunk, p.stream, engine);
+    }
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, p.bww_x.input(x + first * x_image, p.stream, engine)},
+        {DNNL_ARG_DIFF_DST, p.bww_dy.input(dy_chunk, p.stream, engine)},
+        {DNNL_ARG_DIFF_WEIGHTS, p.bww_dw.output(p.dw.data(), engine)}};
+    if (db) args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory(p.b, engine, p.db.data()));
+    p.backward_weights.execute(p.stream, args);
+    p.bww_dw.finish(p.dw.data(), p.stream, engine);
+    p.stream.wait();
+  });
+  // The chunks' gradients, added in chunk order (the same sums on any thread count) into nn's,
+  // which accumulate (micro-batches, shared weights) where oneDNN overwrites.
+  for (const Plan* p : plans) {
+    for (std::size_t i = 0; i < p->dw.size(); ++i) dw[i] += p->dw[i];
+    if (db)
+      for (std::size_t i = 0; i < p->db.size(); ++i) db[i] += p->db[i];
   }
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, p.bww_x.input(x, stream, engine)},
-                                             {DNNL_ARG_DIFF_DST, p.bww_dy.input(dy, stream, engine)},
-                                             {DNNL_ARG_DIFF_WEIGHTS, p.bww_dw.output(p.dw.data(), engine)}};
-  if (db) args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory(p.b, engine, p.db.data()));
-  p.backward_weights.execute(stream, args);
-  p.bww_dw.finish(p.dw.data(), stream, engine);
-  stream.wait();
-  // nn accumulates gradients (micro-batches, shared weights); oneDNN overwrites its output.
-  for (std::size_t i = 0; i < p.dw.size(); ++i) dw[i] += p.dw[i];
-  if (db)
-    for (std::size_t i = 0; i < p.db.size(); ++i) db[i] += p.db[i];
 }
 
 }  // namespace slurmlab::nn::conv_backend
