@@ -19,6 +19,7 @@ class Slurmlab(CMakePackage, CudaPackage):
     version("main", branch="main")
 
     variant("tests", default=False, description="Build the GoogleTest suites (ctest)")
+    variant("onednn", default=True, description="CPU convolutions on oneDNN (else im2col + OpenBLAS)")
 
     depends_on("c", type="build")
     depends_on("cxx", type="build")
@@ -32,6 +33,7 @@ class Slurmlab(CMakePackage, CudaPackage):
     depends_on("boost+program_options")
     depends_on("nlohmann-json@3.9:")
     depends_on("openblas")
+    depends_on("onednn", when="+onednn")
     depends_on("zlib-api")
     depends_on("libpng")
     depends_on("libjpeg-turbo")
@@ -49,6 +51,7 @@ class Slurmlab(CMakePackage, CudaPackage):
         args = [
             self.define("SLURMLAB_CUDA", "ON" if spec.satisfies("+cuda") else "OFF"),
             self.define_from_variant("SLURMLAB_BUILD_TESTS", "tests"),
+            self.define("SLURMLAB_WITH_ONEDNN", "ON" if spec.satisfies("+onednn") else "OFF"),
             self.define("SLURMLAB_WERROR", False),
         ]
         if spec.satisfies("+cuda"):

@@ -20,10 +20,13 @@ failures = []
 # find_package / pkg_check_modules name in CMakeLists.txt -> the Spack package that provides it
 SPACK_NAME = {"MPI": "mpi", "HDF5": "hdf5", "Boost": "boost", "nlohmann_json": "nlohmann-json",
               "ZLIB": "zlib-api", "PNG": "libpng", "cairo": "cairo", "libturbojpeg": "libjpeg-turbo",
-              "BLAS": "openblas", "LAPACK": "openblas", "OpenMP": None, "Threads": None, "PkgConfig": "pkgconfig"}
+              "BLAS": "openblas", "LAPACK": "openblas", "OpenMP": None, "Threads": None, "PkgConfig": "pkgconfig",
+              # find_library(VAR name): the library's file name
+              "dnnl": "onednn", "lapacke": "openblas"}
 
 cmake = "\n".join(line.split("#", 1)[0] for line in (source / "CMakeLists.txt").read_text().splitlines())
-found = re.findall(r"find_package\((\w+)", cmake) + re.findall(r"pkg_check_modules\(\w+ REQUIRED IMPORTED_TARGET (\S+)\)", cmake)
+found = (re.findall(r"find_package\((\w+)", cmake) + re.findall(r"pkg_check_modules\(\w+ REQUIRED IMPORTED_TARGET (\S+)\)", cmake)
+         + re.findall(r"find_library\(\w+ (\w+)\)", cmake))
 
 package_py = (source / "env/spack/package.py").read_text()
 tree = ast.parse(package_py)
