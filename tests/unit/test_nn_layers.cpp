@@ -154,6 +154,15 @@ TYPED_TEST(LayerTest, FlattenKeepsDataAndBatchAxis) {
   this->check_gradients(flatten, x, this->generator);
 }
 
+TYPED_TEST(LayerTest, ScaleMultipliesValuesAndGradients) {
+  Scale scale(1.0f / 9.0f);
+  Tensor x = random_tensor({3, 5}, this->generator);
+  Tensor y = this->run(scale, x);
+  for (std::size_t i = 0; i < x.span().size(); ++i) EXPECT_FLOAT_EQ(y.span()[i], x.span()[i] / 9.0f);
+  EXPECT_EQ(scale.describe(), "Scale(0.111111)");
+  this->check_gradients(scale, x, this->generator);
+}
+
 TYPED_TEST(LayerTest, MaxPoolMatchesWindowsAndGradients) {
   struct Case {
     int k, stride, pad;

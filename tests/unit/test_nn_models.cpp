@@ -101,6 +101,60 @@ TEST(Models, SmallResNetShapesAndNames) {
   EXPECT_EQ(names.back(), "fc.bias");
 }
 
+// airbench94's layout: counts from airbench94.py's make_net() with 10 classes (whiten 3*24*4+24,
+// conv weights 24*64*9 + 64*64*9 + 64*256*9 + 2*256*256*9 + 256*256*9, BatchNorm 2*(64+64+256*4),
+// head 256*10): 1,972,792 parameters. Frozen: the BatchNorm scales, and after whitening the
+// whitening filters; the BatchNorm biases step 64x faster.
+TEST(Models, Airbench94ShapesFrozenParametersAndLearningRateScales) {
+  Generator init(3);
+  auto net = make_airbench94(3, 10, init);
+  EXPECT_EQ(parameter_count(*net), 1972792);
+  const Tensor y = net->forward(Tensor::zeros({2, 3, 32, 32}), Mode::eval).output;
+  EXPECT_EQ(y.shape(), (Shape{2, 10}));
+  std::int64_t frozen = 0, fast = 0;
+  for (const auto& p : parameters_of(*net)) {
+    if (p.parameter->frozen) frozen += p.parameter->value.numel();
+    if (p.parameter->lr_scale == 64.0f) fast += p.parameter->value.numel();
+  }
+  EXPECT_EQ(frozen, 64 + 64 + 256 * 4);  // BatchNorm weights
+  EXPECT_EQ(fast, 64 + 64 + 256 * 4);    // BatchNorm biases
+  // Dirac: group1.conv2's filter o passes channel o through unchanged at the centre tap.
+  const auto named = parameters_of(*net);
+  const auto conv2 = std::find_if(named.begin(), named.end(), [](const auto& p) { return p.name == "group1.conv2.weight"; });
+  ASSERT_NE(conv2, named.end());
+  EXPECT_EQ(conv2->parameter->value.at({5, 5, 1, 1}), 1.0f);
+  EXPECT_EQ(conv2->parameter->value.at({5, 6, 1, 1}), 0.0f);
+  EXPECT_EQ(conv2->parameter->value.at({5, 5, 0, 1}), 0.0f);
+
+  // Whitening: the first 12 filters map the images' 2x2 patches to outputs whose second-moment
+  // matrix is the identity (eps tiny), the independent truth of a whitening transform.
+  Generator data(11);
+  Tensor images({40, 3, 12, 12});
+  for (std::int64_t n = 0; n < 40; ++n)  // correlated channels and neighbours: far from white
+    for (std::int64_t yy = 0; yy < 12; ++yy)
+      for (std::int64_t xx = 0; xx < 12; ++xx) {
+        const float base = data.normal() + 0.5f * std::sin(0.7f * static_cast<float>(xx + n));
+        for (std::int64_t c = 0; c < 3; ++c) images.at({n, c, yy, xx}) = base * (1.0f + 0.3f * static_cast<float>(c)) + 0.2f * data.normal();
+      }
+  init_patch_whitening(*net, images, 1e-9);
+  auto& whiten = dynamic_cast<Conv2d&>((*net)[0]);
+  EXPECT_TRUE(whiten.weight().frozen);
+  EXPECT_EQ(trainable_parameters_of(*net).size() + 1 + 6, parameters_of(*net).size());  // whiten weight, 6 BN weights
+  whiten.bias().value.fill(0.0f);
+  const Tensor out = whiten.forward(images, Mode::eval).output;  // [40, 24, 11, 11]
+  const std::int64_t positions = 40 * 11 * 11;
+  for (int i = 0; i < 12; ++i)
+    for (int j = 0; j < 12; ++j) {
+      double m = 0.0;
+      for (std::int64_t n = 0; n < 40; ++n)
+        for (std::int64_t q = 0; q < 121; ++q) m += double(out.data()[(n * 24 + i) * 121 + q]) * out.data()[(n * 24 + j) * 121 + q];
+      EXPECT_NEAR(m / positions, i == j ? 1.0 : 0.0, 2e-3) << i << "," << j;
+    }
+  // The other 12 are their negatives.
+  EXPECT_EQ(whiten.weight().value.at({14, 1, 0, 1}), -whiten.weight().value.at({2, 1, 0, 1}));
+  EXPECT_THROW(init_patch_whitening(*net, Tensor::zeros({2, 1, 8, 8})), std::invalid_argument);
+}
+
 TEST(Safetensors, RoundTripKeepsNamesShapesValuesAndMetadata) {
   Generator g(5);
   auto net = make_tutorial_cnn(3, 10, 0.5f, g);

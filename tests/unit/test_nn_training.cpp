@@ -135,6 +135,50 @@ TEST(Optimizers, SgdMomentumAndWeightDecayByHand) {
   EXPECT_FLOAT_EQ(plain.value(), 0.5f);
 }
 
+// Parameter::lr_scale is a PyTorch parameter group with lr * s and weight_decay / s: the
+// gradient step scales, the decay per step does not. Two parameters, one scaled, by hand.
+TEST(Optimizers, SgdLearningRateScaleIsAParameterGroup) {
+  Scalar plain, scaled;
+  plain.set(1.0f, 0.5f);
+  scaled.set(1.0f, 0.5f);
+  scaled.parameter.lr_scale = 4.0f;
+  std::vector<NamedParameter> both{{"plain", &plain.parameter}, {"scaled", &scaled.parameter}};
+  Sgd sgd(both, {.learning_rate = 0.1, .momentum = 0.5, .weight_decay = 0.01, .nesterov = true});
+  sgd.step();
+  // plain: d = 0.5 + 0.01 = 0.51, buffer 0.51, nesterov d + 0.5 * 0.51 = 0.765; x = 1 - 0.0765
+  EXPECT_NEAR(plain.value(), 1.0 - 0.1 * 0.765, 1e-6);
+  // scaled: lr 0.4, decay 0.0025: d = 0.5025, nesterov 1.5 * 0.5025; x = 1 - 0.4 * 0.75375
+  EXPECT_NEAR(scaled.value(), 1.0 - 0.4 * 1.5 * 0.5025, 1e-6);
+  // With a zero gradient the decay per step is lr * weight_decay * x for both: the same.
+  Scalar p2, s2;
+  p2.set(2.0f, 0.0f);
+  s2.set(2.0f, 0.0f);
+  s2.parameter.lr_scale = 64.0f;
+  Sgd decay_only({{"p", &p2.parameter}, {"s", &s2.parameter}}, {.learning_rate = 0.1, .weight_decay = 0.01});
+  decay_only.step();
+  EXPECT_NEAR(p2.value(), 2.0 - 0.1 * 0.01 * 2.0, 1e-6);
+  EXPECT_NEAR(s2.value(), p2.value(), 1e-6);
+}
+
+TEST(Optimizers, BadLearningRateScalesAreRefusedWithTheParameterName) {
+  Scalar s;
+  s.set(1.0f, 0.5f);
+  s.parameter.lr_scale = 0.0f;
+  try {
+    Sgd sgd(s.named(), {.learning_rate = 0.1});
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("must be positive"), std::string::npos) << e.what();
+  }
+  s.parameter.lr_scale = 2.0f;
+  try {
+    Adam adam(s.named(), {});
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("use SGD"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Optimizers, AdamMatchesTheClosedFormSteps) {
   Scalar s;
   s.set(1.0f, 0.0f);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <sstream>
 #include <stdexcept>
 
 #include "slurmlab/nn/layers/layers.hpp"
@@ -131,6 +132,31 @@ std::string Dropout::describe() const { return "Dropout(p=" + std::to_string(p_)
 
 void Dropout::visit_generators(const std::string& prefix, const GeneratorVisitor& visit) {
   visit(join_name(prefix, "generator"), generator_);
+}
+
+std::string Scale::describe() const {
+  std::ostringstream text;
+  text << "Scale(" << factor_ << ")";
+  return text.str();
+}
+
+namespace {
+Tensor scaled_on_cpu(const Tensor& x, float factor) {
+  Tensor y(x.shape());
+  const auto in = x.span();
+  auto out = y.span();
+  for (std::size_t i = 0; i < in.size(); ++i) out[i] = factor * in[i];
+  return y;
+}
+}  // namespace
+
+Forward Scale::forward_impl(const Tensor& input, Mode) {
+  return {input.device() == Device::cuda ? cuda::scaled(input, factor_) : scaled_on_cpu(input, factor_),
+          std::make_unique<Context>()};
+}
+
+Tensor Scale::backward_impl(const Context&, const Tensor& grad_output) {
+  return grad_output.device() == Device::cuda ? cuda::scaled(grad_output, factor_) : scaled_on_cpu(grad_output, factor_);
 }
 
 Forward Dropout::forward_impl(const Tensor& input, Mode mode) {

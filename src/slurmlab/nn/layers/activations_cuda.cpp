@@ -5,6 +5,7 @@
 
 #include "slurmlab/nn/layers/cuda_support.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
+#include "slurmlab/nn/tensor/device_memory.hpp"
 
 namespace slurmlab::nn::cuda {
 namespace {
@@ -54,6 +55,13 @@ Tensor dropout_backward(const nn::Context& context, const Tensor& grad_output) {
   cuda_kernels::multiply(grad_output.device_data(), saved->tensor.device_data(), grad_input.device_data(),
                          grad_output.numel(), stream());
   return grad_input;
+}
+
+Tensor scaled(const Tensor& x, float factor) {
+  Tensor y(x.shape(), Device::cuda);
+  copy(y.device_data(), Device::cuda, x.device_data(), Device::cuda, static_cast<std::size_t>(x.numel()) * sizeof(float));
+  cuda_kernels::scale(y.device_data(), y.numel(), factor, stream());  // same stream as the copy
+  return y;
 }
 
 }  // namespace slurmlab::nn::cuda

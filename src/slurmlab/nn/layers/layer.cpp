@@ -53,6 +53,14 @@ std::vector<NamedParameter> parameters_of(Layer& layer) {
   return result;
 }
 
+std::vector<NamedParameter> trainable_parameters_of(Layer& layer) {
+  std::vector<NamedParameter> result;
+  layer.visit_parameters("", [&](const std::string& name, Parameter& p) {
+    if (!p.frozen) result.push_back({name, &p});
+  });
+  return result;
+}
+
 std::vector<NamedBuffer> buffers_of(Layer& layer) {
   std::vector<NamedBuffer> result;
   layer.visit_buffers("", [&](const std::string& name, Tensor& b) { result.push_back({name, &b}); });

@@ -21,6 +21,14 @@ enum class Mode { train, eval };
 struct Parameter {
   Tensor value;
   Tensor grad;  // same shape; backward adds into it, zero_grad clears it
+  // Not trained: kept at its value (checkpointed, but left out of trainable_parameters_of),
+  // as a tensor with requires_grad=False in PyTorch (airbench94's whitening filters and
+  // BatchNorm scales).
+  bool frozen = false;
+  // SGD steps this parameter with learning rate lr * lr_scale and weight decay
+  // weight_decay / lr_scale, so that the decay per step stays lr * weight_decay: a PyTorch
+  // parameter group with lr * s and weight_decay / s (airbench94's BatchNorm biases, s = 64).
+  float lr_scale = 1.0f;
   explicit Parameter(Shape shape) : value(Tensor::zeros(shape)), grad(Tensor::zeros(std::move(shape))) {}
 };
 
@@ -95,6 +103,8 @@ struct NamedBuffer {
 
 // In visiting order (the order of PyTorch's state_dict for the same architecture).
 std::vector<NamedParameter> parameters_of(Layer& layer);
+// The same without frozen parameters: what an optimizer steps.
+std::vector<NamedParameter> trainable_parameters_of(Layer& layer);
 std::vector<NamedBuffer> buffers_of(Layer& layer);
 std::int64_t parameter_count(Layer& layer);
 void zero_grad(Layer& layer);

@@ -73,6 +73,20 @@ class ActivationLayer final : public Layer {
 
   Activation kind_;
 };
+// y = factor * x: a fixed multiplier (airbench94 ends with Mul(1/9) after its Linear).
+class Scale final : public Layer {
+ public:
+  explicit Scale(float factor) : factor_(factor) {}
+  std::string describe() const override;
+  float factor() const { return factor_; }
+
+ private:
+  Forward forward_impl(const Tensor& input, Mode mode) override;
+  Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+
+  float factor_;
+};
+
 inline std::unique_ptr<Layer> relu() { return std::make_unique<ActivationLayer>(Activation::relu); }
 inline std::unique_ptr<Layer> tanh_layer() { return std::make_unique<ActivationLayer>(Activation::tanh); }
 inline std::unique_ptr<Layer> gelu() { return std::make_unique<ActivationLayer>(Activation::gelu); }

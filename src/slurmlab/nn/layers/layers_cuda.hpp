@@ -20,6 +20,8 @@ Forward activation_forward(Activation kind, const Tensor& input);
 Tensor activation_backward(Activation kind, const nn::Context& context, const Tensor& grad_output);
 Forward dropout_forward(float p, Generator& generator, const Tensor& input, Mode mode);
 Tensor dropout_backward(const nn::Context& context, const Tensor& grad_output);
+// factor * x in a new tensor (Scale's forward and backward alike).
+Tensor scaled(const Tensor& x, float factor);
 enum class PoolKind { max, average };
 Forward pool_forward(PoolKind kind, std::int64_t kernel, std::int64_t stride, std::int64_t padding, const Tensor& input);
 Tensor pool_backward(const nn::Context& context, const Tensor& grad_output);

@@ -30,6 +30,9 @@ Forward dropout_forward(float, Generator&, const Tensor&, Mode) {
 Tensor dropout_backward(const nn::Context&, const Tensor&) {
   throw std::runtime_error(kNoCudaBackend);
 }
+Tensor scaled(const Tensor&, float) {
+  throw std::runtime_error(kNoCudaBackend);
+}
 Forward pool_forward(PoolKind, std::int64_t, std::int64_t, std::int64_t, const Tensor&) {
   throw std::runtime_error(kNoCudaBackend);
 }

@@ -1,6 +1,9 @@
 #include "slurmlab/nn/models/models.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
+#include <vector>
 
 namespace slurmlab::nn {
 
@@ -102,6 +105,138 @@ std::unique_ptr<Sequential> make_small_resnet(std::int64_t in_channels, std::int
   net->add("flatten", std::make_unique<Flatten>());
   net->add("fc", linear(channels, classes, init));
   return net;
+}
+
+}  // namespace slurmlab::nn
+
+namespace slurmlab::nn {
+
+namespace {
+
+// airbench94's Conv: 3x3 'same', no bias, the first min(in, out) filters Dirac (identity)
+// as torch.nn.init.dirac_ on weight[:in], the rest PyTorch's default.
+std::unique_ptr<Layer> airbench_conv(std::int64_t in, std::int64_t out, Generator& g) {
+  auto layer = std::make_unique<Conv2d>(in, out, 3, g, 1, 1, false);
+  float* w = layer->weight().value.data();
+  for (std::int64_t o = 0; o < std::min(in, out); ++o) {
+    std::fill(w + o * in * 9, w + (o + 1) * in * 9, 0.0f);
+    w[(o * in + o) * 9 + 4] = 1.0f;
+  }
+  return layer;
+}
+
+std::unique_ptr<Layer> airbench_norm(std::int64_t channels, float bias_lr_scale) {
+  auto norm = std::make_unique<BatchNorm>(channels, 2, 1e-12f, 0.4f);
+  norm->weight().frozen = true;
+  norm->bias().lr_scale = bias_lr_scale;
+  return norm;
+}
+
+std::unique_ptr<Layer> airbench_group(std::int64_t in, std::int64_t out, Generator& g, float bias_lr_scale) {
+  auto group = std::make_unique<Sequential>();
+  group->add("conv1", airbench_conv(in, out, g)).add("pool", std::make_unique<MaxPool2d>(2));
+  group->add("norm1", airbench_norm(out, bias_lr_scale)).add("activ1", gelu());
+  group->add("conv2", airbench_conv(out, out, g)).add("norm2", airbench_norm(out, bias_lr_scale)).add("activ2", gelu());
+  return group;
+}
+
+// Eigenpairs of a symmetric n x n matrix (row-major, destroyed) by cyclic Jacobi rotations, in
+// double: values[i] with the eigenvector in column i of `vectors`. n is 12 here (3 x 2 x 2).
+void symmetric_eigen(std::vector<double>& a, std::size_t n, std::vector<double>& values, std::vector<double>& vectors) {
+  vectors.assign(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) vectors[i * n + i] = 1.0;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0.0;
+    for (std::size_t p = 0; p < n; ++p)
+      for (std::size_t q = p + 1; q < n; ++q) off += a[p * n + q] * a[p * n + q];
+    if (off < 1e-30) break;
+    for (std::size_t p = 0; p < n; ++p)
+      for (std::size_t q = p + 1; q < n; ++q) {
+        if (std::abs(a[p * n + q]) < 1e-300) continue;
+        const double theta = (a[q * n + q] - a[p * n + p]) / (2.0 * a[p * n + q]);
+        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1.0));
+        const double c = 1.0 / std::sqrt(t * t + 1.0), s = t * c;
+        for (std::size_t k = 0; k < n; ++k) {  // A <- A J (columns p, q)
+          const double akp = a[k * n + p], akq = a[k * n + q];
+          a[k * n + p] = c * akp - s * akq;
+          a[k * n + q] = s * akp + c * akq;
+        }
+        for (std::size_t k = 0; k < n; ++k) {  // A <- J^T A (rows p, q)
+          const double apk = a[p * n + k], aqk = a[q * n + k];
+          a[p * n + k] = c * apk - s * aqk;
+          a[q * n + k] = s * apk + c * aqk;
+        }
+        for (std::size_t k = 0; k < n; ++k) {  // V <- V J
+          const double vkp = vectors[k * n + p], vkq = vectors[k * n + q];
+          vectors[k * n + p] = c * vkp - s * vkq;
+          vectors[k * n + q] = s * vkp + c * vkq;
+        }
+      }
+  }
+  values.resize(n);
+  for (std::size_t i = 0; i < n; ++i) values[i] = a[i * n + i];
+}
+
+}  // namespace
+
+std::unique_ptr<Sequential> make_airbench94(std::int64_t in_channels, std::int64_t classes, Generator& init,
+                                            float bias_lr_scale) {
+  const std::int64_t whiten_width = 2 * in_channels * 2 * 2;
+  auto net = std::make_unique<Sequential>();
+  net->add("whiten", conv(in_channels, whiten_width, 2, init, 1, 0, true)).add("whiten_activ", gelu());
+  net->add("group1", airbench_group(whiten_width, 64, init, bias_lr_scale));
+  net->add("group2", airbench_group(64, 256, init, bias_lr_scale));
+  net->add("group3", airbench_group(256, 256, init, bias_lr_scale));
+  net->add("pool", std::make_unique<MaxPool2d>(3)).add("flatten", std::make_unique<Flatten>());
+  net->add("head", std::make_unique<Linear>(256, classes, init, false)).add("scale", std::make_unique<Scale>(1.0f / 9.0f));
+  return net;
+}
+
+void init_patch_whitening(Sequential& network, const Tensor& images, double eps) {
+  auto* whiten = network.size() > 0 ? dynamic_cast<Conv2d*>(&network[0]) : nullptr;
+  if (whiten == nullptr || whiten->weight().value.size(2) != 2 || whiten->weight().value.size(3) != 2) {
+    throw std::invalid_argument("init_patch_whitening: the network does not start with a 2x2 convolution (airbench94's)");
+  }
+  const Tensor host = images.to(Device::cpu);
+  const auto c = whiten->weight().value.size(1), out = whiten->weight().value.size(0);
+  if (host.shape().size() != 4 || host.size(1) != c || host.size(2) < 2 || host.size(3) < 2 || out != 2 * c * 4) {
+    throw std::invalid_argument("init_patch_whitening: images " + to_string(host.shape()) + " do not fit " +
+                                whiten->describe());
+  }
+  const auto n = host.size(0), h = host.size(2), w = host.size(3);
+  const std::size_t d = static_cast<std::size_t>(c * 4);
+  std::vector<double> moment(d * d, 0.0), patch(d);
+  const float* x = host.data();
+  for (std::int64_t img = 0; img < n; ++img)
+    for (std::int64_t y = 0; y + 1 < h; ++y)
+      for (std::int64_t xx = 0; xx + 1 < w; ++xx) {
+        for (std::int64_t ch = 0; ch < c; ++ch)
+          for (std::int64_t ky = 0; ky < 2; ++ky)
+            for (std::int64_t kx = 0; kx < 2; ++kx) {
+              patch[static_cast<std::size_t>(ch * 4 + ky * 2 + kx)] = x[((img * c + ch) * h + y + ky) * w + xx + kx];
+            }
+        for (std::size_t i = 0; i < d; ++i)
+          for (std::size_t j = 0; j < d; ++j) moment[i * d + j] += patch[i] * patch[j];
+      }
+  const double patches = static_cast<double>(n * (h - 1) * (w - 1));
+  for (auto& m : moment) m /= patches;
+  std::vector<double> values, vectors;
+  symmetric_eigen(moment, d, values, vectors);
+  std::vector<std::size_t> order(d);
+  for (std::size_t i = 0; i < d; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return values[a] > values[b]; });
+  Tensor weight = Tensor::zeros(whiten->weight().value.shape());
+  float* wv = weight.data();
+  for (std::size_t f = 0; f < d; ++f) {
+    const std::size_t e = order[f];
+    const double norm = 1.0 / std::sqrt(std::max(values[e], 0.0) + eps);
+    for (std::size_t k = 0; k < d; ++k) {
+      wv[f * d + k] = static_cast<float>(vectors[k * d + e] * norm);
+      wv[(f + d) * d + k] = -wv[f * d + k];
+    }
+  }
+  whiten->weight().value = weight.to(whiten->weight().value.device());
+  whiten->weight().frozen = true;
 }
 
 }  // namespace slurmlab::nn

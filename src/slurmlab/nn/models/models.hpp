@@ -32,6 +32,23 @@ std::unique_ptr<Sequential> make_tutorial_cnn(std::int64_t in_channels, std::int
 // ImageNet, or 64x64 for a quick run).
 std::unique_ptr<Sequential> make_alexnet(std::int64_t classes, float dropout, Generator& init);
 
+// airbench94 (Keller Jordan's cifar10-airbench, airbench94.py), about 2M parameters for 32x32
+// images: a 2x2 patch-whitening convolution (in -> 8*in, with bias; its weights set by
+// init_patch_whitening and frozen) and GELU; three groups of conv3x3 -> MaxPool 2 -> BatchNorm
+// -> GELU -> conv3x3 -> BatchNorm -> GELU (widths 64, 256, 256; convolutions without bias,
+// their first in-channels filters Dirac-initialised; BatchNorm eps 1e-12 and momentum 0.4 in
+// PyTorch's convention (airbench's 0.6), scales frozen at 1, biases with Parameter::lr_scale
+// `bias_lr_scale`, airbench's 64); MaxPool 3; Linear(256, classes) without bias; Scale(1/9).
+std::unique_ptr<Sequential> make_airbench94(std::int64_t in_channels, std::int64_t classes, Generator& init,
+                                            float bias_lr_scale = 64.0f);
+
+// Sets make_airbench94's first convolution to whiten 2x2 patches of `images` ([N, C, H, W],
+// as the network will see them): with (lambda, v) the eigenpairs of the patches' second-moment
+// matrix (uncentred, as airbench's), the filters are v / sqrt(lambda + eps), largest lambda
+// first, then their negatives; the weights are frozen. Throws std::invalid_argument when the
+// network's first layer is not such a convolution or the images do not match it.
+void init_patch_whitening(Sequential& network, const Tensor& images, double eps = 5e-4);
+
 // A small ResNet for 32x32 images (He et al.'s CIFAR family): a 3x3 stem to 16 channels, three
 // stages of `blocks_per_stage` basic blocks with 16, 32, 64 channels (stride 2 into stages 2
 // and 3, 1x1 conv + BN shortcuts where the shape changes), global average pooling and a

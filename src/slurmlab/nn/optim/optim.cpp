@@ -27,6 +27,12 @@ Sgd::Sgd(std::vector<NamedParameter> parameters, SgdOptions options)
   if (options.momentum < 0.0 || options.weight_decay < 0.0) {
     throw std::invalid_argument("SGD: momentum and weight decay must be non-negative");
   }
+  for (const auto& p : parameters_) {
+    if (!(p.parameter->lr_scale > 0.0f) || !std::isfinite(p.parameter->lr_scale)) {
+      throw std::invalid_argument("SGD: parameter " + p.name + " has learning-rate scale " +
+                                  std::to_string(p.parameter->lr_scale) + "; it must be positive and finite");
+    }
+  }
   if (options.momentum > 0.0)
     for (auto& p : parameters_) momentum_.push_back(Tensor::zeros(p.parameter->value.shape(), p.parameter->value.device()));
 }
@@ -37,11 +43,12 @@ void Sgd::step() {
     ++steps_;
     return;
   }
-  const auto lr = static_cast<float>(learning_rate_);
-  const auto wd = static_cast<float>(options_.weight_decay);
   const auto mu = static_cast<float>(options_.momentum);
   const auto keep = static_cast<float>(1.0 - options_.dampening);
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    const double scale = parameters_[i].parameter->lr_scale;
+    const auto lr = static_cast<float>(learning_rate_ * scale);
+    const auto wd = static_cast<float>(options_.weight_decay / scale);
     auto value = parameters_[i].parameter->value.span();
     auto grad = parameters_[i].parameter->grad.span();
     for (std::size_t k = 0; k < value.size(); ++k) {
@@ -64,6 +71,12 @@ void Sgd::visit_state(const std::function<void(const std::string&, Tensor&)>& vi
 
 Adam::Adam(std::vector<NamedParameter> parameters, AdamOptions options)
     : Optimizer(std::move(parameters), options.learning_rate), options_(options) {
+  for (const auto& p : parameters_) {
+    if (p.parameter->lr_scale != 1.0f) {
+      throw std::invalid_argument("Adam: parameter " + p.name + " has a learning-rate scale (" +
+                                  std::to_string(p.parameter->lr_scale) + "); per-parameter scales are SGD's only: use SGD");
+    }
+  }
   if (!(options.beta1 >= 0.0 && options.beta1 < 1.0 && options.beta2 >= 0.0 && options.beta2 < 1.0)) {
     throw std::invalid_argument("Adam: betas must lie in [0, 1)");
   }

@@ -3,6 +3,7 @@
 // (optim_nocuda.cpp otherwise).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -86,14 +87,52 @@ cuda_kernels::TensorList& fused_tables(std::shared_ptr<void>& state, const std::
 
 }  // namespace
 
+namespace {
+
+// Parameters with different Parameter::lr_scale step as separate fused launches (one per
+// scale, like PyTorch's parameter groups), each with its own cached device tables. The groups'
+// lists are rebuilt every step from the optimizer's current tensors (a checkpoint load may
+// have replaced them); fused_tables rebuilds a group's tables when its tensors changed.
+struct SgdGroupTables {
+  std::vector<float> scales;
+  std::vector<std::shared_ptr<void>> tables;
+};
+
+}  // namespace
+
 void sgd_step(const std::vector<NamedParameter>& parameters, std::vector<Tensor>& momentum, const SgdOptions& options,
               double learning_rate, std::int64_t steps_taken, std::shared_ptr<void>& state) {
   const bool with_momentum = options.momentum != 0.0;
-  const auto& list = fused_tables(state, parameters, with_momentum ? &momentum : nullptr, nullptr);
-  cuda_kernels::SgdStep step{static_cast<float>(learning_rate), static_cast<float>(options.weight_decay),
-                             static_cast<float>(options.momentum), static_cast<float>(1.0 - options.dampening),
-                             options.nesterov, steps_taken == 0};
-  cuda_kernels::sgd_step(list, step, stream());
+  std::vector<float> scales;
+  std::vector<std::vector<NamedParameter>> group_parameters;
+  std::vector<std::vector<Tensor>> group_momentum;
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    const float scale = parameters[i].parameter->lr_scale;
+    const auto at = static_cast<std::size_t>(std::find(scales.begin(), scales.end(), scale) - scales.begin());
+    if (at == scales.size()) {
+      scales.push_back(scale);
+      group_parameters.emplace_back();
+      group_momentum.emplace_back();
+    }
+    group_parameters[at].push_back(parameters[i]);
+    if (with_momentum) group_momentum[at].push_back(momentum[i]);
+  }
+  auto groups = std::static_pointer_cast<SgdGroupTables>(state);
+  if (!groups || groups->scales != scales) {
+    groups = std::make_shared<SgdGroupTables>();
+    groups->scales = scales;
+    groups->tables.resize(scales.size());
+    state = groups;
+  }
+  for (std::size_t g = 0; g < scales.size(); ++g) {
+    const double scale = scales[g];
+    const auto& list =
+        fused_tables(groups->tables[g], group_parameters[g], with_momentum ? &group_momentum[g] : nullptr, nullptr);
+    cuda_kernels::SgdStep step{static_cast<float>(learning_rate * scale),
+                               static_cast<float>(options.weight_decay / scale), static_cast<float>(options.momentum),
+                               static_cast<float>(1.0 - options.dampening), options.nesterov, steps_taken == 0};
+    cuda_kernels::sgd_step(list, step, stream());
+  }
 }
 
 void adam_step(const std::vector<NamedParameter>& parameters, std::vector<Tensor>& exp_avg,
