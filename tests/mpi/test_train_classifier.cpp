@@ -157,6 +157,36 @@ TEST(TrainClassifier, FastDevRunRunsFewBatchesAndWritesNothing) {
   EXPECT_FALSE(fs::exists(dir / "run" / "tensorboard"));
 }
 
+// --preset airbench94: the recipe's settings as defaults (the command line still wins), its
+// frozen whitening filters and BatchNorm scales left out of training, and it learns the shapes.
+TEST(TrainClassifier, Airbench94PresetSetsItsRecipeAndLearns) {
+  const auto dir = fresh_dir("train-classifier-airbench94");
+  const auto config = run_in(dir, "fit --preset airbench94 --batch-size 100 --print-config");
+  ASSERT_EQ(config.exit_code, 0) << config.output;
+  for (const char* line : {"model = airbench94\n", "optimizer = sgd\n", "nesterov = true\n",
+                           "lr = 1.5\n", "schedule = triangle:0.23:0.2:0.07\n",
+                           "flip = true\n", "crop-padding = 2\n", "batch-size = 100\n", "epochs = 10\n"}) {
+    EXPECT_NE(config.output.find(line), std::string::npos) << line << config.output;
+  }
+  EXPECT_NEAR(number_after(config.output, "\nmomentum = "), 0.85, 1e-12);  // printed to round-trip (17 digits)
+  EXPECT_NEAR(number_after(config.output, "\nlabel-smoothing = "), 0.2, 1e-12);
+  const auto r = run_in(dir, "fit --preset airbench94 --output-dir run --epochs 3 --batch-size 100 --seed 2 "
+                             "--synthetic-count 800 --synthetic-test-count 200 --val-size 100 --loader-threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 1,972,792 parameters, of which frozen: the whitening filters (24*3*2*2 = 288) and the
+  // BatchNorm scales (64+64+256*4 = 1152).
+  EXPECT_NE(r.output.find("1972792 parameters (1971352 trained, the rest frozen); SGD (Nesterov) lr 1.5"),
+            std::string::npos) << r.output;
+  const double accuracy = number_after(read_file(dir / "run" / "test_report.txt"), "accuracy ");
+  EXPECT_GE(accuracy, 80.0) << r.output;
+  EXPECT_EQ(run_in(dir, "fit --preset nanogpt").exit_code, 2);
+  EXPECT_NE(run_in(dir, "fit --preset nanogpt").output.find("--preset 'nanogpt' is not known; choose airbench94"),
+            std::string::npos);
+  const auto nesterov = run_in(dir, "fit --nesterov --optimizer adam");
+  EXPECT_EQ(nesterov.exit_code, 2);
+  EXPECT_NE(nesterov.output.find("--nesterov needs --optimizer sgd"), std::string::npos) << nesterov.output;
+}
+
 TEST(TrainClassifier, PrintConfigIsAConfigThatConfigReadsBack) {
   const auto dir = fresh_dir("train-classifier-config");
   const auto printed = run_in(dir, "fit --epochs 7 --model alexnet --resize 70 --crop 64 --flip --print-config > fit.cfg");

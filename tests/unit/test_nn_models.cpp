@@ -103,8 +103,8 @@ TEST(Models, SmallResNetShapesAndNames) {
 
 // airbench94's layout: counts from airbench94.py's make_net() with 10 classes (whiten 3*24*4+24,
 // conv weights 24*64*9 + 64*64*9 + 64*256*9 + 2*256*256*9 + 256*256*9, BatchNorm 2*(64+64+256*4),
-// head 256*10): 1,972,792 parameters. Frozen: the BatchNorm scales, and after whitening the
-// whitening filters; the BatchNorm biases step 64x faster.
+// head 256*10): 1,972,792 parameters. Frozen: the whitening filters (set from the data, or a
+// checkpoint) and the BatchNorm scales; the BatchNorm biases step 64x faster.
 TEST(Models, Airbench94ShapesFrozenParametersAndLearningRateScales) {
   Generator init(3);
   auto net = make_airbench94(3, 10, init);
@@ -116,7 +116,7 @@ TEST(Models, Airbench94ShapesFrozenParametersAndLearningRateScales) {
     if (p.parameter->frozen) frozen += p.parameter->value.numel();
     if (p.parameter->lr_scale == 64.0f) fast += p.parameter->value.numel();
   }
-  EXPECT_EQ(frozen, 64 + 64 + 256 * 4);  // BatchNorm weights
+  EXPECT_EQ(frozen, 24 * 3 * 2 * 2 + 64 + 64 + 256 * 4);  // whitening filters, BatchNorm weights
   EXPECT_EQ(fast, 64 + 64 + 256 * 4);    // BatchNorm biases
   // Dirac: group1.conv2's filter o passes channel o through unchanged at the centre tap.
   const auto named = parameters_of(*net);

@@ -284,6 +284,18 @@ TEST(Schedules, StepCosineWarmup) {
   EXPECT_NEAR(warm.at(9), 0.5, 1e-12);
 }
 
+// airbench94's get_lr: 100 steps, peak at int(0.23 * 100) = 23.
+TEST(Schedules, TriangleIsAirbenchsWarmupAndWarmdown) {
+  TriangleSchedule triangle(2.0, 100, 0.23, 0.2, 0.07);
+  EXPECT_DOUBLE_EQ(triangle.at(0), 2.0 * 0.2);
+  EXPECT_NEAR(triangle.at(10), 2.0 * (0.2 * (1 - 10.0 / 23) + 10.0 / 23), 1e-12);
+  EXPECT_DOUBLE_EQ(triangle.at(23), 2.0);
+  EXPECT_NEAR(triangle.at(60), 2.0 * ((1 - 37.0 / 77) + 0.07 * 37.0 / 77), 1e-12);
+  EXPECT_NEAR(triangle.at(100), 2.0 * 0.07, 1e-12);
+  EXPECT_NEAR(triangle.at(150), 2.0 * 0.07, 1e-12);
+  EXPECT_THROW(TriangleSchedule(1.0, 0, 0.2, 0.1, 0.1), std::invalid_argument);
+}
+
 TEST(Clipping, GlobalNormScalesEveryGradientTogether) {
   Parameter a(Shape{2}), b(Shape{1});
   a.grad.data()[0] = 3.0f;

@@ -89,18 +89,9 @@ std::vector<GridImage> predict_grid(nn::Sequential& network, const ModelSpec& sp
                                     const std::vector<std::int64_t>& indices) {
   std::vector<GridImage> out;
   if (indices.empty()) return out;
-  const data::ImageTransform transform(spec.evaluation_transforms(), set.channels(), set.fixed_shape());
-  data::TransformWorkspace workspace;
-  const auto floats = transform.output_floats();
-  const auto n = static_cast<std::int64_t>(indices.size());
-  nn::Tensor batch({n, spec.input.channels, spec.input.height, spec.input.width});
-  std::vector<std::vector<std::uint8_t>> scratch(indices.size());
+  std::vector<std::vector<std::uint8_t>> scratch;
   std::vector<data::ImageView> views;
-  for (std::size_t i = 0; i < indices.size(); ++i) {
-    views.push_back(set.image(indices[i], scratch[i]));
-    transform.apply(views.back(), data::ImageTransform::Choices{}, batch.data() + static_cast<std::int64_t>(i) * floats,
-                    workspace);
-  }
+  const nn::Tensor batch = evaluation_batch(spec, set, indices, scratch, &views);
   const auto logits = network.forward(batch.to(device_of(network)), nn::Mode::eval).output.to(nn::Device::cpu);
   const auto predicted = argmax_rows(logits);
   for (std::size_t i = 0; i < indices.size(); ++i)

@@ -91,6 +91,9 @@ std::unique_ptr<nn::Sequential> build_network(const ModelSpec& spec, nn::Generat
   } else if (spec.model == "resnet8" || spec.model == "resnet20") {
     net = nn::make_small_resnet(spec.input.channels, classes, spec.model == "resnet8" ? 1 : 3, init);
     fix = "the small ResNets take images of at least 8x8: pass --resize 32";
+  } else if (spec.model == "airbench94") {
+    net = nn::make_airbench94(spec.input.channels, classes, init);
+    fix = "airbench94 takes 32x32 images (CIFAR-10's): pass --resize 32 (--preset airbench94 does)";
   } else if (spec.model == "mlp" || spec.model == "mlp-extra") {
     // mlp-extra: the timing lab's MLP with its two extra Linear(hidden, hidden) + ReLU layers.
     net = nn::make_image_mlp(spec.input.bytes(), spec.mlp_hidden, classes, spec.dropout, init,
@@ -106,6 +109,21 @@ std::unique_ptr<nn::Sequential> build_network(const ModelSpec& spec, nn::Generat
     throw UsageError(spec.model + " cannot take " + data::to_string(spec.input) + " images (" + e.what() + "); " + fix);
   }
   return net;
+}
+
+nn::Tensor evaluation_batch(const ModelSpec& spec, const data::ImageDataset& set, const std::vector<std::int64_t>& indices,
+                            std::vector<std::vector<std::uint8_t>>& scratch, std::vector<data::ImageView>* views) {
+  const data::ImageTransform transform(spec.evaluation_transforms(), set.channels(), set.fixed_shape());
+  data::TransformWorkspace workspace;
+  const auto floats = transform.output_floats();
+  nn::Tensor batch({static_cast<std::int64_t>(indices.size()), spec.input.channels, spec.input.height, spec.input.width});
+  scratch.resize(indices.size());
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    const auto view = set.image(indices[i], scratch[i]);
+    if (views) views->push_back(view);
+    transform.apply(view, data::ImageTransform::Choices{}, batch.data() + static_cast<std::int64_t>(i) * floats, workspace);
+  }
+  return batch;
 }
 
 void ModelSpecRecorder::load_state(const std::string& state) {

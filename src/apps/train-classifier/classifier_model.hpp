@@ -20,7 +20,7 @@
 namespace classifier {
 
 // The models train-classifier builds, by their command-line names.
-inline constexpr const char* kModelNames = "tutorial-cnn, alexnet, resnet8, resnet20, mlp, mlp-extra";
+inline constexpr const char* kModelNames = "tutorial-cnn, alexnet, resnet8, resnet20, mlp, mlp-extra, airbench94";
 
 struct ModelSpec {
   std::string model = "tutorial-cnn";
@@ -52,6 +52,14 @@ struct ModelSpec {
 // kModelNames) and for an input the architecture cannot take (AlexNet needs 3 channels, the
 // tutorial CNN 32x32 images, ...: found by one forward of a zero image), naming the fix.
 std::unique_ptr<slurmlab::nn::Sequential> build_network(const ModelSpec& spec, slurmlab::nn::Generator& init);
+
+// The images at `indices` of `set` as the network sees them in evaluation (the spec's resize,
+// centre crop, normalisation): [n, C, H, W] on the host. `scratch` backs the decoded images;
+// `views` (optional) receives them, for drawing.
+slurmlab::nn::Tensor evaluation_batch(const ModelSpec& spec, const slurmlab::data::ImageDataset& set,
+                                      const std::vector<std::int64_t>& indices,
+                                      std::vector<std::vector<std::uint8_t>>& scratch,
+                                      std::vector<slurmlab::data::ImageView>* views = nullptr);
 
 // Carries the spec in every checkpoint's trainer state; stateless otherwise.
 class ModelSpecRecorder final : public slurmlab::train::Callback {

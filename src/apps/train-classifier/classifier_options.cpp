@@ -67,8 +67,12 @@ void add_program_options(slurmlab::cli::OptionParser& parser, ProgramOptions& o)
       .add("optimizer", o.optimizer, "adam, adamw or sgd")
       .add("lr", o.lr, "learning rate")
       .add("momentum", o.momentum, "SGD momentum")
+      .add_flag("nesterov", o.nesterov, "SGD: Nesterov momentum")
+
       .add("weight-decay", o.weight_decay, "weight decay (L2 for adam and sgd, decoupled for adamw)")
-      .add("schedule", o.schedule, "learning-rate schedule per step: constant, cosine, or step:N:GAMMA (x GAMMA every N steps)")
+      .add("schedule", o.schedule,
+           "learning-rate schedule per step: constant, cosine, step:N:GAMMA (x GAMMA every N steps), or "
+           "triangle:PEAK:START:END (lr x START rising to lr at fraction PEAK of the steps, then to lr x END)")
       .add("warmup-steps", o.warmup_steps, "linear warm-up steps before the schedule")
       .add("label-smoothing", o.label_smoothing, "label smoothing of the training loss, in [0, 1)")
       .add("epochs", o.epochs, "epochs (Lightning's max_epochs)")
@@ -100,6 +104,46 @@ void add_program_options(slurmlab::cli::OptionParser& parser, ProgramOptions& o)
                              "test:N or val:N for the first N images of a split")
       .add("top-k", o.top_k, "predict: classes printed per image")
       .add("out", o.out, "export: folder for model.safetensors, config.json and README.md");
+}
+
+std::optional<std::string> take_preset(int& argc, char** argv) {
+  std::optional<std::string> preset;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--preset") {
+      if (i + 1 >= argc) throw UsageError(std::string("--preset needs a name: ") + kPresets);
+      preset = argv[++i];
+    } else if (word.rfind("--preset=", 0) == 0) {
+      preset = word.substr(9);
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  return preset;
+}
+
+void apply_preset(const std::string& name, ProgramOptions& o) {
+  if (name != "airbench94") throw UsageError("--preset '" + name + "' is not known; choose " + kPresets);
+  // airbench94.py's hyperparameters, restated for a mean (not summed) loss: its lr 11.5 per
+  // kilostep (1024 * (1 + 1 / (1 - 0.85)) examples) is 1.5 per mean-loss step, and its decay
+  // 0.0153 * 1024 / kilostep = 0.0019957 per step is weight decay 0.0019957 / 1.5 on the
+  // gradient. BatchNorm biases step 64x faster (the model's Parameter::lr_scale).
+  o.model = "airbench94";
+  o.optimizer = "sgd";
+  o.nesterov = true;
+  o.momentum = 0.85;
+  o.lr = 1.5;
+  o.weight_decay = 0.0153 * 1024.0 / (1024.0 * (1.0 + 1.0 / (1.0 - 0.85))) / 1.5;
+  o.schedule = "triangle:0.23:0.2:0.07";
+  o.label_smoothing = 0.2;
+  o.batch_size = 1024;
+  o.epochs = 10;
+  o.flip = true;
+  o.crop = "32";
+  o.crop_padding = 2;  // translate by up to 2 pixels (airbench pads by reflection, this by zeros)
+  o.resize = "32";
 }
 
 train::BatchLimit parse_batch_limit(const std::string& text, const std::string& option) {

@@ -22,6 +22,16 @@ inline constexpr const char* kSubcommands = "fit, validate, test, predict, expor
 std::optional<Subcommand> take_subcommand(int& argc, char** argv);
 const char* to_string(Subcommand subcommand);
 
+// --preset NAME: a known recipe's settings as the defaults, which the other options on the
+// command line (or in --config) still override. Names: kPresets. Command line only: it is
+// taken out of argv before parsing, and --print-config writes the settings it chose.
+inline constexpr const char* kPresets = "airbench94";
+struct ProgramOptions;
+// Removes --preset NAME (or --preset=NAME) from argv and returns NAME, if given.
+std::optional<std::string> take_preset(int& argc, char** argv);
+// Sets o's fields to the preset's recipe; UsageError naming kPresets for an unknown name.
+void apply_preset(const std::string& name, ProgramOptions& o);
+
 struct ProgramOptions {
   // Data
   std::string data = "synthetic";
@@ -45,8 +55,9 @@ struct ProgramOptions {
   std::string optimizer = "adam";
   double lr = 1e-3;
   double momentum = 0.9;
+  bool nesterov = false;
   double weight_decay = 0.0;
-  std::string schedule = "constant";  // constant | cosine | step:N:GAMMA
+  std::string schedule = "constant";  // constant | cosine | step:N:GAMMA | triangle:PEAK:START:END
   std::int64_t warmup_steps = 0;
   double label_smoothing = 0.0;
   std::int64_t epochs = 5;

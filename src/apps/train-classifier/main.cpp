@@ -38,6 +38,7 @@
 #include "slurmlab/nn/distributed/data_parallel.hpp"
 #include "slurmlab/nn/distributed/nccl_gradient_reducer.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
 #include "slurmlab/nn/optim/schedules.hpp"
 #include "slurmlab/nn/serialize/checkpoint.hpp"
 #include "slurmlab/train/callbacks.hpp"
@@ -58,6 +59,7 @@ constexpr const char* kOverview =
     "  predict    --ckpt best --input IMAGES: top-k classes per image\n"
     "  export     --ckpt best --out DIR: model.safetensors, config.json and a model card\n"
     "A config from `fit --print-config > fit.cfg` is read back by `--config fit.cfg` (command-line options win).\n"
+    "`fit --preset airbench94`: airbench94's CIFAR-10 recipe (model, SGD-Nesterov, schedule, batch 1024, augmentation).\n"
     "Without --data it trains on a synthetic image set and says so.";
 
 struct Run {
@@ -86,12 +88,13 @@ std::unique_ptr<nn::GradientReducer> make_reducer(const Run& run, nn::Sequential
 }
 
 std::unique_ptr<nn::Optimizer> make_optimizer(const ProgramOptions& o, nn::Sequential& network) {
-  auto parameters = nn::parameters_of(network);
+  auto parameters = nn::trainable_parameters_of(network);  // not airbench94's frozen whitening and BN scales
   if (o.optimizer == "sgd") {
     nn::SgdOptions sgd;
     sgd.learning_rate = o.lr;
     sgd.momentum = o.momentum;
     sgd.weight_decay = o.weight_decay;
+    sgd.nesterov = o.nesterov;
     return std::make_unique<nn::Sgd>(std::move(parameters), sgd);
   }
   nn::AdamOptions adam;
@@ -114,11 +117,28 @@ std::unique_ptr<nn::LearningRateSchedule> make_schedule(const ProgramOptions& o,
       throw UsageError("--schedule '" + o.schedule + "' is not step:N:GAMMA (e.g. step:1000:0.1)");
     }
     schedule = std::make_unique<nn::StepSchedule>(o.lr, *size, *gamma);
+  } else if (o.schedule.rfind("triangle:", 0) == 0) {
+    const auto fields = o.schedule.substr(9);
+    std::vector<double> values;
+    std::size_t begin = 0;
+    while (begin <= fields.size()) {
+      const auto end = std::min(fields.find(':', begin), fields.size());
+      const auto value = parse_finite_double(fields.substr(begin, end - begin));
+      if (!value) break;
+      values.push_back(*value);
+      begin = end + 1;
+    }
+    if (values.size() != 3 || !(values[0] >= 0.0 && values[0] < 1.0) || values[1] < 0.0 || values[2] < 0.0) {
+      throw UsageError("--schedule '" + o.schedule + "' is not triangle:PEAK:START:END with PEAK in [0, 1) " +
+                       "(e.g. airbench94's triangle:0.23:0.2:0.07)");
+    }
+    schedule = std::make_unique<nn::TriangleSchedule>(o.lr, std::max<std::int64_t>(1, total_steps - o.warmup_steps),
+                                                      values[0], values[1], values[2]);
   } else if (o.schedule == "constant") {
     if (o.warmup_steps == 0) return nullptr;
     schedule = std::make_unique<nn::StepSchedule>(o.lr, std::int64_t{1} << 62, 1.0);
   } else {
-    throw UsageError("--schedule '" + o.schedule + "' is not constant, cosine or step:N:GAMMA");
+    throw UsageError("--schedule '" + o.schedule + "' is not constant, cosine, step:N:GAMMA or triangle:PEAK:START:END");
   }
   if (o.warmup_steps > 0) return std::make_unique<nn::WarmupSchedule>(o.warmup_steps, std::move(schedule));
   return schedule;
@@ -135,6 +155,9 @@ void check_options(const ProgramOptions& o, Subcommand subcommand) {
     throw UsageError("--precision '" + o.precision + "' is not fp32, tf32 or bf16");
   }
   if (o.epochs < 1) throw UsageError("--epochs must be at least 1 (--max-steps may end earlier)");
+  if (o.nesterov && (o.optimizer != "sgd" || !(o.momentum > 0.0))) {
+    throw UsageError("--nesterov needs --optimizer sgd with a positive --momentum");
+  }
   if (o.top_k < 1) throw UsageError("--top-k must be at least 1");
   (void)parse_batch_limit(o.limit_train_batches, "limit-train-batches");
   (void)parse_batch_limit(o.limit_val_batches, "limit-val-batches");
@@ -221,6 +244,14 @@ int fit(Run& run) {
   session.run_collectively([&] {
     nn::Generator init(run.common.seed);
     network = build_network(spec, init);
+    if (spec.model == "airbench94") {
+      // The whitening filters from the first 5000 training images as the network sees them
+      // (airbench's init_whitening_conv); every rank computes the same ones.
+      const auto& train = setup.split.train;
+      const std::vector<std::int64_t> first(train.begin(), train.begin() + std::min<std::ptrdiff_t>(5000, std::ssize(train)));
+      std::vector<std::vector<std::uint8_t>> scratch;
+      nn::init_patch_whitening(*network, evaluation_batch(spec, *setup.train_set, first, scratch));
+    }
     nn::to_device(*network, run.device);
   });
   auto reducer = make_reducer(run, *network, o.accumulate_grad_batches == 1);
@@ -251,8 +282,13 @@ int fit(Run& run) {
                    std::to_string(setup.test_set->size()) + " test images");
   run.console.line(setup.normalization_note + "; " + describe_batch(setup, session.size()) + "; " +
                    std::to_string(setup.loader_threads) + " loader thread(s) per rank");
-  run.console.line("model: " + spec.describe() + ", " + std::to_string(nn::parameter_count(*network)) +
-                   " parameters; " + optimizer->describe() + " lr " + std::to_string(o.lr) + "; device " +
+  std::int64_t trained = 0;
+  for (const auto& p : optimizer->parameters()) trained += p.parameter->value.numel();
+  const auto total = nn::parameter_count(*network);
+  run.console.line("model: " + spec.describe() + ", " + std::to_string(total) + " parameters" +
+                   (trained == total ? std::string() : " (" + std::to_string(trained) + " trained, the rest frozen)") +
+                   "; " + optimizer->describe() + (o.nesterov ? " (Nesterov)" : "") + " lr " + std::to_string(o.lr) +
+                   "; device " +
                    run.context.gpu.describe() + (reducer ? (run.device == nn::Device::cuda ? ", NCCL" : ", MPI") +
                                                             std::string(" gradient all-reduce") : ""));
   run.program.log().line("fit: " + spec.describe() + ", " + describe_batch(setup, session.size()));
@@ -571,6 +607,9 @@ int train_classifier(cluster::MpiSession& session, int argc, char** argv) {
     return 0;
   }
   ProgramOptions options;
+  session.run_collectively([&] {
+    if (const auto preset = take_preset(argc, argv)) apply_preset(*preset, options);
+  });
   cli::OptionParser parser(std::string("train-classifier ") + to_string(*subcommand), kOverview, "train-classifier-%j");
   add_program_options(parser, options);
   const auto env = cluster::Environment::from_process();

@@ -183,7 +183,9 @@ std::unique_ptr<Sequential> make_airbench94(std::int64_t in_channels, std::int64
                                             float bias_lr_scale) {
   const std::int64_t whiten_width = 2 * in_channels * 2 * 2;
   auto net = std::make_unique<Sequential>();
-  net->add("whiten", conv(in_channels, whiten_width, 2, init, 1, 0, true)).add("whiten_activ", gelu());
+  auto whiten = std::make_unique<Conv2d>(in_channels, whiten_width, 2, init, 1, 0, true);
+  whiten->weight().frozen = true;  // set by init_patch_whitening (or a checkpoint), never trained
+  net->add("whiten", std::move(whiten)).add("whiten_activ", gelu());
   net->add("group1", airbench_group(whiten_width, 64, init, bias_lr_scale));
   net->add("group2", airbench_group(64, 256, init, bias_lr_scale));
   net->add("group3", airbench_group(256, 256, init, bias_lr_scale));

@@ -33,8 +33,8 @@ std::unique_ptr<Sequential> make_tutorial_cnn(std::int64_t in_channels, std::int
 std::unique_ptr<Sequential> make_alexnet(std::int64_t classes, float dropout, Generator& init);
 
 // airbench94 (Keller Jordan's cifar10-airbench, airbench94.py), about 2M parameters for 32x32
-// images: a 2x2 patch-whitening convolution (in -> 8*in, with bias; its weights set by
-// init_patch_whitening and frozen) and GELU; three groups of conv3x3 -> MaxPool 2 -> BatchNorm
+// images: a 2x2 patch-whitening convolution (in -> 8*in, with bias; its weights frozen, to be
+// set by init_patch_whitening from the training images) and GELU; three groups of conv3x3 -> MaxPool 2 -> BatchNorm
 // -> GELU -> conv3x3 -> BatchNorm -> GELU (widths 64, 256, 256; convolutions without bias,
 // their first in-channels filters Dirac-initialised; BatchNorm eps 1e-12 and momentum 0.4 in
 // PyTorch's convention (airbench's 0.6), scales frozen at 1, biases with Parameter::lr_scale

@@ -38,6 +38,19 @@ class CosineSchedule final : public LearningRateSchedule {
   double minimum_;
 };
 
+// A triangle: base * start at step 0, rising linearly to base at int(peak * total), then
+// falling linearly to base * end at `total` (held there after). airbench94's get_lr with
+// peak 0.23, start 0.2, end 0.07.
+class TriangleSchedule final : public LearningRateSchedule {
+ public:
+  TriangleSchedule(double base, std::int64_t total_steps, double peak_fraction, double start, double end);
+  double at(std::int64_t step) const override;
+
+ private:
+  double base_, start_, end_;
+  std::int64_t total_, peak_;
+};
+
 // Linear warm-up: the rate ramps as (step + 1) / warmup_steps times
 // the inner schedule's first value, then follows the inner schedule shifted by warmup_steps.
 class WarmupSchedule final : public LearningRateSchedule {
