@@ -2,7 +2,7 @@
 // repeated, median reported. torch_train_step.py measures the same steps in PyTorch; run.sh
 // runs both with the same thread count and prints the ratios.
 //
-// usage: nn_train_step mlp|mlp-fused|cnn|alexnet [repeats] [layers]   (prints one JSON line)
+// usage: nn_train_step mlp|mlp-fused|cnn|alexnet|airbench94 [repeats] [layers]   (prints one JSON line)
 // mlp-fused: the same MLP step through nn::FusedMlp (one pass per step), peer: torch "mlp".
 // layers: also one JSON line per layer (Sequentials flattened) with the median of its forward
 // and of its backward over the repeats, run layer by layer: the per-layer split of a step.
@@ -73,7 +73,7 @@ void profile_layers(Sequential& net, const Tensor& x, const Tensor& target, cons
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: nn_train_step mlp|mlp-fused|cnn|alexnet [repeats] [layers]\n");
+    std::fprintf(stderr, "usage: nn_train_step mlp|mlp-fused|cnn|alexnet|airbench94 [repeats] [layers]\n");
     return 2;
   }
   const std::string model = argv[1];
@@ -92,10 +92,13 @@ int main(int argc, char** argv) {
       x.data()[i] = g.uniform(0.0f, 2.0f);
       target.data()[i] = 5.0f * x.data()[i] + g.normal();
     }
-  } else if (model == "cnn" || model == "alexnet") {
-    batch = 64;
-    const std::int64_t side = model == "cnn" ? 32 : 64;
-    net = model == "cnn" ? make_tutorial_cnn(3, 10, 0.5f, g) : make_alexnet(10, 0.5f, g);
+  } else if (model == "cnn" || model == "alexnet" || model == "airbench94") {
+    batch = model == "airbench94" ? 256 : 64;
+    const std::int64_t side = model == "alexnet" ? 64 : 32;
+    // airbench94 with every learning-rate scale 1: Adam, the bench's optimizer, takes no scales.
+    net = model == "cnn"       ? make_tutorial_cnn(3, 10, 0.5f, g)
+          : model == "alexnet" ? make_alexnet(10, 0.5f, g)
+                               : make_airbench94(3, 10, g, 1.0f);
     x = Tensor({batch, 3, side, side});
     for (auto& v : x.span()) v = g.normal();
     for (std::int64_t i = 0; i < batch; ++i) labels.push_back(static_cast<std::int64_t>(g.below(10)));
@@ -117,7 +120,7 @@ int main(int argc, char** argv) {
       if (r >= 3) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
     }
   }
-  Adam adam(parameters_of(*net), {.learning_rate = 1e-3});
+  Adam adam(trainable_parameters_of(*net), {.learning_rate = 1e-3});
   for (int r = 0; model != "mlp-fused" && r < repeats + 3; ++r) {  // 3 warm-up steps (allocator cache, OpenBLAS threads)
     const auto start = std::chrono::steady_clock::now();
     adam.zero_grad();

@@ -2,7 +2,7 @@
 // built once per shape and cached with their reorders, buffers and stream. nn's tensors stay
 // plain nchw/oihw; each primitive runs on the blocked layout oneDNN picks (see Staged).
 //
-// Threads: the batch is cut into chunks of kChunk images and the chunks are spread over the
+// Threads: the batch is cut into chunks (chunk_images) and the chunks are spread over the
 // process's ComputePool (as many threads as OpenBLAS uses), each chunk's primitives running on
 // one thread. oneDNN's own OpenMP parallelism is not used: libgomp's idle threads spin
 // (OMP_WAIT_POLICY cannot be changed once the library has loaded) and on a 2-core node they held
@@ -33,7 +33,13 @@ namespace {
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
-constexpr std::int64_t kChunk = 16;  // images per chunk: small enough to share 64 over 2-4 threads
+// Images per chunk: 16 (a batch of 64 shares over 2-4 threads), more for batches above 256 so
+// that a batch has at most 16 chunks: each chunk keeps its own primitives, buffers and weight
+// gradient, which for airbench94's batch of 1024 in chunks of 16 were 64 sets per layer. A
+// function of the batch alone, never of the thread count, so results stay the same bits.
+constexpr std::int64_t kMinChunk = 16, kMaxChunks = 16;
+std::int64_t chunk_images(std::int64_t n) { return std::max(kMinChunk, (n + kMaxChunks - 1) / kMaxChunks); }
+std::int64_t chunk_count(std::int64_t n) { return (n + chunk_images(n) - 1) / chunk_images(n); }
 
 dnnl::engine& engine() {
   static dnnl::engine e{dnnl::engine::kind::cpu, 0};
@@ -145,15 +151,15 @@ Plan& plan(const Dims& d, bool bias, std::int64_t chunk) {
 // Runs body(chunk, first image, images) for every chunk of an n-image batch, spread over the
 // compute threads; each runs oneDNN on one thread.
 void for_chunks(std::int64_t n, const std::function<void(std::int64_t, std::int64_t, std::int64_t)>& body) {
-  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  const std::int64_t size = chunk_images(n), chunks = chunk_count(n);
   const int threads = static_cast<int>(std::min<std::int64_t>(std::max(1, openblas_get_num_threads()), chunks));
   ComputePool::instance().run(
       threads, chunks,
       [&](std::int64_t begin, std::int64_t end) {
         omp_set_num_threads(1);  // this thread's OpenMP regions (oneDNN's) stay on this thread
         for (std::int64_t chunk = begin; chunk < end; ++chunk) {
-          const std::int64_t first = chunk * kChunk;
-          body(chunk, first, std::min(kChunk, n - first));
+          const std::int64_t first = chunk * size;
+          body(chunk, first, std::min(size, n - first));
         }
       },
       1);
@@ -193,7 +199,7 @@ void onednn_forward(const Dims& d, const float* x, const float* w, const float* 
 void onednn_backward(const Dims& d, const float* x, const float* w, const float* dy, float* dx, float* dw,
                      float* db) {
   const std::int64_t x_image = d.c * d.h * d.w, y_image = d.out * d.out_h * d.out_w;
-  std::vector<Plan*> plans(static_cast<std::size_t>((d.n + kChunk - 1) / kChunk));
+  std::vector<Plan*> plans(static_cast<std::size_t>(chunk_count(d.n)));
   for_chunks(d.n, [&](std::int64_t chunk, std::int64_t first, std::int64_t images) {
     Plan& p = plan(chunk_dims(d, images), db != nullptr, chunk);
     plans[static_cast<std::size_t>(chunk)] = &p;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# airbench94's recipe: `train-classifier fit --preset airbench94` against airbench94 restated in
+# PyTorch (torch_airbench94.py: same network, optimizer groups, loss, schedule, flip and
+# translation), training images/s over the first BATCHES batches of 1024 of a CIFAR-10-sized
+# set (50000 random records in the binary format, 45000/5000 split for ours), same run, same
+# machine, rounds alternating the programs. On the CPU at 1 and 2 threads; with DEVICE cuda on
+# one GPU, where the peer runs as airbench does (fp16, channels_last) and also under
+# torch.compile, and ours in bf16.
+#
+# usage: bench/classifier/airbench94.sh [BUILD_DIR] [ROUNDS] [BATCHES] [DEVICE]   (from the repository root)
+#   defaults: build/ci, 3 rounds, 2 batches, cpu
+#   SLURMLAB_TORCH_PYTHON: the peer's python (default /usr/bin/python3, Debian's torch)
+set -euo pipefail
+build=${1:-build/ci}
+rounds=${2:-3}
+batches=${3:-2}
+device=${4:-cpu}
+python=${SLURMLAB_TORCH_PYTHON:-/usr/bin/python3}
+here=$(cd "$(dirname "$0")" && pwd)
+ours="$build/bin/train-classifier"
+writer="$build/bin/loader_bench"
+for program in "$ours" "$writer"; do
+  [ -x "$program" ] || { echo "bench/classifier/airbench94.sh: $program not built; run: cmake --build $build --target train-classifier loader_bench" >&2; exit 2; }
+done
+"$python" -c "import torch" 2>/dev/null || { echo "bench/classifier/airbench94.sh: $python has no torch; install python3-torch (env/debian.sh) or set SLURMLAB_TORCH_PYTHON" >&2; exit 2; }
+case $device in
+  cpu) thread_counts=(1 2); precision=fp32 ;;
+  cuda) thread_counts=("$(nproc)"); precision=bf16 ;;
+  *) echo "bench/classifier/airbench94.sh: DEVICE must be cpu or cuda, not '$device'" >&2; exit 2 ;;
+esac
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$writer" --write-cifar "$work/cifar"
+results="$work/results.jsonl"
+
+run_ours() {
+  local threads=$1 log="$work/ours.log"
+  rm -rf "$work/out"
+  env OPENBLAS_NUM_THREADS="$threads" "$ours" fit --preset airbench94 --data "cifar10:$work/cifar" --val-size 5000 \
+    --normalize 0.4914,0.4822,0.4465/0.2470,0.2435,0.2616 --epochs 1 --limit-train-batches "$batches" \
+    --limit-val-batches 1 --threads "$threads" --loader-threads 2 --device "$device" --precision "$precision" \
+    --tensorboard false --grid-images 0 --test-after-fit false --save-top-k 0 --output-dir "$work/out" >"$log" 2>&1 ||
+    { cat "$log" >&2; exit 1; }
+  /usr/bin/python3 - "$log" "$threads" "$batches" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read()
+rate = re.search(r"epoch 1/1 .* ([0-9.]+) img/s", text)
+if not rate:
+    sys.exit("bench/classifier/airbench94.sh: train-classifier printed no img/s line:\n" + text)
+print(json.dumps({"framework": "slurmlab", "mode": "slurmlab", "threads": int(sys.argv[2]), "batches": int(sys.argv[3]),
+                  "images_per_s": float(rate.group(1))}))
+PY
+}
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs, device $device" >&2
+for ((r = 0; r < rounds; r++)); do
+  for threads in "${thread_counts[@]}"; do
+    run_ours "$threads" >>"$results"
+    OMP_NUM_THREADS=$threads "$python" "$here/torch_airbench94.py" "$work/cifar" "$threads" "$batches" --device "$device" >>"$results"
+    if [ "$device" = cuda ]; then
+      "$python" "$here/torch_airbench94.py" "$work/cifar" "$threads" "$batches" --device cuda --compile >>"$results"
+    fi
+  done
+  echo "round $((r + 1))/$rounds done, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+done
+
+/usr/bin/python3 - "$results" "$rounds" "$batches" "$device" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+print(f"airbench94 recipe, training images/s over {sys.argv[3]} batch(es) of 1024, device {sys.argv[4]}; "
+      f"medians of {sys.argv[2]} rounds\n")
+print("| threads | program | images/s | slurmlab / this |")
+print("|---:|---|---:|---:|")
+for threads in sorted({r["threads"] for r in rows}):
+    def median(mode):
+        return statistics.median(r["images_per_s"] for r in rows if r["threads"] == threads and r["mode"] == mode)
+    ours = median("slurmlab")
+    for mode in ["slurmlab", "torch", "torch-compile"]:
+        if not any(r["mode"] == mode for r in rows):
+            continue
+        name = next(r["framework"] for r in rows if r["mode"] == mode)
+        print(f"| {threads} | {name}{' + torch.compile' if mode == 'torch-compile' else ''} | {median(mode):.1f} | "
+              f"{ours / median(mode):.2f}x |")
+PY
