@@ -9,6 +9,7 @@
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
 #include "slurmlab/nn/layers/rational_tanh.hpp"
+#include "slurmlab/nn/layers/vector_math.hpp"
 
 namespace slurmlab::nn {
 
@@ -30,9 +31,14 @@ struct SavedShape final : Context {
   Shape shape;
 };
 
-// Standard normal density and distribution, for the exact GELU.
-float normal_pdf(float x) { return std::exp(-0.5f * x * x) * (1.0f / std::sqrt(2.0f * std::numbers::pi_v<float>)); }
-float normal_cdf(float x) { return 0.5f * (1.0f + std::erf(x * std::numbers::sqrt2_v<float> * 0.5f)); }
+// Standard normal density and distribution, for the exact (erf) GELU, on the branch-free exp
+// and erf of vector_math.hpp so that the GELU loops vectorize.
+SLURMLAB_ALWAYS_INLINE float normal_pdf(float x) {
+  return detail::vector_exp(-0.5f * x * x) * (1.0f / std::sqrt(2.0f * std::numbers::pi_v<float>));
+}
+SLURMLAB_ALWAYS_INLINE float normal_cdf(float x) {
+  return 0.5f * (1.0f + detail::vector_erf(x * std::numbers::sqrt2_v<float> * 0.5f));
+}
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 using detail::rational_tanh;
@@ -57,6 +63,12 @@ SLURMLAB_VECTOR_CLONES void relu_forward(const float* __restrict x, float* __res
 SLURMLAB_VECTOR_CLONES void relu_backward(const float* __restrict x, const float* __restrict g, float* __restrict d, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) d[i] = x[i] > 0.0f ? g[i] : 0.0f;
 }
+SLURMLAB_VECTOR_CLONES void gelu_forward(const float* __restrict x, float* __restrict y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = x[i] * normal_cdf(x[i]);
+}
+SLURMLAB_VECTOR_CLONES void gelu_backward(const float* __restrict x, const float* __restrict g, float* __restrict d, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) d[i] = g[i] * (normal_cdf(x[i]) + x[i] * normal_pdf(x[i]));
+}
 }  // namespace
 
 Forward ActivationLayer::forward_impl(const Tensor& input, Mode) {
@@ -72,7 +84,7 @@ Forward ActivationLayer::forward_impl(const Tensor& input, Mode) {
       tanh_forward(x.data(), y.data(), x.size());
       break;
     case Activation::gelu:
-      for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] * normal_cdf(x[i]);
+      gelu_forward(x.data(), y.data(), x.size());
       break;
     case Activation::silu:
       for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] * sigmoid(x[i]);
@@ -100,7 +112,7 @@ Tensor ActivationLayer::backward_impl(const Context& context, const Tensor& grad
       tanh_backward(s.data(), g.data(), d.data(), s.size());
       break;
     case Activation::gelu:
-      for (std::size_t i = 0; i < s.size(); ++i) d[i] = g[i] * (normal_cdf(s[i]) + s[i] * normal_pdf(s[i]));
+      gelu_backward(s.data(), g.data(), d.data(), s.size());
       break;
     case Activation::silu:
       for (std::size_t i = 0; i < s.size(); ++i) {
