@@ -12,6 +12,7 @@
 #include "slurmlab/core/splitmix64.hpp"
 #include "slurmlab/nn/cuda/device.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/layers/vector_math.hpp"
 
 extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS, which nn links
 
@@ -475,6 +476,24 @@ TEST(Layers, MaxPoolTiesGoToTheFirstInScanOrder) {
         EXPECT_EQ(dx.at({0, 0, iy, ix}), first_of_window ? 1.0f : 0.0f) << "k=" << k << " at " << iy << "," << ix;
       }
   }
+}
+
+// GELU's branch-free exp and erf against libm in double over their whole useful range.
+TEST(Layers, VectorExpAndErfMatchLibmInDouble) {
+  double exp_error = 0.0, erf_error = 0.0;
+  for (double x = -87.0; x < 88.0; x += 0.0007) {
+    const float xf = static_cast<float>(x);
+    const double truth = std::exp(static_cast<double>(xf));
+    exp_error = std::max(exp_error, std::abs(detail::vector_exp(xf) - truth) / truth);
+  }
+  for (double x = -7.0; x < 7.0; x += 0.00007) {
+    const float xf = static_cast<float>(x);
+    erf_error = std::max(erf_error, std::abs(detail::vector_erf(xf) - std::erf(static_cast<double>(xf))));
+  }
+  EXPECT_LT(exp_error, 3e-7);  // about 2 float ulps
+  EXPECT_LT(erf_error, 1e-6);
+  EXPECT_EQ(detail::vector_erf(0.0f), 0.0f);
+  EXPECT_EQ(detail::vector_exp(-200.0f), detail::vector_exp(-87.3f));  // clamped, never a denormal or NaN
 }
 
 TEST(Layers, BadShapesNameTheLayer) {
