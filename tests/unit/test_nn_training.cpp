@@ -160,6 +160,27 @@ TEST(Optimizers, SgdLearningRateScaleIsAParameterGroup) {
   EXPECT_NEAR(s2.value(), p2.value(), 1e-6);
 }
 
+// A parameter frozen after the optimizer was made is skipped from then on (gradient, decay and
+// momentum alike), as PyTorch skips a tensor whose grad is None; the others step as before.
+TEST(Optimizers, ParametersFrozenLaterAreSkipped) {
+  for (const bool adam : {false, true}) {
+    Scalar kept, stopped;
+    kept.set(1.0f, 0.5f);
+    stopped.set(1.0f, 0.5f);
+    std::vector<NamedParameter> both{{"kept", &kept.parameter}, {"stopped", &stopped.parameter}};
+    std::unique_ptr<Optimizer> optimizer;
+    if (adam) optimizer = std::make_unique<Adam>(both, AdamOptions{.learning_rate = 0.1, .weight_decay = 0.01});
+    else optimizer = std::make_unique<Sgd>(both, SgdOptions{.learning_rate = 0.1, .momentum = 0.9, .weight_decay = 0.01});
+    optimizer->step();
+    EXPECT_EQ(kept.value(), stopped.value());
+    const float before = stopped.value();
+    stopped.parameter.frozen = true;
+    optimizer->step();
+    EXPECT_EQ(stopped.value(), before) << (adam ? "Adam" : "SGD");
+    EXPECT_LT(kept.value(), before) << (adam ? "Adam" : "SGD");
+  }
+}
+
 TEST(Optimizers, BadLearningRateScalesAreRefusedWithTheParameterName) {
   Scalar s;
   s.set(1.0f, 0.5f);

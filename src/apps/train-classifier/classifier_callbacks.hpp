@@ -29,6 +29,20 @@
 
 namespace classifier {
 
+// airbench94 trains its whitening convolution's bias for the first `epochs` epochs only
+// (airbench94.py's whiten_bias_epochs = 3), then freezes it: the optimizer skips it from then on.
+class WhiteningBiasSchedule final : public slurmlab::train::Callback {
+ public:
+  WhiteningBiasSchedule(slurmlab::nn::Parameter& bias, std::int64_t epochs) : bias_(bias), epochs_(epochs) {}
+  void on_train_epoch_start(slurmlab::train::Trainer& trainer) override {
+    bias_.frozen = trainer.current_epoch() >= epochs_;
+  }
+
+ private:
+  slurmlab::nn::Parameter& bias_;
+  std::int64_t epochs_;
+};
+
 class EpochHistory final : public slurmlab::train::Callback {
  public:
   EpochHistory(const slurmlab::cli::Console& console, std::int64_t global_batch, std::int64_t epochs)

@@ -323,6 +323,9 @@ int fit(Run& run) {
   std::vector<std::shared_ptr<train::Callback>> callbacks{
       std::make_shared<ModelSpecRecorder>(spec), history, checkpoint,
       std::make_shared<train::Hdf5MetricsLogger>(run.program.output_dir() / "metrics.h5", describe_run)};
+  if (spec.model == "airbench94") {
+    callbacks.push_back(std::make_shared<WhiteningBiasSchedule>(dynamic_cast<nn::Conv2d&>((*network)[0]).bias(), 3));
+  }
   if (o.patience > 0) {
     callbacks.push_back(std::make_shared<train::EarlyStopping>(
         train::EarlyStoppingOptions{o.monitor, monitor_mode, o.patience, o.min_delta}));

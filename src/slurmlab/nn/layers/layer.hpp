@@ -23,7 +23,8 @@ struct Parameter {
   Tensor grad;  // same shape; backward adds into it, zero_grad clears it
   // Not trained: kept at its value (checkpointed, but left out of trainable_parameters_of),
   // as a tensor with requires_grad=False in PyTorch (airbench94's whitening filters and
-  // BatchNorm scales).
+  // BatchNorm scales). Set after an optimizer was made, the optimizer skips it from then on
+  // (airbench94 stops training its whitening bias after 3 epochs).
   bool frozen = false;
   // SGD steps this parameter with learning rate lr * lr_scale and weight decay
   // weight_decay / lr_scale, so that the decay per step stays lr * weight_decay: a PyTorch

@@ -46,6 +46,7 @@ void Sgd::step() {
   const auto mu = static_cast<float>(options_.momentum);
   const auto keep = static_cast<float>(1.0 - options_.dampening);
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    if (parameters_[i].parameter->frozen) continue;  // frozen after the optimizer was made
     const double scale = parameters_[i].parameter->lr_scale;
     const auto lr = static_cast<float>(learning_rate_ * scale);
     const auto wd = static_cast<float>(options_.weight_decay / scale);
@@ -148,10 +149,22 @@ void Adam::step() {
   const auto wd = static_cast<float>(options_.weight_decay);
   const auto decay_factor = static_cast<float>(1.0 - learning_rate_ * options_.weight_decay);
   if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
-    return cuda::adam_step(parameters_, exp_avg_, exp_avg_sq_, options_, learning_rate_, steps_, device_tables_);
+    if (std::none_of(parameters_.begin(), parameters_.end(), [](const auto& p) { return p.parameter->frozen; })) {
+      return cuda::adam_step(parameters_, exp_avg_, exp_avg_sq_, options_, learning_rate_, steps_, device_tables_);
+    }
+    std::vector<NamedParameter> live;  // parameters frozen after the optimizer was made stay out
+    std::vector<Tensor> live_avg, live_avg_sq;
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      if (parameters_[i].parameter->frozen) continue;
+      live.push_back(parameters_[i]);
+      live_avg.push_back(exp_avg_[i]);
+      live_avg_sq.push_back(exp_avg_sq_[i]);
+    }
+    return cuda::adam_step(live, live_avg, live_avg_sq, options_, learning_rate_, steps_, device_tables_);
   }
   const int threads = std::max(1, openblas_get_num_threads());
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    if (parameters_[i].parameter->frozen) continue;
     const AdamElements elements{parameters_[i].parameter->value.data(), parameters_[i].parameter->grad.data(),
                                 exp_avg_[i].data(), exp_avg_sq_[i].data(), exp_avg_[i].numel()};
     const AdamConstants c{b1, b2, bias_correction2_sqrt, eps, step_size, decay_factor, wd};

@@ -107,6 +107,7 @@ void sgd_step(const std::vector<NamedParameter>& parameters, std::vector<Tensor>
   std::vector<std::vector<NamedParameter>> group_parameters;
   std::vector<std::vector<Tensor>> group_momentum;
   for (std::size_t i = 0; i < parameters.size(); ++i) {
+    if (parameters[i].parameter->frozen) continue;  // frozen after the optimizer was made
     const float scale = parameters[i].parameter->lr_scale;
     const auto at = static_cast<std::size_t>(std::find(scales.begin(), scales.end(), scale) - scales.begin());
     if (at == scales.size()) {
