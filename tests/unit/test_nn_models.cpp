@@ -155,6 +155,44 @@ TEST(Models, Airbench94ShapesFrozenParametersAndLearningRateScales) {
   EXPECT_THROW(init_patch_whitening(*net, Tensor::zeros({2, 1, 8, 8})), std::invalid_argument);
 }
 
+// airbench94's test-time augmentation on a linear network, where the averaged logits are the
+// network applied to the averaged images: each image written out by hand (flip: column
+// w-1-c; translations by one pixel with reflection, x[-1] = x[1] and x[W] = x[W-2]).
+TEST(Models, TestTimeAugmentationAveragesFlipsAndTranslations) {
+  Generator init(5);
+  Sequential net;
+  net.add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(2 * 4 * 5, 3, init));
+  Tensor x({2, 2, 4, 5});
+  init.fill_uniform(x.span(), -1.0f, 1.0f);
+  auto at = [&](const Tensor& t, std::int64_t n, std::int64_t c, std::int64_t y, std::int64_t w) {
+    auto r = [](std::int64_t i, std::int64_t size) { return i < 0 ? -i : (i >= size ? 2 * size - 2 - i : i); };
+    return t.at({n, c, r(y, 4), r(w, 5)});
+  };
+  auto image = [&](int kind) {  // 0 plain, 1 flipped, 2/3 shifted up-left/down-right, 4/5 those flipped
+    Tensor out(x.shape());
+    for (std::int64_t n = 0; n < 2; ++n)
+      for (std::int64_t c = 0; c < 2; ++c)
+        for (std::int64_t y = 0; y < 4; ++y)
+          for (std::int64_t w = 0; w < 5; ++w) {
+            const std::int64_t col = kind == 1 || kind >= 4 ? 4 - w : w;
+            const std::int64_t shift = kind == 2 || kind == 4 ? 1 : (kind == 3 || kind == 5 ? -1 : 0);
+            out.at({n, c, y, w}) = at(x, n, c, y + shift, col + shift);
+          }
+    return net.forward(out, Mode::eval).output;
+  };
+  const Tensor plain = tta_logits(net, x, 0, Device::cpu), one = tta_logits(net, x, 1, Device::cpu),
+               two = tta_logits(net, x, 2, Device::cpu);
+  const Tensor i0 = image(0), i1 = image(1), i2 = image(2), i3 = image(3), i4 = image(4), i5 = image(5);
+  for (std::int64_t i = 0; i < plain.numel(); ++i) {
+    EXPECT_FLOAT_EQ(plain.data()[i], i0.data()[i]);
+    const float mirror = 0.5f * (i0.data()[i] + i1.data()[i]);
+    EXPECT_NEAR(one.data()[i], mirror, 1e-6);
+    EXPECT_NEAR(two.data()[i], 0.5f * mirror + 0.25f * (i2.data()[i] + i4.data()[i] + i3.data()[i] + i5.data()[i]) * 0.5f,
+                1e-6);
+  }
+  EXPECT_THROW(tta_logits(net, x, 3, Device::cpu), std::invalid_argument);
+}
+
 TEST(Safetensors, RoundTripKeepsNamesShapesValuesAndMetadata) {
   Generator g(5);
   auto net = make_tutorial_cnn(3, 10, 0.5f, g);

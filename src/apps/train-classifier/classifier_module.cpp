@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/models/models.hpp"
 
 namespace classifier {
 
@@ -33,7 +34,7 @@ train::StepResult ClassifierModule::validation_step(const train::TrainBatch& bat
   auto& net = inner_.network();
   const auto parameters = nn::parameters_of(net);
   const auto device = parameters.empty() ? nn::Device::cpu : parameters.front().parameter->value.device();
-  const auto logits = net.forward(batch.inputs.to(device), nn::Mode::eval).output.to(nn::Device::cpu);
+  const auto logits = nn::tta_logits(net, batch.inputs, tta_, device).to(nn::Device::cpu);
   const auto counted = batch.counted_samples();
   const auto predicted = argmax_rows(logits);
   train::StepResult result;

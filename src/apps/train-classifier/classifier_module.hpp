@@ -30,10 +30,14 @@ class ClassifierModule final : public slurmlab::train::TrainableModule {
   void reset_confusion();
   std::vector<std::int64_t> reduced_confusion(MPI_Comm communicator) const;
   std::int64_t classes() const { return classes_; }
+  // Test-time augmentation of evaluation (nn::tta_logits level 0, 1 or 2); fit validates its
+  // epochs without it and sets it for the final test.
+  void set_tta(int level) { tta_ = level; }
 
  private:
   slurmlab::train::NetworkModule inner_;
   std::int64_t classes_;
+  int tta_ = 0;
   std::vector<std::int64_t> confusion_;
 };
 

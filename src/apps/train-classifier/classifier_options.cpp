@@ -98,6 +98,8 @@ void add_program_options(slurmlab::cli::OptionParser& parser, ProgramOptions& o)
       .add("histogram-every", o.histogram_every, "weight and gradient histograms every N epochs (0: never)")
       .add("grid-images", o.grid_images, "validation images in the per-epoch prediction grid (0: none)")
       .add("test-after-fit", o.test_after_fit, "after fit, test the best checkpoint on the test split")
+      .add("tta", o.tta, "test-time augmentation of test and validate (and fit's final test): 0 none, "
+                         "1 flip, 2 flip and 1-pixel translations (airbench94's)")
       .add("ckpt", o.ckpt, "fit: checkpoint to resume (default: last, if the run has one); "
                            "validate/test/predict/export: best, last or a path")
       .add("input", o.input, "predict: image files (PNG/JPEG) or folders, comma-separated; "
@@ -144,6 +146,7 @@ void apply_preset(const std::string& name, ProgramOptions& o) {
   o.crop = "32";
   o.crop_padding = 2;  // translate by up to 2 pixels (airbench pads by reflection, this by zeros)
   o.resize = "32";
+  o.tta = 2;
 }
 
 train::BatchLimit parse_batch_limit(const std::string& text, const std::string& option) {

@@ -84,6 +84,7 @@ struct ProgramOptions {
   std::int64_t histogram_every = 5;
   int grid_images = 16;
   bool test_after_fit = true;
+  int tta = 0;  // test-time augmentation of test/validate (and fit's final test): 0, 1 or 2
   // Checkpoints, prediction, export
   std::string ckpt = "";  // fit: resume (default last); others: best | last | PATH
   std::string input = "";  // predict: image files or folders, comma-separated

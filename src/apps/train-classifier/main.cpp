@@ -159,6 +159,9 @@ void check_options(const ProgramOptions& o, Subcommand subcommand) {
     throw UsageError("--nesterov needs --optimizer sgd with a positive --momentum");
   }
   if (o.top_k < 1) throw UsageError("--top-k must be at least 1");
+  if (o.tta < 0 || o.tta > 2) {
+    throw UsageError("--tta must be 0 (none), 1 (flip) or 2 (flip and 1-pixel translations), not " + std::to_string(o.tta));
+  }
   (void)parse_batch_limit(o.limit_train_batches, "limit-train-batches");
   (void)parse_batch_limit(o.limit_val_batches, "limit-val-batches");
   (void)parse_batch_limit(o.limit_test_batches, "limit-test-batches");
@@ -387,6 +390,7 @@ int fit(Run& run) {
     const auto best = checkpoint->best_model_path().empty() ? checkpoint->last_model_path() : checkpoint->best_model_path();
     session.barrier();  // rank 0 has written it: the other ranks may read it now
     session.run_collectively([&] { (void)nn::load_checkpoint(best, *network, nullptr); });
+    module.set_tta(o.tta);
     const auto test = evaluate(run, trainer, module, *test_data.source, "test", spec, best.string());
     summary << "test of " << best.string() << ": loss " << test.loss << ", accuracy " << test.accuracy << "\n";
     if (session.is_root() && o.grid_images > 0) {
@@ -458,6 +462,7 @@ int evaluate_checkpoint(Run& run, Subcommand subcommand) {
   if (setup.train_set->synthetic()) run.console.line("*** evaluating on the SYNTHETIC image set ***");
   nn::Sgd unused(nn::parameters_of(*model.network), nn::SgdOptions{});  // the module's interface needs one
   ClassifierModule module(*model.network, unused, spec.classes(), nullptr, 0.0);
+  module.set_tta(run.options.tta);
   const bool test = subcommand == Subcommand::test;
   LoaderSource source;
   run.session.run_collectively([&] {

@@ -241,4 +241,60 @@ void init_patch_whitening(Sequential& network, const Tensor& images, double eps)
   whiten->weight().frozen = true;
 }
 
+namespace {
+
+// x flipped left-right (host tensors).
+Tensor flipped(const Tensor& x) {
+  Tensor out(x.shape());
+  const auto w = x.size(3), rows = x.numel() / w;
+  const float* in = x.data();
+  float* o = out.data();
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < w; ++c) o[r * w + c] = in[r * w + (w - 1 - c)];
+  return out;
+}
+
+// out[y][x] = in[reflect(y - shift)][reflect(x - shift)]: the image moved by `shift` pixels
+// down-right, its border filled by reflection (PyTorch's 'reflect' padding, no edge repeat).
+Tensor translated(const Tensor& x, std::int64_t shift) {
+  Tensor out(x.shape());
+  const auto h = x.size(2), w = x.size(3), planes = x.numel() / (h * w);
+  auto reflect = [](std::int64_t i, std::int64_t n) { return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i); };
+  const float* in = x.data();
+  float* o = out.data();
+  for (std::int64_t p = 0; p < planes; ++p)
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t c = 0; c < w; ++c) o[(p * h + y) * w + c] = in[(p * h + reflect(y - shift, h)) * w + reflect(c - shift, w)];
+  return out;
+}
+
+Tensor mirror_mean(Layer& network, const Tensor& host, Device device) {
+  const Tensor a = network.forward(host.to(device), Mode::eval).output.to(Device::cpu);
+  const Tensor b = network.forward(flipped(host).to(device), Mode::eval).output.to(Device::cpu);
+  Tensor out(a.shape());
+  for (std::int64_t i = 0; i < a.numel(); ++i) out.data()[i] = 0.5f * a.data()[i] + 0.5f * b.data()[i];
+  return out;
+}
+
+}  // namespace
+
+Tensor tta_logits(Layer& network, const Tensor& x, int level, Device device) {
+  if (level == 0) return network.forward(x.to(device), Mode::eval).output;
+  if (level < 0 || level > 2) throw std::invalid_argument("tta_logits: level must be 0, 1 or 2");
+  if (x.shape().size() != 4 || x.size(2) < 2 || x.size(3) < 2) {
+    throw std::invalid_argument("tta_logits: test-time augmentation needs images [N, C, H, W] of at least 2x2, not " +
+                                to_string(x.shape()));
+  }
+  const Tensor host = x.to(Device::cpu);
+  Tensor logits = mirror_mean(network, host, device);
+  if (level == 2) {
+    const Tensor up_left = mirror_mean(network, translated(host, -1), device);
+    const Tensor down_right = mirror_mean(network, translated(host, 1), device);
+    for (std::int64_t i = 0; i < logits.numel(); ++i) {
+      logits.data()[i] = 0.5f * logits.data()[i] + 0.25f * (up_left.data()[i] + down_right.data()[i]);
+    }
+  }
+  return logits.to(device);
+}
+
 }  // namespace slurmlab::nn

@@ -49,6 +49,12 @@ std::unique_ptr<Sequential> make_airbench94(std::int64_t in_channels, std::int64
 // network's first layer is not such a convolution or the images do not match it.
 void init_patch_whitening(Sequential& network, const Tensor& images, double eps = 5e-4);
 
+// Test-time augmentation (airbench94's infer): the eval-mode logits of `network` for images
+// `x` ([N, C, H, W], on any device; the result is on the network's device `device`). Level 0:
+// network(x); 1: the mean over x and x flipped left-right; 2: half of level 1 plus half the mean
+// of level 1 on x translated by one pixel up-left and down-right (reflection padding).
+Tensor tta_logits(Layer& network, const Tensor& x, int level, Device device);
+
 // A small ResNet for 32x32 images (He et al.'s CIFAR family): a 3x3 stem to 16 channels, three
 // stages of `blocks_per_stage` basic blocks with 16, 32, 64 channels (stride 2 into stages 2
 // and 3, 1x1 conv + BN shortcuts where the shape changes), global average pooling and a
