@@ -17,11 +17,8 @@ batches=${3:-2}
 device=${4:-cpu}
 python=${SLURMLAB_TORCH_PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
-ours="$build/bin/train-classifier"
-writer="$build/bin/loader_bench"
-for program in "$ours" "$writer"; do
-  [ -x "$program" ] || { echo "bench/classifier/airbench94.sh: $program not built; run: cmake --build $build --target train-classifier loader_bench" >&2; exit 2; }
-done
+source "$here/common.sh"
+require_built bench/classifier/airbench94.sh "$build"
 "$python" -c "import torch" 2>/dev/null || { echo "bench/classifier/airbench94.sh: $python has no torch; install python3-torch (env/debian.sh) or set SLURMLAB_TORCH_PYTHON" >&2; exit 2; }
 case $device in
   cpu) thread_counts=(1 2); precision=fp32 ;;

@@ -21,11 +21,8 @@ rounds=${2:-3}
 batches=${3:-20}
 python=${SLURMLAB_LIGHTNING_PYTHON:-/work/venv-lightning/bin/python}
 here=$(cd "$(dirname "$0")" && pwd)
-ours="$build/bin/train-classifier"
-writer="$build/bin/loader_bench"
-for program in "$ours" "$writer"; do
-  [ -x "$program" ] || { echo "bench/classifier/run.sh: $program not built; run: cmake --build $build --target train-classifier loader_bench" >&2; exit 2; }
-done
+source "$here/common.sh"
+require_built bench/classifier/run.sh "$build"
 "$python" -c "import lightning, torchvision" 2>/dev/null ||
   { echo "bench/classifier/run.sh: $python cannot import lightning and torchvision; create the venv as this script's header says, or set SLURMLAB_LIGHTNING_PYTHON" >&2; exit 2; }
 
