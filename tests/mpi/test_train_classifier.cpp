@@ -165,7 +165,7 @@ TEST(TrainClassifier, Airbench94PresetSetsItsRecipeAndLearns) {
   ASSERT_EQ(config.exit_code, 0) << config.output;
   for (const char* line : {"model = airbench94\n", "optimizer = sgd\n", "nesterov = true\n",
                            "lr = 1.5\n", "schedule = triangle:0.23:0.2:0.07\n",
-                           "flip = true\n", "crop-padding = 2\n", "tta = 2\n", "batch-size = 100\n", "epochs = 10\n"}) {
+                           "flip = true\n", "crop-padding = 2\n", "crop-padding-mode = reflect\n", "tta = 2\n", "batch-size = 100\n", "epochs = 10\n"}) {
     EXPECT_NE(config.output.find(line), std::string::npos) << line << config.output;
   }
   EXPECT_NEAR(number_after(config.output, "\nmomentum = "), 0.85, 1e-12);  // printed to round-trip (17 digits)
@@ -212,6 +212,7 @@ TEST(TrainClassifier, BadInputIsOneSentenceAndExitTwo) {
       {"fit --model alexnet", "pass --resize 70 --crop 64"},
       {"fit --optimizer rmsprop", "--optimizer 'rmsprop' is not adam, adamw or sgd"},
       {"test --tta 5 --ckpt last", "--tta must be 0 (none), 1 (flip) or 2"},
+      {"fit --crop 32 --crop-padding 2 --crop-padding-mode mirror", "--crop-padding-mode 'mirror' is not zeros or reflect"},
       {"fit --schedule triangle:1.5:0.2:0.1", "is not triangle:PEAK:START:END with PEAK in [0, 1)"},
       {"fit --precision bf16 --device cpu", "needs a GPU"},
       {"fitt", "'fitt' is not a subcommand"},

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks slurmlab::data's transforms against torchvision on the images transforms_case wrote.
 
-For every image: uint8 CHW -> float ÷255 -> resize(antialias=False, bilinear) -> pad (zeros)
+For every image: uint8 CHW -> float ÷255 -> resize(antialias=False, bilinear) -> pad (zeros or reflect)
 -> crop at the corner slurmlab chose (or CenterCrop's corner, recomputed here) -> hflip when
 slurmlab flipped -> normalize, all with torchvision.transforms.functional on tensors, then the
 largest difference from slurmlab's output. The random choices themselves are slurmlab's (its
@@ -43,7 +43,7 @@ def main(directory):
             ch, cw = case["crop"]
             pad = case["padding"]
             if pad:
-                x = F.pad(x, [pad, pad, pad, pad], fill=0)
+                x = F.pad(x, [pad, pad, pad, pad], fill=0, padding_mode=case.get("padding_mode", "constant"))
             top, left = case["top"], case["left"]
             if case["random_crop"]:
                 assert 0 <= top <= x.shape[1] - ch and 0 <= left <= x.shape[2] - cw, case

@@ -66,6 +66,15 @@ int main(int argc, char** argv) {
   padded.mean = {0.5f, 0.4f, 0.3f};
   padded.std = {0.2f, 0.25f, 0.3f};
   cases.push_back({"padded_crop", {3, 32, 32}, padded});
+  // airbench94's translation: reflection padding of 2, after a resize (the mirror is taken in
+  // the resized image, as torchvision pads the resized tensor).
+  TransformOptions reflected;
+  reflected.resize = ImageSize{30, 34};
+  reflected.crop = ImageSize{32, 32};
+  reflected.crop_padding = 2;
+  reflected.reflect_padding = true;
+  reflected.horizontal_flip = true;
+  cases.push_back({"reflect_padded_crop", {3, 32, 32}, reflected});
   TransformOptions centre;
   centre.resize = ImageSize{21, 19};
   centre.crop = ImageSize{10, 12};
@@ -92,7 +101,8 @@ int main(int argc, char** argv) {
       const auto& o = c.options;
       manifest << "{\"stem\": \"" << stem << "\", \"shape\": [" << c.shape.channels << ", " << c.shape.height << ", "
                << c.shape.width << "], \"resize\": " << size_json(o.resize) << ", \"crop\": " << size_json(o.crop)
-               << ", \"padding\": " << o.crop_padding << ", \"top\": " << choices.top << ", \"left\": " << choices.left
+               << ", \"padding\": " << o.crop_padding
+               << ", \"padding_mode\": \"" << (o.reflect_padding ? "reflect" : "constant") << "\", \"top\": " << choices.top << ", \"left\": " << choices.left
                << ", \"flip\": " << (choices.flip ? "true" : "false")
                << ", \"random_crop\": " << (o.crop && o.crop_placement == CropPlacement::random ? "true" : "false")
                << ", \"mean\": " << floats_json(o.mean) << ", \"std\": " << floats_json(o.std) << "}\n";

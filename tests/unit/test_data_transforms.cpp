@@ -184,6 +184,20 @@ TEST(ImageTransform, ImpossibleOptionsAreUsageErrors) {
   negative.crop = ImageSize{4, 4};
   negative.crop_padding = -1;
   EXPECT_THROW(ImageTransform(negative, 3, ImageShape{3, 8, 8}), UsageError);
+  // Reflection needs an image larger than the padding (torchvision's rule too).
+  TransformOptions mirror;
+  mirror.crop = ImageSize{8, 8};
+  mirror.crop_padding = 8;
+  mirror.reflect_padding = true;
+  try {
+    ImageTransform(mirror, 3, ImageShape{3, 8, 8});
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("by reflection needs images larger than the padding"), std::string::npos)
+        << e.what();
+  }
+  mirror.crop_padding = 7;
+  EXPECT_NO_THROW(ImageTransform(mirror, 3, ImageShape{3, 8, 8}));
 }
 
 TEST(ImageTransform, ParseImageSize) {

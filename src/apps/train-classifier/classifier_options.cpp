@@ -54,7 +54,8 @@ void add_program_options(slurmlab::cli::OptionParser& parser, ProgramOptions& o)
       .add("synthetic-shape", o.synthetic_shape, "synthetic set: CxHxW (channels 1 or 3)")
       .add("resize", o.resize, "resize every image to HxW (or H for a square) first, bilinear; none: keep")
       .add("crop", o.crop, "random crop HxW for training, centre crop for evaluation; none: no crop")
-      .add("crop-padding", o.crop_padding, "zero padding on every side before the random crop")
+      .add("crop-padding", o.crop_padding, "padding on every side before the random crop")
+      .add("crop-padding-mode", o.crop_padding_mode, "that padding: zeros, or reflect (the image mirrored, no edge repeat)")
       .add_flag("flip", o.flip, "random horizontal flip in training")
       .add("normalize", o.normalize,
            "auto (per-channel mean/std of the training part), none, or M1,M2,M3/S1,S2,S3 on [0,1] values")
@@ -144,7 +145,8 @@ void apply_preset(const std::string& name, ProgramOptions& o) {
   o.epochs = 10;
   o.flip = true;
   o.crop = "32";
-  o.crop_padding = 2;  // translate by up to 2 pixels (airbench pads by reflection, this by zeros)
+  o.crop_padding = 2;  // translate by up to 2 pixels, the border mirrored as airbench's
+  o.crop_padding_mode = "reflect";
   o.resize = "32";
   o.tta = 2;
 }

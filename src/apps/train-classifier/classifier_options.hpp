@@ -43,6 +43,7 @@ struct ProgramOptions {
   std::string resize = "none";  // HxW or H
   std::string crop = "none";
   int crop_padding = 0;
+  std::string crop_padding_mode = "zeros";  // zeros | reflect
   bool flip = false;
   std::string normalize = "auto";  // auto | none | M1,M2,M3/S1,S2,S3
   int loader_threads = -1;         // -1: from SLURM_CPUS_PER_TASK

@@ -51,8 +51,12 @@ __global__ void transform_kernel(const std::uint8_t* images, const std::int64_t*
     const int y = static_cast<int>((rest % plane) / s.out_w), x = static_cast<int>(rest % s.out_w);
     const SampleJob job = jobs[sample];
     if (rest == 0) out_labels[sample] = labels[job.index];
-    const int ry = y + job.top - s.pad;
-    const int rx = (job.flip ? s.out_w - 1 - x : x) + job.left - s.pad;
+    int ry = y + job.top - s.pad;
+    int rx = (job.flip ? s.out_w - 1 - x : x) + job.left - s.pad;
+    if (s.reflect) {  // as ImageTransform: the mirror inside, no edge repeat
+      ry = ry < 0 ? -ry : (ry >= s.resized_h ? 2 * (s.resized_h - 1) - ry : ry);
+      rx = rx < 0 ? -rx : (rx >= s.resized_w ? 2 * (s.resized_w - 1) - rx : rx);
+    }
     float value = bias[c];
     if (ry >= 0 && ry < s.resized_h) {
       int y0, y1, x0 = 0, x1 = 0;

@@ -57,7 +57,8 @@ class CudaDeviceImageSet final : public DeviceImageSet {
               resized.width,
               out.height,
               out.width,
-              transform.options().crop ? transform.options().crop_padding : 0};
+              transform.options().crop ? transform.options().crop_padding : 0,
+              transform.options().crop && transform.options().reflect_padding ? 1 : 0};
     stream_.reset(dev::create_stream());
     const auto n = dataset.size(), image_bytes = input_shape_.bytes();
     images_ = device_buffer<std::uint8_t>(static_cast<std::size_t>(n * image_bytes), "cudaMalloc (data set)");

@@ -15,9 +15,10 @@ struct SampleJob {
   std::int32_t top, left, flip, unused;
 };
 
-// Input, resized and output sizes, and the crop padding (0 without a crop).
+// Input, resized and output sizes, the crop padding (0 without a crop), and whether it reflects
+// (1) or is zeros (0).
 struct KernelShape {
-  int channels, in_h, in_w, resized_h, resized_w, out_h, out_w, pad;
+  int channels, in_h, in_w, resized_h, resized_w, out_h, out_w, pad, reflect;
 };
 
 void set_device(int device);

@@ -108,6 +108,10 @@ ImageTransform::ImageTransform(TransformOptions options, int channels, std::opti
   if (options_.crop && (input || options_.resize)) {
     const ImageSize r = input ? resized(*input) : *options_.resize;
     const int pad = options_.crop_padding;
+    if (options_.reflect_padding && (pad >= r.height || pad >= r.width)) {
+      throw UsageError("--crop-padding " + std::to_string(pad) + " by reflection needs images larger than the padding, "
+                       "and these are " + size_text(r) + "; give a smaller --crop-padding or --crop-padding-mode zeros.");
+    }
     if (out.height > r.height + 2 * pad || out.width > r.width + 2 * pad) {
       throw UsageError("--crop " + size_text(out) + " is larger than the " + size_text(r) + " image" +
                        (pad ? " padded by " + std::to_string(pad) : std::string()) +
@@ -180,6 +184,10 @@ void ImageTransform::apply(const ImageView& image, const Choices& choices, float
   const ImageSize r = resized(image.shape);
   const int out_h = output_.height, out_w = output_.width;
   const int pad = options_.crop ? options_.crop_padding : 0;
+  // Reflection padding (torchvision's padding_mode="reflect", no edge repeat): a window
+  // coordinate outside the resized image reads its mirror inside.
+  const bool reflect = options_.reflect_padding && pad > 0;
+  auto mirror = [](int i, int n) { return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i); };
   auto& w = workspace;
   w.x0.resize(static_cast<std::size_t>(out_w));
   w.x1.resize(w.x0.size());
@@ -187,7 +195,8 @@ void ImageTransform::apply(const ImageView& image, const Choices& choices, float
   w.col_valid.resize(w.x0.size());
   for (int x = 0; x < out_w; ++x) {
     const auto i = static_cast<std::size_t>(x);
-    const int rx = (choices.flip ? out_w - 1 - x : x) + choices.left - pad;
+    int rx = (choices.flip ? out_w - 1 - x : x) + choices.left - pad;
+    if (reflect) rx = mirror(rx, r.width);
     w.col_valid[i] = rx >= 0 && rx < r.width;
     const auto taps = w.col_valid[i] ? bilinear_taps(in_w, r.width, rx) : Taps{0, 0, 0.0f};
     w.x0[i] = taps.i0;
@@ -201,7 +210,8 @@ void ImageTransform::apply(const ImageView& image, const Choices& choices, float
   int first_row = in_h, last_row = -1;
   for (int y = 0; y < out_h; ++y) {
     const auto i = static_cast<std::size_t>(y);
-    const int ry = y + choices.top - pad;
+    int ry = y + choices.top - pad;
+    if (reflect) ry = mirror(ry, r.height);
     w.row_valid[i] = ry >= 0 && ry < r.height;
     const auto taps = w.row_valid[i] ? bilinear_taps(in_h, r.height, ry) : Taps{0, 0, 0.0f};
     w.y0[i] = taps.i0;

@@ -54,7 +54,8 @@ enum class CropPlacement { random, center };
 struct TransformOptions {
   std::optional<ImageSize> resize;                       // --resize HxW
   std::optional<ImageSize> crop;                         // --crop HxW
-  int crop_padding = 0;                                  // --crop-padding P (zeros on every side)
+  int crop_padding = 0;                                  // --crop-padding P on every side
+  bool reflect_padding = false;                          // --crop-padding-mode reflect (else zeros)
   CropPlacement crop_placement = CropPlacement::random;  // center for validation and test
   bool horizontal_flip = false;                          // --flip (p = 0.5)
   std::vector<float> mean, std;                          // --normalize: per channel, on [0, 1]; empty: none
