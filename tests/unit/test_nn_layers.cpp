@@ -496,6 +496,34 @@ TEST(Layers, VectorExpAndErfMatchLibmInDouble) {
   EXPECT_EQ(detail::vector_exp(-200.0f), detail::vector_exp(-87.3f));  // clamped, never a denormal or NaN
 }
 
+// Layers on the compute threads (BatchNorm splits its channels) or not (activations, pooling:
+// splitting them measured no faster here): forward and backward are the same bits on 1 and 2
+// threads.
+TEST(Layers, SplitLayersGiveTheSameBitsOnOneAndTwoThreads) {
+  Generator data(9);
+  const Tensor x = random_tensor({4, 16, 64, 64}, data);  // 2^18 values: above every threshold
+  std::vector<std::unique_ptr<Layer>> layers;
+  layers.push_back(std::make_unique<ActivationLayer>(Activation::relu));
+  layers.push_back(std::make_unique<ActivationLayer>(Activation::gelu));
+  layers.push_back(std::make_unique<MaxPool2d>(2));
+  layers.push_back(std::make_unique<MaxPool2d>(3, 2, 1));
+  layers.push_back(batch_norm2d(16));
+  for (auto& layer : layers) {
+    std::vector<float> outputs[2], grads[2];
+    for (int threads : {1, 2}) {
+      openblas_set_num_threads(threads);
+      auto f = layer->forward(x, Mode::train);
+      Generator g(4);
+      const Tensor gy = random_tensor(f.output.shape(), g);
+      outputs[threads - 1] = f.output.to_vector();
+      grads[threads - 1] = layer->backward(*f.context, gy).to_vector();
+    }
+    openblas_set_num_threads(1);
+    EXPECT_EQ(outputs[0], outputs[1]) << layer->describe();
+    EXPECT_EQ(grads[0], grads[1]) << layer->describe();
+  }
+}
+
 TEST(Layers, BadShapesNameTheLayer) {
   Generator g(1);
   Conv2d conv(3, 4, 3, g);
