@@ -212,6 +212,7 @@ TEST(TrainClassifier, BadInputIsOneSentenceAndExitTwo) {
       {"fit --model alexnet", "pass --resize 70 --crop 64"},
       {"fit --optimizer rmsprop", "--optimizer 'rmsprop' is not adam, adamw or sgd"},
       {"test --tta 5 --ckpt last", "--tta must be 0 (none), 1 (flip) or 2"},
+      {"fit --model airbench94 --resize 32", "--model airbench94 steps its BatchNorm biases 64x faster, which only --optimizer sgd"},
       {"fit --crop 32 --crop-padding 2 --crop-padding-mode mirror", "--crop-padding-mode 'mirror' is not zeros or reflect"},
       {"fit --schedule triangle:1.5:0.2:0.1", "is not triangle:PEAK:START:END with PEAK in [0, 1)"},
       {"fit --precision bf16 --device cpu", "needs a GPU"},

@@ -155,6 +155,10 @@ void check_options(const ProgramOptions& o, Subcommand subcommand) {
     throw UsageError("--precision '" + o.precision + "' is not fp32, tf32 or bf16");
   }
   if (o.epochs < 1) throw UsageError("--epochs must be at least 1 (--max-steps may end earlier)");
+  if (o.model == "airbench94" && o.optimizer != "sgd") {
+    throw UsageError("--model airbench94 steps its BatchNorm biases 64x faster, which only --optimizer sgd does; "
+                     "use --optimizer sgd (--preset airbench94 sets it with the rest of the recipe), not " + o.optimizer);
+  }
   if (o.nesterov && (o.optimizer != "sgd" || !(o.momentum > 0.0))) {
     throw UsageError("--nesterov needs --optimizer sgd with a positive --momentum");
   }
