@@ -130,9 +130,6 @@ LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const Pr
   if (training) {
     transforms.crop_placement = data::CropPlacement::random;
     transforms.crop_padding = options.crop_padding;
-    if (options.crop_padding_mode != "zeros" && options.crop_padding_mode != "reflect") {
-      throw UsageError("--crop-padding-mode '" + options.crop_padding_mode + "' is not zeros or reflect");
-    }
     transforms.reflect_padding = options.crop_padding_mode == "reflect";
     transforms.horizontal_flip = options.flip;
     if (options.crop_padding > 0 && !transforms.crop) {

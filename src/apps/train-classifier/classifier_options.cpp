@@ -69,7 +69,6 @@ void add_program_options(slurmlab::cli::OptionParser& parser, ProgramOptions& o)
       .add("lr", o.lr, "learning rate")
       .add("momentum", o.momentum, "SGD momentum")
       .add_flag("nesterov", o.nesterov, "SGD: Nesterov momentum")
-
       .add("weight-decay", o.weight_decay, "weight decay (L2 for adam and sgd, decoupled for adamw)")
       .add("schedule", o.schedule,
            "learning-rate schedule per step: constant, cosine, step:N:GAMMA (x GAMMA every N steps), or "

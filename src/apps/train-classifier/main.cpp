@@ -163,6 +163,9 @@ void check_options(const ProgramOptions& o, Subcommand subcommand) {
     throw UsageError("--nesterov needs --optimizer sgd with a positive --momentum");
   }
   if (o.top_k < 1) throw UsageError("--top-k must be at least 1");
+  if (o.crop_padding_mode != "zeros" && o.crop_padding_mode != "reflect") {
+    throw UsageError("--crop-padding-mode '" + o.crop_padding_mode + "' is not zeros or reflect");
+  }
   if (o.tta < 0 || o.tta > 2) {
     throw UsageError("--tta must be 0 (none), 1 (flip) or 2 (flip and 1-pixel translations), not " + std::to_string(o.tta));
   }

@@ -85,10 +85,6 @@ cuda_kernels::TensorList& fused_tables(std::shared_ptr<void>& state, const std::
   return tables->list;
 }
 
-}  // namespace
-
-namespace {
-
 // Parameters with different Parameter::lr_scale step as separate fused launches (one per
 // scale, like PyTorch's parameter groups), each with its own cached device tables. The groups'
 // lists are rebuilt every step from the optimizer's current tensors (a checkpoint load may
