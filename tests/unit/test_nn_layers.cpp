@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <functional>
+#include <limits>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -53,7 +57,9 @@ TYPED_TEST(LayerTest, LinearMatchesLoopsAndGradients) {
     bool bias = true;
   };
   // The last case has no bias: the CUDA backend then takes a cuBLASLt plan without epilogue.
-  for (auto [in, out, bias] : {Case{7, 5}, Case{1, 6}, Case{19, 1}, Case{1, 1}, Case{6, 4, false}}) {
+  // 70 features: the direct loops' 32-column blocks plus a remainder.
+  for (auto [in, out, bias] : {Case{7, 5}, Case{1, 6}, Case{19, 1}, Case{1, 1}, Case{6, 4, false}, Case{1, 70},
+                               Case{70, 1}, Case{1, 40, false}}) {
     Linear layer(in, out, this->generator, bias);
     Tensor x = random_tensor({4, in}, this->generator);
     Tensor y = this->run(layer, x);
@@ -413,23 +419,27 @@ TEST(Tensor, ReshapeSharesStorageAndChecksCounts) {
 // skipped product feeds nothing). Both the Conv2d first layer of the CNN (nested one level
 // down, as AlexNet's features are) and a Linear first layer.
 TEST(Layers, NoInputGradientSkipsOnlyTheInputGradient) {
-  for (const bool conv_first : {true, false}) {
-    SCOPED_TRACE(conv_first ? "Conv2d first" : "Linear first");
+  enum class First { conv, linear, one_feature };
+  for (const First first : {First::conv, First::linear, First::one_feature}) {
+    SCOPED_TRACE(first == First::conv ? "Conv2d first" : first == First::linear ? "Linear first" : "Linear(1, 40) first");
+    const bool conv_first = first == First::conv;
     auto build = [&] {
       Generator init(7);
       auto inner = std::make_unique<Sequential>();
       if (conv_first) {
         inner->add(std::make_unique<Conv2d>(3, 4, 3, init)).add(relu()).add(std::make_unique<Flatten>());
         inner->add(std::make_unique<Linear>(4 * 6 * 6, 5, init));
-      } else {
+      } else if (first == First::linear) {
         inner->add(std::make_unique<Linear>(12, 6, init)).add(relu()).add(std::make_unique<Linear>(6, 5, init));
+      } else {  // the regression MLP's shape: the direct loops, not SGEMM
+        inner->add(std::make_unique<Linear>(1, 40, init)).add(tanh_layer()).add(std::make_unique<Linear>(40, 5, init));
       }
       auto net = std::make_unique<Sequential>();
       net->add("inner", std::move(inner));
       return net;
     };
     Generator data(3);
-    const Tensor x = conv_first ? random_tensor({2, 3, 8, 8}, data) : random_tensor({2, 12}, data);
+    const Tensor x = conv_first ? random_tensor({2, 3, 8, 8}, data) : random_tensor({2, first == First::linear ? 12 : 1}, data);
     const Tensor grad_y = random_tensor({2, 5}, data);
     auto full = build();
     auto skipping = build();
@@ -449,6 +459,100 @@ TEST(Layers, NoInputGradientSkipsOnlyTheInputGradient) {
     ASSERT_TRUE(again.defined());
     EXPECT_EQ(again.to_vector(), grad_x.to_vector());
   }
+}
+
+// Sequential runs a ReLU or tanh that follows a Linear or Conv2d in place on the CPU (no second
+// buffer): the output, the input gradient and every parameter gradient are the same bits as
+// running the children one by one through Layer::forward/backward (which never does), the
+// caller's input and gradient are left as they were, and the backward hook still sees every
+// child, last first.
+TEST(Layers, InPlaceActivationsGiveTheLayerByLayerResults) {
+  struct Net {
+    const char* what;
+    std::function<void(Sequential&, Generator&)> build;
+    Shape input, output;
+  };
+  const std::vector<Net> nets = {
+      {"Linear+ReLU", [](Sequential& n, Generator& g) {
+         n.add(std::make_unique<Linear>(9, 40, g)).add(relu()).add(std::make_unique<Linear>(40, 3, g)).add(relu());
+       }, {5, 9}, {5, 3}},
+      {"Linear(1, 70)+Tanh", [](Sequential& n, Generator& g) {
+         n.add(std::make_unique<Linear>(1, 70, g)).add(tanh_layer()).add(std::make_unique<Linear>(70, 1, g));
+       }, {33, 1}, {33, 1}},
+      {"Conv2d+ReLU", [](Sequential& n, Generator& g) {
+         n.add(std::make_unique<Conv2d>(2, 3, 3, g, 1, 1)).add(relu()).add(std::make_unique<Flatten>());
+         n.add(std::make_unique<Linear>(3 * 5 * 5, 4, g)).add(tanh_layer());
+       }, {2, 2, 5, 5}, {2, 4}},
+  };
+  for (const Net& spec : nets) {
+    SCOPED_TRACE(spec.what);
+    Generator init_a(11), init_b(11), data(5);
+    Sequential fused, plain;
+    spec.build(fused, init_a);
+    spec.build(plain, init_b);
+    const Tensor x = random_tensor(spec.input, data, -2.0f, 2.0f);
+    const Tensor grad_y = random_tensor(spec.output, data);
+    const auto x_before = x.to_vector(), grad_before = grad_y.to_vector();
+
+    std::vector<std::size_t> hooked;
+    fused.set_backward_hook([&](std::size_t child) { hooked.push_back(child); });
+    auto f = fused.forward(x, Mode::train);
+    const Tensor grad_x = fused.backward(*f.context, grad_y);
+
+    std::vector<Forward> steps;  // the children one by one
+    Tensor h = x;
+    for (std::size_t i = 0; i < plain.size(); ++i) {
+      steps.push_back(plain[i].forward(h, Mode::train));
+      h = steps.back().output;
+    }
+    Tensor g = grad_y;
+    for (std::size_t i = plain.size(); i-- > 0;) g = plain[i].backward(*steps[i].context, g);
+
+    EXPECT_EQ(f.output.to_vector(), h.to_vector());
+    EXPECT_EQ(grad_x.to_vector(), g.to_vector());
+    const auto expected = parameters_of(plain), actual = parameters_of(fused);
+    ASSERT_EQ(expected.size(), actual.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(expected[i].parameter->grad.to_vector(), actual[i].parameter->grad.to_vector()) << expected[i].name;
+    }
+    EXPECT_EQ(x.to_vector(), x_before);
+    EXPECT_EQ(grad_y.to_vector(), grad_before);
+    std::vector<std::size_t> descending(fused.size());
+    for (std::size_t i = 0; i < descending.size(); ++i) descending[i] = descending.size() - 1 - i;
+    EXPECT_EQ(hooked, descending);
+  }
+}
+
+// tanh on a dense grid over [-12, 12] (the vector kernels' full blocks and their tail, and the
+// clamped range) against double tanh; NaN stays NaN and the infinities give -1 and 1, in the
+// layer and in place.
+TEST(Layers, TanhIsAccurateOnAWideGridAndKeepsNaN) {
+  constexpr std::int64_t n = 240'003;
+  Tensor x({n});
+  for (std::int64_t i = 0; i < n; ++i) x.data()[i] = -12.0f + 24.0f * static_cast<float>(i) / static_cast<float>(n - 1);
+  x.data()[100] = std::numeric_limits<float>::quiet_NaN();
+  x.data()[n - 2] = std::numeric_limits<float>::quiet_NaN();  // in the scalar tail
+  x.data()[7] = -std::numeric_limits<float>::infinity();
+  x.data()[n - 1] = std::numeric_limits<float>::infinity();
+  ActivationLayer layer(Activation::tanh);
+  const Tensor y = layer.forward(x, Mode::train).output;
+  Tensor in_place = x.clone();
+  layer.forward_in_place(in_place);
+  EXPECT_EQ(in_place.to_vector().size(), y.to_vector().size());
+  double worst = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float v = x.data()[i];
+    if (std::isnan(v)) {
+      EXPECT_TRUE(std::isnan(y.data()[i])) << i;
+      EXPECT_TRUE(std::isnan(in_place.data()[i])) << i;
+      continue;
+    }
+    EXPECT_EQ(std::bit_cast<std::uint32_t>(in_place.data()[i]), std::bit_cast<std::uint32_t>(y.data()[i])) << v;
+    worst = std::max(worst, std::abs(static_cast<double>(y.data()[i]) - std::tanh(static_cast<double>(v))));
+  }
+  EXPECT_LT(worst, 4e-7);
+  EXPECT_NEAR(y.data()[7], -1.0f, 3e-7f);
+  EXPECT_NEAR(y.data()[n - 1], 1.0f, 3e-7f);
 }
 
 // A Sequential built after the setting passes it to the first child when it is added.

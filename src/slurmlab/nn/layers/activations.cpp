@@ -6,6 +6,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
 #include "slurmlab/nn/layers/rational_tanh.hpp"
@@ -51,11 +55,57 @@ using detail::rational_tanh;
 #else
 #define SLURMLAB_VECTOR_CLONES
 #endif
-SLURMLAB_VECTOR_CLONES void tanh_forward(const float* __restrict x, float* __restrict y, std::size_t n) {
+// x and y may be the same array (in place): element i is read before it is written.
+SLURMLAB_VECTOR_CLONES void tanh_forward_portable(const float* x, float* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = rational_tanh(x[i]);
 }
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+// rational_tanh's arithmetic in explicit vectors. GCC turns the scalar clamp into compares and
+// blends on the result (nine instructions a vector, a fifth of the loop); here it is one max
+// and one min, with the operands ordered so that a NaN input stays NaN, as in the scalar code.
+// Measured on the 1400 x 64 fit-regression activations: 26 -> 22 us alone (an AVX-512 version,
+// 21 us, was not kept: GCC 12 warns on its intrinsics, and Zen 4 splits 512-bit operations).
+__attribute__((target("avx2,fma"))) void tanh_forward_avx2(const float* x, float* y, std::size_t n) {
+  const __m256 low = _mm256_set1_ps(-detail::kTanhClamp), high = _mm256_set1_ps(detail::kTanhClamp);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 c = _mm256_min_ps(high, _mm256_max_ps(low, _mm256_loadu_ps(x + i)));  // NaN -> NaN
+    const __m256 x2 = _mm256_mul_ps(c, c);
+    __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(detail::kTanhP[0]), _mm256_set1_ps(detail::kTanhP[1]));
+    for (int k = 2; k < 7; ++k) p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(detail::kTanhP[k]));
+    __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(detail::kTanhQ[0]), _mm256_set1_ps(detail::kTanhQ[1]));
+    for (int k = 2; k < 4; ++k) q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(detail::kTanhQ[k]));
+    _mm256_storeu_ps(y + i, _mm256_div_ps(_mm256_mul_ps(p, c), q));
+  }
+  for (; i < n; ++i) y[i] = rational_tanh(x[i]);
+}
+
+using TanhKernel = void (*)(const float*, float*, std::size_t);
+TanhKernel pick_tanh_forward() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return tanh_forward_avx2;
+  return tanh_forward_portable;
+}
+void tanh_forward(const float* x, float* y, std::size_t n) {
+  static const TanhKernel kernel = pick_tanh_forward();
+  kernel(x, y, n);
+}
+#else
+void tanh_forward(const float* x, float* y, std::size_t n) { tanh_forward_portable(x, y, n); }
+#endif
 SLURMLAB_VECTOR_CLONES void tanh_backward(const float* __restrict y, const float* __restrict g, float* __restrict d, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) d[i] = g[i] * (1.0f - y[i] * y[i]);
+}
+// In place: g[i] *= tanh'(from the output y[i]); g[i] = 0 where the ReLU's output or input is not positive.
+SLURMLAB_VECTOR_CLONES void tanh_backward_in_place(const float* __restrict y, float* __restrict g, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) g[i] *= 1.0f - y[i] * y[i];
+}
+SLURMLAB_VECTOR_CLONES void relu_backward_in_place(const float* __restrict x, float* __restrict g, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) g[i] = x[i] > 0.0f ? g[i] : 0.0f;
+}
+SLURMLAB_VECTOR_CLONES void relu_in_place(float* x, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 SLURMLAB_VECTOR_CLONES void relu_forward(const float* __restrict x, float* __restrict y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -122,6 +172,32 @@ Tensor ActivationLayer::backward_impl(const Context& context, const Tensor& grad
       break;
   }
   return grad_input;
+}
+
+std::unique_ptr<Context> ActivationLayer::forward_in_place(Tensor& x) {
+  if (!runs_in_place() || x.device() != Device::cpu) throw std::logic_error(describe() + ": forward_in_place needs ReLU or tanh on the CPU");
+  auto y = x.span();
+  if (kind_ == Activation::tanh) {
+    tanh_forward(y.data(), y.data(), y.size());
+  } else {
+    relu_in_place(y.data(), y.size());
+  }
+  auto context = std::make_unique<SavedTensor>();
+  context->tensor = x;  // the output; ReLU's backward tests it as it tests the input (> 0 alike)
+  return context;
+}
+
+void ActivationLayer::backward_in_place(const Context& context, Tensor& grad) {
+  if (!runs_in_place() || grad.device() != Device::cpu) throw std::logic_error(describe() + ": backward_in_place needs ReLU or tanh on the CPU");
+  const auto& saved = dynamic_cast<const SavedTensor&>(context).tensor;
+  if (grad.numel() != saved.numel()) throw std::invalid_argument(describe() + ": gradient shape mismatch");
+  const auto s = saved.span();
+  auto g = grad.span();
+  if (kind_ == Activation::tanh) {
+    tanh_backward_in_place(s.data(), g.data(), s.size());
+  } else {
+    relu_backward_in_place(s.data(), g.data(), s.size());
+  }
 }
 
 InputSpec Flatten::expected_input() const { return {.min_rank = 2}; }

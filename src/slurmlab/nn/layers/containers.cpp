@@ -27,6 +27,12 @@ Tensor add(const Tensor& a, const Tensor& b, const std::string& where) {
   for (std::size_t i = 0; i < s.size(); ++i) s[i] = x[i] + y[i];
   return sum;
 }
+
+// The child as an activation that may run in place (ReLU, tanh), or null.
+ActivationLayer* in_place_activation(Layer& child) {
+  auto* activation = dynamic_cast<ActivationLayer*>(&child);
+  return activation != nullptr && activation->runs_in_place() ? activation : nullptr;
+}
 }  // namespace
 
 Sequential& Sequential::add(std::unique_ptr<Layer> layer) { return add(std::to_string(children_.size()), std::move(layer)); }
@@ -47,10 +53,17 @@ Forward Sequential::forward_impl(const Tensor& input, Mode mode) {
   auto context = std::make_unique<SequentialContext>();
   context->children.reserve(children_.size());
   Tensor x = input;
+  bool fresh = false;  // x was made by the previous child, which keeps no reference to it
   for (auto& [name, child] : children_) {
+    if (auto* activation = in_place_activation(*child); activation != nullptr && fresh && x.device() == Device::cpu) {
+      context->children.push_back(activation->forward_in_place(x));
+      fresh = false;
+      continue;
+    }
     auto step = child->forward(x, mode);
     x = std::move(step.output);
     context->children.push_back(std::move(step.context));
+    fresh = child->returns_fresh_tensors();
   }
   return {x, std::move(context)};
 }
@@ -59,8 +72,16 @@ Tensor Sequential::backward_impl(const Context& context, const Tensor& grad_outp
   const auto& saved = dynamic_cast<const SequentialContext&>(context);
   if (saved.children.size() != children_.size()) throw std::logic_error("Sequential: context from another network");
   Tensor g = grad_output;
+  bool fresh = false;  // g was made by the child after this one (never the caller's gradient)
   for (std::size_t i = children_.size(); i-- > 0;) {
-    g = children_[i].second->backward(*saved.children[i], g);
+    Layer& child = *children_[i].second;
+    if (auto* activation = in_place_activation(child); activation != nullptr && fresh && g.device() == Device::cpu) {
+      activation->backward_in_place(*saved.children[i], g);
+      fresh = false;
+    } else {
+      g = child.backward(*saved.children[i], g);
+      fresh = g.defined() && child.returns_fresh_tensors();
+    }
     if (backward_hook_) backward_hook_(i);
   }
   return g;

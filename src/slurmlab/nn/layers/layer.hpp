@@ -76,6 +76,11 @@ class Layer {
   // returns an undefined tensor. Other layers compute the gradient regardless.
   virtual void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
   bool input_grad_needed() const { return input_grad_needed_; }
+  // Whether forward's output and backward's input gradient are, on the CPU, tensors the layer
+  // made for that call and keeps no reference to, so that the next layer may overwrite them:
+  // Sequential then runs a ReLU or tanh that follows in place (ActivationLayer::forward_in_place,
+  // backward_in_place), one pass over one buffer instead of a second buffer. Default: no.
+  virtual bool returns_fresh_tensors() const { return false; }
 
   using ParameterVisitor = std::function<void(const std::string& name, Parameter& parameter)>;
   using BufferVisitor = std::function<void(const std::string& name, Tensor& buffer)>;

@@ -23,6 +23,7 @@ class Linear final : public Layer {
   InputSpec expected_input() const override;
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
+  bool returns_fresh_tensors() const override { return true; }
   Parameter& weight() { return weight_; }  // [out, in]
   Parameter& bias() { return bias_; }      // [out]; empty shape [0] without bias
   bool has_bias() const { return has_bias_; }
@@ -43,6 +44,7 @@ class Conv2d final : public Layer {
   InputSpec expected_input() const override;
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
+  bool returns_fresh_tensors() const override { return true; }
   Parameter& weight() { return weight_; }  // [out, in, k, k]
   Parameter& bias() { return bias_; }
   std::int64_t stride() const { return stride_; }
@@ -66,6 +68,13 @@ class ActivationLayer final : public Layer {
   explicit ActivationLayer(Activation kind) : kind_(kind) {}
   std::string describe() const override { return to_string(kind_); }
   Activation kind() const { return kind_; }
+  // ReLU and tanh need only their output for the derivative, so they can run in place on a
+  // CPU tensor nobody else holds (Sequential does so after a Linear or Conv2d): x becomes the
+  // activation and the returned context keeps it; backward_in_place multiplies grad by the
+  // derivative. The same values as forward and backward.
+  bool runs_in_place() const { return kind_ == Activation::relu || kind_ == Activation::tanh; }
+  std::unique_ptr<Context> forward_in_place(Tensor& x);
+  void backward_in_place(const Context& context, Tensor& grad);
 
  private:
   Forward forward_impl(const Tensor& input, Mode mode) override;

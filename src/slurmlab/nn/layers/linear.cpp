@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "slurmlab/nn/layers/layers.hpp"
@@ -41,14 +42,44 @@ SLURMLAB_VECTOR_CLONES void outer_product(const float* __restrict x, const float
   }
 }
 
-// dw[o] += sum_i g[i, o] x[i] and db[o] += sum_i g[i, o] in one pass over g
+// Column block of the two reductions below: its sums stay in registers over all rows (vectors
+// of 8 floats, four per block), instead of being loaded and stored for every row.
+using Lanes = float __attribute__((vector_size(32)));
+constexpr std::int64_t kLanes = 8, kSumVectors = 4, kSumColumns = kLanes * kSumVectors;
+#if defined(__GNUC__)
+#define SLURMLAB_UNROLL_SUMS _Pragma("GCC unroll 4")
+#else
+#define SLURMLAB_UNROLL_SUMS
+#endif
+
+// dw[o] += sum_i g[i, o] x[i] and db[o] += sum_i g[i, o] in one pass over g. Each column's sum
+// runs over the rows in order, from zero, then is added to dw and db.
 SLURMLAB_VECTOR_CLONES void outer_weight_gradients(const float* __restrict g, const float* __restrict x,
                                                    float* __restrict dw, float* __restrict db, std::int64_t n,
                                                    std::int64_t width) {
-  for (std::int64_t i = 0; i < n; ++i) {
+  std::int64_t first = 0;
+  for (; first + kSumColumns <= width; first += kSumColumns) {
+    Lanes sw[kSumVectors] = {}, sb[kSumVectors] = {};
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float xi = x[i];
+      const float* row = g + i * width + first;
+      SLURMLAB_UNROLL_SUMS
+      for (std::int64_t v = 0; v < kSumVectors; ++v) {
+        Lanes r;
+        std::memcpy(&r, row + v * kLanes, sizeof r);
+        sw[v] += r * xi;
+        sb[v] += r;
+      }
+    }
+    for (std::int64_t o = 0; o < kSumColumns; ++o) {
+      dw[first + o] += sw[o / kLanes][o % kLanes];
+      db[first + o] += sb[o / kLanes][o % kLanes];
+    }
+  }
+  for (std::int64_t i = 0; i < n && first < width; ++i) {
     const float xi = x[i];
     const float* row = g + i * width;
-    for (std::int64_t o = 0; o < width; ++o) {
+    for (std::int64_t o = first; o < width; ++o) {
       dw[o] += row[o] * xi;
       db[o] += row[o];
     }
@@ -58,6 +89,16 @@ SLURMLAB_VECTOR_CLONES void outer_weight_gradients(const float* __restrict g, co
 // sums[o] += sum_i g[i, o]
 SLURMLAB_VECTOR_CLONES void add_column_sums(const float* __restrict g, float* __restrict sums, std::int64_t n,
                                             std::int64_t width) {
+  if (width == 1) {  // one output: a sum over n in eight interleaved partial sums (one serial chain was its cost)
+    float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int k = 0; k < 8; ++k) partial[k] += g[i + k];
+    float sum = ((partial[0] + partial[4]) + (partial[1] + partial[5])) + ((partial[2] + partial[6]) + (partial[3] + partial[7]));
+    for (; i < n; ++i) sum += g[i];
+    sums[0] += sum;
+    return;
+  }
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t o = 0; o < width; ++o) sums[o] += g[i * width + o];
 }
@@ -79,13 +120,29 @@ SLURMLAB_VECTOR_CLONES void matrix_vector(const float* __restrict a, const float
   }
 }
 
-// y[j] += sum_i a[i, j] x[i]  (a transposed product: vectorizes over j)
+// y[j] += sum_i a[i, j] x[i]  (a transposed product: vectorizes over j; column blocks as in
+// outer_weight_gradients)
 SLURMLAB_VECTOR_CLONES void transposed_matrix_vector(const float* __restrict a, const float* __restrict x,
                                                      float* __restrict y, std::int64_t rows, std::int64_t cols) {
-  for (std::int64_t i = 0; i < rows; ++i) {
+  std::int64_t first = 0;
+  for (; first + kSumColumns <= cols; first += kSumColumns) {
+    Lanes sum[kSumVectors] = {};
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const float xi = x[i];
+      const float* row = a + i * cols + first;
+      SLURMLAB_UNROLL_SUMS
+      for (std::int64_t v = 0; v < kSumVectors; ++v) {
+        Lanes r;
+        std::memcpy(&r, row + v * kLanes, sizeof r);
+        sum[v] += r * xi;
+      }
+    }
+    for (std::int64_t j = 0; j < kSumColumns; ++j) y[first + j] += sum[j / kLanes][j % kLanes];
+  }
+  for (std::int64_t i = 0; i < rows && first < cols; ++i) {
     const float xi = x[i];
     const float* row = a + i * cols;
-    for (std::int64_t j = 0; j < cols; ++j) y[j] += row[j] * xi;
+    for (std::int64_t j = first; j < cols; ++j) y[j] += row[j] * xi;
   }
 }
 }  // namespace
@@ -149,17 +206,18 @@ Tensor Linear::backward_impl(const Context& context, const Tensor& grad_output) 
   if (grad_output.shape() != Shape{n, out_}) throw std::invalid_argument(describe() + ": gradient shape mismatch");
   const float* g = grad_output.data();
   if (in_ == 1 || out_ == 1) {
-    Tensor grad_input({n, in_});
+    Tensor grad_input;
+    if (input_grad_needed()) grad_input = Tensor({n, in_});
     if (in_ == 1) {
       if (has_bias_) {
         outer_weight_gradients(g, saved.input.data(), weight_.grad.data(), bias_.grad.data(), n, out_);
       } else {
         transposed_matrix_vector(g, saved.input.data(), weight_.grad.data(), n, out_);  // dw += G^T x
       }
-      matrix_vector(g, weight_.value.data(), grad_input.data(), n, out_, false);  // dx = G w
+      if (grad_input.defined()) matrix_vector(g, weight_.value.data(), grad_input.data(), n, out_, false);  // dx = G w
     } else {
       transposed_matrix_vector(saved.input.data(), g, weight_.grad.data(), n, in_);  // dw += X^T g
-      outer_product(g, weight_.value.data(), nullptr, grad_input.data(), n, in_);  // dx = g w^T
+      if (grad_input.defined()) outer_product(g, weight_.value.data(), nullptr, grad_input.data(), n, in_);  // dx = g w^T
       if (has_bias_) add_column_sums(g, bias_.grad.data(), n, out_);
     }
     return grad_input;

@@ -20,8 +20,11 @@ LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<co
     throw std::invalid_argument("mse_loss: " + std::to_string(sample_weights.size()) + " sample weights for " +
                                 std::to_string(rows) + " rows");
   }
-  double weight_total = 0.0;
-  for (std::int64_t i = 0; i < rows; ++i) weight_total += sample_weights.empty() ? 1.0 : sample_weights[i];
+  double weight_total = static_cast<double>(rows);
+  if (!sample_weights.empty()) {
+    weight_total = 0.0;
+    for (std::int64_t i = 0; i < rows; ++i) weight_total += sample_weights[i];
+  }
   if (!(weight_total > 0.0)) throw std::invalid_argument("mse_loss: sample weights must sum to a positive number");
   if (prediction.device() == Device::cuda) return cuda::mse_loss(prediction, target, sample_weights);
   const double norm = weight_total * static_cast<double>(per_row);
@@ -29,16 +32,34 @@ LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<co
   const float* p = prediction.data();
   const float* t = target.data();
   float* g = result.grad.data();
-  for (std::int64_t i = 0; i < rows; ++i) {
+  const double scale = 2.0 / norm;
+  // Four partial sums: one chain of dependent double adds was most of this loop's time.
+  double partial[4] = {0.0, 0.0, 0.0, 0.0};
+  if (sample_weights.empty()) {  // a flat loop over the elements, which vectorizes
+    const auto count = prediction.numel();
+    std::int64_t k = 0;
+    for (; k + 4 <= count; k += 4)
+      for (int l = 0; l < 4; ++l) {
+        const double d = static_cast<double>(p[k + l]) - t[k + l];
+        partial[l] += d * d;
+        g[k + l] = static_cast<float>(d * scale);
+      }
+    for (; k < count; ++k) {
+      const double d = static_cast<double>(p[k]) - t[k];
+      partial[k % 4] += d * d;
+      g[k] = static_cast<float>(d * scale);
+    }
+  }
+  for (std::int64_t i = 0; i < rows && !sample_weights.empty(); ++i) {
     const double w = sample_weights.empty() ? 1.0 : sample_weights[i];
     for (std::int64_t j = 0; j < per_row; ++j) {
       const auto k = i * per_row + j;
       const double d = static_cast<double>(p[k]) - t[k];
-      result.loss += w * d * d;
-      g[k] = static_cast<float>(2.0 * w * d / norm);
+      partial[k % 4] += w * d * d;
+      g[k] = static_cast<float>(w * d * scale);
     }
   }
-  result.loss /= norm;
+  result.loss = ((partial[0] + partial[1]) + (partial[2] + partial[3])) / norm;
   return result;
 }
 
