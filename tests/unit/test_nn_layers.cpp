@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <string>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "slurmlab/core/splitmix64.hpp"
 #include "slurmlab/nn/cuda/device.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
+#include "slurmlab/nn/layers/rational_tanh.hpp"
 #include "slurmlab/nn/layers/vector_math.hpp"
 
 extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS, which nn links
@@ -553,6 +555,29 @@ TEST(Layers, TanhIsAccurateOnAWideGridAndKeepsNaN) {
   EXPECT_LT(worst, 4e-7);
   EXPECT_NEAR(y.data()[7], -1.0f, 3e-7f);
   EXPECT_NEAR(y.data()[n - 1], 1.0f, 3e-7f);
+  // Every kernel this CPU can run (the layer uses the widest), in place too, at lengths that
+  // leave tails of each vector width.
+  const auto kernels = detail::tanh_kernels();
+  ASSERT_GE(kernels.size(), 1u);
+  for (const auto& [name, kernel] : kernels) {
+    for (const std::int64_t length : {n, std::int64_t{16 * 9 + 15}, std::int64_t{5}}) {
+      SCOPED_TRACE(std::string(name) + ", " + std::to_string(length) + " elements");
+      std::vector<float> out(static_cast<std::size_t>(length)), same(x.data(), x.data() + length);
+      kernel(x.data(), out.data(), out.size());
+      kernel(same.data(), same.data(), same.size());
+      double kernel_worst = 0.0;
+      for (std::int64_t i = 0; i < length; ++i) {
+        const float v = x.data()[i];
+        if (std::isnan(v)) {
+          EXPECT_TRUE(std::isnan(out[i]) && std::isnan(same[i])) << i;
+          continue;
+        }
+        EXPECT_EQ(out[i], same[i]) << v;
+        kernel_worst = std::max(kernel_worst, std::abs(static_cast<double>(out[i]) - std::tanh(static_cast<double>(v))));
+      }
+      EXPECT_LT(kernel_worst, 4e-7);
+    }
+  }
 }
 
 // A Sequential built after the setting passes it to the first child when it is added.

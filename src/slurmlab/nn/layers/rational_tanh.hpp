@@ -1,4 +1,7 @@
 #pragma once
+#include <cstddef>
+#include <vector>
+
 // Internal to the nn CPU backend: the tanh that ActivationLayer and FusedMlp share, so the
 // generic and the fused networks agree to a float ulp or two.
 namespace slurmlab::nn::detail {
@@ -34,5 +37,13 @@ inline float rational_tanh(float x) {
   for (int k = 2; k < 4; ++k) q = q * x2 + kTanhQ[k];
   return p / q;
 }
+
+// The array kernels ActivationLayer chooses from (this CPU's): the portable loop over
+// rational_tanh and, on x86-64, AVX2 and AVX-512; listed so that tests check each one.
+struct TanhKernelEntry {
+  const char* name;
+  void (*kernel)(const float* x, float* y, std::size_t n);  // y may be x
+};
+std::vector<TanhKernelEntry> tanh_kernels();
 
 }  // namespace slurmlab::nn::detail
