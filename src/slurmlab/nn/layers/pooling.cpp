@@ -180,6 +180,19 @@ std::string AdaptiveAvgPool2d::describe() const {
 namespace {
 std::int64_t bin_start(std::int64_t i, std::int64_t in, std::int64_t out) { return (i * in) / out; }
 std::int64_t bin_end(std::int64_t i, std::int64_t in, std::int64_t out) { return ((i + 1) * in + out - 1) / out; }
+// Every bin's [start, end) along one axis, computed once per call rather than per plane (the
+// divisions were most of AlexNet's 1x1 -> 6x6 pooling).
+struct Bins {
+  std::vector<std::int64_t> start, end;
+};
+Bins bins(std::int64_t in, std::int64_t out) {
+  Bins b;
+  for (std::int64_t i = 0; i < out; ++i) {
+    b.start.push_back(bin_start(i, in, out));
+    b.end.push_back(bin_end(i, in, out));
+  }
+  return b;
+}
 }  // namespace
 
 InputSpec AdaptiveAvgPool2d::expected_input() const { return {.min_rank = 4, .max_rank = 4}; }
@@ -190,12 +203,13 @@ Forward AdaptiveAvgPool2d::forward_impl(const Tensor& input, Mode) {
   Tensor output({n, c, out_h_, out_w_});
   const float* x = input.data();
   float* y = output.data();
+  const Bins rows = bins(h, out_h_), cols = bins(w, out_w_);
   for (std::int64_t plane = 0; plane < n * c; ++plane) {
     const float* xp = x + plane * h * w;
     for (std::int64_t oy = 0; oy < out_h_; ++oy) {
-      const auto y0 = bin_start(oy, h, out_h_), y1 = bin_end(oy, h, out_h_);
+      const auto y0 = rows.start[oy], y1 = rows.end[oy];
       for (std::int64_t ox = 0; ox < out_w_; ++ox) {
-        const auto x0 = bin_start(ox, w, out_w_), x1 = bin_end(ox, w, out_w_);
+        const auto x0 = cols.start[ox], x1 = cols.end[ox];
         float sum = 0.0f;
         for (auto iy = y0; iy < y1; ++iy)
           for (auto ix = x0; ix < x1; ++ix) sum += xp[iy * w + ix];
@@ -218,12 +232,13 @@ Tensor AdaptiveAvgPool2d::backward_impl(const Context& context, const Tensor& gr
   Tensor grad_input = Tensor::zeros(shape);
   const float* g = grad_output.data();
   float* dx = grad_input.data();
+  const Bins rows = bins(h, out_h_), cols = bins(w, out_w_);
   for (std::int64_t plane = 0; plane < n * c; ++plane) {
     float* dp = dx + plane * h * w;
     for (std::int64_t oy = 0; oy < out_h_; ++oy) {
-      const auto y0 = bin_start(oy, h, out_h_), y1 = bin_end(oy, h, out_h_);
+      const auto y0 = rows.start[oy], y1 = rows.end[oy];
       for (std::int64_t ox = 0; ox < out_w_; ++ox) {
-        const auto x0 = bin_start(ox, w, out_w_), x1 = bin_end(ox, w, out_w_);
+        const auto x0 = cols.start[ox], x1 = cols.end[ox];
         const float share = g[(plane * out_h_ + oy) * out_w_ + ox] / static_cast<float>((y1 - y0) * (x1 - x0));
         for (auto iy = y0; iy < y1; ++iy)
           for (auto ix = x0; ix < x1; ++ix) dp[iy * w + ix] += share;

@@ -49,14 +49,15 @@ LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<co
       partial[k % 4] += d * d;
       g[k] = static_cast<float>(d * scale);
     }
-  }
-  for (std::int64_t i = 0; i < rows && !sample_weights.empty(); ++i) {
-    const double w = sample_weights.empty() ? 1.0 : sample_weights[i];
-    for (std::int64_t j = 0; j < per_row; ++j) {
-      const auto k = i * per_row + j;
-      const double d = static_cast<double>(p[k]) - t[k];
-      partial[k % 4] += w * d * d;
-      g[k] = static_cast<float>(w * d * scale);
+  } else {
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const double w = sample_weights[i];
+      for (std::int64_t j = 0; j < per_row; ++j) {
+        const auto k = i * per_row + j;
+        const double d = static_cast<double>(p[k]) - t[k];
+        partial[k % 4] += w * d * d;
+        g[k] = static_cast<float>(w * d * scale);
+      }
     }
   }
   result.loss = ((partial[0] + partial[1]) + (partial[2] + partial[3])) / norm;
