@@ -485,6 +485,13 @@ TEST(Layers, InPlaceActivationsGiveTheLayerByLayerResults) {
          n.add(std::make_unique<Conv2d>(2, 3, 3, g, 1, 1)).add(relu()).add(std::make_unique<Flatten>());
          n.add(std::make_unique<Linear>(3 * 5 * 5, 4, g)).add(tanh_layer());
        }, {2, 2, 5, 5}, {2, 4}},
+      // The tutorial CNN's BatchNorm then ReLU, and a ResNet block's Residual then ReLU.
+      {"BatchNorm2d+ReLU, Residual+ReLU", [](Sequential& n, Generator& g) {
+         n.add(std::make_unique<Conv2d>(2, 3, 3, g, 1, 1)).add(std::make_unique<BatchNorm>(3, 2)).add(relu());
+         auto body = std::make_unique<Sequential>();
+         body->add(std::make_unique<Conv2d>(3, 3, 3, g, 1, 1)).add(tanh_layer());
+         n.add(std::make_unique<Residual>(std::move(body))).add(relu()).add(std::make_unique<Flatten>());
+       }, {4, 2, 5, 5}, {4, 75}},
   };
   for (const Net& spec : nets) {
     SCOPED_TRACE(spec.what);

@@ -79,7 +79,8 @@ class Layer {
   // Whether forward's output and backward's input gradient are, on the CPU, tensors the layer
   // made for that call and keeps no reference to, so that the next layer may overwrite them:
   // Sequential then runs a ReLU or tanh that follows in place (ActivationLayer::forward_in_place,
-  // backward_in_place), one pass over one buffer instead of a second buffer. Default: no.
+  // backward_in_place), one pass over one buffer instead of a second buffer. Default: no;
+  // Linear, Conv2d, BatchNorm and Residual say yes.
   virtual bool returns_fresh_tensors() const { return false; }
 
   using ParameterVisitor = std::function<void(const std::string& name, Parameter& parameter)>;

@@ -69,9 +69,9 @@ class ActivationLayer final : public Layer {
   std::string describe() const override { return to_string(kind_); }
   Activation kind() const { return kind_; }
   // ReLU and tanh need only their output for the derivative, so they can run in place on a
-  // CPU tensor nobody else holds (Sequential does so after a Linear or Conv2d): x becomes the
-  // activation and the returned context keeps it; backward_in_place multiplies grad by the
-  // derivative. The same values as forward and backward.
+  // CPU tensor nobody else holds (Sequential does so after a layer that returns fresh
+  // tensors): x becomes the activation and the returned context keeps it; backward_in_place
+  // multiplies grad by the derivative. The same values as forward and backward.
   bool runs_in_place() const { return kind_ == Activation::relu || kind_ == Activation::tanh; }
   std::unique_ptr<Context> forward_in_place(Tensor& x);
   void backward_in_place(const Context& context, Tensor& grad);
@@ -182,6 +182,7 @@ class BatchNorm final : public Layer {
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
   void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
+  bool returns_fresh_tensors() const override { return true; }
   Parameter& weight() { return weight_; }
   Parameter& bias() { return bias_; }
   Tensor& running_mean() { return running_mean_; }
@@ -239,6 +240,7 @@ class Residual final : public Layer {
   std::string describe() const override;
   void visit_parameters(const std::string& prefix, const ParameterVisitor& visit) override;
   void visit_buffers(const std::string& prefix, const BufferVisitor& visit) override;
+  bool returns_fresh_tensors() const override { return true; }
   void visit_generators(const std::string& prefix, const GeneratorVisitor& visit) override;
 
  private:
