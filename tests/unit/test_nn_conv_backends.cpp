@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/relative_error.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 
 extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS, which nn links
@@ -30,11 +31,7 @@ struct Case {
 };
 
 void expect_near_all(const std::vector<double>& truth, const float* got, const char* what, const Case& cs) {
-  double scale = 1e-6;
-  for (double t : truth) scale = std::max(scale, std::abs(t));
-  double worst = 0.0;
-  for (std::size_t i = 0; i < truth.size(); ++i) worst = std::max(worst, std::abs(truth[i] - got[i]));
-  EXPECT_LE(worst, 1e-4 * scale) << what << " n=" << cs.n << " c=" << cs.c << " h=" << cs.h << " w=" << cs.w
+  EXPECT_LE(testing::relative_max_error(truth, got), 1e-4) << what << " n=" << cs.n << " c=" << cs.c << " h=" << cs.h << " w=" << cs.w
                                  << " o=" << cs.o << " k=" << cs.k << " s=" << cs.stride << " p=" << cs.pad;
 }
 

@@ -44,7 +44,7 @@ SLURMLAB_VECTOR_CLONES void outer_product(const float* __restrict x, const float
   }
 }
 
-// Column block of the two reductions below: its sums stay in registers over all rows (vectors
+// Column block of the reductions below: its sums stay in registers over all rows (vectors
 // of 8 floats, four per block), instead of being loaded and stored for every row.
 using Lanes = float __attribute__((vector_size(32)));
 constexpr std::int64_t kLanes = 8, kSumVectors = 4, kSumColumns = kLanes * kSumVectors;
@@ -54,11 +54,13 @@ constexpr std::int64_t kLanes = 8, kSumVectors = 4, kSumColumns = kLanes * kSumV
 #define SLURMLAB_UNROLL_SUMS
 #endif
 
-// dw[o] += sum_i g[i, o] x[i] and db[o] += sum_i g[i, o] in one pass over g. Each column's sum
-// runs over the rows in order, from zero, then is added to dw and db.
-SLURMLAB_VECTOR_CLONES void outer_weight_gradients(const float* __restrict g, const float* __restrict x,
-                                                   float* __restrict dw, float* __restrict db, std::int64_t n,
-                                                   std::int64_t width) {
+// dw[o] += sum_i g[i, o] x[i] and, with Bias, db[o] += sum_i g[i, o], in one pass over g. Each
+// column's sum runs over the rows in order, from zero, then is added to dw (and db). Inlined
+// into each caller's clone, so that it takes that clone's instructions.
+template <bool Bias>
+inline __attribute__((always_inline)) void weighted_column_sums(const float* __restrict g, const float* __restrict x,
+                                                                float* __restrict dw, float* __restrict db,
+                                                                std::int64_t n, std::int64_t width) {
   std::int64_t first = 0;
   for (; first + kSumColumns <= width; first += kSumColumns) {
     Lanes sw[kSumVectors] = {}, sb[kSumVectors] = {};
@@ -70,12 +72,12 @@ SLURMLAB_VECTOR_CLONES void outer_weight_gradients(const float* __restrict g, co
         Lanes r;
         std::memcpy(&r, row + v * kLanes, sizeof r);
         sw[v] += r * xi;
-        sb[v] += r;
+        if constexpr (Bias) sb[v] += r;
       }
     }
     for (std::int64_t o = 0; o < kSumColumns; ++o) {
       dw[first + o] += sw[o / kLanes][o % kLanes];
-      db[first + o] += sb[o / kLanes][o % kLanes];
+      if constexpr (Bias) db[first + o] += sb[o / kLanes][o % kLanes];
     }
   }
   for (std::int64_t i = 0; i < n && first < width; ++i) {
@@ -83,9 +85,15 @@ SLURMLAB_VECTOR_CLONES void outer_weight_gradients(const float* __restrict g, co
     const float* row = g + i * width;
     for (std::int64_t o = first; o < width; ++o) {
       dw[o] += row[o] * xi;
-      db[o] += row[o];
+      if constexpr (Bias) db[o] += row[o];
     }
   }
+}
+
+SLURMLAB_VECTOR_CLONES void outer_weight_gradients(const float* __restrict g, const float* __restrict x,
+                                                   float* __restrict dw, float* __restrict db, std::int64_t n,
+                                                   std::int64_t width) {
+  weighted_column_sums<true>(g, x, dw, db, n, width);
 }
 
 // sums[o] += sum_i g[i, o]
@@ -122,31 +130,13 @@ SLURMLAB_VECTOR_CLONES void matrix_vector(const float* __restrict a, const float
   }
 }
 
-// y[j] += sum_i a[i, j] x[i]  (a transposed product: vectorizes over j; column blocks as in
-// outer_weight_gradients)
+// y[j] += sum_i a[i, j] x[i]  (a transposed product, vectorized over j: the weight-gradient
+// sums without a bias)
 SLURMLAB_VECTOR_CLONES void transposed_matrix_vector(const float* __restrict a, const float* __restrict x,
                                                      float* __restrict y, std::int64_t rows, std::int64_t cols) {
-  std::int64_t first = 0;
-  for (; first + kSumColumns <= cols; first += kSumColumns) {
-    Lanes sum[kSumVectors] = {};
-    for (std::int64_t i = 0; i < rows; ++i) {
-      const float xi = x[i];
-      const float* row = a + i * cols + first;
-      SLURMLAB_UNROLL_SUMS
-      for (std::int64_t v = 0; v < kSumVectors; ++v) {
-        Lanes r;
-        std::memcpy(&r, row + v * kLanes, sizeof r);
-        sum[v] += r * xi;
-      }
-    }
-    for (std::int64_t j = 0; j < kSumColumns; ++j) y[first + j] += sum[j / kLanes][j % kLanes];
-  }
-  for (std::int64_t i = 0; i < rows && first < cols; ++i) {
-    const float xi = x[i];
-    const float* row = a + i * cols;
-    for (std::int64_t j = first; j < cols; ++j) y[j] += row[j] * xi;
-  }
+  weighted_column_sums<false>(a, x, y, nullptr, rows, cols);
 }
+
 // Products of at least this many multiply-adds go to oneDNN where it is built in (measured
 // faster there: AlexNet's classifier); smaller ones stay on OpenBLAS.
 constexpr std::int64_t kOneDnnMinMacs = std::int64_t{1} << 24;
