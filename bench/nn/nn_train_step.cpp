@@ -121,13 +121,13 @@ int main(int argc, char** argv) {
     }
   }
   Adam adam(trainable_parameters_of(*net), {.learning_rate = 1e-3});
+  adam.zero_grad();
   for (int r = 0; model != "mlp-fused" && r < repeats + 3; ++r) {  // 3 warm-up steps (allocator cache, OpenBLAS threads)
     const auto start = std::chrono::steady_clock::now();
-    adam.zero_grad();
     auto f = net->forward(x, Mode::train);
     auto loss = target.defined() ? mse_loss(f.output, target) : softmax_cross_entropy(f.output, labels);
     net->backward(*f.context, loss.grad);
-    adam.step();
+    adam.step_and_zero_grad();  // the step and the next step's zero_grad, as the trainer does
     const auto stop = std::chrono::steady_clock::now();
     last_loss = loss.loss;
     if (r >= 3) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());

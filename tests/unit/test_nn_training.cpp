@@ -269,6 +269,62 @@ TEST(Optimizers, AdamIsTheSameOnOneAndTwoThreadsAndFollowsTheFormulaPerElement) 
   }
 }
 
+// step_and_zero_grad (the trainer's call) is step() then zero_grad(), bit for bit, for every
+// optimizer and weight-decay variant, on a tensor split over two threads and a small one, and
+// with a parameter frozen after the optimizer was made (not updated, its gradient cleared).
+TEST(Optimizers, StepAndZeroGradIsStepThenZeroGrad) {
+  const std::int64_t n = (1 << 17) + 3;
+  Generator g(5);
+  Tensor start(Shape{n}), grads(Shape{n});
+  for (auto& x : start.span()) x = g.uniform(-1.0f, 1.0f);
+  for (auto& x : grads.span()) x = g.uniform(-0.1f, 0.1f);
+  openblas_set_num_threads(2);
+  for (int variant = 0; variant < 4; ++variant) {  // Adam, Adam + L2, AdamW, SGD with momentum
+    std::vector<std::vector<float>> values, states;
+    for (const bool fused : {false, true}) {
+      Parameter big(Shape{n}), small(Shape{7}), frozen(Shape{5});
+      std::copy(start.span().begin(), start.span().end(), big.value.span().begin());
+      std::copy(start.span().begin(), start.span().begin() + 7, small.value.span().begin());
+      std::vector<NamedParameter> named{{"big", &big}, {"small", &small}, {"frozen", &frozen}};
+      std::unique_ptr<Optimizer> optimizer;
+      if (variant < 3) {
+        optimizer = std::make_unique<Adam>(named, AdamOptions{.learning_rate = 0.01, .weight_decay = variant == 0 ? 0.0 : 0.1,
+                                                              .decoupled_weight_decay = variant == 2});
+      } else {
+        optimizer = std::make_unique<Sgd>(named, SgdOptions{.learning_rate = 0.01, .momentum = 0.9});
+      }
+      frozen.frozen = true;
+      for (int step = 0; step < 3; ++step) {
+        std::copy(grads.span().begin(), grads.span().end(), big.grad.span().begin());
+        std::copy(grads.span().begin(), grads.span().begin() + 7, small.grad.span().begin());
+        frozen.grad.fill(1.0f);
+        if (fused) {
+          optimizer->step_and_zero_grad();
+        } else {
+          optimizer->step();
+          optimizer->zero_grad();
+        }
+        for (Parameter* p : {&big, &small, &frozen}) {
+          for (float x : p->grad.span()) ASSERT_EQ(x, 0.0f) << "variant " << variant << (fused ? ", fused" : "");
+        }
+      }
+      values.push_back(big.value.to_vector());
+      values.back().insert(values.back().end(), small.value.span().begin(), small.value.span().end());
+      EXPECT_EQ(frozen.value.to_vector(), std::vector<float>(5, 0.0f));
+      std::vector<float> state;
+      optimizer->visit_state([&](const std::string&, Tensor& t) {
+        const auto v = t.to_vector();
+        state.insert(state.end(), v.begin(), v.end());
+      });
+      states.push_back(state);
+    }
+    EXPECT_EQ(values[0], values[1]) << "variant " << variant;
+    EXPECT_EQ(states[0], states[1]) << "variant " << variant;
+    EXPECT_NE(values[0][0], start.data()[0]) << "variant " << variant;  // it did step
+  }
+  openblas_set_num_threads(1);
+}
+
 TEST(Optimizers, AdamWDecaysDecoupledAdamAddsL2) {
   Scalar a, b;
   a.set(2.0f, 0.0f);

@@ -205,8 +205,7 @@ void Trainer::optimizer_step(TrainableModule& module, std::int64_t micro_batches
   }
   call_back([&](Callback& c) { c.on_before_optimizer_step(*this); });  // timed as callbacks
   PhaseTimer timer(profile_.optimizer);
-  optimizer.step();
-  optimizer.zero_grad();
+  optimizer.step_and_zero_grad();
   ++position_.step;
   ++profile_.optimizer_steps;
 }

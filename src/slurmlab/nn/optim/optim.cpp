@@ -91,7 +91,7 @@ namespace {
 
 struct AdamElements {
   float* value;
-  const float* grad;
+  float* grad;
   float* m;
   float* v;
   std::int64_t n;
@@ -106,15 +106,17 @@ struct AdamConstants {
 // and split over the process's compute threads (OpenBLAS's count: one thread policy) by the
 // ComputePool, whose idle threads sleep instead of spinning against OpenBLAS's. Every
 // element's update is independent: the result is the same bit for bit on any thread count.
-template <bool Decoupled, bool Coupled>
+// ZeroGrad: the gradient is cleared as it is read (step_and_zero_grad).
+template <bool Decoupled, bool Coupled, bool ZeroGrad>
 void adam_range(const AdamElements& e, const AdamConstants& c, std::int64_t begin, std::int64_t end) {
   float* value = e.value;
-  const float* grad = e.grad;
+  float* grad = e.grad;
   float* m = e.m;
   float* v = e.v;
 #pragma omp simd
   for (std::int64_t k = begin; k < end; ++k) {
     float g = grad[k];
+    if constexpr (ZeroGrad) grad[k] = 0.0f;
     float w = value[k];
     if constexpr (Decoupled) w *= c.decay_factor;
     if constexpr (Coupled) g += c.wd * w;
@@ -128,17 +130,21 @@ void adam_range(const AdamElements& e, const AdamConstants& c, std::int64_t begi
 }
 
 template <bool Decoupled, bool Coupled>
-void adam_elements(const AdamElements& e, const AdamConstants& c, int threads) {
+void adam_elements(const AdamElements& e, const AdamConstants& c, int threads, bool zero_grad) {
   // Below 64k elements waking a second thread costs more than it saves.
   const int parts = e.n >= (1 << 16) ? threads : 1;
   ComputePool::instance().run(parts, e.n, [&](std::int64_t begin, std::int64_t end) {
-    adam_range<Decoupled, Coupled>(e, c, begin, end);
+    if (zero_grad) {
+      adam_range<Decoupled, Coupled, true>(e, c, begin, end);
+    } else {
+      adam_range<Decoupled, Coupled, false>(e, c, begin, end);
+    }
   });
 }
 
 }  // namespace
 
-void Adam::step() {
+void Adam::update(bool zero_grads) {
   ++steps_;
   const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
   const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
@@ -150,7 +156,9 @@ void Adam::step() {
   const auto decay_factor = static_cast<float>(1.0 - learning_rate_ * options_.weight_decay);
   if (!parameters_.empty() && parameters_.front().parameter->value.device() == Device::cuda) {
     if (std::none_of(parameters_.begin(), parameters_.end(), [](const auto& p) { return p.parameter->frozen; })) {
-      return cuda::adam_step(parameters_, exp_avg_, exp_avg_sq_, options_, learning_rate_, steps_, device_tables_);
+      cuda::adam_step(parameters_, exp_avg_, exp_avg_sq_, options_, learning_rate_, steps_, device_tables_);
+      if (zero_grads) zero_grad();
+      return;
     }
     std::vector<NamedParameter> live;  // parameters frozen after the optimizer was made stay out
     std::vector<Tensor> live_avg, live_avg_sq;
@@ -160,20 +168,25 @@ void Adam::step() {
       live_avg.push_back(exp_avg_[i]);
       live_avg_sq.push_back(exp_avg_sq_[i]);
     }
-    return cuda::adam_step(live, live_avg, live_avg_sq, options_, learning_rate_, steps_, device_tables_);
+    cuda::adam_step(live, live_avg, live_avg_sq, options_, learning_rate_, steps_, device_tables_);
+    if (zero_grads) zero_grad();
+    return;
   }
   const int threads = std::max(1, openblas_get_num_threads());
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    if (parameters_[i].parameter->frozen) continue;
+    if (parameters_[i].parameter->frozen) {  // frozen after the optimizer was made: not updated
+      if (zero_grads) parameters_[i].parameter->grad.zero();
+      continue;
+    }
     const AdamElements elements{parameters_[i].parameter->value.data(), parameters_[i].parameter->grad.data(),
                                 exp_avg_[i].data(), exp_avg_sq_[i].data(), exp_avg_[i].numel()};
     const AdamConstants c{b1, b2, bias_correction2_sqrt, eps, step_size, decay_factor, wd};
     if (options_.decoupled_weight_decay) {
-      adam_elements<true, false>(elements, c, threads);
+      adam_elements<true, false>(elements, c, threads, zero_grads);
     } else if (wd != 0.0f) {
-      adam_elements<false, true>(elements, c, threads);
+      adam_elements<false, true>(elements, c, threads, zero_grads);
     } else {
-      adam_elements<false, false>(elements, c, threads);
+      adam_elements<false, false>(elements, c, threads, zero_grads);
     }
   }
 }

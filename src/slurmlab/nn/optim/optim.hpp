@@ -20,6 +20,12 @@ class Optimizer {
   // One update from the gradients in Parameter::grad (already averaged across ranks).
   virtual void step() = 0;
   void zero_grad();
+  // step() then zero_grad(), what a training loop does after each update; Adam on the CPU does
+  // both in one pass over each gradient (the separate zeroing pass was 4% of AlexNet's step).
+  virtual void step_and_zero_grad() {
+    step();
+    zero_grad();
+  }
   double learning_rate() const { return learning_rate_; }
   void set_learning_rate(double learning_rate) { learning_rate_ = learning_rate; }
   std::int64_t steps_taken() const { return steps_; }
@@ -70,11 +76,14 @@ struct AdamOptions {
 class Adam final : public Optimizer {
  public:
   Adam(std::vector<NamedParameter> parameters, AdamOptions options);
-  void step() override;
+  void step() override { update(false); }
+  void step_and_zero_grad() override { update(true); }
   void visit_state(const std::function<void(const std::string&, Tensor&)>& visit) override;
   std::string describe() const override { return options_.decoupled_weight_decay ? "AdamW" : "Adam"; }
 
  private:
+  void update(bool zero_grads);
+
   AdamOptions options_;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;
 };
