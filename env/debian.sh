@@ -14,7 +14,7 @@ packages=(
   # options, BLAS/LAPACK for the CPU paths, JSON output, tests
   libboost-program-options-dev libopenblas-dev liblapacke-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
-  # oneDNN for the CPU convolutions (optional: SLURMLAB_WITH_ONEDNN=AUTO uses it when present)
+  # oneDNN for the CPU convolutions and large Linear products (optional: SLURMLAB_WITH_ONEDNN=AUTO uses it when present)
   libdnnl-dev
   # image data sets: gzipped MNIST (zlib), image folders (libpng, TurboJPEG); scikit-learn's digits for a test
   zlib1g-dev libpng-dev libturbojpeg0-dev python3-sklearn

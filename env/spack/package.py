@@ -19,7 +19,7 @@ class Slurmlab(CMakePackage, CudaPackage):
     version("main", branch="main")
 
     variant("tests", default=False, description="Build the GoogleTest suites (ctest)")
-    variant("onednn", default=True, description="CPU convolutions on oneDNN (else im2col + OpenBLAS)")
+    variant("onednn", default=True, description="CPU convolutions and large Linear products on oneDNN (else im2col + OpenBLAS)")
 
     depends_on("c", type="build")
     depends_on("cxx", type="build")
