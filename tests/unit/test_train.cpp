@@ -694,6 +694,31 @@ TEST(TrainerPreemption, SigtermCheckpointsAndSaysWhyItDidNotRequeue) {
   fs::remove_all(dir);
 }
 
+// scontrol's outcomes as requeue_job reads them: exit 0 requeued; ended by SIGTERM, as
+// slurmstepd ends every process of the step once the requeue it asked for is accepted (seen on
+// the local Slurm), requeued too, saying so; a refusal (exit 1) not requeued, with the fix.
+TEST(TrainerPreemption, RequeueReadsScontrolsExitAndTheStepBeingStopped) {
+  const auto dir = fresh_directory();
+  fs::create_directories(dir);
+  const auto script = [&](const std::string& name, const std::string& body) {
+    const auto path = dir / name;
+    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+    fs::permissions(path, fs::perms::owner_all);
+    return path.string();
+  };
+  const auto ok = requeue_job("4242", script("exits-0", "exit 0"));
+  EXPECT_TRUE(ok.requeued);
+  EXPECT_EQ(ok.message, "requeued job 4242");
+  const auto stopped = requeue_job("4242", script("stopped", "kill -TERM $$"));
+  EXPECT_TRUE(stopped.requeued);
+  EXPECT_EQ(stopped.message.rfind("requeued job 4242 (Slurm stopped this step for the requeue", 0), 0u) << stopped.message;
+  EXPECT_NE(stopped.message.find("signal 15"), std::string::npos) << stopped.message;
+  const auto refused = requeue_job("4242", script("refuses", "echo 'Requested operation is disabled' >&2; exit 1"));
+  EXPECT_FALSE(refused.requeued);
+  EXPECT_NE(refused.message.find("failed (exit 1; does the job allow requeue, sbatch --requeue?)"), std::string::npos)
+      << refused.message;
+}
+
 TEST(TrainerPreemption, AnArrayTaskRequeuesItselfNotTheArray) {
   cluster::SlurmEnvironment slurm;
   slurm.job_id = "105";

@@ -65,6 +65,13 @@ RequeueResult requeue_job(const std::string& job_id, const std::string& scontrol
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {true, "requeued job " + job_id};
+  // A requeue that takes effect stops the job's steps at once: slurmstepd signals every process
+  // of this step, scontrol included, often before scontrol has exited with its 0 (seen on the
+  // local Slurm's two-node requeue test). A refused requeue exits non-zero instead.
+  if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL)) {
+    return {true, "requeued job " + job_id + " (Slurm stopped this step for the requeue before '" + scontrol +
+                      "' could exit: signal " + std::to_string(WTERMSIG(status)) + ")"};
+  }
   return {false, "not requeued: '" + scontrol + " requeue " + job_id + "' failed (exit " +
                      std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
                      "; does the job allow requeue, sbatch --requeue?)"};

@@ -39,7 +39,8 @@ struct RequeueResult {
   std::string message;  // one sentence for the log, success or not
 };
 
-// Runs `<scontrol> requeue <job_id>` and waits for it.
+// Runs `<scontrol> requeue <job_id>` and waits for it. Requeued: scontrol exited 0, or was ended
+// by SIGTERM/SIGKILL, which is Slurm stopping this step for the requeue it just accepted.
 RequeueResult requeue_job(const std::string& job_id, const std::string& scontrol = "scontrol");
 
 }  // namespace slurmlab::train

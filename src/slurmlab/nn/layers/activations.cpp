@@ -50,7 +50,8 @@ using detail::rational_tanh;
 
 // Separate loops on raw pointers so that they vectorize (built with -fno-trapping-math, see
 // src/slurmlab/CMakeLists.txt). On x86-64 GCC also builds an AVX2+FMA clone of each, chosen at
-// load time where the CPU has it (8 floats per instruction instead of SSE2's 4; an AVX-512 clone measured slower here).
+// load time where the CPU has it (8 floats per instruction instead of SSE2's 4; an AVX-512 clone
+// of these loops measured slower here). tanh has explicit AVX2 and AVX-512 kernels besides.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define SLURMLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
