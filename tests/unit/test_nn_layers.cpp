@@ -547,7 +547,6 @@ TEST(Layers, TanhIsAccurateOnAWideGridAndKeepsNaN) {
   const Tensor y = layer.forward(x, Mode::train).output;
   Tensor in_place = x.clone();
   layer.forward_in_place(in_place);
-  EXPECT_EQ(in_place.to_vector().size(), y.to_vector().size());
   double worst = 0.0;
   for (std::int64_t i = 0; i < n; ++i) {
     const float v = x.data()[i];
@@ -562,7 +561,7 @@ TEST(Layers, TanhIsAccurateOnAWideGridAndKeepsNaN) {
   EXPECT_LT(worst, 4e-7);
   EXPECT_NEAR(y.data()[7], -1.0f, 3e-7f);
   EXPECT_NEAR(y.data()[n - 1], 1.0f, 3e-7f);
-  // Every kernel this CPU can run (the layer uses the widest), in place too, at lengths that
+  // Every kernel this CPU can run (the layer uses the last, the widest), in place too, at lengths that
   // leave tails of each vector width.
   const auto kernels = detail::tanh_kernels();
   ASSERT_GE(kernels.size(), 1u);

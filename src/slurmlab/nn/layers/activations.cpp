@@ -102,36 +102,29 @@ __attribute__((target("avx512f"))) void tanh_forward_avx512(const float* x, floa
   tanh_forward_avx2(x + i, y + i, n - i);
 }
 #pragma GCC diagnostic pop
-
-using TanhKernel = void (*)(const float*, float*, std::size_t);
-TanhKernel pick_tanh_forward() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return tanh_forward_avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return tanh_forward_avx2;
-  return tanh_forward_portable;
-}
-#else
-using TanhKernel = void (*)(const float*, float*, std::size_t);
-TanhKernel pick_tanh_forward() { return tanh_forward_portable; }
 #endif
-
-void tanh_forward(const float* x, float* y, std::size_t n) {
-  static const TanhKernel kernel = pick_tanh_forward();
-  kernel(x, y, n);
-}
 }  // namespace
 
+// Narrowest first; the AVX-512 kernel finishes its tail with the AVX2 one, so it needs both.
 std::vector<detail::TanhKernelEntry> detail::tanh_kernels() {
   std::vector<TanhKernelEntry> kernels{{"portable", tanh_forward_portable}};
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) kernels.push_back({"avx2", tanh_forward_avx2});
-  if (__builtin_cpu_supports("avx512f")) kernels.push_back({"avx512", tanh_forward_avx512});
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    kernels.push_back({"avx2", tanh_forward_avx2});
+    if (__builtin_cpu_supports("avx512f")) kernels.push_back({"avx512", tanh_forward_avx512});
+  }
 #endif
   return kernels;
 }
 
 namespace {
+// The widest kernel this CPU runs, chosen once.
+void tanh_forward(const float* x, float* y, std::size_t n) {
+  static const auto kernel = detail::tanh_kernels().back().kernel;
+  kernel(x, y, n);
+}
+
 SLURMLAB_VECTOR_CLONES void tanh_backward(const float* __restrict y, const float* __restrict g, float* __restrict d, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) d[i] = g[i] * (1.0f - y[i] * y[i]);
 }
