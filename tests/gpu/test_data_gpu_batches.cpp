@@ -8,6 +8,8 @@
 #include "slurmlab/cluster/gpu_probe.hpp"
 #include "slurmlab/data/gpu_batches.hpp"
 #include "slurmlab/data/sampler.hpp"
+#include "slurmlab/nn/tensor/tensor.hpp"
+#include "slurmlab/train/module.hpp"
 #include "support/in_memory_images.hpp"
 
 using namespace slurmlab;
@@ -71,4 +73,34 @@ TEST(DeviceImageSet, PaddedCropDownscaleAndPlain) {
   down.resize = ImageSize{17, 23};
   expect_gpu_equals_cpu(down, {1, 40, 30});
   expect_gpu_equals_cpu(TransformOptions{}, {1, 28, 28});
+}
+
+// What train-classifier trains from with --device cuda: DeviceBatchSource over the resident set
+// gives the trainer the batches the CPU loader gives (labels, padding counts, images to 1e-6),
+// as tensors on the GPU, across an epoch boundary and after a resume.
+TEST(DeviceBatchSource, EqualsTheLoaderBatchSourceOnTheGpu) {
+  SKIP_WITHOUT_GPU();
+  const ImageShape shape{3, 32, 32};
+  slurmlab::testing::InMemoryImages data(200, {shape}, 10, 7);
+  const auto options = alexnet_practical_transforms({0.4914f, 0.4822f, 0.4465f}, {0.247f, 0.243f, 0.261f}, true);
+  const ImageTransform transform(options, shape.channels, shape);
+  const ShardedSampler sampler(data.size(), 48, 1, 0, 21, LastBatch::pad);
+  BatchLoader loader(data, sampler, transform, {.workers = 2, .seed = 5});
+  train::LoaderBatchSource reference(loader);
+  auto set = make_cuda_device_image_set(data, transform, 0);
+  train::DeviceBatchSource source(*set, data, sampler, 5, nn::Device::cuda);
+  const auto expect_same = [&](const std::string& where) {
+    const auto expected = reference.next();
+    const auto batch = source.next();
+    ASSERT_EQ(batch.inputs.device(), nn::Device::cuda) << where;
+    EXPECT_EQ(batch.labels, expected.labels) << where;
+    EXPECT_EQ(batch.counted, expected.counted) << where;
+    const auto got = batch.inputs.to(nn::Device::cpu).to_vector(), want = expected.inputs.to_vector();
+    ASSERT_EQ(got.size(), want.size()) << where;
+    for (std::size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], want[k], 1e-6) << where << " float " << k;
+  };
+  for (std::int64_t b = 0; b < source.batches_per_epoch() + 2; ++b) expect_same("batch " + std::to_string(b));
+  source.set_position({2, 1});
+  reference.set_position({2, 1});
+  expect_same("resumed at epoch 2 batch 1");
 }

@@ -216,6 +216,8 @@ TEST(TrainClassifier, BadInputIsOneSentenceAndExitTwo) {
       {"fit --crop 32 --crop-padding 2 --crop-padding-mode mirror", "--crop-padding-mode 'mirror' is not zeros or reflect"},
       {"fit --schedule triangle:1.5:0.2:0.1", "is not triangle:PEAK:START:END with PEAK in [0, 1)"},
       {"fit --precision bf16 --device cpu", "needs a GPU"},
+      {"fit --data-on-gpu yes", "--data-on-gpu 'yes' is not auto, on or off"},
+      {"fit --data-on-gpu on --device cpu", "--data-on-gpu on holds the training set on a GPU, but this run computes on the CPU"},
       {"fitt", "'fitt' is not a subcommand"},
       {"predict --ckpt last", "predict needs --input"},
       {"test --output-dir nothing-here --ckpt best", "no checkpoint in nothing-here/checkpoints"},

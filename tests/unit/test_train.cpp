@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "slurmlab/core/errors.hpp"
+#include "slurmlab/data/gpu_batches.hpp"
 #include "slurmlab/data/images.hpp"
 #include "slurmlab/data/transforms.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
@@ -753,6 +754,77 @@ TEST(LoaderBatchSource, FeedsTheTrainerTheLoadersBatches) {
   EXPECT_EQ(trainer.global_step(), 8);
   ASSERT_EQ(recorder->epochs.size(), 2u);
   EXPECT_TRUE(std::isfinite(recorder->epochs[1].at("train_loss")));
+}
+
+namespace {
+// DeviceImageSet's contract kept in host memory (ImageTransform::apply per sample, as the CUDA
+// kernel is checked against in tests/gpu), so DeviceBatchSource's own work (indices, epochs,
+// labels, padding counts, positions) is tested without a GPU; it counts its calls.
+class HostImageSet final : public data::DeviceImageSet {
+ public:
+  HostImageSet(const data::ImageDataset& dataset, data::ImageTransform transform)
+      : dataset_(dataset), transform_(std::move(transform)) {}
+  std::int64_t device_bytes() const override { return 0; }
+  std::string describe() const override { return "host stand-in"; }
+  const data::ImageTransform& transform() const override { return transform_; }
+  void transform_batch(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed, float* images,
+                       std::int64_t* labels) override {
+    ++calls;
+    const auto floats = transform_.output_floats();
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      transform_.apply(dataset_.image(indices[i], scratch_), seed, epoch, indices[i],
+                       images + static_cast<std::int64_t>(i) * floats, workspace_);
+      if (labels != nullptr) labels[i] = dataset_.label(indices[i]);
+    }
+  }
+  void transform_batch_to_host(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
+                               std::span<float> images, std::span<std::int64_t> labels) override {
+    transform_batch(indices, epoch, seed, images.data(), labels.data());
+  }
+  int calls = 0;
+
+ private:
+  const data::ImageDataset& dataset_;
+  data::ImageTransform transform_;
+  data::TransformWorkspace workspace_;
+  std::vector<std::uint8_t> scratch_;
+};
+}  // namespace
+
+TEST(DeviceBatchSource, GivesTheLoadersBatchesOnEveryRankEpochAndResumePosition) {
+  // 30 images in global batches of 8 over 2 ranks: each epoch's last batch padded; augmentation
+  // on (random crop with padding, flip), so epochs and seeds matter.
+  const auto images = data::make_synthetic_images({.count = 30, .classes = 3, .shape = {3, 12, 12}, .seed = 5});
+  data::TransformOptions augment;
+  augment.crop = data::ImageSize{10, 10};
+  augment.crop_padding = 2;
+  augment.horizontal_flip = true;
+  const data::ImageTransform transform(augment, 3, images->fixed_shape());
+  for (int rank = 0; rank < 2; ++rank) {
+    const data::ShardedSampler sampler(30, 8, 2, rank, 9, data::LastBatch::pad, /*shuffle=*/true);
+    data::BatchLoader loader(*images, sampler, transform, {.workers = 1, .seed = 13});
+    LoaderBatchSource reference(loader);
+    HostImageSet set(*images, transform);
+    DeviceBatchSource source(set, *images, sampler, 13, nn::Device::cpu);
+    ASSERT_EQ(source.batches_per_epoch(), reference.batches_per_epoch());
+    const auto expect_same = [&](const std::string& where) {
+      const auto expected = reference.next();
+      const auto batch = source.next();
+      EXPECT_EQ(batch.labels, expected.labels) << where;
+      EXPECT_EQ(batch.counted, expected.counted) << where;
+      ASSERT_EQ(batch.inputs.shape(), expected.inputs.shape()) << where;
+      EXPECT_EQ(batch.inputs.to_vector(), expected.inputs.to_vector()) << where;
+    };
+    // Two whole epochs in order (the last batch of each padded: counted < rows on one rank).
+    for (std::int64_t b = 0; b < 2 * source.batches_per_epoch(); ++b) {
+      expect_same("rank " + std::to_string(rank) + " batch " + std::to_string(b));
+    }
+    // A resume in the middle of epoch 1 gives what the uninterrupted run gave there.
+    source.set_position({1, 2});
+    reference.set_position({1, 2});
+    expect_same("rank " + std::to_string(rank) + " resumed at epoch 1 batch 2");
+    EXPECT_EQ(set.calls, 2 * source.batches_per_epoch() + 1);
+  }
 }
 
 TEST(NetworkModule, MseReportsTheMeanSquaredErrorPerSample) {

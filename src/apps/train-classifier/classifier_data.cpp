@@ -5,6 +5,7 @@
 
 #include "slurmlab/core/errors.hpp"
 #include "slurmlab/core/parse.hpp"
+#include "slurmlab/nn/cuda/device.hpp"
 
 namespace classifier {
 
@@ -122,8 +123,12 @@ DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiS
   return setup;
 }
 
-LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options, Part part,
-                         int world_size, int rank, std::uint64_t seed) {
+namespace {
+
+// The transform and this rank's sampler of `part` (training: shuffled, augmented).
+std::pair<data::ImageTransform, data::ShardedSampler> part_pipeline(const DataSetup& setup, const ModelSpec& spec,
+                                                                  const ProgramOptions& options, Part part,
+                                                                  int world_size, int rank, std::uint64_t seed) {
   const bool training = part == Part::train;
   const data::ImageDataset& set = part == Part::test ? *setup.test_set : *setup.train_set;
   auto transforms = spec.evaluation_transforms();
@@ -139,19 +144,57 @@ LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const Pr
   }
   data::ImageTransform transform(transforms, set.channels(), set.fixed_shape());
   const auto last = training && options.drop_last ? data::LastBatch::drop : data::LastBatch::pad;
-  auto sampler = [&] {
-    if (part == Part::test) {
-      return data::ShardedSampler(set.size(), setup.global_batch, world_size, rank, seed, last, /*shuffle=*/false);
-    }
-    const auto& indices = training ? setup.split.train : setup.split.validation;
-    return data::ShardedSampler(indices, setup.global_batch, world_size, rank, seed, last, /*shuffle=*/training);
-  }();
+  if (part == Part::test) {
+    return {std::move(transform),
+            data::ShardedSampler(set.size(), setup.global_batch, world_size, rank, seed, last, /*shuffle=*/false)};
+  }
+  const auto& indices = training ? setup.split.train : setup.split.validation;
+  return {std::move(transform),
+          data::ShardedSampler(indices, setup.global_batch, world_size, rank, seed, last, /*shuffle=*/training)};
+}
+
+}  // namespace
+
+LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options, Part part,
+                         int world_size, int rank, std::uint64_t seed) {
+  auto [transform, sampler] = part_pipeline(setup, spec, options, part, world_size, rank, seed);
   LoaderSource out;
   data::BatchLoaderOptions loader_options;
   loader_options.workers = setup.loader_threads;
   loader_options.seed = seed;
-  out.loader = std::make_unique<data::BatchLoader>(set, std::move(sampler), std::move(transform), loader_options);
+  out.loader = std::make_unique<data::BatchLoader>(part == Part::test ? *setup.test_set : *setup.train_set,
+                                                   std::move(sampler), std::move(transform), loader_options);
   out.source = std::make_unique<slurmlab::train::LoaderBatchSource>(*out.loader);
+  out.note = std::to_string(setup.loader_threads) + " loader thread(s) per rank";
+  return out;
+}
+
+LoaderSource make_train_source(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options,
+                               int world_size, int rank, std::uint64_t seed, slurmlab::nn::Device device) {
+  if (device != slurmlab::nn::Device::cuda && options.data_on_gpu == "on") {
+    throw UsageError("--data-on-gpu on holds the training set on a GPU, but this run computes on the CPU; use "
+                     "--device cuda on a GPU node, or --data-on-gpu auto");
+  }
+  if (device != slurmlab::nn::Device::cuda || options.data_on_gpu == "off") {
+    return make_loader(setup, spec, options, Part::train, world_size, rank, seed);
+  }
+  auto [transform, sampler] = part_pipeline(setup, spec, options, Part::train, world_size, rank, seed);
+  LoaderSource out;
+  try {
+    out.device_set = data::make_cuda_device_image_set(*setup.train_set, transform, slurmlab::nn::cuda_options().device);
+  } catch (const UsageError& e) {
+    if (options.data_on_gpu == "on") {
+      throw UsageError(std::string("--data-on-gpu on: ") + e.what() + " (--data-on-gpu auto falls back to the loader)");
+    }
+    auto loader = make_loader(setup, spec, options, Part::train, world_size, rank, seed);
+    loader.note += " (training set not on the GPU: " + std::string(e.what()) + ")";
+    return loader;
+  }
+  out.source = std::make_unique<slurmlab::train::DeviceBatchSource>(*out.device_set, *setup.train_set,
+                                                                      std::move(sampler), seed, device);
+  out.note = "training set resident on the GPU (" + out.device_set->describe() +
+             "), cropped, flipped and normalized there; " + std::to_string(setup.loader_threads) +
+             " loader thread(s) per rank for evaluation";
   return out;
 }
 

@@ -37,10 +37,13 @@ DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiS
 DataSetup open_data_for(const ProgramOptions& options, const slurmlab::cluster::MpiSession& session,
                         std::optional<int> cpus_per_task, std::uint64_t seed);
 
-// A loader with its batch source: what the trainer reads.
+// A batch source with what it reads from: a loader (worker threads on the CPU), or for
+// training on a GPU the set resident there (data::DeviceImageSet); `note` says which, for the log.
 struct LoaderSource {
   std::unique_ptr<slurmlab::data::BatchLoader> loader;
-  std::unique_ptr<slurmlab::train::LoaderBatchSource> source;
+  std::unique_ptr<slurmlab::data::DeviceImageSet> device_set;
+  std::unique_ptr<slurmlab::train::BatchSource> source;
+  std::string note;
 };
 
 enum class Part { train, validation, test };
@@ -50,5 +53,12 @@ enum class Part { train, validation, test };
 // padding does not count in metrics).
 LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options, Part part,
                          int world_size, int rank, std::uint64_t seed);
+
+// The training source on `device`: on a GPU, per --data-on-gpu, the training set resident there
+// (the same batches as make_loader's, made by a CUDA kernel into device tensors), else
+// make_loader's. auto falls back to the loader, saying why in `note`, when the set's images
+// differ in size or it does not fit in half the free GPU memory; on refuses that (UsageError).
+LoaderSource make_train_source(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options,
+                               int world_size, int rank, std::uint64_t seed, slurmlab::nn::Device device);
 
 }  // namespace classifier

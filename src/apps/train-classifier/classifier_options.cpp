@@ -61,6 +61,10 @@ void add_program_options(slurmlab::cli::OptionParser& parser, ProgramOptions& o)
            "auto (per-channel mean/std of the training part), none, or M1,M2,M3/S1,S2,S3 on [0,1] values")
       .add("loader-threads", o.loader_threads,
            "background threads decoding and augmenting batches per rank (-1: SLURM_CPUS_PER_TASK - 1, at least 1)")
+      .add("data-on-gpu", o.data_on_gpu,
+           "with --device cuda, hold the training images on the GPU and crop/flip/normalize there (no loader "
+           "threads, no copies per step): auto (when the set has one image size and fits in half the free GPU "
+           "memory), on (refuse to start otherwise), off")
       .add_flag("drop-last", o.drop_last, "drop the last incomplete training batch (else it is padded, as DistributedSampler)")
       .add("model", o.model, std::string("architecture: ") + kModelNames)
       .add("dropout", o.dropout, "dropout probability of the model's dropout layers")

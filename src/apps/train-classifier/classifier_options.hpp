@@ -47,6 +47,7 @@ struct ProgramOptions {
   bool flip = false;
   std::string normalize = "auto";  // auto | none | M1,M2,M3/S1,S2,S3
   int loader_threads = -1;         // -1: from SLURM_CPUS_PER_TASK
+  std::string data_on_gpu = "auto";  // auto | on | off: the training set resident on the GPU
   bool drop_last = false;
   // Model
   std::string model = "tutorial-cnn";

@@ -166,6 +166,9 @@ void check_options(const ProgramOptions& o, Subcommand subcommand) {
   if (o.crop_padding_mode != "zeros" && o.crop_padding_mode != "reflect") {
     throw UsageError("--crop-padding-mode '" + o.crop_padding_mode + "' is not zeros or reflect");
   }
+  if (o.data_on_gpu != "auto" && o.data_on_gpu != "on" && o.data_on_gpu != "off") {
+    throw UsageError("--data-on-gpu '" + o.data_on_gpu + "' is not auto, on or off");
+  }
   if (o.tta < 0 || o.tta > 2) {
     throw UsageError("--tta must be 0 (none), 1 (flip) or 2 (flip and 1-pixel translations), not " + std::to_string(o.tta));
   }
@@ -271,7 +274,7 @@ int fit(Run& run) {
 
   LoaderSource train_data, val_data, test_data;
   session.run_collectively([&] {
-    train_data = make_loader(setup, spec, o, Part::train, session.size(), session.rank(), run.common.seed);
+    train_data = make_train_source(setup, spec, o, session.size(), session.rank(), run.common.seed, run.device);
     if (!setup.split.validation.empty()) {
       val_data = make_loader(setup, spec, o, Part::validation, session.size(), session.rank(), run.common.seed);
     }
@@ -290,8 +293,7 @@ int fit(Run& run) {
   run.console.line("data: " + setup.train_set->describe() + "; " + std::to_string(setup.split.train.size()) +
                    " train / " + std::to_string(setup.split.validation.size()) + " validation / " +
                    std::to_string(setup.test_set->size()) + " test images");
-  run.console.line(setup.normalization_note + "; " + describe_batch(setup, session.size()) + "; " +
-                   std::to_string(setup.loader_threads) + " loader thread(s) per rank");
+  run.console.line(setup.normalization_note + "; " + describe_batch(setup, session.size()) + "; " + train_data.note);
   std::int64_t trained = 0;
   for (const auto& p : optimizer->parameters()) trained += p.parameter->value.numel();
   const auto total = nn::parameter_count(*network);

@@ -50,7 +50,7 @@ __global__ void transform_kernel(const std::uint8_t* images, const std::int64_t*
     const int c = static_cast<int>(rest / plane);
     const int y = static_cast<int>((rest % plane) / s.out_w), x = static_cast<int>(rest % s.out_w);
     const SampleJob job = jobs[sample];
-    if (rest == 0) out_labels[sample] = labels[job.index];
+    if (rest == 0 && out_labels != nullptr) out_labels[sample] = labels[job.index];
     int ry = y + job.top - s.pad;
     int rx = (job.flip ? s.out_w - 1 - x : x) + job.left - s.pad;
     if (s.reflect) {  // as ImageTransform: the mirror inside, no edge repeat

@@ -36,7 +36,8 @@ class DeviceImageSet {
   virtual const ImageTransform& transform() const = 0;
   // Transforms the samples `indices` (data set indices, host memory) of `epoch` into
   // `device_images` (indices.size() x transform().output_floats() floats) and their labels
-  // into `device_labels` (indices.size()), both device pointers.
+  // into `device_labels` (indices.size()), both device pointers; a null `device_labels` skips
+  // the labels (a caller that has them on the host).
   virtual void transform_batch(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
                                float* device_images, std::int64_t* device_labels) = 0;
   // The same, copied back to host memory (tests and tools).

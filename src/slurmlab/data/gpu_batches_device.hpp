@@ -32,7 +32,8 @@ void copy_to_host(void* host, const void* device, std::size_t bytes, void* strea
 void synchronize(void* stream, const char* what);
 
 // out[s, c, y, x] for every sample s of `jobs` (device), as ImageTransform::apply computes it;
-// out_labels[s] = labels[jobs[s].index]. `scale` and `bias`: per channel, device memory.
+// out_labels[s] = labels[jobs[s].index] unless out_labels is null. `scale` and `bias`: per
+// channel, device memory.
 void launch_transform(const std::uint8_t* images, const std::int64_t* labels, const SampleJob* jobs, int samples,
                       const KernelShape& shape, const float* scale, const float* bias, float* out,
                       std::int64_t* out_labels, void* stream);

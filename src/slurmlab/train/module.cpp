@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "slurmlab/nn/cuda/device.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
 
 namespace slurmlab::train {
@@ -81,6 +82,25 @@ TrainBatch LoaderBatchSource::next() {
   batch.inputs = nn::Tensor::from({b.size, b.shape.channels, b.shape.height, b.shape.width}, b.images);
   batch.labels.assign(b.labels.begin(), b.labels.end());
   batch.counted = counted_rows(loader_.sampler(), b.batch);
+  return batch;
+}
+
+DeviceBatchSource::DeviceBatchSource(data::DeviceImageSet& set, const data::ImageDataset& dataset,
+                                     data::ShardedSampler sampler, std::uint64_t seed, nn::Device device)
+    : set_(set), dataset_(dataset), sampler_(std::move(sampler)), seed_(seed), device_(device) {}
+
+TrainBatch DeviceBatchSource::next() {
+  const auto indices = sampler_.local_indices(position_.epoch, position_.batch);
+  const auto epoch = position_.epoch;
+  TrainBatch batch;
+  batch.counted = counted_rows(sampler_, position_.batch);
+  position_ = sampler_.next(position_);
+  const auto shape = set_.transform().output_shape();
+  batch.inputs = nn::Tensor({std::ssize(indices), shape.channels, shape.height, shape.width}, device_);
+  nn::synchronize(device_);
+  set_.transform_batch(indices, epoch, seed_, batch.inputs.device_data(), nullptr);
+  batch.labels.reserve(indices.size());
+  for (const auto i : indices) batch.labels.push_back(dataset_.label(i));
   return batch;
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "slurmlab/data/batch_loader.hpp"
+#include "slurmlab/data/gpu_batches.hpp"
 #include "slurmlab/data/sampler.hpp"
 #include "slurmlab/nn/distributed/data_parallel.hpp"
 #include "slurmlab/nn/layers/layer.hpp"
@@ -93,6 +94,30 @@ class LoaderBatchSource final : public BatchSource {
 
  private:
   data::BatchLoader& loader_;
+};
+
+// A data set resident on the GPU (data::DeviceImageSet: uploaded once, transformed there) as a
+// batch source: the same batches as a BatchLoader over `dataset` with the set's transform,
+// `sampler` and `seed` (indices, random crops and flips, labels, padding), but each batch's
+// images are made by the set's kernel straight into a tensor on `device`, so a training step
+// has no host decode and no host-to-device copy of images. Labels come from `dataset` on the
+// host. The set and the data set are borrowed. Before writing into a new tensor it waits for
+// nn's stream (the set has its own), so a block the allocator hands back is no longer read.
+class DeviceBatchSource final : public BatchSource {
+ public:
+  DeviceBatchSource(data::DeviceImageSet& set, const data::ImageDataset& dataset, data::ShardedSampler sampler,
+                    std::uint64_t seed, nn::Device device);
+  std::int64_t batches_per_epoch() const override { return sampler_.batches_per_epoch(); }
+  void set_position(data::BatchPosition position) override { position_ = position; }
+  TrainBatch next() override;
+
+ private:
+  data::DeviceImageSet& set_;
+  const data::ImageDataset& dataset_;
+  data::ShardedSampler sampler_;
+  std::uint64_t seed_;
+  nn::Device device_;
+  data::BatchPosition position_;
 };
 
 class TrainableModule {
