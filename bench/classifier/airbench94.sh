@@ -39,7 +39,7 @@ run_ours() {
     --limit-val-batches 1 --threads "$threads" --loader-threads 2 --device "$device" --precision "$precision" \
     --tensorboard false --grid-images 0 --test-after-fit false --save-top-k 0 --output-dir "$work/out" >"$log" 2>&1 ||
     { cat "$log" >&2; exit 1; }
-  /usr/bin/python3 - "$log" "$threads" "$batches" <<'PY'
+  "$python" - "$log" "$threads" "$batches" <<'PY'
 import json, re, sys
 text = open(sys.argv[1]).read()
 rate = re.search(r"epoch 1/1 .* ([0-9.]+) img/s", text)
@@ -62,7 +62,7 @@ for ((r = 0; r < rounds; r++)); do
   echo "round $((r + 1))/$rounds done, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
 
-/usr/bin/python3 - "$results" "$rounds" "$batches" "$device" <<'PY'
+"$python" - "$results" "$rounds" "$batches" "$device" <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print(f"airbench94 recipe, training images/s over {sys.argv[3]} batch(es) of 1024, device {sys.argv[4]}; "

@@ -5,11 +5,13 @@ torchvision's PIL transforms (Resize 70, RandomCrop 64, RandomHorizontalFlip, To
 Normalize), a DataLoader with WORKERS worker processes, torchvision's AlexNet (10 classes),
 Adam 1e-4, batch 64, cross entropy.
 
-  lightning  a LightningModule and lightning.Trainer (CPU, 1 device, no logger, no checkpoint,
+  lightning  a LightningModule and lightning.Trainer (1 device, no logger, no checkpoint,
              no progress bar, no sanity validation): what the practical runs.
   plain      the same model, data and optimizer in a hand-written loop.
 
-usage: torch_alexnet.py MODE DIR THREADS WORKERS BATCHES
+usage: torch_alexnet.py MODE DIR THREADS WORKERS BATCHES [DEVICE]
+DEVICE: cpu (default) or cuda (one GPU; pinned batches copied asynchronously, as users write it,
+and the clock read after the GPU finished the first and the last step).
 Prints one JSON line: framework, mode, threads, workers, batches, images_per_s (training images
 of the epoch / seconds from the epoch's start to its last batch's end), first_step_s (seconds
 from the process's start to the end of its first training step). Peak memory is measured from
@@ -30,6 +32,9 @@ def process_age():
 
 
 mode, directory, threads, workers, batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+device_name = sys.argv[6] if len(sys.argv) > 6 else "cpu"
+if device_name not in ("cpu", "cuda"):
+    sys.exit(f"torch_alexnet.py: DEVICE '{device_name}' is not cpu or cuda")
 
 import numpy as np  # noqa: E402  (imports after the clock's reference point, as users' scripts do)
 import torch  # noqa: E402
@@ -38,6 +43,9 @@ import torchvision.transforms as T  # noqa: E402
 from PIL import Image  # noqa: E402
 
 torch.set_num_threads(threads)
+device = torch.device(device_name)
+if device_name == "cuda" and not torch.cuda.is_available():
+    sys.exit("torch_alexnet.py: DEVICE cuda, but this PyTorch sees no GPU")
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 BATCH = 64
 
@@ -63,19 +71,22 @@ transform = T.Compose([T.Resize((70, 70)), T.RandomCrop(64), T.RandomHorizontalF
 full = CifarBinary(directory, transform)
 train, _ = torch.utils.data.random_split(full, [45000, len(full) - 45000], generator=torch.Generator().manual_seed(42))
 loader = torch.utils.data.DataLoader(train, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True,
-                                     persistent_workers=False)
+                                     persistent_workers=False, pin_memory=device_name == "cuda")
 model = torchvision.models.alexnet(num_classes=10)
 timing = {"epoch_start": None, "last_end": None, "first_step": None, "steps": 0}
 
 
 def batch_done():
-    timing["last_end"] = time.perf_counter()
     timing["steps"] += 1
+    if device_name == "cuda" and (timing["first_step"] is None or timing["steps"] == batches):
+        torch.cuda.synchronize()  # the step's kernels finished, not only queued
+    timing["last_end"] = time.perf_counter()
     if timing["first_step"] is None:
         timing["first_step"] = process_age()
 
 
 if mode == "plain":
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
@@ -83,6 +94,7 @@ if mode == "plain":
     for step, (x, y) in enumerate(loader):
         if step == batches:
             break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
@@ -113,7 +125,7 @@ elif mode == "lightning":
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             batch_done()
 
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=batches, limit_val_batches=0,
+    trainer = L.Trainer(accelerator="gpu" if device_name == "cuda" else "cpu", devices=1, max_epochs=1, limit_train_batches=batches, limit_val_batches=0,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Timer()])
     trainer.fit(Classifier(model), train_dataloaders=loader)
