@@ -104,3 +104,32 @@ TEST(DeviceBatchSource, EqualsTheLoaderBatchSourceOnTheGpu) {
   reference.set_position({2, 1});
   expect_same("resumed at epoch 2 batch 1");
 }
+
+// The loader's path to the GPU (sets that are not resident): LoaderBatchSource copies each
+// batch to the device, queued without waiting from a pinned loader, synchronously from an
+// ordinary one; both give the CPU source's batches, bit for bit, also after a resume.
+TEST(LoaderBatchSource, CopiesToTheGpuFromPinnedAndOrdinaryMemory) {
+  SKIP_WITHOUT_GPU();
+  const ImageShape shape{3, 32, 32};
+  slurmlab::testing::InMemoryImages data(150, {shape}, 10, 9);
+  const ImageTransform transform(alexnet_practical_transforms({0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}, true),
+                                 shape.channels, shape);
+  const ShardedSampler sampler(data.size(), 32, 1, 0, 4, LastBatch::pad);
+  BatchLoader cpu_loader(data, sampler, transform, {.workers = 2, .seed = 8});
+  train::LoaderBatchSource reference(cpu_loader);
+  for (const bool pinned : {true, false}) {
+    BatchLoader loader(data, sampler, transform, {.workers = 2, .seed = 8, .pinned_memory = pinned});
+    train::LoaderBatchSource source(loader, nn::Device::cuda);
+    reference.set_position({0, 0});
+    for (std::int64_t b = 0; b < source.batches_per_epoch() + 2; ++b) {
+      const auto expected = reference.next();
+      const auto batch = source.next();
+      ASSERT_EQ(batch.inputs.device(), nn::Device::cuda);
+      EXPECT_EQ(batch.labels, expected.labels) << "pinned " << pinned << " batch " << b;
+      EXPECT_EQ(batch.inputs.to(nn::Device::cpu).to_vector(), expected.inputs.to_vector()) << "pinned " << pinned << " batch " << b;
+    }
+    source.set_position({1, 1});
+    reference.set_position({1, 1});
+    EXPECT_EQ(source.next().inputs.to(nn::Device::cpu).to_vector(), reference.next().inputs.to_vector()) << "pinned " << pinned;
+  }
+}

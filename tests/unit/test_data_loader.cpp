@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "slurmlab/core/errors.hpp"
+#include "slurmlab/cluster/gpu_probe.hpp"
 #include "slurmlab/data/batch_loader.hpp"
+#include "slurmlab/data/gpu_batches.hpp"
 #include "support/in_memory_images.hpp"
 
 namespace slurmlab::data {
@@ -46,6 +48,38 @@ std::vector<Copy> run(const ImageDataset& data, int workers, int batches, BatchP
   std::vector<Copy> out;
   for (int i = 0; i < batches; ++i) out.push_back(copy(loader.next()));
   return out;
+}
+
+// pinned_memory (for batches copied to a GPU): the same batches in page-locked memory where a
+// GPU answers; elsewhere the constructor says in one sentence why it cannot.
+TEST(BatchLoader, PinnedMemoryGivesTheSameBatchesOrSaysWhy) {
+  InMemoryImages data(30, {{3, 32, 32}});
+  const auto reference = run(data, 2, 4);
+  const auto pinned = [&] {
+    BatchLoader loader(data, sampler_for(data), practical(data), {.workers = 2, .seed = 3, .pinned_memory = true});
+    EXPECT_TRUE(loader.pinned_memory());
+    std::vector<Copy> out;
+    for (int i = 0; i < 4; ++i) out.push_back(copy(loader.next()));
+    return out;
+  };
+  if (!cuda_device_image_set_built()) {
+    try {
+      pinned();
+      FAIL() << "a build without CUDA made pinned memory";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("needs CUDA, and this slurmlab was built without it"), std::string::npos)
+          << e.what();
+    }
+  } else if (cluster::probe_gpu_runtime().device_count == 0) {
+    try {
+      pinned();
+      FAIL() << "pinned memory without a GPU or driver";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("cudaHostAlloc (pinned batch buffers)"), std::string::npos) << e.what();
+    }
+  } else {
+    EXPECT_TRUE(pinned() == reference);
+  }
 }
 
 TEST(BatchLoader, SameBatchesForAnyWorkerCount) {

@@ -156,16 +156,18 @@ std::pair<data::ImageTransform, data::ShardedSampler> part_pipeline(const DataSe
 }  // namespace
 
 LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options, Part part,
-                         int world_size, int rank, std::uint64_t seed) {
+                         int world_size, int rank, std::uint64_t seed, slurmlab::nn::Device device) {
   auto [transform, sampler] = part_pipeline(setup, spec, options, part, world_size, rank, seed);
   LoaderSource out;
   data::BatchLoaderOptions loader_options;
   loader_options.workers = setup.loader_threads;
   loader_options.seed = seed;
+  loader_options.pinned_memory = device == slurmlab::nn::Device::cuda;
   out.loader = std::make_unique<data::BatchLoader>(part == Part::test ? *setup.test_set : *setup.train_set,
                                                    std::move(sampler), std::move(transform), loader_options);
-  out.source = std::make_unique<slurmlab::train::LoaderBatchSource>(*out.loader);
-  out.note = std::to_string(setup.loader_threads) + " loader thread(s) per rank";
+  out.source = std::make_unique<slurmlab::train::LoaderBatchSource>(*out.loader, device);
+  out.note = std::to_string(setup.loader_threads) + " loader thread(s) per rank" +
+             (loader_options.pinned_memory ? " into pinned memory, copied to the GPU without waiting" : "");
   return out;
 }
 
@@ -176,7 +178,7 @@ LoaderSource make_train_source(const DataSetup& setup, const ModelSpec& spec, co
                      "--device cuda on a GPU node, or --data-on-gpu auto");
   }
   if (device != slurmlab::nn::Device::cuda || options.data_on_gpu == "off") {
-    return make_loader(setup, spec, options, Part::train, world_size, rank, seed);
+    return make_loader(setup, spec, options, Part::train, world_size, rank, seed, device);
   }
   auto [transform, sampler] = part_pipeline(setup, spec, options, Part::train, world_size, rank, seed);
   LoaderSource out;
@@ -186,7 +188,7 @@ LoaderSource make_train_source(const DataSetup& setup, const ModelSpec& spec, co
     if (options.data_on_gpu == "on") {
       throw UsageError(std::string("--data-on-gpu on: ") + e.what() + " (--data-on-gpu auto falls back to the loader)");
     }
-    auto loader = make_loader(setup, spec, options, Part::train, world_size, rank, seed);
+    auto loader = make_loader(setup, spec, options, Part::train, world_size, rank, seed, device);
     loader.note += " (training set not on the GPU: " + std::string(e.what()) + ")";
     return loader;
   }

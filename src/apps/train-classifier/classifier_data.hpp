@@ -50,9 +50,11 @@ enum class Part { train, validation, test };
 
 // This rank's loader over `part`: training shuffles and augments (random crop, flip), the
 // others walk the part in order with the evaluation transforms and pad the last batch (the
-// padding does not count in metrics).
+// padding does not count in metrics). Batches for a GPU (`device` cuda) are loaded into
+// page-locked memory and copied to the device without waiting.
 LoaderSource make_loader(const DataSetup& setup, const ModelSpec& spec, const ProgramOptions& options, Part part,
-                         int world_size, int rank, std::uint64_t seed);
+                         int world_size, int rank, std::uint64_t seed,
+                         slurmlab::nn::Device device = slurmlab::nn::Device::cpu);
 
 // The training source on `device`: on a GPU, per --data-on-gpu, the training set resident there
 // (the same batches as make_loader's, made by a CUDA kernel into device tensors), else

@@ -276,9 +276,10 @@ int fit(Run& run) {
   session.run_collectively([&] {
     train_data = make_train_source(setup, spec, o, session.size(), session.rank(), run.common.seed, run.device);
     if (!setup.split.validation.empty()) {
-      val_data = make_loader(setup, spec, o, Part::validation, session.size(), session.rank(), run.common.seed);
+      val_data = make_loader(setup, spec, o, Part::validation, session.size(), session.rank(), run.common.seed,
+                             run.device);
     }
-    test_data = make_loader(setup, spec, o, Part::test, session.size(), session.rank(), run.common.seed);
+    test_data = make_loader(setup, spec, o, Part::test, session.size(), session.rank(), run.common.seed, run.device);
   });
   const auto steps_per_epoch =
       (train_data.source->batches_per_epoch() + o.accumulate_grad_batches - 1) / o.accumulate_grad_batches;
@@ -477,7 +478,7 @@ int evaluate_checkpoint(Run& run, Subcommand subcommand) {
   run.session.run_collectively([&] {
     if (!test && setup.split.validation.empty()) throw UsageError("validate: the fit held out no validation part (--val-size 0)");
     source = make_loader(setup, spec, run.options, test ? Part::test : Part::validation, run.session.size(),
-                         run.session.rank(), spec.data_seed);
+                         run.session.rank(), spec.data_seed, run.device);
   });
   train::Trainer trainer(trainer_options(run, run.program.output_dir()));
   evaluate(run, trainer, module, *source.source, test ? "test" : "val", spec, model.path.string());

@@ -5,11 +5,13 @@
 #include <string>
 
 #include "slurmlab/core/errors.hpp"
+#include "slurmlab/data/gpu_batches.hpp"
 
 namespace slurmlab::data {
 
 struct BatchLoader::Slot {
-  std::vector<float> images;
+  std::vector<float> images;  // or, with pinned_memory, `pinned`
+  PinnedFloats pinned;
   std::vector<std::int64_t> labels, indices;
   Batch batch;
   std::int64_t sequence = -1;  // the batch this slot holds or is being loaded with
@@ -53,12 +55,19 @@ BatchLoader::BatchLoader(const ImageDataset& dataset, ShardedSampler sampler, Im
   const auto floats = static_cast<std::size_t>(local_batch_ * transform_.output_floats());
   for (int s = 0; s < slots; ++s) {
     auto slot = std::make_unique<Slot>();
-    slot->images.resize(floats);
+    float* images = nullptr;
+    if (options_.pinned_memory) {
+      slot->pinned = allocate_pinned_floats(floats);
+      images = slot->pinned.get();
+    } else {
+      slot->images.resize(floats);
+      images = slot->images.data();
+    }
     slot->labels.resize(static_cast<std::size_t>(local_batch_));
     slot->indices.resize(static_cast<std::size_t>(local_batch_));
     slot->batch.size = local_batch_;
     slot->batch.shape = transform_.output_shape();
-    slot->batch.images = slot->images;
+    slot->batch.images = std::span<const float>(images, floats);
     slot->batch.labels = slot->labels;
     slot->batch.indices = slot->indices;
     slots_.push_back(std::move(slot));
@@ -111,7 +120,9 @@ void BatchLoader::load_samples(Slot& slot, std::int64_t begin, std::int64_t end,
     const auto index = slot.indices[static_cast<std::size_t>(i)];
     slot.labels[static_cast<std::size_t>(i)] = dataset_.label(index);
     const ImageView image = dataset_.image(index, workspace.image_scratch);
-    transform_.apply(image, options_.seed, slot.batch.epoch, index, slot.images.data() + i * floats, workspace);
+    // The slot's own buffer (batch.images is its read-only view).
+    auto* images = slot.pinned ? slot.pinned.get() : slot.images.data();
+    transform_.apply(image, options_.seed, slot.batch.epoch, index, images + i * floats, workspace);
   }
 }
 

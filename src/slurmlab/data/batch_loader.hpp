@@ -14,7 +14,8 @@
 //     unchanged until the next call to next() or set_position(), or the loader's destruction;
 //     the following next() recycles its slot for a batch further ahead. Copy what must live
 //     longer. Buffers are allocated once, at construction (prefetch_batches slots of local
-//     batch x C x H x W floats, plus labels and indices); nothing is allocated per batch.
+//     batch x C x H x W floats, plus labels and indices; the floats page-locked with
+//     pinned_memory); nothing is allocated per batch.
 //   Threads: `workers` threads (0: every batch is loaded on the calling thread inside next(),
 //     nothing runs in the background). They load up to `prefetch_batches` batches ahead of
 //     the consumer and wait when the ring is full. The data set must stay alive and unchanged
@@ -58,6 +59,9 @@ struct BatchLoaderOptions {
   int workers = 0;           // background threads; 0 loads on the calling thread
   int prefetch_batches = 0;  // ring slots; 0: 2 per worker (PyTorch's prefetch_factor), at least 2
   std::uint64_t seed = 0;    // for the random transforms (the sampler has its own)
+  // The ring's image buffers in page-locked memory (PyTorch's pin_memory), for batches copied
+  // to a GPU; needs CUDA and a GPU (else the constructor throws std::runtime_error saying so).
+  bool pinned_memory = false;
 };
 
 class BatchLoader {
@@ -79,6 +83,7 @@ class BatchLoader {
   const ShardedSampler& sampler() const { return sampler_; }
   const ImageTransform& transform() const { return transform_; }
   int workers() const { return static_cast<int>(threads_.size()); }
+  bool pinned_memory() const { return options_.pinned_memory; }
 
  private:
   struct Slot;

@@ -101,6 +101,16 @@ void release(void* pointer) noexcept {
   cudaFree(pointer);
 }
 
+void* allocate_pinned(std::size_t bytes, const char* what) {
+  void* pointer = nullptr;
+  check_cuda(cudaHostAlloc(&pointer, std::max<std::size_t>(bytes, 1), cudaHostAllocDefault), what);
+  return pointer;
+}
+
+void release_pinned(void* pointer) noexcept {
+  cudaFreeHost(pointer);
+}
+
 void* create_stream() {
   cudaStream_t stream = nullptr;
   check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");

@@ -17,6 +17,15 @@ bool cuda_device_image_set_built() {
   return true;
 }
 
+void PinnedFree::operator()(float* pointer) const noexcept {
+  device_batches::release_pinned(pointer);
+}
+
+PinnedFloats allocate_pinned_floats(std::size_t count) {
+  return PinnedFloats(static_cast<float*>(
+      device_batches::allocate_pinned(count * sizeof(float), "cudaHostAlloc (pinned batch buffers)")));
+}
+
 namespace {
 
 namespace dev = device_batches;

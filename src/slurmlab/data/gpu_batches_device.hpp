@@ -25,6 +25,8 @@ void set_device(int device);
 std::size_t free_bytes();
 void* allocate(std::size_t bytes, const char* what);
 void release(void* pointer) noexcept;
+void* allocate_pinned(std::size_t bytes, const char* what);  // page-locked host memory
+void release_pinned(void* pointer) noexcept;
 void* create_stream();
 void destroy_stream(void* stream) noexcept;
 void copy_to_device(void* device, const void* host, std::size_t bytes, void* stream, const char* what);

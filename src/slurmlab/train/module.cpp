@@ -5,6 +5,7 @@
 
 #include "slurmlab/nn/cuda/device.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
+#include "slurmlab/nn/tensor/device_memory.hpp"
 
 namespace slurmlab::train {
 namespace {
@@ -71,15 +72,40 @@ TrainBatch InMemoryBatchSource::next() {
   return batch;
 }
 
+LoaderBatchSource::~LoaderBatchSource() {
+  try {
+    wait_for_copies();  // the loader frees the slots after this
+  } catch (...) {
+  }
+}
+
+void LoaderBatchSource::wait_for_copies() {
+  if (copy_pending_) nn::cuda::wait_for_pinned_copies();
+  copy_pending_ = false;
+}
+
 void LoaderBatchSource::set_position(data::BatchPosition position) {
+  wait_for_copies();
   // Restarting the loader drops its prefetched batches; skip that when it is already there.
   if (loader_.position() != position) loader_.set_position(position);
 }
 
 TrainBatch LoaderBatchSource::next() {
+  wait_for_copies();
   const data::Batch& b = loader_.next();
   TrainBatch batch;
-  batch.inputs = nn::Tensor::from({b.size, b.shape.channels, b.shape.height, b.shape.width}, b.images);
+  const nn::Shape shape{b.size, b.shape.channels, b.shape.height, b.shape.width};
+  if (device_ == nn::Device::cpu) {
+    batch.inputs = nn::Tensor::from(shape, b.images);
+  } else {
+    batch.inputs = nn::Tensor(shape, device_);
+    if (loader_.pinned_memory()) {
+      nn::cuda::copy_from_pinned_async(batch.inputs.device_data(), b.images.data(), b.images.size_bytes());
+      copy_pending_ = true;
+    } else {
+      nn::cuda::copy(batch.inputs.device_data(), device_, b.images.data(), nn::Device::cpu, b.images.size_bytes());
+    }
+  }
   batch.labels.assign(b.labels.begin(), b.labels.end());
   batch.counted = counted_rows(loader_.sampler(), b.batch);
   return batch;

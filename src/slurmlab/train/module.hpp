@@ -84,16 +84,27 @@ class InMemoryBatchSource final : public BatchSource {
 };
 
 // data::BatchLoader (images and labels, prefetched by workers) as a batch source. The loader
-// is borrowed; each batch is copied out of its ring slot into a tensor [n, C, H, W].
+// is borrowed; each batch is copied out of its ring slot into a tensor [n, C, H, W] on
+// `device`. To a GPU from a loader with pinned_memory the copy is queued without waiting
+// (the step's kernels follow it on nn's stream), and the slot is handed back to the loader
+// only once the copy has read it (the next next() or set_position() waits for that); from
+// ordinary memory it is a synchronous copy.
 class LoaderBatchSource final : public BatchSource {
  public:
-  explicit LoaderBatchSource(data::BatchLoader& loader) : loader_(loader) {}
+  explicit LoaderBatchSource(data::BatchLoader& loader, nn::Device device = nn::Device::cpu)
+      : loader_(loader), device_(device) {}
+  ~LoaderBatchSource() override;
+  LoaderBatchSource(const LoaderBatchSource&) = delete;
+  LoaderBatchSource& operator=(const LoaderBatchSource&) = delete;
   std::int64_t batches_per_epoch() const override { return loader_.batches_per_epoch(); }
   void set_position(data::BatchPosition position) override;
   TrainBatch next() override;
 
  private:
+  void wait_for_copies();  // before the loader may reuse the slot of the last batch
   data::BatchLoader& loader_;
+  nn::Device device_;
+  bool copy_pending_ = false;
 };
 
 // A data set resident on the GPU (data::DeviceImageSet: uploaded once, transformed there) as a

@@ -137,6 +137,9 @@ Context::Context(const CudaOptions& options) : options_(options) {
   SLURMLAB_CUDNN_CHECK(cudnnSetStream(dnn, stream));
   SLURMLAB_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&scalars_), 2 * sizeof(double)));
   SLURMLAB_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&counters_), 2 * sizeof(unsigned long long)));
+  cudaEvent_t copies = nullptr;
+  SLURMLAB_CUDA_CHECK(cudaEventCreateWithFlags(&copies, cudaEventDisableTiming));
+  pinned_copies_done_ = copies;
   // cuBLAS gets the shared workspace too (32 MiB, NVIDIA's advice for Hopper, within the cap).
   workspace(std::min<std::size_t>(options.workspace_cap_bytes, std::size_t{32} << 20));
 }
@@ -147,6 +150,7 @@ Context::~Context() {
   workspace_in_use = 0;
   if (scalars_) cudaFree(scalars_);
   if (counters_) cudaFree(counters_);
+  if (pinned_copies_done_) cudaEventDestroy(pinned_copies_done_);
   if (cudnn_) cudnnDestroy(cudnn_);
   if (cublas_lt_) cublasLtDestroy(cublas_lt_);
   if (cublas_) cublasDestroy(cublas_);
@@ -200,6 +204,19 @@ void copy(void* destination, Device destination_device, const void* source, Devi
   SLURMLAB_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDefault, context.stream()));
   // A host buffer must be complete (device -> host) or reusable (host -> device) on return.
   if (destination_device == Device::cpu || source_device == Device::cpu) context.synchronize();
+}
+
+void copy_from_pinned_async(void* device_destination, const void* pinned_source, std::size_t bytes) {
+  if (bytes == 0) return;
+  auto& context = Context::get();
+  SLURMLAB_CUDA_CHECK(
+      cudaMemcpyAsync(device_destination, pinned_source, bytes, cudaMemcpyHostToDevice, context.stream()));
+  SLURMLAB_CUDA_CHECK(cudaEventRecord(context.pinned_copies_done(), context.stream()));
+}
+
+void wait_for_pinned_copies() {
+  // An event never recorded counts as complete: nothing to wait for before the first copy.
+  SLURMLAB_CUDA_CHECK(cudaEventSynchronize(Context::get().pinned_copies_done()));
 }
 
 }  // namespace slurmlab::nn::cuda

@@ -9,6 +9,7 @@
 #include "slurmlab/nn/cuda/device.hpp"
 
 struct CUstream_st;
+struct CUevent_st;
 struct cublasContext;
 struct cublasLtContext;
 struct cudnnContext;
@@ -38,6 +39,7 @@ class Context {
   // synchronisation (the .item() of a loss).
   double* scalar_doubles() const { return scalars_; }
   unsigned long long* scalar_counters() const { return counters_; }
+  CUevent_st* pinned_copies_done() const { return pinned_copies_done_; }
   void synchronize() const;
   std::string describe() const;
 
@@ -52,6 +54,7 @@ class Context {
   std::size_t workspace_bytes_ = 0;
   double* scalars_ = nullptr;
   unsigned long long* counters_ = nullptr;
+  CUevent_st* pinned_copies_done_ = nullptr;  // recorded after each copy_from_pinned_async
   std::string device_name_;
   int major_ = 0, minor_ = 0;
 };

@@ -20,5 +20,12 @@ CachingAllocator& allocator();
 void fill(Tensor& tensor, float value);
 // Copies bytes between any two devices (host <-> device synchronises the stream).
 void copy(void* destination, Device destination_device, const void* source, Device source_device, std::size_t bytes);
+// Queues a copy of `bytes` from page-locked host memory (cudaHostAlloc) to the device on the
+// context's stream and returns without waiting; kernels queued after it see the data. The host
+// buffer must stay unchanged until wait_for_pinned_copies() returns.
+void copy_from_pinned_async(void* device_destination, const void* pinned_source, std::size_t bytes);
+// Returns once every copy that copy_from_pinned_async queued so far has read its host buffer
+// (an event recorded after the last one; the kernels after it may still run).
+void wait_for_pinned_copies();
 
 }  // namespace slurmlab::nn::cuda

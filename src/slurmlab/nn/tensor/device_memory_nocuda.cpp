@@ -14,5 +14,9 @@ void fill(Tensor&, float) {
 void copy(void*, Device, const void*, Device, std::size_t) {
   throw std::runtime_error(kNoCudaBackend);
 }
+void copy_from_pinned_async(void*, const void*, std::size_t) {
+  throw std::runtime_error(kNoCudaBackend);
+}
+void wait_for_pinned_copies() {}  // no copy can have been queued
 
 }  // namespace slurmlab::nn::cuda
