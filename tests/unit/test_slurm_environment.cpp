@@ -134,7 +134,7 @@ TEST(SlurmEnvironment, MalformedValuesNameTheVariable) {
 
 TEST(Placement, MoreTasksThanGpusOnANode) {
   std::vector<TaskPlacement> tasks;
-  for (int r = 0; r < 4; ++r) tasks.push_back({r, "node1", 2, std::to_string(r), false});
+  for (int r = 0; r < 4; ++r) tasks.push_back({r, "node1", 2, std::to_string(r), false, std::nullopt});
   auto found = check_placement(tasks);
   ASSERT_TRUE(has_code(found, "tasks-exceed-gpus"));
   EXPECT_NE(found.front().message.find("node1 runs 4 tasks"), std::string::npos) << found.front().message;
@@ -143,8 +143,8 @@ TEST(Placement, MoreTasksThanGpusOnANode) {
 }
 
 TEST(Placement, TwoRanksOnOneGpu) {
-  std::vector<TaskPlacement> tasks{{0, "node1", 2, "0", false}, {1, "node1", 2, "0", false},
-                                   {2, "node2", 2, "0", false}, {3, "node2", 2, "1", false}};
+  std::vector<TaskPlacement> tasks{{0, "node1", 2, "0", false, std::nullopt}, {1, "node1", 2, "0", false, std::nullopt},
+                                   {2, "node2", 2, "0", false, std::nullopt}, {3, "node2", 2, "1", false, std::nullopt}};
   auto found = check_placement(tasks);
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].code, "gpu-shared");
@@ -152,6 +152,22 @@ TEST(Placement, TwoRanksOnOneGpu) {
   // The same GPU index on different nodes is not sharing.
   tasks[1].gpu_identity = "1";
   EXPECT_TRUE(check_placement(tasks).empty());
+}
+
+TEST(Placement, SomeRanksOnGpusOthersOnTheCpu) {
+  std::vector<TaskPlacement> tasks{{0, "node1", 2, "GPU-a", false, std::nullopt}, {1, "node1", 2, "GPU-b", false, std::nullopt},
+                                   {2, "node2", std::nullopt, "", false, "no usable NVIDIA GPU or driver"}};
+  auto found = check_placement(tasks);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].code, "mixed-devices");
+  EXPECT_EQ(found[0].severity, Severity::warning);
+  EXPECT_EQ(found[0].message, "Ranks 0 and 1 compute on GPUs but rank 2 on the CPU (rank 2: no usable NVIDIA GPU or driver).");
+  EXPECT_NE(found[0].hint.find("--device cpu"), std::string::npos) << found[0].hint;
+  // All on the CPU, or all on GPUs: nothing to say.
+  tasks[0].cpu_reason = tasks[1].cpu_reason = "no GPU";
+  EXPECT_FALSE(has_code(check_placement(tasks), "mixed-devices"));
+  for (auto& t : tasks) t.cpu_reason.reset();
+  EXPECT_FALSE(has_code(check_placement(tasks), "mixed-devices"));
 }
 
 TEST(Placement, UniqueDiagnosticsKeepsOneOfEach) {

@@ -159,7 +159,9 @@ std::vector<cluster::Diagnostic> collect_diagnostics(const std::vector<RankRepor
   std::vector<cluster::TaskPlacement> placements;
   for (const auto& r : reports) {
     all.insert(all.end(), r.diagnostics.begin(), r.diagnostics.end());
-    placements.push_back({r.rank, r.node, r.gpus_on_node, r.gpu_identity, r.sharing_allowed});
+    std::optional<std::string> cpu_reason;  // device is "cuda:N..." on a GPU (GpuBinding::describe)
+    if (r.device.rfind("cuda:", 0) != 0) cpu_reason = r.binding_reason.empty() ? std::string("no GPU") : r.binding_reason;
+    placements.push_back({r.rank, r.node, r.gpus_on_node, r.gpu_identity, r.sharing_allowed, cpu_reason});
   }
   auto placement = cluster::check_placement(placements);
   all.insert(all.end(), placement.begin(), placement.end());

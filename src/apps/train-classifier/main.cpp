@@ -77,6 +77,7 @@ struct Run {
 // The data-parallel gradient reducer for this world: NCCL between GPUs, MPI between CPUs.
 std::unique_ptr<nn::GradientReducer> make_reducer(const Run& run, nn::Sequential& network, bool overlap) {
   if (run.session.size() == 1) return nullptr;
+#if defined(SLURMLAB_HAVE_CUDA)  // NCCL is built with the CUDA backend; without it no rank is on a GPU
   if (run.device == nn::Device::cuda) {
     auto reducer = std::make_unique<nn::NcclGradientReducer>(
         run.session.comm(), std::chrono::minutes(5), 25u << 20,
@@ -84,6 +85,10 @@ std::unique_ptr<nn::GradientReducer> make_reducer(const Run& run, nn::Sequential
     if (overlap) reducer->attach(network);
     return reducer;
   }
+#else
+  (void)network;
+  (void)overlap;
+#endif
   return std::make_unique<nn::MpiGradientReducer>(run.session.comm());
 }
 

@@ -108,6 +108,19 @@ std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks,
                        "use --gpus-per-task=1 or --gpu-bind=per_task:1 so each task gets its own GPU" + share});
     }
   }
+  std::vector<int> on_gpu, on_cpu;
+  for (const auto& t : tasks) (t.cpu_reason ? on_cpu : on_gpu).push_back(t.rank);
+  if (!on_gpu.empty() && !on_cpu.empty()) {
+    std::sort(on_gpu.begin(), on_gpu.end());
+    std::sort(on_cpu.begin(), on_cpu.end());
+    const auto first_cpu = std::find_if(tasks.begin(), tasks.end(), [&](const auto& t) { return t.rank == on_cpu.front(); });
+    found.push_back({Severity::warning, "mixed-devices",
+                     std::string(on_gpu.size() == 1 ? "Rank " : "Ranks ") + rank_list(on_gpu) + " compute on GPUs but " +
+                         (on_cpu.size() == 1 ? "rank " : "ranks ") + rank_list(on_cpu) + " on the CPU (rank " +
+                         std::to_string(on_cpu.front()) + ": " + *first_cpu->cpu_reason + ").",
+                     "give every task a GPU (--gpus-per-task=1, on GPU nodes only), or pass --device cpu so that all "
+                     "ranks compute alike"});
+  }
   return found;
 }
 

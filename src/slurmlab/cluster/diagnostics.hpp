@@ -29,11 +29,14 @@ struct TaskPlacement {
   std::optional<int> gpus_on_node;  // SLURM_GPUS_ON_NODE as the task saw it
   std::string gpu_identity;         // UUID when a GPU answered, else the mask entry; empty on CPU
   bool sharing_allowed = false;
+  // Why the task computes on the CPU; nullopt: it computes on its GPU.
+  std::optional<std::string> cpu_reason;
 };
 
-// Checks across tasks: more tasks on a node than GPUs allocated there, and two tasks
-// of one node bound to the same GPU. `share_option`: the program has --share-gpus, and the
-// hints offer it.
+// Checks across tasks: more tasks on a node than GPUs allocated there, two tasks of one node
+// bound to the same GPU (errors), and some tasks on GPUs while others compute on the CPU (the
+// warning "mixed-devices"; an error for programs that train across ranks, check_job_layout's
+// strict). `share_option`: the program has --share-gpus, and the hints offer it.
 std::vector<Diagnostic> check_placement(const std::vector<TaskPlacement>& tasks, bool share_option = true);
 
 // Drops repeats (same code and message), keeping the first; tasks report the same

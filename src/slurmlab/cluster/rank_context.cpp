@@ -83,23 +83,34 @@ std::vector<Diagnostic> check_job_layout(const MpiSession& session, const RankCo
   // Placement over all ranks: node, GPUs Slurm gave the node, and the GPU each rank uses.
   const std::string identity =
       context.gpu_info ? context.gpu_info->uuid : context.gpu.planned_device ? context.gpu.physical_id : "";
+  std::string cpu_reason = context.gpu.uses_gpu ? "" : context.gpu.reason.empty() ? "no GPU" : context.gpu.reason;
+  std::replace(cpu_reason.begin(), cpu_reason.end(), '\t', ' ');
   const std::string mine = context.node_name + '\t' +
                            (context.slurm.gpus_on_node ? std::to_string(*context.slurm.gpus_on_node) : "") + '\t' +
-                           identity;
+                           identity + '\t' + (context.gpu.uses_gpu ? "gpu" : "cpu:" + cpu_reason);
   std::vector<TaskPlacement> placements;
   const auto all = session.allgather(mine);
   for (std::size_t r = 0; r < all.size(); ++r) {
-    const auto first = all[r].find('\t'), second = all[r].find('\t', first + 1);
+    const auto first = all[r].find('\t'), second = all[r].find('\t', first + 1), third = all[r].find('\t', second + 1);
     TaskPlacement t;
     t.rank = static_cast<int>(r);
     t.node = all[r].substr(0, first);
     const auto gpus = all[r].substr(first + 1, second - first - 1);
     if (!gpus.empty()) t.gpus_on_node = std::stoi(gpus);
-    t.gpu_identity = all[r].substr(second + 1);
+    t.gpu_identity = all[r].substr(second + 1, third - second - 1);
+    const auto device = all[r].substr(third + 1);
+    if (device.rfind("cpu:", 0) == 0) t.cpu_reason = device.substr(4);
     t.sharing_allowed = sharing_allowed;
     placements.push_back(std::move(t));
   }
   auto placement = check_placement(placements, /*share_option=*/!strict);
+  for (auto& d : placement) {
+    if (strict && d.code == "mixed-devices") {
+      // Data-parallel training: the GPU ranks would reduce with NCCL, the CPU ranks with MPI.
+      d.severity = Severity::error;
+      d.message += " Training across ranks needs every rank on the same kind of device.";
+    }
+  }
   found.insert(found.end(), placement.begin(), placement.end());
   // Every rank's own findings, so that all ranks hold (and act on) the same list.
   std::string text;

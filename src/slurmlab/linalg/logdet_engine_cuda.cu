@@ -207,7 +207,7 @@ class CudaLogdetEngine final : public LogdetEngine {
   }
 
   std::string describe() const override {
-    return "cuda:" + std::to_string(ordinal_) + " (cuBLAS syrk + cuSOLVER potrf, " + to_string(config_.precision) + ")";
+    return "cuda:" + std::to_string(ordinal_) + " (cuBLAS syrk + cuSOLVER potrf, " + short_name(config_.precision) + ")";
   }
   std::size_t buffer_bytes() const override {
     const auto d = static_cast<std::size_t>(config_.dim);

@@ -165,10 +165,21 @@ void* Context::workspace(std::size_t bytes) {
                              mebibytes(options_.workspace_cap_bytes) + "; raise the workspace cap");
   }
   SLURMLAB_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old block may still be in use
-  if (workspace_) SLURMLAB_CUDA_CHECK(cudaFree(workspace_));
+  if (workspace_) {
+    // cuBLAS must not keep the freed block (the allocator may hand it to a tensor) should the
+    // larger one fail below.
+    SLURMLAB_CUBLAS_CHECK(cublasSetWorkspace(cublas_, nullptr, 0));
+    SLURMLAB_CUDA_CHECK(cudaFree(workspace_));
+  }
   workspace_ = nullptr;
   workspace_bytes_ = 0;
-  SLURMLAB_CUDA_CHECK(cudaMalloc(&workspace_, bytes));
+  if (cudaMalloc(&workspace_, bytes) != cudaSuccess) {
+    // As the tensor allocator does: give the cached free blocks back and try once more.
+    (void)cudaGetLastError();
+    workspace_ = nullptr;
+    allocator().release_cached();
+    SLURMLAB_CUDA_CHECK(cudaMalloc(&workspace_, bytes));
+  }
   workspace_bytes_ = bytes;
   workspace_in_use = bytes;
   peak_bytes = std::max(peak_bytes, allocator().statistics().bytes_in_use + workspace_in_use);

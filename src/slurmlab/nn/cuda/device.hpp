@@ -29,8 +29,11 @@ enum class Tf32 { off, on };
 
 // Compute precision of Linear and Conv2d on CUDA. float32: everything in fp32 (TF32 per the
 // switch above). bf16: autocast-style mixed precision: the inputs and weights of the products
-// are rounded to bfloat16 on the fly, products accumulate in fp32 and write fp32 outputs;
-// master weights, gradients, optimizer state, losses, batch norm and activations stay fp32.
+// are rounded to bfloat16 on the fly and products accumulate in fp32. Linear writes fp32
+// outputs and gradients; Conv2d's cuDNN bf16 engines write bf16 (its output, input gradient and
+// weight gradient are rounded to bfloat16, as under PyTorch's autocast, then widened to fp32
+// and, for the weight gradient, added to the fp32 one). Master weights, accumulated gradients,
+// optimizer state, losses, batch norm and activations stay fp32.
 // bf16 has float32's exponent range, so no loss scaling is needed (unlike fp16). A
 // convolution shape for which cuDNN offers no bf16 engine runs in float32/TF32 instead.
 // nn computes in Precision::float32 or Precision::bf16 (core/precision.hpp); configure_cuda

@@ -189,7 +189,9 @@ void NcclGradientReducer::run_collective(const std::string& what, const std::fun
 
 void NcclGradientReducer::attach(Sequential& model) {
   detach();
-  auto parameters = parameters_of(model);
+  // The parameters an optimizer steps (and the trainer passes to average_gradients): frozen
+  // ones (airbench94's whitening filters and BatchNorm scales) are neither stepped nor reduced.
+  auto parameters = trainable_parameters_of(model);
   std::vector<std::size_t> bytes;
   for (auto& p : parameters) {
     if (p.parameter->grad.device() != Device::cuda) {
@@ -207,7 +209,7 @@ void NcclGradientReducer::attach(Sequential& model) {
   }
   child_buckets_.assign(model.size(), {});
   for (std::size_t c = 0; c < model.size(); ++c)
-    for (auto& p : parameters_of(model[c])) child_buckets_[c].push_back(bucket_of.at(p.parameter));
+    for (auto& p : trainable_parameters_of(model[c])) child_buckets_[c].push_back(bucket_of.at(p.parameter));
   for (auto& bucket : attached_buckets_) bucket.pending = bucket.grads.size();
   attached_parameters_ = parameters.size();
   attached_ = &model;
@@ -260,7 +262,7 @@ void NcclGradientReducer::average_gradients(const std::vector<NamedParameter>& p
     if (parameters.size() != attached_parameters_) {
       fail("NcclGradientReducer: average_gradients got " + std::to_string(parameters.size()) +
            " parameters but the attached model has " + std::to_string(attached_parameters_) +
-           "; pass parameters_of(model) or detach");
+           "; pass trainable_parameters_of(model) (the optimizer's parameters) or detach");
     }
     for (auto& bucket : attached_buckets_)
       if (!bucket.launched) launch(bucket);

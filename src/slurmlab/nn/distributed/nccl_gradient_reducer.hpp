@@ -57,7 +57,7 @@ class NcclGradientReducer final : public GradientReducer {
   std::size_t buckets_reduced() const { return buckets_; }
 
   // Overlap with backward: sets `model`'s backward hook. While attached, average_gradients
-  // must get parameters_of(model) and be called after every backward (no gradient
+  // must get trainable_parameters_of(model), the optimizer's parameters, and be called after every backward (no gradient
   // accumulation across backwards; detach for that). The model must outlive the attachment.
   void attach(Sequential& model);
   void detach();

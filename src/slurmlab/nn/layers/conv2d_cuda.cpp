@@ -240,7 +240,6 @@ Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& 
                                                       plan.bias.handle, layer.bias().grad.device_data()));
   }
   const Tensor g_operand = bf16 ? to_bf16(grad_output) : grad_output;
-  const Tensor w_operand = bf16 ? to_bf16(w.value) : w.value;
   // bf16: the weight gradient of the bf16 weight copy, then added into the float32 master
   // gradient (autocast's cast-back); float32: accumulated in place (beta = 1).
   Tensor dw_operand = bf16 ? Tensor({(w.grad.numel() + 1) / 2}, Device::cuda) : w.grad;
@@ -256,6 +255,8 @@ Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& 
                                 dw.numel(), stream());
     cuda_kernels::add(w.grad.device_data(), dw.device_data(), w.grad.device_data(), dw.numel(), stream());
   }
+  if (!layer.input_grad_needed()) return {};  // the network's first layer: its input is data
+  const Tensor w_operand = bf16 ? to_bf16(w.value) : w.value;
   const Shape input_shape{saved.key.batch, saved.key.channels, saved.key.height, saved.key.width};
   Tensor grad_input(input_shape, Device::cuda);
   Tensor dx_operand = bf16 ? Tensor({(grad_input.numel() + 1) / 2}, Device::cuda) : grad_input;

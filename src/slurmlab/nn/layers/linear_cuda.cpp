@@ -76,6 +76,9 @@ struct LinearPlan {
     const auto status = cublasLtMatmulAlgoGetHeuristic(Context::get().cublas_lt(), operation, a, b, d, d, preference, 1,
                                                        &heuristic, &returned);
     cublasLtMatmulPreferenceDestroy(preference);
+    // NOT_SUPPORTED: no cuBLASLt kernel for this shape (cublasGemmEx serves it); any other
+    // failure is a mistake in the plan above, which a silent fallback would hide.
+    if (status != CUBLAS_STATUS_SUCCESS && status != CUBLAS_STATUS_NOT_SUPPORTED) SLURMLAB_CUBLAS_CHECK(status);
     has_algorithm = status == CUBLAS_STATUS_SUCCESS && returned > 0;
   }
   ~LinearPlan() {
@@ -147,13 +150,14 @@ Tensor linear_backward(Linear& layer, const nn::Context& context, const Tensor& 
   const auto n = saved.rows, out = w.value.size(0), in = w.value.size(1);
   if (grad_output.shape() != Shape{n, out}) throw std::invalid_argument(layer.describe() + ": gradient shape mismatch");
   Tensor g_operand = saved.bf16 ? to_bf16(grad_output) : grad_output;
-  Tensor w_operand = saved.bf16 ? to_bf16(w.value) : w.value;
   // dW^T[in, out] (+)= X^T[in, N] G[N, out]  (column-major view of dW += G^T X)
   gemm(CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, saved.input.device_data(), in, g_operand.device_data(), out, 1.0f,
        w.grad.device_data(), in, saved.bf16);
   if (layer.has_bias())
     cuda_kernels::add_column_sums(grad_output.device_data(), layer.bias().grad.device_data(), n, out, stream());
+  if (!layer.input_grad_needed()) return {};  // the network's first layer: its input is data
   // dX^T[in, N] = W^T[in, out] G^T[out, N]  (dX = G W)
+  const Tensor w_operand = saved.bf16 ? to_bf16(w.value) : w.value;
   Tensor grad_input({n, in}, Device::cuda);
   gemm(CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w_operand.device_data(), in, g_operand.device_data(), out, 0.0f,
        grad_input.device_data(), in, saved.bf16);
