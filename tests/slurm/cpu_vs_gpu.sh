@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/slurm/cpu_vs_gpu.sh BUILD_DIR: the CPU-vs-GPU timing lab end to end on its own local
-# Slurm (2 nodes of 2 CPUs and 1 fake GPU each, port base 35817, under BUILD_DIR/cpu-vs-gpu-test):
+# Slurm (2 nodes of 2 CPUs and 1 fake GPU each, port base 30817, under BUILD_DIR/cpu-vs-gpu-test):
 # tools/cpu-vs-gpu with its default core counts (1 and 2 run, 4, 8 and 16 are skipped with a
 # sentence), --extra-layers and 2 tiny epochs; the GPU run finds no working GPU; the gather job
 # must start after every run ended and write the table (rows for 1 and 2 cores of every
@@ -9,7 +9,7 @@ set -euo pipefail
 build="$(cd "$1" && pwd -P)"
 source_dir="$(cd "$(dirname "$0")/../.." && pwd -P)"
 base="$build/cpu-vs-gpu-test"
-port="${SLURMLAB_CPU_VS_GPU_TEST_PORT:-35817}"
+port="${SLURMLAB_CPU_VS_GPU_TEST_PORT:-30817}"
 cluster=("$source_dir/tools/local-slurm" --dir "$base/cluster")
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -2,7 +2,7 @@
 # tests/slurm/installed_template.sh BUILD_DIR: a cluster user's path through an installed
 # slurmlab: cmake --install into a prefix, `module load slurmlab` (Debian's Lmod), then from a
 # directory outside the source tree `sbatch $SLURMLAB_ROOT/share/slurmlab/jobs/env-dump.sbatch`
-# on a local 4-node Slurm of its own (port base 33817). The job must run the installed
+# on a local 4-node Slurm of its own (port base 29817, below the ephemeral port range). The job must run the installed
 # env-dump (not the build tree's) on 8 ranks over 4 nodes. Exit 77: skipped (not root).
 set -euo pipefail
 build="$(cd "$1" && pwd -P)"
@@ -23,7 +23,7 @@ rm -rf "$base/prefix" "$base/user"
 mkdir -p "$base/user"
 cmake --install "$build" --prefix "$prefix" >"$base/install.log"
 trap '"${cluster[@]}" down >/dev/null 2>&1 || true' EXIT
-"${cluster[@]}" --port-base "${SLURMLAB_INSTALLED_TEST_PORT:-33817}" --share "$build" up --timeout 120
+"${cluster[@]}" --port-base "${SLURMLAB_INSTALLED_TEST_PORT:-29817}" --share "$build" up --timeout 120
 slurm_env="$("${cluster[@]}" env)"
 
 # A login shell of a user who knows nothing of the checkout: Lmod, the module, a home folder.
