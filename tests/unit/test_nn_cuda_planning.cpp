@@ -78,6 +78,10 @@ TEST(CudnnAlgorithmChoice, FirstSuccessfulUnderTheCapInCudnnOrder) {
   EXPECT_EQ(choose_algorithm(ranked, 0, false), 3u);
   EXPECT_FALSE(choose_algorithm({ranked[0]}, 1000, false).has_value());
   EXPECT_FALSE(choose_algorithm({}, 1000, false).has_value());
+  // After cuDNN refused to run candidate 1: the next qualifying one, then none.
+  EXPECT_EQ(choose_algorithm(ranked, 1000, false, 2), 2u);
+  EXPECT_EQ(choose_algorithm(ranked, 99, false, 2), 3u) << "skipping one over the cap";
+  EXPECT_FALSE(choose_algorithm(ranked, 1000, false, 4).has_value());
 }
 
 TEST(CudnnAlgorithmChoice, Tf32OffTakesOnlyFmaMath) {

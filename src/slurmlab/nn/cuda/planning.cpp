@@ -40,8 +40,8 @@ WorkspaceAction workspace_action(std::size_t requested, std::size_t current, std
 }
 
 std::optional<std::size_t> choose_algorithm(const std::vector<AlgorithmCandidate>& ranked, std::size_t workspace_cap,
-                                            bool float32_exact) {
-  for (std::size_t i = 0; i < ranked.size(); ++i) {
+                                            bool float32_exact, std::size_t first) {
+  for (std::size_t i = first; i < ranked.size(); ++i) {
     const auto& candidate = ranked[i];
     if (!candidate.succeeded || candidate.workspace_bytes > workspace_cap) continue;
     if (float32_exact && !candidate.fma_math) continue;  // would let TF32 tensor cores round the operands

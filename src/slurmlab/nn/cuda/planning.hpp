@@ -60,11 +60,12 @@ struct AlgorithmCandidate {
   bool fma_math = false;            // perf.mathType == CUDNN_FMA_MATH (float32 products, no TF32)
 };
 
-// The first candidate, in cuDNN's order, that succeeded, fits under `workspace_cap` bytes and,
-// when `float32_exact` (float32 data with TF32 off), computes with FMA math only (PyTorch
-// asserts the same for allow_tf32 = False). nullopt when none qualifies.
+// The first candidate, in cuDNN's order from index `first` on, that succeeded, fits under
+// `workspace_cap` bytes and, when `float32_exact` (float32 data with TF32 off), computes with
+// FMA math only (PyTorch asserts the same for allow_tf32 = False). nullopt when none qualifies.
+// `first` past the one in use: the next choice when cuDNN refused to run it.
 std::optional<std::size_t> choose_algorithm(const std::vector<AlgorithmCandidate>& ranked, std::size_t workspace_cap,
-                                            bool float32_exact);
+                                            bool float32_exact, std::size_t first = 0);
 
 // Gradient buckets for the data-parallel all-reduce, in the order backward produces the
 // gradients: parameters are taken from last to first (PyTorch DDP's order), and a bucket is

@@ -74,24 +74,41 @@ using cuda_planning::ConvMath;
 // entry's math type, or cuDNN runs another engine than the one chosen, with another workspace
 // size (PyTorch's Conv_v7.cpp does the same, per direction). Hence one convolution
 // descriptor per direction. With TF32 off only FMA-math entries qualify.
+// The qualifying entry of `perf` from index `first` on (cuda_planning::choose_algorithm), with
+// the descriptor set to its math type; nullopt when none is left.
 template <class Perf>
-Perf choose_convolution_algorithm(const Perf* perf, int returned, ConvolutionDescriptor& descriptor, int math,
-                                  std::size_t cap, const char* direction) {
+std::optional<std::size_t> choose_convolution_algorithm(const std::vector<Perf>& perf, ConvolutionDescriptor& descriptor,
+                                                        int math, std::size_t cap, std::size_t first) {
   std::vector<cuda_planning::AlgorithmCandidate> ranked;
-  for (int i = 0; i < returned; ++i) {
-    ranked.push_back({.algorithm = static_cast<int>(perf[i].algo),
-                      .succeeded = perf[i].status == CUDNN_STATUS_SUCCESS,
-                      .workspace_bytes = perf[i].memory,
-                      .fma_math = perf[i].mathType == CUDNN_FMA_MATH});
+  for (const auto& p : perf) {
+    ranked.push_back({.algorithm = static_cast<int>(p.algo),
+                      .succeeded = p.status == CUDNN_STATUS_SUCCESS,
+                      .workspace_bytes = p.memory,
+                      .fma_math = p.mathType == CUDNN_FMA_MATH});
   }
-  const auto chosen = cuda_planning::choose_algorithm(ranked, cap, math == 0);
-  if (!chosen) {
-    throw std::runtime_error(std::string("Conv2d: no cuDNN ") + direction + " algorithm fits the workspace cap of " +
-                             std::to_string(cap >> 20) + " MiB" +
-                             (math == 0 ? " with exact float32 (FMA) math; raise the cap or enable TF32" : "; raise the cap"));
+  const auto chosen = cuda_planning::choose_algorithm(ranked, cap, math == 0, first);
+  if (chosen) SLURMLAB_CUDNN_CHECK(cudnnSetConvolutionMathType(descriptor.handle, perf[*chosen].mathType));
+  return chosen;
+}
+
+std::runtime_error no_algorithm(const char* direction, int math, std::size_t cap) {
+  return std::runtime_error(std::string("Conv2d: no cuDNN ") + direction + " algorithm fits the workspace cap of " +
+                            std::to_string(cap >> 20) + " MiB" +
+                            (math == 0 ? " with exact float32 (FMA) math; raise the cap or enable TF32" : "; raise the cap"));
+}
+
+// Runs one convolution call; when cuDNN refuses the chosen algorithm at run time (a
+// NOT_SUPPORTED status: nothing ran, nothing was written), `next` moves the plan to the next
+// qualifying one and the call runs again, as PyTorch's AlgoIterator does. Any other failure,
+// or none left, throws with cuDNN's message.
+template <class Run, class Next>
+void run_with_next_algorithm(Run run, Next next, const char* what) {
+  for (;;) {
+    const cudnnStatus_t status = run();
+    if (status == CUDNN_STATUS_SUCCESS) return;
+    const bool refused = status >= CUDNN_STATUS_NOT_SUPPORTED && status < CUDNN_STATUS_NOT_SUPPORTED + 1000;
+    if (!refused || !next()) check_cudnn(static_cast<int>(status), what, __FILE__, __LINE__);
   }
-  SLURMLAB_CUDNN_CHECK(cudnnSetConvolutionMathType(descriptor.handle, perf[*chosen].mathType));
-  return perf[*chosen];
 }
 
 struct ConvPlan {
@@ -105,6 +122,12 @@ struct ConvPlan {
   cudnnConvolutionBwdDataAlgo_t data_algo{};
   cudnnConvolutionBwdFilterAlgo_t filter_algo{};
   std::size_t forward_bytes = 0, data_bytes = 0, filter_bytes = 0;
+  std::size_t workspace_cap;
+  // cuDNN's ranking per direction and the entry in use (the next one after a refused run).
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> forward_perf;
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> data_perf;
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> filter_perf;
+  std::size_t forward_index = 0, data_index = 0, filter_index = 0;
 
   ConvPlan(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t wi, std::int64_t k, std::int64_t kernel,
            std::int64_t stride, std::int64_t padding, int math_mode, std::size_t cap)
@@ -112,7 +135,7 @@ struct ConvPlan {
         bias(1, k, 1, 1), w(k, c, kernel, kernel, math_mode == 2 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
         forward_conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode),
         data_conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode),
-        filter_conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode) {
+        filter_conv(as_int(padding, "padding"), as_int(stride, "stride"), math_mode), workspace_cap(cap) {
     int on = 0, oc = 0, oh = 0, ow = 0;
     SLURMLAB_CUDNN_CHECK(
         cudnnGetConvolution2dForwardOutputDim(forward_conv.handle, x.handle, w.handle, &on, &oc, &oh, &ow));
@@ -122,40 +145,66 @@ struct ConvPlan {
     output_shape = {on, oc, oh, ow};
     cudnnHandle_t handle = dnn();
     int capacity = 0, returned = 0;
-    {
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &capacity));
-      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<std::size_t>(std::max(capacity, 1)));
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, x.handle, w.handle, forward_conv.handle,
-                                                                  y.handle, capacity, &returned, perf.data()));
-      forward_algo = choose_convolution_algorithm(perf.data(), returned, forward_conv, math, cap, "forward").algo;
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, x.handle, w.handle, forward_conv.handle,
-                                                                   y.handle, forward_algo, &forward_bytes));
+    SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &capacity));
+    forward_perf.resize(static_cast<std::size_t>(std::max(capacity, 1)));
+    SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, x.handle, w.handle, forward_conv.handle,
+                                                                y.handle, capacity, &returned, forward_perf.data()));
+    forward_perf.resize(static_cast<std::size_t>(returned));
+    if (!use_forward(0)) throw no_algorithm("forward", math, cap);
+    SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &capacity));
+    data_perf.resize(static_cast<std::size_t>(std::max(capacity, 1)));
+    SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, w.handle, y.handle, data_conv.handle,
+                                                                     x.handle, capacity, &returned, data_perf.data()));
+    data_perf.resize(static_cast<std::size_t>(returned));
+    if (!use_data(0)) throw no_algorithm("backward-data", math, cap);
+    SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &capacity));
+    filter_perf.resize(static_cast<std::size_t>(std::max(capacity, 1)));
+    SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        handle, x.handle, y.handle, filter_conv.handle, w.handle, capacity, &returned, filter_perf.data()));
+    filter_perf.resize(static_cast<std::size_t>(returned));
+    if (!use_filter(0)) throw no_algorithm("backward-filter", math, cap);
+  }
+
+  // Each takes the direction's first qualifying algorithm from index `first` on whose exact
+  // workspace (the size query of the chosen algorithm and math type, which is what runs) fits
+  // under the cap; false when none is left.
+  bool use_forward(std::size_t first) {
+    return use_algorithm(forward_perf, forward_conv, first, forward_index, forward_algo, forward_bytes, [&](auto algo) {
+      std::size_t bytes = 0;
+      SLURMLAB_CUDNN_CHECK(
+          cudnnGetConvolutionForwardWorkspaceSize(dnn(), x.handle, w.handle, forward_conv.handle, y.handle, algo, &bytes));
+      return bytes;
+    });
+  }
+  bool use_data(std::size_t first) {
+    return use_algorithm(data_perf, data_conv, first, data_index, data_algo, data_bytes, [&](auto algo) {
+      std::size_t bytes = 0;
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn(), w.handle, y.handle, data_conv.handle,
+                                                                        x.handle, algo, &bytes));
+      return bytes;
+    });
+  }
+  bool use_filter(std::size_t first) {
+    return use_algorithm(filter_perf, filter_conv, first, filter_index, filter_algo, filter_bytes, [&](auto algo) {
+      std::size_t bytes = 0;
+      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn(), x.handle, y.handle, filter_conv.handle,
+                                                                          w.handle, algo, &bytes));
+      return bytes;
+    });
+  }
+
+ private:
+  template <class Perf, class Algo, class Size>
+  bool use_algorithm(const std::vector<Perf>& perf, ConvolutionDescriptor& descriptor, std::size_t first,
+                     std::size_t& index, Algo& algo, std::size_t& bytes, Size workspace_size) {
+    for (auto i = choose_convolution_algorithm(perf, descriptor, math, workspace_cap, first); i;
+         i = choose_convolution_algorithm(perf, descriptor, math, workspace_cap, *i + 1)) {
+      index = *i;
+      algo = perf[*i].algo;
+      bytes = workspace_size(algo);
+      if (bytes <= workspace_cap) return true;
     }
-    {
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &capacity));
-      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<std::size_t>(std::max(capacity, 1)));
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, w.handle, y.handle, data_conv.handle,
-                                                                       x.handle, capacity, &returned, perf.data()));
-      data_algo = choose_convolution_algorithm(perf.data(), returned, data_conv, math, cap, "backward-data").algo;
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle, w.handle, y.handle, data_conv.handle,
-                                                                        x.handle, data_algo, &data_bytes));
-    }
-    {
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &capacity));
-      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<std::size_t>(std::max(capacity, 1)));
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-          handle, x.handle, y.handle, filter_conv.handle, w.handle, capacity, &returned, perf.data()));
-      filter_algo = choose_convolution_algorithm(perf.data(), returned, filter_conv, math, cap, "backward-filter").algo;
-      SLURMLAB_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-          handle, x.handle, y.handle, filter_conv.handle, w.handle, filter_algo, &filter_bytes));
-    }
-    // The size query of the chosen (algorithm, math type) is what runs; it must fit too.
-    const std::size_t largest = std::max({forward_bytes, data_bytes, filter_bytes});
-    if (largest > cap) {
-      throw std::runtime_error("Conv2d: cuDNN asks " + std::to_string(largest >> 20) +
-                               " MiB of workspace for its chosen algorithm, above the cap of " +
-                               std::to_string(cap >> 20) + " MiB; raise the cap");
-    }
+    return false;
   }
 };
 
@@ -212,11 +261,14 @@ Forward conv2d_forward(Conv2d& layer, const Tensor& input) {
   // for the whole device), which during backward would also wait for the NCCL all-reduces
   // launched from the backward hook, outside their timeout.
   Context::get().workspace(std::max({plan->forward_bytes, plan->data_bytes, plan->filter_bytes}));
-  void* workspace = Context::get().workspace(plan->forward_bytes);
-  SLURMLAB_CUDNN_CHECK(cudnnConvolutionForward(dnn(), &one, plan->x.handle, context->input.device_data(), plan->w.handle,
-                                               w_operand.device_data(), plan->forward_conv.handle, plan->forward_algo,
-                                               workspace, plan->forward_bytes, &zero, plan->y.handle,
-                                               y_operand.device_data()));
+  run_with_next_algorithm(
+      [&] {
+        void* workspace = Context::get().workspace(plan->forward_bytes);
+        return cudnnConvolutionForward(dnn(), &one, plan->x.handle, context->input.device_data(), plan->w.handle,
+                                       w_operand.device_data(), plan->forward_conv.handle, plan->forward_algo, workspace,
+                                       plan->forward_bytes, &zero, plan->y.handle, y_operand.device_data());
+      },
+      [&] { return plan->use_forward(plan->forward_index + 1); }, "cudnnConvolutionForward");
   if (bf16) {
     cuda_kernels::bf16_to_float(reinterpret_cast<const std::uint16_t*>(y_operand.device_data()), output.device_data(),
                                 output.numel(), stream());
@@ -243,12 +295,15 @@ Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& 
   // bf16: the weight gradient of the bf16 weight copy, then added into the float32 master
   // gradient (autocast's cast-back); float32: accumulated in place (beta = 1).
   Tensor dw_operand = bf16 ? Tensor({(w.grad.numel() + 1) / 2}, Device::cuda) : w.grad;
-  void* workspace = Context::get().workspace(plan.filter_bytes);
-  SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn(), &one, plan.x.handle, saved.input.device_data(),
-                                                      plan.y.handle, g_operand.device_data(), plan.filter_conv.handle,
-                                                      plan.filter_algo, workspace, plan.filter_bytes,
-                                                      bf16 ? &zero : &one, plan.w.handle,
-                                                      dw_operand.device_data()));
+  run_with_next_algorithm(
+      [&] {
+        void* workspace = Context::get().workspace(plan.filter_bytes);
+        return cudnnConvolutionBackwardFilter(dnn(), &one, plan.x.handle, saved.input.device_data(), plan.y.handle,
+                                              g_operand.device_data(), plan.filter_conv.handle, plan.filter_algo,
+                                              workspace, plan.filter_bytes, bf16 ? &zero : &one, plan.w.handle,
+                                              dw_operand.device_data());
+      },
+      [&] { return plan.use_filter(plan.filter_index + 1); }, "cudnnConvolutionBackwardFilter");
   if (bf16) {
     Tensor dw(w.grad.shape(), Device::cuda);
     cuda_kernels::bf16_to_float(reinterpret_cast<const std::uint16_t*>(dw_operand.device_data()), dw.device_data(),
@@ -260,11 +315,14 @@ Tensor conv2d_backward(Conv2d& layer, const nn::Context& context, const Tensor& 
   const Shape input_shape{saved.key.batch, saved.key.channels, saved.key.height, saved.key.width};
   Tensor grad_input(input_shape, Device::cuda);
   Tensor dx_operand = bf16 ? Tensor({(grad_input.numel() + 1) / 2}, Device::cuda) : grad_input;
-  workspace = Context::get().workspace(plan.data_bytes);
-  SLURMLAB_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn(), &one, plan.w.handle, w_operand.device_data(), plan.y.handle,
-                                                    g_operand.device_data(), plan.data_conv.handle, plan.data_algo,
-                                                    workspace, plan.data_bytes, &zero, plan.x.handle,
-                                                    dx_operand.device_data()));
+  run_with_next_algorithm(
+      [&] {
+        void* workspace = Context::get().workspace(plan.data_bytes);
+        return cudnnConvolutionBackwardData(dnn(), &one, plan.w.handle, w_operand.device_data(), plan.y.handle,
+                                            g_operand.device_data(), plan.data_conv.handle, plan.data_algo, workspace,
+                                            plan.data_bytes, &zero, plan.x.handle, dx_operand.device_data());
+      },
+      [&] { return plan.use_data(plan.data_index + 1); }, "cudnnConvolutionBackwardData");
   if (bf16) {
     cuda_kernels::bf16_to_float(reinterpret_cast<const std::uint16_t*>(dx_operand.device_data()),
                                 grad_input.device_data(), grad_input.numel(), stream());
