@@ -15,7 +15,9 @@ rm -rf "$work" && mkdir -p "$work/root"
 root=$work/root lib=usr/lib/x86_64-linux-gnu
 mkdir -p "$root/$lib/pkgconfig" "$root/usr/share/slurmlab-deps" "$root/usr/bin" "$root/etc/fonts"
 # A soname every Linux system has (the C library's loader list names it) and one none has.
-system_lib=$(ldconfig -p | awk '/libc\.so\.6 /{print $1; exit}')
+ldconfig_bin=$(command -v ldconfig || echo /sbin/ldconfig)
+system_lib=$("$ldconfig_bin" -p | awk '/libc\.so\.6 /{print $1; exit}')
+[ -n "$system_lib" ] || { echo "FAILED: no loader cache ($ldconfig_bin -p) to find libc.so.6 in"; exit 1; }
 touch "$root/$lib/$system_lib" "$root/$lib/libslurmlab-absent.so.7"
 printf '%s\n' "$lib/$system_lib" "$lib/libslurmlab-absent.so.7" >"$root/usr/share/slurmlab-deps/optional-libs.txt"
 echo "libexample 1.0" >"$root/usr/share/slurmlab-deps/packages.txt"
@@ -25,7 +27,8 @@ printf '<fontconfig>\n\t<dir>/usr/share/fonts</dir>\n\t<cachedir>/var/cache/font
   >"$root/etc/fonts/fonts.conf"
 tar -C "$root" -cJf "$work/deps.tar.xz" .
 
-out=$(bash -c 'source "$1/tools/gpu-env" "$2" "$3" 2>&1 && env' _ "$repo" "$work/deps.tar.xz" "$work/unpacked")
+# Sourced as tools/gpu-check sources it: under set -euo pipefail.
+out=$(bash -c 'set -euo pipefail; source "$1/tools/gpu-env" "$2" "$3" 2>&1 && env' _ "$repo" "$work/deps.tar.xz" "$work/unpacked")
 status=$?
 u=$work/unpacked
 check "sourcing succeeds" '[ "$status" -eq 0 ]'
@@ -49,6 +52,17 @@ missing=$(bash -c 'source "$1/tools/gpu-env" "$2"; echo "status $?"' _ "$repo" "
 check "a missing archive is one sentence and status 2" 'echo "$missing" | grep -q "no archive .* make one with tools/gpu-bundle" && echo "$missing" | grep -q "status 2"'
 root_dir=$(bash -c 'source "$1/tools/gpu-env" "$2" /usr; echo "status $?"' _ "$repo" "$work/deps.tar.xz" 2>&1)
 check "unpacking into /usr is refused" 'echo "$root_dir" | grep -q "refusing to unpack into ./usr." && echo "$root_dir" | grep -q "status 2"'
+slash=$(bash -c 'source "$1/tools/gpu-env" "$2" /tmp/..; echo "status $?"' _ "$repo" "$work/deps.tar.xz" 2>&1)
+check "/tmp/.. is / and refused" 'echo "$slash" | grep -q "refusing to unpack into ./." && echo "$slash" | grep -q "status 2"'
+mkdir -p "$work/busy" && touch "$work/busy/mine.txt"
+busy=$(bash -c 'source "$1/tools/gpu-env" "$2" "$3"; echo "status $?"' _ "$repo" "$work/deps.tar.xz" "$work/busy" 2>&1)
+check "a folder holding other files is refused" 'echo "$busy" | grep -q "holds other files" && [ -e "$work/busy/mine.txt" ] && [ ! -e "$work/busy/usr" ]'
+# Another archive in the same folder: unpacked afresh, the old files gone.
+touch "$root/usr/share/slurmlab-deps/newer.txt"
+rm "$root/$lib/libslurmlab-absent.so.7" && sed -i '/absent/d' "$root/usr/share/slurmlab-deps/optional-libs.txt"
+tar -C "$root" -cJf "$work/deps2.tar.xz" .
+bash -c 'source "$1/tools/gpu-env" "$2" "$3"' _ "$repo" "$work/deps2.tar.xz" "$u" 2>/dev/null
+check "a newer archive replaces the old unpack" '[ -e "$u/usr/share/slurmlab-deps/newer.txt" ] && [ ! -e "$u/$lib/libslurmlab-absent.so.7" ]'
 part=$("$repo/tools/gpu-check" --part everything 2>&1)
 part_status=$?
 check "gpu-check refuses an unknown --part" '[ "$part_status" -eq 2 ] && echo "$part" | grep -q "is not tests, bench or all"'

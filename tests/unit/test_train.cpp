@@ -937,6 +937,28 @@ TEST(TrainerFit, ValCheckIntervalValidatesEveryNBatchesOnTheWeightsOfThatMoment)
   EXPECT_THROW(too_far.fit(*t.module, small, &val_source), UsageError);
 }
 
+TEST(TrainerFit, ValCheckIntervalAtAnEpochsLastBatchWithALoader) {
+  // Validation after the last batch of the epoch (every 4 of 4 batches): the training loader is
+  // not moved to the position past its epoch's end (BatchLoader refuses it); the next epoch
+  // starts as usual.
+  const auto images = data::make_synthetic_images({.count = 32, .classes = 2, .shape = {1, 8, 8}, .seed = 4});
+  const data::ImageTransform plain({}, 1, images->fixed_shape());
+  data::BatchLoader loader(*images, data::ShardedSampler::drop_last(32, 8, 1, 0, 3), plain, {.workers = 1});
+  data::BatchLoader val_loader(*images, data::ShardedSampler(32, 8, 1, 0, 3, data::LastBatch::pad, false), plain, {});
+  LoaderBatchSource source(loader), validation(val_loader);
+  nn::Generator g(1);
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Flatten>()).add(std::make_unique<nn::Linear>(64, 2, g));
+  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
+  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy);
+  auto recorder = std::make_shared<Recorder>();
+  Trainer trainer({.max_epochs = 2, .val_check_interval = 4}, {recorder});
+  ASSERT_NO_THROW(trainer.fit(module, source, &validation));
+  EXPECT_EQ(trainer.global_step(), 8);
+  ASSERT_EQ(recorder->epochs.size(), 2u);
+  EXPECT_TRUE(std::isfinite(recorder->epochs[1].at("val_loss")));
+}
+
 TEST(TrainerFit, OverfitBatchesTrainsAndValidatesOnTheSameFirstBatchesEveryEpoch) {
   const Data data;
   TrainingRun s(1, true, 0.05);

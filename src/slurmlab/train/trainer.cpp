@@ -507,7 +507,9 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
         if (validation_due && options_.val_check_interval > 0 && (b + 1) % options_.val_check_interval == 0) {
           PhaseTimer timer(mid_epoch_validation);
           validate_during_fit(module, *val_source, val_batches);
-          train.set_position({source_epoch, b + 1});  // the validation may have read this very source
+          // The validation may have read this very source; after the epoch's last batch the next
+          // epoch positions it (a loader has no position past an epoch's end).
+          if (b + 1 < per_epoch) train.set_position({source_epoch, b + 1});
         }
       }
       epoch_train_seconds_ = std::chrono::duration<double>(Clock::now() - epoch_start_).count() - mid_epoch_validation;
