@@ -730,6 +730,22 @@ TEST(TrainerPreemption, AnArrayTaskRequeuesItselfNotTheArray) {
   EXPECT_EQ(requeue_job_id(cluster::SlurmEnvironment{}), "");
 }
 
+namespace {
+// A linear classifier of 1x8x8 images into 2 classes with SGD: the smallest network the loader
+// sources can train.
+nn::Sequential flatten_linear_64_to_2(nn::Generator& g) {
+  nn::Sequential net;
+  net.add(std::make_unique<nn::Flatten>()).add(std::make_unique<nn::Linear>(64, 2, g));
+  return net;
+}
+struct TinyClassifier {
+  nn::Generator g{1};
+  nn::Sequential net = flatten_linear_64_to_2(g);
+  nn::Sgd sgd{nn::parameters_of(net), {.learning_rate = 0.1}};
+  NetworkModule module{net, sgd, LossKind::softmax_cross_entropy};
+};
+}  // namespace
+
 TEST(LoaderBatchSource, FeedsTheTrainerTheLoadersBatches) {
   const auto images = data::make_synthetic_images({.count = 32, .classes = 2, .shape = {1, 8, 8}, .seed = 4});
   const auto sampler = data::ShardedSampler::drop_last(32, 8, 1, 0, 3);
@@ -743,11 +759,8 @@ TEST(LoaderBatchSource, FeedsTheTrainerTheLoadersBatches) {
   for (auto i : sampler.local_indices(1, 2)) expected_labels.push_back(images->label(i));
   EXPECT_EQ(batch.labels, expected_labels);
 
-  nn::Generator g(1);
-  nn::Sequential net;
-  net.add(std::make_unique<nn::Flatten>()).add(std::make_unique<nn::Linear>(64, 2, g));
-  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
-  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy);
+  TinyClassifier tiny;
+  auto& module = tiny.module;
   auto recorder = std::make_shared<Recorder>();
   Trainer trainer({.max_epochs = 2}, {recorder});
   trainer.fit(module, source);
@@ -946,11 +959,8 @@ TEST(TrainerFit, ValCheckIntervalAtAnEpochsLastBatchWithALoader) {
   data::BatchLoader loader(*images, data::ShardedSampler::drop_last(32, 8, 1, 0, 3), plain, {.workers = 1});
   data::BatchLoader val_loader(*images, data::ShardedSampler(32, 8, 1, 0, 3, data::LastBatch::pad, false), plain, {});
   LoaderBatchSource source(loader), validation(val_loader);
-  nn::Generator g(1);
-  nn::Sequential net;
-  net.add(std::make_unique<nn::Flatten>()).add(std::make_unique<nn::Linear>(64, 2, g));
-  nn::Sgd sgd(nn::parameters_of(net), {.learning_rate = 0.1});
-  NetworkModule module(net, sgd, LossKind::softmax_cross_entropy);
+  TinyClassifier tiny;
+  auto& module = tiny.module;
   auto recorder = std::make_shared<Recorder>();
   Trainer trainer({.max_epochs = 2, .val_check_interval = 4}, {recorder});
   ASSERT_NO_THROW(trainer.fit(module, source, &validation));

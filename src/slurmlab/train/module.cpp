@@ -116,8 +116,14 @@ DeviceBatchSource::DeviceBatchSource(data::DeviceImageSet& set, const data::Imag
     : set_(set), dataset_(dataset), sampler_(std::move(sampler)), seed_(seed), device_(device) {}
 
 TrainBatch DeviceBatchSource::next() {
-  const auto indices = sampler_.local_indices(position_.epoch, position_.batch);
   const auto epoch = position_.epoch;
+  if (order_epoch_ != epoch) {
+    order_ = sampler_.epoch_order(epoch);
+    order_epoch_ = epoch;
+  }
+  indices_.resize(static_cast<std::size_t>(sampler_.local_batch()));
+  sampler_.local_indices(order_, position_.batch, indices_);
+  const auto& indices = indices_;
   TrainBatch batch;
   batch.counted = counted_rows(sampler_, position_.batch);
   position_ = sampler_.next(position_);

@@ -129,6 +129,9 @@ class DeviceBatchSource final : public BatchSource {
   std::uint64_t seed_;
   nn::Device device_;
   data::BatchPosition position_;
+  // The sampler's order of `order_epoch_`, computed once per epoch (as BatchLoader does).
+  std::vector<std::int64_t> order_, indices_;
+  std::int64_t order_epoch_ = -1;
 };
 
 class TrainableModule {
