@@ -17,6 +17,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -1559,4 +1560,147 @@ TEST(TrainerPreemption, Sigusr1InAJobArrayRequeuesOnlyThisTaskAndWithoutScontrol
   ::unsetenv("SLURM_ARRAY_JOB_ID");
   ::unsetenv("SLURM_ARRAY_TASK_ID");
   fs::remove_all(dir);
+}
+
+namespace {
+
+// A step whose values arrive later, as on a GPU: loss_sum and sums read NaN until
+// resolved(), which records the order in which steps were waited for.
+StepResult pending_step(StepResult ready, std::int64_t index, std::vector<std::int64_t>& waited) {
+  StepResult pending{std::nan(""), ready.samples, {}};
+  for (const auto& [name, value] : ready.sums) pending.sums[name] = std::nan("");
+  pending.complete = [ready, index, &waited](StepResult& out) {
+    waited.push_back(index);
+    out.loss_sum = ready.loss_sum;
+    out.sums = ready.sums;
+  };
+  return pending;
+}
+
+// The module of a TrainingRun whose steps return pending values; counts what was waited for.
+class DeferringModule final : public TrainableModule {
+ public:
+  StepResult training_step(const TrainBatch& batch) override {
+    return pending_step(run_.module->training_step(batch), created_++, waited_);
+  }
+  StepResult validation_step(const TrainBatch& batch) override {
+    return pending_step(run_.module->validation_step(batch), created_++, waited_);
+  }
+  void reduce_gradients() override {}
+  nn::Layer& network() override { return *run_.net; }
+  nn::Optimizer& optimizer() override { return *run_.optimizer; }
+  void wait_for_device() override { ++device_waits_; }
+  std::int64_t created() const { return created_; }
+  const std::vector<std::int64_t>& waited() const { return waited_; }
+  std::int64_t device_waits() const { return device_waits_; }
+
+ private:
+  TrainingRun run_;
+  std::int64_t created_ = 0, device_waits_ = 0;
+  std::vector<std::int64_t> waited_;
+};
+
+// At each epoch end: whether every step so far had been waited for.
+class SettledAtEpochEnd final : public Callback {
+ public:
+  explicit SettledAtEpochEnd(const DeferringModule& module) : module_(module) {}
+  void on_train_epoch_end(Trainer&) override {
+    settled.push_back(static_cast<std::int64_t>(module_.waited().size()) == module_.created());
+  }
+  std::vector<bool> settled;
+
+ private:
+  const DeferringModule& module_;
+};
+
+}  // namespace
+
+TEST(MetricAccumulator, PendingStepsAreWaitedForTwoStepsLateAndAddedInStepOrder) {
+  // 1e16 + 1 - 1e16 is 0 and 1e16 - 1e16 + 1 is 1 in double: the sums show the order of addition.
+  const std::vector<double> losses{1e16, 1.0, -1e16, 2.0, 0.5, 3.0};
+  MetricAccumulator ready, deferred;
+  std::vector<std::int64_t> waited;
+  for (std::size_t i = 0; i < losses.size(); ++i) {
+    const StepResult step{losses[i], 2, {{"accuracy", static_cast<double>(i)}}};
+    ready.add(step);
+    // Steps 0, 1, 3 and 4 pending, 2 and 5 ready: a ready step waits its turn behind pending ones.
+    deferred.add(i == 2 || i == 5 ? step : pending_step(step, static_cast<std::int64_t>(i), waited));
+    EXPECT_EQ(deferred.pending_steps(), std::min<std::size_t>(i + 1, MetricAccumulator::kLag)) << i;
+    EXPECT_FALSE(deferred.empty());
+  }
+  EXPECT_EQ(waited, (std::vector<std::int64_t>{0, 1, 3}));  // step 4 is still in the queue
+  const auto expected = ready.reduce(MPI_COMM_NULL, "train");
+  const auto got = deferred.reduce(MPI_COMM_NULL, "train");
+  EXPECT_EQ(waited, (std::vector<std::int64_t>{0, 1, 3, 4}));
+  EXPECT_EQ(deferred.pending_steps(), 0u);
+  EXPECT_EQ(got.at("train_loss"), expected.at("train_loss"));  // bit for bit
+  EXPECT_EQ(got.at("train_loss"), (1e16 + 1.0 - 1e16 + 2.0 + 0.5 + 3.0) / 12.0);
+  EXPECT_EQ(got.at("train_accuracy"), expected.at("train_accuracy"));
+
+  // serialize() and totals() wait too; clear() drops pending steps without waiting.
+  MetricAccumulator other;
+  waited.clear();
+  other.add(pending_step({4.0, 1, {}}, 7, waited));
+  EXPECT_EQ(other.totals().loss_sum, 4.0);
+  other.add(pending_step({5.0, 1, {}}, 8, waited));
+  EXPECT_NE(other.serialize().find("\"loss_sum\":9.0"), std::string::npos) << other.serialize();
+  other.add(pending_step({6.0, 1, {}}, 9, waited));
+  other.clear();
+  EXPECT_EQ(waited, (std::vector<std::int64_t>{7, 8}));
+  EXPECT_TRUE(other.empty());
+}
+
+TEST(TrainerFit, PendingStepValuesGiveTheSameMetricsAndAreAllWaitedForAtEachEpochsEnd) {
+  const Data data;
+  TrainingRun eager;
+  auto source = data.source(16);
+  auto val_source = data.source(16, 9, false);
+  auto recorder = std::make_shared<Recorder>();
+  Trainer({.max_epochs = 3}, {recorder}).fit(*eager.module, source, &val_source);
+
+  DeferringModule module;
+  auto deferred_recorder = std::make_shared<Recorder>();
+  auto settled = std::make_shared<SettledAtEpochEnd>(module);
+  Trainer trainer({.max_epochs = 3}, {deferred_recorder, settled});
+  trainer.fit(module, source, &val_source);
+  ASSERT_EQ(deferred_recorder->epochs.size(), 3u);
+  EXPECT_EQ(deferred_recorder->epochs, recorder->epochs);  // every metric, bit for bit
+  EXPECT_EQ(settled->settled, (std::vector<bool>{true, true, true}));
+  EXPECT_EQ(module.device_waits(), 3);  // before each epoch's time is taken
+  std::vector<std::int64_t> in_order(static_cast<std::size_t>(module.created()));
+  std::iota(in_order.begin(), in_order.end(), 0);
+  EXPECT_EQ(module.waited(), in_order);
+  EXPECT_NE(trainer.profile().describe().find("device wait"), std::string::npos);
+}
+
+TEST(TrainerFit, StopOnNonfiniteLossWaitsForPendingValuesBeforeStepping) {
+  const Data data;
+  // NaN from the 6th step on, known only once waited for.
+  class PendingNan final : public TrainableModule {
+   public:
+    StepResult training_step(const TrainBatch& batch) override {
+      auto ready = inner_.training_step(batch);
+      return pending_step(ready, ++steps_, waited_);
+    }
+    StepResult validation_step(const TrainBatch& batch) override { return inner_.validation_step(batch); }
+    void reduce_gradients() override {}
+    nn::Layer& network() override { return inner_.network(); }
+    nn::Optimizer& optimizer() override { return inner_.optimizer(); }
+
+   private:
+    NanAfter inner_{6};
+    std::int64_t steps_ = 0;
+    std::vector<std::int64_t> waited_;
+  } module;
+  auto source = data.source(16);
+  Trainer trainer({.max_epochs = 3, .stop_on_nonfinite_loss = true});
+  try {
+    trainer.fit(module, source);
+    FAIL() << "a pending NaN loss did not stop the fit";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("train_loss is nan at batch 1 of the epoch on rank 0 before step 6"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(trainer.profile().optimizer_steps, 5);
 }

@@ -28,9 +28,11 @@ nn::Device device_of(nn::Layer& network) {
 
 }  // namespace
 
-void EpochHistory::on_train_batch_end(train::Trainer&, const train::StepResult&) {
+void EpochHistory::on_train_batch_end(train::Trainer& trainer, const train::StepResult&) {
   if (!first_step_reported_) {
     first_step_reported_ = true;
+    // Done, not queued: a GPU step is waited for (once).
+    if (trainer.module()) trainer.module()->wait_for_device();
     if (const auto age = slurmlab::process_age_seconds()) {
       char line[128];
       std::snprintf(line, sizeof line, "first training step done %.2f s after the process started", *age);

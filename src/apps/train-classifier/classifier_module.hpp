@@ -22,6 +22,7 @@ class ClassifierModule final : public slurmlab::train::TrainableModule {
   slurmlab::train::StepResult validation_step(const slurmlab::train::TrainBatch& batch) override;
   void reduce_gradients() override { inner_.reduce_gradients(); }
   void synchronize_buffers() override { inner_.synchronize_buffers(); }
+  void wait_for_device() override { inner_.wait_for_device(); }
   slurmlab::nn::Layer& network() override { return inner_.network(); }
   slurmlab::nn::Optimizer& optimizer() override { return inner_.optimizer(); }
 

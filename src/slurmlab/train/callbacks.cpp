@@ -228,7 +228,8 @@ void Hdf5MetricsLogger::on_fit_end(Trainer& trainer) {
     const std::pair<const char*, double> phases[] = {
         {"profile/data_wait", p.data_wait},   {"profile/forward_backward", p.forward_backward},
         {"profile/reduce", p.reduce},         {"profile/optimizer", p.optimizer},
-        {"profile/evaluation", p.evaluation}, {"profile/callbacks", p.callbacks}};
+        {"profile/evaluation", p.evaluation}, {"profile/callbacks", p.callbacks},
+        {"profile/device_wait", p.device_wait}};
     for (const auto& [name, seconds] : phases) {
       writer_->write(name, std::span<const double>(&seconds, 1));
       writer_->set_attribute(name, "unit", "s");

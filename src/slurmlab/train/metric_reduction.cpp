@@ -1,5 +1,6 @@
 #include "slurmlab/train/metric_reduction.hpp"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -45,13 +46,40 @@ std::set<std::string> split_names(const std::string& joined) {
 
 }  // namespace
 
-void MetricAccumulator::add(const StepResult& step) {
+void MetricAccumulator::add_ready(const StepResult& step) const {
   loss_sum_ += step.loss_sum;
-  samples_ += step.samples;
   for (const auto& [name, value] : step.sums) sums_[name] += value;
 }
 
+void MetricAccumulator::add(const StepResult& step) {
+  samples_ += step.samples;
+  if (step.ready() && pending_.empty()) {
+    add_ready(step);
+    return;
+  }
+  // Behind a pending step even when ready: the sums are added in step order.
+  pending_.push_back(step);
+  while (pending_.size() > kLag) {
+    add_ready(pending_.front().resolved());
+    pending_.pop_front();
+  }
+}
+
+double MetricAccumulator::settle() const {
+  if (pending_.empty()) return 0.0;
+  const auto start = std::chrono::steady_clock::now();
+  for (const auto& step : pending_) add_ready(step.resolved());
+  pending_.clear();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+StepResult MetricAccumulator::totals() const {
+  settle();
+  return {loss_sum_, samples_, sums_};
+}
+
 Metrics MetricAccumulator::reduce(MPI_Comm communicator, const std::string& stage) const {
+  settle();
   int size = 1, rank = 0;
   if (communicator != MPI_COMM_NULL) {
     check_mpi(MPI_Comm_size(communicator, &size), "MPI_Comm_size");
@@ -102,6 +130,7 @@ Metrics MetricAccumulator::reduce(MPI_Comm communicator, const std::string& stag
 }
 
 std::string MetricAccumulator::serialize() const {
+  settle();
   nlohmann::json j;
   j["loss_sum"] = loss_sum_;
   j["samples"] = samples_;
@@ -111,6 +140,7 @@ std::string MetricAccumulator::serialize() const {
 
 void MetricAccumulator::deserialize(const std::string& text) {
   const auto j = nlohmann::json::parse(text);
+  pending_.clear();
   loss_sum_ = j.at("loss_sum").get<double>();
   samples_ = j.at("samples").get<std::int64_t>();
   sums_ = j.at("sums").get<std::map<std::string, double>>();

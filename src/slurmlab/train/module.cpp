@@ -136,6 +136,16 @@ TrainBatch DeviceBatchSource::next() {
   return batch;
 }
 
+StepResult StepResult::resolved() const {
+  StepResult out = *this;
+  if (out.complete) {
+    const auto complete_now = std::move(out.complete);
+    out.complete = nullptr;
+    complete_now(out);
+  }
+  return out;
+}
+
 nn::Tensor TrainableModule::predict_step(const TrainBatch& batch) {
   const auto parameters = nn::parameters_of(network());
   const auto device = parameters.empty() ? nn::Device::cpu : parameters.front().parameter->value.device();
@@ -184,6 +194,10 @@ StepResult NetworkModule::training_step(const TrainBatch& batch) {
 }
 StepResult NetworkModule::validation_step(const TrainBatch& batch) {
   return step(batch, nn::Mode::eval);
+}
+
+void NetworkModule::wait_for_device() {
+  nn::synchronize(device_);
 }
 
 void NetworkModule::synchronize_buffers() {

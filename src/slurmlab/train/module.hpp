@@ -9,11 +9,17 @@
 //     trainer can add them over batches and ranks and divide once (sum then divide: what
 //     Lightning's sync_dist=True should give). A metric in `sums` is reported as its sum
 //     over samples divided by the sample count: "accuracy" holds the number of correct rows.
+//   Pending values: on a GPU a step's loss and sums may still be in the making when the step
+//     returns (StepResult::complete set; no synchronisation per step, as PyTorch until .item());
+//     whoever reads them calls resolved(), which waits for them. The sample count is always
+//     known at once. The trainer reads them two steps late, at logging steps and at the ends
+//     of epochs, so the GPU always has the next steps queued.
 //   Ownership: NetworkModule and InMemoryBatchSource hold references/copies as noted per
 //     class; the caller keeps the network, optimizer and reducer alive while they are used.
 //   Threads: one thread drives a module and its sources.
 //   Errors: a batch of the wrong shape fails in nn with its message (std::invalid_argument).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -51,6 +57,12 @@ struct StepResult {
   double loss_sum = 0.0;  // mean loss of the batch times its sample count
   std::int64_t samples = 0;
   std::map<std::string, double> sums;  // per-sample metric sums, reported as sum / samples
+  // Set while loss_sum and sums are still being computed on a device: waits for them and
+  // fills them in. Empty: the values are ready.
+  std::function<void(StepResult&)> complete = nullptr;
+  bool ready() const { return !complete; }
+  // This result with its values waited for and filled in (a copy that is ready).
+  StepResult resolved() const;
 };
 
 // Batches in a fixed order that is a pure function of the position (data::ShardedSampler's
@@ -161,6 +173,9 @@ class TrainableModule {
   // loaded them: a module whose live state is elsewhere (FusedMlpModule) copies it across.
   virtual void on_save_checkpoint() {}
   virtual void on_load_checkpoint() {}
+  // Returns once the work the steps queued on a device is done (nothing on the CPU): the
+  // trainer calls it before it takes an epoch's time, so a rate counts work done, not queued.
+  virtual void wait_for_device() {}
 };
 
 enum class LossKind {
@@ -182,6 +197,7 @@ class NetworkModule final : public TrainableModule {
   void synchronize_buffers() override;
   nn::Layer& network() override { return network_; }
   nn::Optimizer& optimizer() override { return optimizer_; }
+  void wait_for_device() override;
 
  private:
   StepResult step(const TrainBatch& batch, nn::Mode mode);

@@ -45,9 +45,11 @@ void TensorBoardLogger::on_fit_start(Trainer& trainer) {
 void TensorBoardLogger::on_train_batch_end(Trainer& trainer, const StepResult& result) {
   if (!writer_ || options_.log_every_n_steps == 0 || result.samples == 0) return;
   if (trainer.train_batches_run() % options_.log_every_n_steps != 0) return;
-  const auto samples = static_cast<double>(result.samples);
-  writer_->scalar("train/loss_step", trainer.global_step(), result.loss_sum / samples);
-  for (const auto& [name, sum] : result.sums)
+  // A logging step waits for its values (on a GPU; the others stay unread).
+  const StepResult values = result.resolved();
+  const auto samples = static_cast<double>(values.samples);
+  writer_->scalar("train/loss_step", trainer.global_step(), values.loss_sum / samples);
+  for (const auto& [name, sum] : values.sums)
     writer_->scalar("train/" + name + "_step", trainer.global_step(), sum / samples);
 }
 

@@ -115,7 +115,8 @@ std::string Profile::describe() const {
       << "gradient reduce   " << reduce << " s\n"
       << "optimizer         " << optimizer << " s (" << optimizer_steps << " steps)\n"
       << "evaluation        " << evaluation << " s\n"
-      << "callbacks         " << callbacks << " s\n";
+      << "callbacks         " << callbacks << " s\n"
+      << "device wait       " << device_wait << " s\n";
   return out.str();
 }
 
@@ -221,9 +222,15 @@ Metrics Trainer::evaluate(TrainableModule& module, BatchSource& source, std::int
       PhaseTimer timer(profile_.data_wait);
       batch = source.next();
     }
-    PhaseTimer timer(profile_.evaluation);
-    sums.add(stage == "test" ? module.test_step(batch) : module.validation_step(batch));
+    StepResult result;
+    {
+      PhaseTimer timer(profile_.evaluation);
+      result = stage == "test" ? module.test_step(batch) : module.validation_step(batch);
+    }
+    PhaseTimer timer(profile_.device_wait);
+    sums.add(result);
   }
+  profile_.device_wait += sums.settle();
   return sums.reduce(options_.communicator, stage);
 }
 
@@ -472,6 +479,12 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
           PhaseTimer timer(profile_.forward_backward);
           result = module.training_step(batch);
         }
+        if (options_.stop_on_nonfinite_loss && !result.ready()) {
+          // The check needs the values before the optimizer step: wait for them (one
+          // synchronisation per step, the price of this option on a GPU).
+          PhaseTimer timer(profile_.device_wait);
+          result = result.resolved();
+        }
         if (options_.stop_on_nonfinite_loss && nonfinite.empty()) {
           std::ostringstream what;
           if (!std::isfinite(result.loss_sum)) {
@@ -483,7 +496,10 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
           }
           if (what.tellp() > 0) nonfinite = what.str() + " at batch " + std::to_string(b) + " of the epoch";
         }
-        epoch_sums_.add(result);
+        {
+          PhaseTimer timer(profile_.device_wait);
+          epoch_sums_.add(result);
+        }
         ++train_batches_run_;
         ++epoch_train_batches_;
         ++pending;
@@ -511,6 +527,13 @@ void Trainer::fit(TrainableModule& module, BatchSource& train, BatchSource* vali
           // epoch positions it (a loader has no position past an epoch's end).
           if (b + 1 < per_epoch) train.set_position({source_epoch, b + 1});
         }
+      }
+      {
+        // The epoch's time counts the work done, not only queued (a GPU may still be running
+        // its last steps).
+        PhaseTimer timer(profile_.device_wait);
+        module.wait_for_device();
+        epoch_sums_.settle();
       }
       epoch_train_seconds_ = std::chrono::duration<double>(Clock::now() - epoch_start_).count() - mid_epoch_validation;
       if (stopped_mid_epoch) break;  // max_steps or preemption: the epoch's end has not been reached
