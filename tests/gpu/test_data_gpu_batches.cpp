@@ -8,6 +8,7 @@
 #include "slurmlab/cluster/gpu_probe.hpp"
 #include "slurmlab/data/gpu_batches.hpp"
 #include "slurmlab/data/sampler.hpp"
+#include "slurmlab/nn/tensor/device_memory.hpp"
 #include "slurmlab/nn/tensor/tensor.hpp"
 #include "slurmlab/train/module.hpp"
 #include "support/in_memory_images.hpp"
@@ -77,7 +78,8 @@ TEST(DeviceImageSet, PaddedCropDownscaleAndPlain) {
 
 // What train-classifier trains from with --device cuda: DeviceBatchSource over the resident set
 // gives the trainer the batches the CPU loader gives (labels, padding counts, images to 1e-6),
-// as tensors on the GPU, across an epoch boundary and after a resume.
+// as tensors on the GPU with the labels beside them, across an epoch boundary, after a resume,
+// and with more batches queued on nn's stream than the set's ring of job buffers holds.
 TEST(DeviceBatchSource, EqualsTheLoaderBatchSourceOnTheGpu) {
   SKIP_WITHOUT_GPU();
   const ImageShape shape{3, 32, 32};
@@ -89,20 +91,31 @@ TEST(DeviceBatchSource, EqualsTheLoaderBatchSourceOnTheGpu) {
   train::LoaderBatchSource reference(loader);
   auto set = make_cuda_device_image_set(data, transform, 0);
   train::DeviceBatchSource source(*set, data, sampler, 5, nn::Device::cuda);
-  const auto expect_same = [&](const std::string& where) {
-    const auto expected = reference.next();
-    const auto batch = source.next();
+  const auto compare = [](const train::TrainBatch& batch, const train::TrainBatch& expected, const std::string& where) {
     ASSERT_EQ(batch.inputs.device(), nn::Device::cuda) << where;
     EXPECT_EQ(batch.labels, expected.labels) << where;
+    ASSERT_EQ(batch.device_labels.size(), std::ssize(expected.labels)) << where;
+    std::vector<std::int64_t> device_labels(expected.labels.size());
+    nn::cuda::copy(device_labels.data(), nn::Device::cpu, batch.device_labels.data(), nn::Device::cuda,
+                   device_labels.size() * sizeof(std::int64_t));
+    EXPECT_EQ(device_labels, expected.labels) << where;
     EXPECT_EQ(batch.counted, expected.counted) << where;
     const auto got = batch.inputs.to(nn::Device::cpu).to_vector(), want = expected.inputs.to_vector();
     ASSERT_EQ(got.size(), want.size()) << where;
     for (std::size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], want[k], 1e-6) << where << " float " << k;
   };
+  const auto expect_same = [&](const std::string& where) { compare(source.next(), reference.next(), where); };
   for (std::int64_t b = 0; b < source.batches_per_epoch() + 2; ++b) expect_same("batch " + std::to_string(b));
   source.set_position({2, 1});
   reference.set_position({2, 1});
   expect_same("resumed at epoch 2 batch 1");
+  // Queued without reading: twice the ring's slots and one more, then compared.
+  std::vector<train::TrainBatch> queued, expected;
+  for (int b = 0; b < 2 * DeviceImageSet::kRingSlots + 1; ++b) {
+    queued.push_back(source.next());
+    expected.push_back(reference.next());
+  }
+  for (std::size_t b = 0; b < queued.size(); ++b) compare(queued[b], expected[b], "queued batch " + std::to_string(b));
 }
 
 // The loader's path to the GPU (sets that are not resident): LoaderBatchSource copies each

@@ -25,6 +25,7 @@
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/models/models.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/nn/tensor/device_memory.hpp"
 
 namespace slurmlab::nn {
 namespace {
@@ -143,6 +144,36 @@ TEST_F(CudaBackend, AlexNetMatchesCpu) {
         return make_alexnet(10, 0.0f, init);
       },
       {4, 3, 64, 64}, 10, 1e-3);
+}
+
+TEST_F(CudaBackend, PendingCrossEntropyMatchesTheCpuWithHostOrDeviceLabelsAndManyInFlight) {
+  Generator g(9);
+  // 12 steps queued before any value is read (the trainer reads two steps late), half of them
+  // with the labels already on the device, then read in reverse order.
+  std::vector<Tensor> logits;
+  std::vector<std::vector<std::int64_t>> labels;
+  std::vector<ClassificationLoss> pending;
+  for (int step = 0; step < 12; ++step) {
+    const std::int64_t rows = 20 + step;
+    logits.push_back(random_tensor({rows, 10}, g, -4.0f, 4.0f));
+    labels.push_back(random_labels(rows, 10, g));
+    DeviceLabels on_device;
+    if (step % 2 == 1) {
+      on_device = DeviceLabels(rows, Device::cuda);
+      cuda::copy(on_device.data(), Device::cuda, labels.back().data(), Device::cpu,
+                 static_cast<std::size_t>(rows) * sizeof(std::int64_t));
+    }
+    pending.push_back(softmax_cross_entropy_pending(logits.back().to(Device::cuda), labels.back(), on_device, 0.1));
+  }
+  for (int step = 11; step >= 0; --step) {
+    const auto i = static_cast<std::size_t>(step);
+    const auto cpu = softmax_cross_entropy_pending(logits[i], labels[i], {}, 0.1);
+    const auto want = cpu.sums->wait(), got = pending[i].sums->wait();
+    EXPECT_NEAR(got[0], want[0], 1e-6 * std::abs(want[0])) << step;
+    EXPECT_EQ(got[1], want[1]) << step;
+    EXPECT_TRUE(pending[i].sums->ready());
+    EXPECT_LT(relative_error(pending[i].grad, cpu.grad), 1e-6) << step;
+  }
 }
 
 TEST_F(CudaBackend, LossesMatchCpu) {

@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <numbers>
+#include <string>
+#include <vector>
 
 #include "nn_test_support.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
@@ -99,6 +101,34 @@ TEST(Losses, LabelSmoothingIsCrossEntropyAgainstTheSmoothedTarget) {
   }
   EXPECT_THROW(softmax_cross_entropy(logits, y, 1.0), std::invalid_argument);
   EXPECT_THROW(softmax_cross_entropy(logits, y, -0.1), std::invalid_argument);
+}
+
+TEST(Losses, PendingCrossEntropyOnTheCpuIsReadyWithTheLossSumAndTheCorrectCount) {
+  Generator g(11);
+  const Tensor logits = testing::random_tensor({6, 4}, g, -2, 2);
+  const std::vector<std::int64_t> y{0, 3, 1, 1, 2, 0};
+  const auto eager = softmax_cross_entropy(logits, y, 0.1);
+  const auto pending = softmax_cross_entropy_pending(logits, y, {}, 0.1);
+  ASSERT_TRUE(pending.sums->ready());
+  const auto values = pending.sums->wait();
+  ASSERT_EQ(values.size(), 2u);
+  EXPECT_EQ(values[0], eager.loss * 6.0);  // the sum, bit for bit what a trainer computed before
+  EXPECT_EQ(values[1], static_cast<double>(correct_predictions(logits, y)));
+  EXPECT_EQ(pending.grad.to_vector(), eager.grad.to_vector());
+  // Labels given on the device must be the logits' device and as many as the host labels.
+  DeviceLabels on_cpu(6, Device::cpu);
+  std::copy(y.begin(), y.end(), on_cpu.data());
+  EXPECT_EQ(softmax_cross_entropy_pending(logits, y, on_cpu).sums->wait(),
+            softmax_cross_entropy_pending(logits, y).sums->wait());
+  try {
+    (void)softmax_cross_entropy_pending(logits, y, DeviceLabels(5, Device::cpu));
+    FAIL() << "5 device labels for 6 rows were accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("5 device labels on cpu for 6 labels"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(DeviceLabels(0, Device::cpu), std::invalid_argument);
+  const std::vector<std::int64_t> out_of_range{0, 9, 1, 1, 2, 0};
+  EXPECT_THROW((void)softmax_cross_entropy_pending(logits, out_of_range), std::invalid_argument);
 }
 
 TEST(Losses, AccuracyCountsArgmax) {

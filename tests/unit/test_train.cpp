@@ -791,6 +791,10 @@ class HostImageSet final : public data::DeviceImageSet {
       if (labels != nullptr) labels[i] = dataset_.label(indices[i]);
     }
   }
+  void enqueue_batch(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed, float* images,
+                     std::int64_t* labels, void*) override {
+    transform_batch(indices, epoch, seed, images, labels);
+  }
   void transform_batch_to_host(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
                                std::span<float> images, std::span<std::int64_t> labels) override {
     transform_batch(indices, epoch, seed, images.data(), labels.data());
@@ -825,6 +829,11 @@ TEST(DeviceBatchSource, GivesTheLoadersBatchesOnEveryRankEpochAndResumePosition)
       const auto expected = reference.next();
       const auto batch = source.next();
       EXPECT_EQ(batch.labels, expected.labels) << where;
+      // The labels the set wrote beside the images (on the GPU, in place for the loss).
+      ASSERT_EQ(batch.device_labels.size(), std::ssize(expected.labels)) << where;
+      EXPECT_EQ(std::vector<std::int64_t>(batch.device_labels.data(), batch.device_labels.data() + batch.device_labels.size()),
+                expected.labels)
+          << where;
       EXPECT_EQ(batch.counted, expected.counted) << where;
       ASSERT_EQ(batch.inputs.shape(), expected.inputs.shape()) << where;
       EXPECT_EQ(batch.inputs.to_vector(), expected.inputs.to_vector()) << where;

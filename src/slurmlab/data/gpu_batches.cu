@@ -133,6 +133,24 @@ void synchronize(void* stream, const char* what) {
   check_cuda(cudaStreamSynchronize(as_stream(stream)), what);
 }
 
+void* create_event() {
+  cudaEvent_t event = nullptr;
+  check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
+  return event;
+}
+
+void destroy_event(void* event) noexcept {
+  if (event) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
+void record_event(void* event, void* stream, const char* what) {
+  check_cuda(cudaEventRecord(static_cast<cudaEvent_t>(event), as_stream(stream)), what);
+}
+
+void wait_event(void* event, const char* what) {
+  check_cuda(cudaEventSynchronize(static_cast<cudaEvent_t>(event)), what);
+}
+
 void launch_transform(const std::uint8_t* images, const std::int64_t* labels, const SampleJob* jobs, int samples,
                       const KernelShape& shape, const float* scale, const float* bias, float* out,
                       std::int64_t* out_labels, void* stream) {

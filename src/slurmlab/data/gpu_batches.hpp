@@ -13,7 +13,12 @@
 //     the free device memory). Batch buffers are the caller's (device memory), or the set's
 //     own scratch for transform_batch_to_host().
 //   Streams and threads: one CUDA stream per set; transform_batch() enqueues on it and returns
-//     when the batch is complete. Not thread-safe: one set per rank, used by its training loop.
+//     when the batch is complete. enqueue_batch() queues on the caller's stream instead (the
+//     training loop passes nn::cuda_stream()) and returns at once: the batch is ready for the
+//     work queued after it there, with no synchronisation per step. Its per-batch random
+//     choices go up through a ring of page-locked buffers (kRingSlots batches in flight; the
+//     host waits only when it is that far ahead). Not thread-safe: one set per rank, used by
+//     its training loop.
 //   Errors: a set without one shape (image folders) or one that does not fit throws
 //     slurmlab::UsageError naming the sizes and the fix; CUDA failures std::runtime_error
 //     naming the call; built without CUDA, make_cuda_device_image_set() throws
@@ -40,6 +45,10 @@ class DeviceImageSet {
   // the labels (a caller that has them on the host).
   virtual void transform_batch(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
                                float* device_images, std::int64_t* device_labels) = 0;
+  // The same, queued on `stream` (a cudaStream_t on the set's device) without waiting.
+  virtual void enqueue_batch(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
+                             float* device_images, std::int64_t* device_labels, void* stream) = 0;
+  static constexpr int kRingSlots = 4;
   // The same, copied back to host memory (tests and tools).
   virtual void transform_batch_to_host(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
                                        std::span<float> images, std::span<std::int64_t> labels) = 0;

@@ -44,6 +44,21 @@ DeviceBuffer<T> device_buffer(std::size_t count, const char* what) {
 struct StreamDestroy {
   void operator()(void* stream) const noexcept { dev::destroy_stream(stream); }
 };
+struct EventDestroy {
+  void operator()(void* event) const noexcept { dev::destroy_event(event); }
+};
+struct PinnedRelease {
+  void operator()(void* pointer) const noexcept { dev::release_pinned(pointer); }
+};
+
+// One batch's random choices on their way up: page-locked host jobs, their device copy, and
+// the event recorded after the kernel that read them (both may be reused once it has passed).
+struct JobSlot {
+  std::unique_ptr<dev::SampleJob, PinnedRelease> host;
+  DeviceBuffer<dev::SampleJob> device;
+  std::size_t capacity = 0;
+  std::unique_ptr<void, EventDestroy> done;
+};
 
 class CudaDeviceImageSet final : public DeviceImageSet {
  public:
@@ -106,23 +121,38 @@ class CudaDeviceImageSet final : public DeviceImageSet {
 
   void transform_batch(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
                        float* device_images, std::int64_t* device_labels) override {
+    enqueue_batch(indices, epoch, seed, device_images, device_labels, stream_.get());
+    dev::synchronize(stream_.get(), "transform kernel");
+  }
+
+  void enqueue_batch(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
+                     float* device_images, std::int64_t* device_labels, void* stream) override {
     if (indices.empty()) return;
     dev::set_device(device_);
-    jobs_host_.resize(indices.size());
+    JobSlot& slot = ring_[next_slot_];
+    next_slot_ = (next_slot_ + 1) % kRingSlots;
+    // The kernel that last read this slot (kRingSlots batches ago) must be done with it: the
+    // host waits only when it runs that far ahead of the device.
+    if (!slot.done) slot.done.reset(dev::create_event());
+    dev::wait_event(slot.done.get(), "batch jobs still in use");
+    if (slot.capacity < indices.size()) {
+      slot.host.reset();
+      slot.device.reset();
+      slot.capacity = 0;
+      slot.host.reset(static_cast<dev::SampleJob*>(
+          dev::allocate_pinned(indices.size() * sizeof(dev::SampleJob), "cudaHostAlloc (batch jobs)")));
+      slot.device = device_buffer<dev::SampleJob>(indices.size(), "cudaMalloc (batch jobs)");
+      slot.capacity = indices.size();
+    }
     for (std::size_t i = 0; i < indices.size(); ++i) {
       const auto choices = transform_.choices(input_shape_, seed, epoch, indices[i]);
-      jobs_host_[i] = {indices[i], choices.top, choices.left, choices.flip ? 1 : 0, 0};
+      slot.host.get()[i] = {indices[i], choices.top, choices.left, choices.flip ? 1 : 0, 0};
     }
-    if (jobs_capacity_ < indices.size()) {
-      jobs_ = device_buffer<dev::SampleJob>(indices.size(), "cudaMalloc (batch jobs)");
-      jobs_capacity_ = indices.size();
-    }
-    dev::copy_to_device(jobs_.get(), jobs_host_.data(), indices.size() * sizeof(dev::SampleJob), stream_.get(),
-                        "cudaMemcpy (batch jobs)");
-    dev::launch_transform(images_.get(), labels_.get(), jobs_.get(), static_cast<int>(indices.size()), shape_,
-                          normalize_.get(), normalize_.get() + shape_.channels, device_images, device_labels,
-                          stream_.get());
-    dev::synchronize(stream_.get(), "transform kernel");
+    dev::copy_to_device(slot.device.get(), slot.host.get(), indices.size() * sizeof(dev::SampleJob), stream,
+                        "cudaMemcpyAsync (batch jobs)");
+    dev::launch_transform(images_.get(), labels_.get(), slot.device.get(), static_cast<int>(indices.size()), shape_,
+                          normalize_.get(), normalize_.get() + shape_.channels, device_images, device_labels, stream);
+    dev::record_event(slot.done.get(), stream, "cudaEventRecord (batch jobs)");
   }
 
   void transform_batch_to_host(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,
@@ -155,9 +185,8 @@ class CudaDeviceImageSet final : public DeviceImageSet {
   DeviceBuffer<std::uint8_t> images_;
   DeviceBuffer<std::int64_t> labels_;
   DeviceBuffer<float> normalize_;  // channels scales, then channels biases
-  DeviceBuffer<dev::SampleJob> jobs_;
-  std::size_t jobs_capacity_ = 0;
-  std::vector<dev::SampleJob> jobs_host_;
+  JobSlot ring_[kRingSlots];
+  int next_slot_ = 0;
   DeviceBuffer<float> staging_images_;  // device buffers behind transform_batch_to_host
   DeviceBuffer<std::int64_t> staging_labels_;
   std::size_t staging_capacity_ = 0;

@@ -32,6 +32,12 @@ void destroy_stream(void* stream) noexcept;
 void copy_to_device(void* device, const void* host, std::size_t bytes, void* stream, const char* what);
 void copy_to_host(void* host, const void* device, std::size_t bytes, void* stream, const char* what);
 void synchronize(void* stream, const char* what);
+// Events (cudaEvent_t without timing): recorded on a stream, waited for by the host; an event
+// never recorded counts as done.
+void* create_event();
+void destroy_event(void* event) noexcept;
+void record_event(void* event, void* stream, const char* what);
+void wait_event(void* event, const char* what);
 
 // out[s, c, y, x] for every sample s of `jobs` (device), as ImageTransform::apply computes it;
 // out_labels[s] = labels[jobs[s].index] unless out_labels is null. `scale` and `bias`: per

@@ -1,6 +1,7 @@
 #include "slurmlab/train/module.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "slurmlab/nn/cuda/device.hpp"
@@ -129,8 +130,14 @@ TrainBatch DeviceBatchSource::next() {
   position_ = sampler_.next(position_);
   const auto shape = set_.transform().output_shape();
   batch.inputs = nn::Tensor({std::ssize(indices), shape.channels, shape.height, shape.width}, device_);
-  nn::synchronize(device_);
-  set_.transform_batch(indices, epoch, seed_, batch.inputs.device_data(), nullptr);
+  batch.device_labels = nn::DeviceLabels(std::ssize(indices), device_);
+  if (device_ == nn::Device::cuda) {
+    // Queued on nn's stream, before the step that reads it: no waiting here.
+    set_.enqueue_batch(indices, epoch, seed_, batch.inputs.device_data(), batch.device_labels.data(),
+                       nn::cuda_stream());
+  } else {
+    set_.transform_batch(indices, epoch, seed_, batch.inputs.device_data(), batch.device_labels.data());
+  }
   batch.labels.reserve(indices.size());
   for (const auto i : indices) batch.labels.push_back(dataset_.label(i));
   return batch;
@@ -177,13 +184,28 @@ StepResult NetworkModule::step(const TrainBatch& batch, nn::Mode mode) {
   const nn::Tensor output = all_rows ? forward.output : leading_rows(forward.output, result.samples);
   const std::span<const std::int64_t> labels(batch.labels.data(),
                                              batch.labels.empty() ? 0 : static_cast<std::size_t>(result.samples));
-  nn::LossResult loss;
   if (loss_ == LossKind::softmax_cross_entropy) {
-    loss = nn::softmax_cross_entropy(output, labels, mode == nn::Mode::train ? label_smoothing_ : 0.0);
-    result.sums["accuracy"] = static_cast<double>(nn::correct_predictions(output, labels));
-  } else {
-    loss = nn::mse_loss(output, all_rows ? batch.targets.to(device_) : leading_rows(batch.targets, result.samples));
+    // Loss and accuracy stay on a GPU until read (no synchronisation per step); the device
+    // labels serve when every row is used.
+    auto loss = nn::softmax_cross_entropy_pending(output, labels, all_rows ? batch.device_labels : nn::DeviceLabels{},
+                                                  mode == nn::Mode::train ? label_smoothing_ : 0.0);
+    if (mode == nn::Mode::train) network_.backward(*forward.context, loss.grad);
+    const auto fill = [sums = loss.sums](StepResult& r) {
+      const auto values = sums->wait();
+      r.loss_sum = values.at(0);
+      r.sums["accuracy"] = values.at(1);
+    };
+    if (loss.sums->ready()) {
+      fill(result);
+    } else {
+      result.loss_sum = std::nan("");  // until resolved()
+      result.sums["accuracy"] = std::nan("");
+      result.complete = fill;
+    }
+    return result;
   }
+  const auto loss =
+      nn::mse_loss(output, all_rows ? batch.targets.to(device_) : leading_rows(batch.targets, result.samples));
   result.loss_sum = loss.loss * static_cast<double>(result.samples);
   if (mode == nn::Mode::train) network_.backward(*forward.context, loss.grad);
   return result;

@@ -29,6 +29,7 @@
 #include "slurmlab/data/sampler.hpp"
 #include "slurmlab/nn/distributed/data_parallel.hpp"
 #include "slurmlab/nn/layers/layer.hpp"
+#include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
 #include "slurmlab/nn/serialize/checkpoint.hpp"
 
@@ -39,6 +40,9 @@ namespace slurmlab::train {
 struct TrainBatch {
   nn::Tensor inputs;
   std::vector<std::int64_t> labels;
+  // The same labels on the inputs' GPU, when the source put them there (DeviceBatchSource):
+  // the loss reads them in place. Undefined: the host labels are used.
+  nn::DeviceLabels device_labels;
   nn::Tensor targets;
   // Per-row loss weights [n] for modules with a weighted loss (FusedMlpModule); undefined: none.
   nn::Tensor weights;
@@ -123,9 +127,11 @@ class LoaderBatchSource final : public BatchSource {
 // batch source: the same batches as a BatchLoader over `dataset` with the set's transform,
 // `sampler` and `seed` (indices, random crops and flips, labels, padding), but each batch's
 // images are made by the set's kernel straight into a tensor on `device`, so a training step
-// has no host decode and no host-to-device copy of images. Labels come from `dataset` on the
-// host. The set and the data set are borrowed. Before writing into a new tensor it waits for
-// nn's stream (the set has its own), so a block the allocator hands back is no longer read.
+// has no host decode and no host-to-device copy of images; the set also writes the labels
+// beside them (TrainBatch::device_labels; the host labels come from `dataset`). On CUDA the
+// kernel is queued on nn's stream (DeviceImageSet::enqueue_batch), so next() does not wait
+// for the device: stream order keeps the allocator's reused blocks and the step that reads
+// the batch in line. The set and the data set are borrowed.
 class DeviceBatchSource final : public BatchSource {
  public:
   DeviceBatchSource(data::DeviceImageSet& set, const data::ImageDataset& dataset, data::ShardedSampler sampler,

@@ -247,6 +247,7 @@ std::string describe_cuda() { return cuda::Context::get().describe(); }
 void synchronize(Device device) {
   if (device == Device::cuda) cuda::Context::get().synchronize();
 }
+void* cuda_stream() { return cuda::Context::get().stream(); }
 std::size_t cuda_peak_bytes() { return cuda::peak_bytes; }
 void reset_cuda_peak_bytes() {
   cuda::peak_bytes = cuda::allocator().statistics().bytes_in_use + cuda::workspace_in_use;

@@ -59,6 +59,10 @@ CudaOptions cuda_options();
 std::string describe_cuda();
 // Waits for all queued work on `device` (no-op for the CPU).
 void synchronize(Device device);
+// nn's CUDA stream (a cudaStream_t), on which every nn kernel, copy and library call of the
+// process is queued: other libraries queue work that nn's tensors depend on here, and need
+// no synchronisation. Creates the default context on first use; throws without CUDA.
+void* cuda_stream();
 // Peak bytes of device memory handed out by the CUDA allocator since the last reset (tensor
 // storage and the workspace), and its reset.
 std::size_t cuda_peak_bytes();

@@ -24,6 +24,9 @@ std::string describe_cuda() {
 void synchronize(Device device) {
   if (device == Device::cuda) throw std::runtime_error(kNoCudaBackend);
 }
+void* cuda_stream() {
+  throw std::runtime_error(kNoCudaBackend);
+}
 std::size_t cuda_peak_bytes() {
   return 0;
 }

@@ -135,6 +135,9 @@ void NcclGradientReducer::wait_for(const std::string& what, CUevent_st* done) {
     if (query != cudaErrorNotReady) {
       fail("NCCL " + what + " on rank " + std::to_string(rank_) + ": CUDA error " + cudaGetErrorString(query));
     }
+    // Not ready is no error, but it stays the thread's last error and would fail the next
+    // kernel launch's cudaGetLastError check: cleared (as PyTorch does, pytorch#18584).
+    (void)cudaGetLastError();
     const ncclResult_t state = async_state(comm_);
     if (state != ncclSuccess && state != ncclInProgress) {
       fail("NCCL " + what + " failed on rank " + std::to_string(rank_) + ": " + nccl_text(state) + " (" +

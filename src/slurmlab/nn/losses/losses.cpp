@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "slurmlab/nn/losses/losses_cuda.hpp"
 
@@ -113,6 +114,56 @@ LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int6
   }
   result.loss /= static_cast<double>(n);
   return result;
+}
+
+namespace {
+
+class ReadyScalars final : public PendingScalars {
+ public:
+  explicit ReadyScalars(std::vector<double> values) : values_(std::move(values)) {}
+  bool ready() const override { return true; }
+  std::vector<double> wait() const override { return values_; }
+
+ private:
+  std::vector<double> values_;
+};
+
+}  // namespace
+
+DeviceLabels::DeviceLabels(std::int64_t count, Device device)
+    : storage_(count > 0 ? Tensor({count * 2}, device) : Tensor()), count_(count) {
+  static_assert(sizeof(std::int64_t) == 2 * sizeof(float));
+  if (count <= 0) throw std::invalid_argument("DeviceLabels: a label count must be positive, not " + std::to_string(count));
+}
+
+std::int64_t* DeviceLabels::data() {
+  return storage_.defined() ? reinterpret_cast<std::int64_t*>(storage_.device_data()) : nullptr;
+}
+const std::int64_t* DeviceLabels::data() const {
+  return storage_.defined() ? reinterpret_cast<const std::int64_t*>(storage_.device_data()) : nullptr;
+}
+
+ClassificationLoss softmax_cross_entropy_pending(const Tensor& logits, std::span<const std::int64_t> labels,
+                                                 const DeviceLabels& device_labels, double label_smoothing) {
+  if (device_labels.defined() &&
+      (device_labels.device() != logits.device() || device_labels.size() != static_cast<std::int64_t>(labels.size()))) {
+    throw std::invalid_argument("softmax_cross_entropy_pending: " + std::to_string(device_labels.size()) +
+                                " device labels on " + to_string(device_labels.device()) + " for " +
+                                std::to_string(labels.size()) + " labels and logits on " + to_string(logits.device()));
+  }
+  if (logits.device() == Device::cuda) {
+    check_classification(logits, labels, "softmax_cross_entropy");
+    if (logits.size(0) == 0) throw std::invalid_argument("softmax_cross_entropy: empty batch");
+    if (!(label_smoothing >= 0.0 && label_smoothing < 1.0)) {
+      throw std::invalid_argument("softmax_cross_entropy: label_smoothing must be in [0, 1), not " +
+                                  std::to_string(label_smoothing));
+    }
+    return cuda::softmax_cross_entropy_pending(logits, labels, device_labels, label_smoothing);
+  }
+  auto loss = softmax_cross_entropy(logits, labels, label_smoothing);
+  const auto correct = static_cast<double>(correct_predictions(logits, labels));
+  const double loss_sum = loss.loss * static_cast<double>(logits.size(0));
+  return {std::move(loss.grad), std::make_shared<ReadyScalars>(std::vector<double>{loss_sum, correct})};
 }
 
 std::int64_t correct_predictions(const Tensor& logits, std::span<const std::int64_t> labels) {

@@ -12,5 +12,7 @@ namespace slurmlab::nn::cuda {
 LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<const float> sample_weights);
 LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels, double label_smoothing);
 std::int64_t correct_predictions(const Tensor& logits, std::span<const std::int64_t> labels);
+ClassificationLoss softmax_cross_entropy_pending(const Tensor& logits, std::span<const std::int64_t> labels,
+                                                 const DeviceLabels& device_labels, double label_smoothing);
 
 }  // namespace slurmlab::nn::cuda

@@ -15,5 +15,9 @@ LossResult softmax_cross_entropy(const Tensor&, std::span<const std::int64_t>, d
 std::int64_t correct_predictions(const Tensor&, std::span<const std::int64_t>) {
   throw std::runtime_error(kNoCudaBackend);
 }
+ClassificationLoss softmax_cross_entropy_pending(const Tensor&, std::span<const std::int64_t>, const DeviceLabels&,
+                                                 double) {
+  throw std::runtime_error(kNoCudaBackend);
+}
 
 }  // namespace slurmlab::nn::cuda
