@@ -270,6 +270,22 @@ TEST_F(CudaBackend, GradientClippingMatchesCpu) {
   EXPECT_NEAR(gpu_norm, cpu_norm, 1e-6 * cpu_norm);
   for (std::size_t i = 0; i < cpu_parameters.size(); ++i)
     EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), 1e-6);
+  // Scaling (accumulation) and clamping (clip by value) on the device: the CPU's bits, from
+  // the same gradients again.
+  for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
+    Tensor g = random_tensor(cpu_parameters[i].parameter->grad.shape(), grads, -3.0f, 3.0f);
+    cpu_parameters[i].parameter->grad.copy_from(g);
+    gpu_parameters[i].parameter->grad.copy_from(g);
+  }
+  scale_gradients(cpu_parameters, 3.0f);
+  scale_gradients(gpu_parameters, 3.0f);
+  clamp_gradients(cpu_parameters, 0.05f);
+  clamp_gradients(gpu_parameters, 0.05f);
+  for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
+    EXPECT_EQ(gpu_parameters[i].parameter->grad.to(Device::cpu).to_vector(),
+              cpu_parameters[i].parameter->grad.to_vector())
+        << cpu_parameters[i].name;
+  }
 }
 
 TEST_F(CudaBackend, Bf16MixedPrecisionStaysCloseToFloat32) {

@@ -416,6 +416,24 @@ TEST(Clipping, GlobalNormScalesEveryGradientTogether) {
   EXPECT_NEAR(b.grad.data()[0], 0.8, 1e-6);
 }
 
+TEST(Clipping, ScaleAndClampEveryGradientElement) {
+  Parameter a(Shape{3}), b(Shape{2});
+  const float nan = std::nanf("");
+  const std::vector<float> start_a{3.0f, -0.5f, -7.0f}, start_b{nan, 1.5f};
+  std::copy(start_a.begin(), start_a.end(), a.grad.data());
+  std::copy(start_b.begin(), start_b.end(), b.grad.data());
+  std::vector<NamedParameter> params{{"a", &a}, {"b", &b}};
+  scale_gradients(params, 0.25f);
+  EXPECT_EQ(a.grad.to_vector(), (std::vector<float>{0.75f, -0.125f, -1.75f}));
+  EXPECT_TRUE(std::isnan(b.grad.data()[0]));
+  EXPECT_EQ(b.grad.data()[1], 0.375f);
+  clamp_gradients(params, 1.0f);
+  EXPECT_EQ(a.grad.to_vector(), (std::vector<float>{0.75f, -0.125f, -1.0f}));
+  EXPECT_TRUE(std::isnan(b.grad.data()[0]));  // as std::clamp and PyTorch's clamp
+  EXPECT_EQ(b.grad.data()[1], 0.375f);
+  EXPECT_THROW(clamp_gradients(params, 0.0f), std::invalid_argument);
+}
+
 TEST(Training, AdamFitsALineWithAnMlp) {
   // End to end: a 1-16-1 tanh MLP fits y = 2x - 1 on [-1, 1] to a small error.
   Generator g(5);

@@ -34,22 +34,6 @@ class PhaseTimer {
   Clock::time_point start_;
 };
 
-// Applies `change` to every gradient element; device gradients go through the host (clipping
-// by value and accumulation scaling are one pass over the gradients, rare next to the steps).
-template <typename Change>
-void for_each_gradient(const std::vector<nn::NamedParameter>& parameters, Change change) {
-  for (const auto& p : parameters) {
-    nn::Tensor& grad = p.parameter->grad;
-    if (grad.device() == nn::Device::cpu) {
-      for (float& g : grad.span()) g = change(g);
-    } else {
-      nn::Tensor host = grad.to(nn::Device::cpu);
-      for (float& g : host.span()) g = change(g);
-      grad.copy_from(host);
-    }
-  }
-}
-
 // Every rank's `text`, in rank order, on rank 0 (empty elsewhere); just `text` on one process.
 std::vector<std::string> gather_on_root(MPI_Comm communicator, const std::string& text) {
   if (communicator == MPI_COMM_NULL) return {text};
@@ -185,8 +169,7 @@ void Trainer::optimizer_step(TrainableModule& module, std::int64_t micro_batches
     // the mean over the larger batch (equal micro-batches), as in Lightning.
     PhaseTimer timer(profile_.optimizer);
     if (micro_batches > 1) {
-      const float scale = 1.0f / static_cast<float>(micro_batches);
-      for_each_gradient(parameters, [scale](float g) { return g * scale; });
+      nn::scale_gradients(parameters, 1.0f / static_cast<float>(micro_batches));
     }
   }
   {
@@ -195,10 +178,7 @@ void Trainer::optimizer_step(TrainableModule& module, std::int64_t micro_batches
   }
   {
     PhaseTimer timer(profile_.optimizer);
-    if (options_.gradient_clip_value) {
-      const auto limit = static_cast<float>(*options_.gradient_clip_value);
-      for_each_gradient(parameters, [limit](float g) { return std::clamp(g, -limit, limit); });
-    }
+    if (options_.gradient_clip_value) nn::clamp_gradients(parameters, static_cast<float>(*options_.gradient_clip_value));
     if (options_.gradient_clip_norm) nn::clip_gradient_norm(parameters, *options_.gradient_clip_norm);
     if (options_.schedule && options_.schedule_interval == ScheduleInterval::step) {
       optimizer.set_learning_rate(options_.schedule->at(position_.step));

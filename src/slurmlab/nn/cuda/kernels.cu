@@ -290,6 +290,14 @@ __global__ void scale_all_kernel(TensorList list, float factor) {
   }
 }
 
+__global__ void clamp_all_kernel(TensorList list, float limit) {
+  SLURMLAB_GRID_STRIDE(k, list.total) {
+    const int t = tensor_of(list.offsets, list.count, k);
+    float& g = list.grads[t][k - list.offsets[t]];
+    g = g < -limit ? -limit : (g > limit ? limit : g);
+  }
+}
+
 __global__ void to_bf16_kernel(const float* x, std::uint16_t* y, std::int64_t n) {
   SLURMLAB_GRID_STRIDE(i, n) {
     const __nv_bfloat16 b = __float2bfloat16_rn(x[i]);
@@ -439,6 +447,11 @@ void scale_all(const TensorList& tensors, float factor, cudaStream_t stream) {
   if (tensors.total <= 0) return;
   scale_all_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, factor);
   check_launch("scale_all_kernel");
+}
+void clamp_all(const TensorList& tensors, float limit, cudaStream_t stream) {
+  if (tensors.total <= 0) return;
+  clamp_all_kernel<<<blocks_for(tensors.total), kThreads, 0, stream>>>(tensors, limit);
+  check_launch("clamp_all_kernel");
 }
 void float_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, cudaStream_t stream) {
   if (n <= 0) return;

@@ -80,6 +80,8 @@ void adam_step(const TensorList& tensors, const AdamStep& step, cudaStream_t str
 void squared_norm(const TensorList& tensors, double* out_sum, cudaStream_t stream);
 // grad *= factor over all tensors.
 void scale_all(const TensorList& tensors, float factor, cudaStream_t stream);
+// grad clamped into [-limit, limit] over all tensors (a NaN stays NaN, as std::clamp).
+void clamp_all(const TensorList& tensors, float limit, cudaStream_t stream);
 
 // Mixed precision: bf16 copies of fp32 tensors and back (round to nearest even).
 void float_to_bf16(const float* x, std::uint16_t* y, std::int64_t n, cudaStream_t stream);

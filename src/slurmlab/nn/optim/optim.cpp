@@ -207,9 +207,28 @@ std::unique_ptr<Optimizer> make_adamw(std::vector<NamedParameter> parameters, do
   return std::make_unique<Adam>(std::move(parameters), options);
 }
 
+namespace {
+bool on_cuda(const std::vector<NamedParameter>& parameters) {
+  return !parameters.empty() && parameters.front().parameter->grad.device() == Device::cuda;
+}
+}  // namespace
+
+void scale_gradients(const std::vector<NamedParameter>& parameters, float factor) {
+  if (on_cuda(parameters)) return cuda::scale_gradients(parameters, factor);
+  for (const auto& p : parameters)
+    for (float& g : p.parameter->grad.span()) g *= factor;
+}
+
+void clamp_gradients(const std::vector<NamedParameter>& parameters, float limit) {
+  if (!(limit > 0.0f)) throw std::invalid_argument("gradient clipping: the value limit must be positive");
+  if (on_cuda(parameters)) return cuda::clamp_gradients(parameters, limit);
+  for (const auto& p : parameters)
+    for (float& g : p.parameter->grad.span()) g = std::clamp(g, -limit, limit);
+}
+
 double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm) {
   if (!(max_norm > 0.0)) throw std::invalid_argument("gradient clipping: max norm must be positive");
-  if (!parameters.empty() && parameters.front().parameter->grad.device() == Device::cuda) return cuda::clip_gradient_norm(parameters, max_norm);
+  if (on_cuda(parameters)) return cuda::clip_gradient_norm(parameters, max_norm);
   double squares = 0.0;
   for (const auto& p : parameters)
     for (float g : p.parameter->grad.span()) squares += static_cast<double>(g) * g;

@@ -94,5 +94,11 @@ std::unique_ptr<Optimizer> make_adamw(std::vector<NamedParameter> parameters, do
 // Scales all gradients together so that their global L2 norm is at most max_norm (PyTorch's
 // clip_grad_norm_, Lightning's gradient_clip_val); returns the norm before clipping.
 double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm);
+// Every gradient element times `factor` (the trainer's average over accumulated batches), on
+// the gradients' device, without waiting for it.
+void scale_gradients(const std::vector<NamedParameter>& parameters, float factor);
+// Every gradient element clamped into [-limit, limit] (PyTorch's clip_grad_value_; a NaN stays
+// NaN), on the gradients' device, without waiting for it. limit > 0, else std::invalid_argument.
+void clamp_gradients(const std::vector<NamedParameter>& parameters, float limit);
 
 }  // namespace slurmlab::nn

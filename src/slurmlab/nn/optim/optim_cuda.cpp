@@ -150,11 +150,23 @@ void adam_step(const std::vector<NamedParameter>& parameters, std::vector<Tensor
   cuda_kernels::adam_step(list, step, stream());
 }
 
-double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm) {
-  // Clipping runs every step of a training that uses it: keep the tables of the last
-  // parameter list (rebuilt, with two host copies, only when it changes).
+// The gradient operations below run every step of a training that uses them: they share the
+// tables of the last parameter list (rebuilt, with two host copies, only when it changes).
+cuda_kernels::TensorList& gradient_tables(const std::vector<NamedParameter>& parameters) {
   static std::shared_ptr<void> state;
-  const auto& list = fused_tables(state, parameters, nullptr, nullptr);
+  return fused_tables(state, parameters, nullptr, nullptr);
+}
+
+void scale_gradients(const std::vector<NamedParameter>& parameters, float factor) {
+  cuda_kernels::scale_all(gradient_tables(parameters), factor, stream());
+}
+
+void clamp_gradients(const std::vector<NamedParameter>& parameters, float limit) {
+  cuda_kernels::clamp_all(gradient_tables(parameters), limit, stream());
+}
+
+double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm) {
+  const auto& list = gradient_tables(parameters);
   double* sum = Context::get().scalar_doubles() + 1;
   SLURMLAB_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream()));
   cuda_kernels::squared_norm(list, sum, stream());

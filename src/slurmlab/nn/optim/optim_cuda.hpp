@@ -18,5 +18,7 @@ void adam_step(const std::vector<NamedParameter>& parameters, std::vector<Tensor
                std::vector<Tensor>& exp_avg_sq, const AdamOptions& options, double learning_rate,
                std::int64_t steps_taken, std::shared_ptr<void>& state);
 double clip_gradient_norm(const std::vector<NamedParameter>& parameters, double max_norm);
+void scale_gradients(const std::vector<NamedParameter>& parameters, float factor);
+void clamp_gradients(const std::vector<NamedParameter>& parameters, float limit);
 
 }  // namespace slurmlab::nn::cuda

@@ -17,5 +17,11 @@ void adam_step(const std::vector<NamedParameter>&, std::vector<Tensor>&, std::ve
 double clip_gradient_norm(const std::vector<NamedParameter>&, double) {
   throw std::runtime_error(kNoCudaBackend);
 }
+void scale_gradients(const std::vector<NamedParameter>&, float) {
+  throw std::runtime_error(kNoCudaBackend);
+}
+void clamp_gradients(const std::vector<NamedParameter>&, float) {
+  throw std::runtime_error(kNoCudaBackend);
+}
 
 }  // namespace slurmlab::nn::cuda
