@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "slurmlab/cluster/gpu_probe.hpp"
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/data/gpu_batches.hpp"
 #include "slurmlab/data/sampler.hpp"
 #include "slurmlab/nn/tensor/device_memory.hpp"
@@ -116,6 +117,39 @@ TEST(DeviceBatchSource, EqualsTheLoaderBatchSourceOnTheGpu) {
     expected.push_back(reference.next());
   }
   for (std::size_t b = 0; b < queued.size(); ++b) compare(queued[b], expected[b], "queued batch " + std::to_string(b));
+}
+
+// A set on another GPU than nn's is refused before any batch (its kernels could not run on
+// nn's stream, and switching devices would send nn's allocations to the wrong GPU).
+TEST(DeviceBatchSource, RefusesASetOnAnotherGpuThanNns) {
+  SKIP_WITHOUT_GPU();
+  const ImageShape shape{1, 8, 8};
+  slurmlab::testing::InMemoryImages data(16, {shape}, 2, 3);
+  const ImageTransform transform(TransformOptions{}, shape.channels, shape);
+  auto set = make_cuda_device_image_set(data, transform, 0);
+  class Elsewhere final : public DeviceImageSet {
+   public:
+    explicit Elsewhere(DeviceImageSet& inner) : inner_(inner) {}
+    std::int64_t device_bytes() const override { return inner_.device_bytes(); }
+    int device() const override { return 7; }
+    std::string describe() const override { return "on GPU 7"; }
+    const ImageTransform& transform() const override { return inner_.transform(); }
+    void transform_batch(std::span<const std::int64_t>, std::int64_t, std::uint64_t, float*, std::int64_t*) override {}
+    void enqueue_batch(std::span<const std::int64_t>, std::int64_t, std::uint64_t, float*, std::int64_t*,
+                       void*) override {}
+    void transform_batch_to_host(std::span<const std::int64_t>, std::int64_t, std::uint64_t, std::span<float>,
+                                 std::span<std::int64_t>) override {}
+
+   private:
+    DeviceImageSet& inner_;
+  } elsewhere(*set);
+  const ShardedSampler sampler(data.size(), 8, 1, 0, 1, LastBatch::pad);
+  try {
+    train::DeviceBatchSource source(elsewhere, data, sampler, 5, nn::Device::cuda);
+    FAIL() << "a set on GPU 7 was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("is on GPU 7 but nn computes on GPU 0"), std::string::npos) << e.what();
+  }
 }
 
 // The loader's path to the GPU (sets that are not resident): LoaderBatchSource copies each

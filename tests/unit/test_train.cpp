@@ -779,6 +779,7 @@ class HostImageSet final : public data::DeviceImageSet {
   HostImageSet(const data::ImageDataset& dataset, data::ImageTransform transform)
       : dataset_(dataset), transform_(std::move(transform)) {}
   std::int64_t device_bytes() const override { return 0; }
+  int device() const override { return 0; }
   std::string describe() const override { return "host stand-in"; }
   const data::ImageTransform& transform() const override { return transform_; }
   void transform_batch(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed, float* images,

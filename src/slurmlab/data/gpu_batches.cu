@@ -15,7 +15,9 @@ namespace slurmlab::data::device_batches {
 namespace {
 
 void check_cuda(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
+  if (status == cudaSuccess) return;
+  (void)cudaGetLastError();  // reported here, not left for the next launch check to blame
+  throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
 }
 
 cudaStream_t as_stream(void* stream) {
@@ -149,6 +151,18 @@ void record_event(void* event, void* stream, const char* what) {
 
 void wait_event(void* event, const char* what) {
   check_cuda(cudaEventSynchronize(static_cast<cudaEvent_t>(event)), what);
+}
+
+void wait_event_quietly(void* event) noexcept {
+  if (event) (void)cudaEventSynchronize(static_cast<cudaEvent_t>(event));
+  (void)cudaGetLastError();
+}
+
+void settle_after_failure(void* event, void* stream) noexcept {
+  if (cudaEventRecord(static_cast<cudaEvent_t>(event), as_stream(stream)) != cudaSuccess) {
+    (void)cudaStreamSynchronize(as_stream(stream));
+  }
+  (void)cudaGetLastError();
 }
 
 void launch_transform(const std::uint8_t* images, const std::int64_t* labels, const SampleJob* jobs, int samples,

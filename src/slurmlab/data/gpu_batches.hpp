@@ -37,6 +37,7 @@ class DeviceImageSet {
  public:
   virtual ~DeviceImageSet() = default;
   virtual std::int64_t device_bytes() const = 0;  // of the uploaded set
+  virtual int device() const = 0;                 // the CUDA ordinal it lives on
   virtual std::string describe() const = 0;
   virtual const ImageTransform& transform() const = 0;
   // Transforms the samples `indices` (data set indices, host memory) of `epoch` into

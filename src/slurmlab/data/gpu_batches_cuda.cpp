@@ -115,7 +115,17 @@ class CudaDeviceImageSet final : public DeviceImageSet {
         dataset.describe() + " on GPU " + std::to_string(device) + " (" + std::to_string(bytes_ >> 20) + " MiB)";
   }
 
+  ~CudaDeviceImageSet() override {
+    // Kernels queued on a caller's stream may still read the set and the ring: each slot's
+    // event follows its last kernel.
+    for (auto& slot : ring_)
+      if (slot.done) dev::wait_event_quietly(slot.done.get());
+  }
+  CudaDeviceImageSet(const CudaDeviceImageSet&) = delete;
+  CudaDeviceImageSet& operator=(const CudaDeviceImageSet&) = delete;
+
   std::int64_t device_bytes() const override { return bytes_; }
+  int device() const override { return device_; }
   std::string describe() const override { return description_; }
   const ImageTransform& transform() const override { return transform_; }
 
@@ -148,11 +158,19 @@ class CudaDeviceImageSet final : public DeviceImageSet {
       const auto choices = transform_.choices(input_shape_, seed, epoch, indices[i]);
       slot.host.get()[i] = {indices[i], choices.top, choices.left, choices.flip ? 1 : 0, 0};
     }
-    dev::copy_to_device(slot.device.get(), slot.host.get(), indices.size() * sizeof(dev::SampleJob), stream,
-                        "cudaMemcpyAsync (batch jobs)");
-    dev::launch_transform(images_.get(), labels_.get(), slot.device.get(), static_cast<int>(indices.size()), shape_,
-                          normalize_.get(), normalize_.get() + shape_.channels, device_images, device_labels, stream);
-    dev::record_event(slot.done.get(), stream, "cudaEventRecord (batch jobs)");
+    try {
+      dev::copy_to_device(slot.device.get(), slot.host.get(), indices.size() * sizeof(dev::SampleJob), stream,
+                          "cudaMemcpyAsync (batch jobs)");
+      dev::launch_transform(images_.get(), labels_.get(), slot.device.get(), static_cast<int>(indices.size()),
+                            shape_, normalize_.get(), normalize_.get() + shape_.channels, device_images,
+                            device_labels, stream);
+      dev::record_event(slot.done.get(), stream, "cudaEventRecord (batch jobs)");
+    } catch (...) {
+      // The copy may be queued while its event is an older one: cover it before the slot is
+      // reused or freed.
+      dev::settle_after_failure(slot.done.get(), stream);
+      throw;
+    }
   }
 
   void transform_batch_to_host(std::span<const std::int64_t> indices, std::int64_t epoch, std::uint64_t seed,

@@ -38,6 +38,10 @@ void* create_event();
 void destroy_event(void* event) noexcept;
 void record_event(void* event, void* stream, const char* what);
 void wait_event(void* event, const char* what);
+void wait_event_quietly(void* event) noexcept;  // errors ignored (destructors)
+// After a failure between queuing work on `stream` and recording `event`: records it there
+// or, failing that, waits for the stream; errors ignored and cleared.
+void settle_after_failure(void* event, void* stream) noexcept;
 
 // out[s, c, y, x] for every sample s of `jobs` (device), as ImageTransform::apply computes it;
 // out_labels[s] = labels[jobs[s].index] unless out_labels is null. `scale` and `bias`: per

@@ -24,7 +24,9 @@ bool cuda_logdet_engine_built() { return true; }
 namespace {
 
 void check_cuda(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
+  if (status == cudaSuccess) return;
+  (void)cudaGetLastError();  // reported here, not left for the next launch check to blame
+  throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
 }
 void check_cublas(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS)

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
+#include "slurmlab/core/errors.hpp"
 #include "slurmlab/nn/cuda/device.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/tensor/device_memory.hpp"
@@ -114,7 +116,12 @@ TrainBatch LoaderBatchSource::next() {
 
 DeviceBatchSource::DeviceBatchSource(data::DeviceImageSet& set, const data::ImageDataset& dataset,
                                      data::ShardedSampler sampler, std::uint64_t seed, nn::Device device)
-    : set_(set), dataset_(dataset), sampler_(std::move(sampler)), seed_(seed), device_(device) {}
+    : set_(set), dataset_(dataset), sampler_(std::move(sampler)), seed_(seed), device_(device) {
+  if (device_ == nn::Device::cuda && set_.device() != nn::cuda_options().device) {
+    throw UsageError("the GPU-resident data set is on GPU " + std::to_string(set_.device()) + " but nn computes on GPU " +
+                     std::to_string(nn::cuda_options().device) + "; make the set on the device nn was configured for");
+  }
+}
 
 TrainBatch DeviceBatchSource::next() {
   const auto epoch = position_.epoch;

@@ -207,10 +207,10 @@ Metrics Trainer::evaluate(TrainableModule& module, BatchSource& source, std::int
       PhaseTimer timer(profile_.evaluation);
       result = stage == "test" ? module.test_step(batch) : module.validation_step(batch);
     }
-    PhaseTimer timer(profile_.device_wait);
+    PhaseTimer timer(profile_.evaluation);  // waiting for a GPU's evaluation is evaluation
     sums.add(result);
   }
-  profile_.device_wait += sums.settle();
+  profile_.evaluation += sums.settle();
   return sums.reduce(options_.communicator, stage);
 }
 

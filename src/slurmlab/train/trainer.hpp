@@ -102,8 +102,9 @@ struct Profile {
   double optimizer = 0.0;         // accumulation scaling, clipping, the step, zeroing
   double evaluation = 0.0;        // validation and test steps
   double callbacks = 0.0;
-  // Waiting for a GPU to finish queued steps (their pending losses, the epoch's end): on a GPU
-  // the phases above count the time to queue work, this the time it took beyond that.
+  // Waiting for a GPU to finish queued training steps (their pending losses, the epoch's end):
+  // on a GPU the training phases above count the time to queue work, this the time it took
+  // beyond that (evaluation counts its own waiting).
   double device_wait = 0.0;
   std::int64_t optimizer_steps = 0;
   std::string describe() const;  // one line per phase, for the summary

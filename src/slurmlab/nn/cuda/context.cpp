@@ -25,6 +25,9 @@ namespace slurmlab::nn::cuda {
 
 void check_cuda(int status, const char* call, const char* file, int line) {
   if (status == cudaSuccess) return;
+  // Reported here: not left as the thread's last error for the next launch check to blame on
+  // an unrelated kernel (a sticky error stays, as it must).
+  (void)cudaGetLastError();
   const auto error = static_cast<cudaError_t>(status);
   throw std::runtime_error(std::string("CUDA error in ") + call + " at " + file + ":" + std::to_string(line) + ": " +
                            cudaGetErrorName(error) + " (" + cudaGetErrorString(error) + ")");

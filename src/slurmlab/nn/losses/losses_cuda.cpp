@@ -50,6 +50,11 @@ std::vector<std::unique_ptr<Readback>>& pool() {
   return *slots;
 }
 
+void release_readback(std::unique_ptr<Readback> slot) noexcept {
+  std::lock_guard lock(pool_mutex());
+  pool().push_back(std::move(slot));
+}
+
 std::unique_ptr<Readback> acquire_readback(std::size_t labels) {
   const int device = Context::get().options().device;
   std::unique_ptr<Readback> slot;
@@ -69,29 +74,42 @@ std::unique_ptr<Readback> acquire_readback(std::size_t labels) {
     slot->device = device;
     SLURMLAB_CUDA_CHECK(cudaEventCreateWithFlags(&slot->copied, cudaEventDisableTiming));
   }
-  // The slot's last copies (its labels up, its counts down) must be done before its host
-  // memory is written again or freed; an event never recorded counts as done.
-  SLURMLAB_CUDA_CHECK(cudaEventSynchronize(slot->copied));
-  if (slot->host_block == nullptr || slot->label_capacity < labels) {
-    if (slot->device_block) SLURMLAB_CUDA_CHECK(cudaFree(slot->device_block));
-    if (slot->host_block) SLURMLAB_CUDA_CHECK(cudaFreeHost(slot->host_block));
-    slot->device_block = slot->host_block = nullptr;
-    slot->label_capacity = 0;
-    const std::size_t bytes = kCountBytes + labels * sizeof(std::int64_t);
-    SLURMLAB_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&slot->device_block), bytes));
-    SLURMLAB_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&slot->host_block), bytes, cudaHostAllocDefault));
-    slot->label_capacity = labels;
+  try {
+    // The slot's last copies (its labels up, its counts down) must be done before its host
+    // memory is written again or freed; an event never recorded counts as done.
+    SLURMLAB_CUDA_CHECK(cudaEventSynchronize(slot->copied));
+    if (slot->host_block == nullptr || slot->label_capacity < labels) {
+      if (slot->device_block) SLURMLAB_CUDA_CHECK(cudaFree(slot->device_block));
+      slot->device_block = nullptr;
+      if (slot->host_block) SLURMLAB_CUDA_CHECK(cudaFreeHost(slot->host_block));
+      slot->host_block = nullptr;
+      slot->label_capacity = 0;
+      const std::size_t bytes = kCountBytes + labels * sizeof(std::int64_t);
+      SLURMLAB_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&slot->device_block), bytes));
+      SLURMLAB_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&slot->host_block), bytes, cudaHostAllocDefault));
+      slot->label_capacity = labels;
+    }
+  } catch (...) {
+    release_readback(std::move(slot));  // without blocks it allocates afresh next time
+    throw;
   }
   return slot;
+}
+
+// Returns a slot whose queued work may have failed half-way: its event is recorded after
+// whatever was queued (or the stream waited for), so the next user's wait covers it.
+void return_after_failure(std::unique_ptr<Readback> slot) noexcept {
+  if (cudaEventRecord(slot->copied, Context::get().stream()) != cudaSuccess) {
+    (void)cudaStreamSynchronize(Context::get().stream());
+  }
+  (void)cudaGetLastError();
+  release_readback(std::move(slot));
 }
 
 class CudaPendingScalars final : public PendingScalars {
  public:
   explicit CudaPendingScalars(std::unique_ptr<Readback> slot) : slot_(std::move(slot)) {}
-  ~CudaPendingScalars() override {
-    std::lock_guard lock(pool_mutex());
-    pool().push_back(std::move(slot_));
-  }
+  ~CudaPendingScalars() override { release_readback(std::move(slot_)); }
   CudaPendingScalars(const CudaPendingScalars&) = delete;
   CudaPendingScalars& operator=(const CudaPendingScalars&) = delete;
   bool ready() const override {
@@ -123,24 +141,29 @@ class CudaPendingScalars final : public PendingScalars {
 ClassificationLoss softmax_cross_entropy_pending(const Tensor& logits, std::span<const std::int64_t> labels,
                                                  const DeviceLabels& device_labels, double label_smoothing) {
   const auto n = logits.size(0), c = logits.size(1);
-  auto slot = acquire_readback(device_labels.defined() ? 0 : labels.size());
-  const std::int64_t* device_label_data = device_labels.data();
-  if (!device_labels.defined()) {
-    // Through page-locked memory: the copy is queued, not waited for.
-    std::memcpy(slot->host_block + kCountBytes, labels.data(), labels.size_bytes());
-    SLURMLAB_CUDA_CHECK(cudaMemcpyAsync(slot->device_block + kCountBytes, slot->host_block + kCountBytes,
-                                        labels.size_bytes(), cudaMemcpyHostToDevice, stream()));
-    device_label_data = reinterpret_cast<const std::int64_t*>(slot->device_block + kCountBytes);
-  }
-  auto* loss_sum = reinterpret_cast<double*>(slot->device_block);
-  auto* correct = reinterpret_cast<unsigned long long*>(slot->device_block + sizeof(double));
-  SLURMLAB_CUDA_CHECK(cudaMemsetAsync(slot->device_block, 0, kCountBytes, stream()));
   ClassificationLoss result{Tensor(logits.shape(), Device::cuda), nullptr};
-  cuda_kernels::softmax_cross_entropy(logits.device_data(), device_label_data, n, c, label_smoothing,
-                                      result.grad.device_data(), loss_sum, correct, stream());
-  SLURMLAB_CUDA_CHECK(
-      cudaMemcpyAsync(slot->host_block, slot->device_block, kCountBytes, cudaMemcpyDeviceToHost, stream()));
-  SLURMLAB_CUDA_CHECK(cudaEventRecord(slot->copied, stream()));
+  auto slot = acquire_readback(device_labels.defined() ? 0 : labels.size());
+  try {
+    const std::int64_t* device_label_data = device_labels.data();
+    if (!device_labels.defined()) {
+      // Through page-locked memory: the copy is queued, not waited for.
+      std::memcpy(slot->host_block + kCountBytes, labels.data(), labels.size_bytes());
+      SLURMLAB_CUDA_CHECK(cudaMemcpyAsync(slot->device_block + kCountBytes, slot->host_block + kCountBytes,
+                                          labels.size_bytes(), cudaMemcpyHostToDevice, stream()));
+      device_label_data = reinterpret_cast<const std::int64_t*>(slot->device_block + kCountBytes);
+    }
+    auto* loss_sum = reinterpret_cast<double*>(slot->device_block);
+    auto* correct = reinterpret_cast<unsigned long long*>(slot->device_block + sizeof(double));
+    SLURMLAB_CUDA_CHECK(cudaMemsetAsync(slot->device_block, 0, kCountBytes, stream()));
+    cuda_kernels::softmax_cross_entropy(logits.device_data(), device_label_data, n, c, label_smoothing,
+                                        result.grad.device_data(), loss_sum, correct, stream());
+    SLURMLAB_CUDA_CHECK(
+        cudaMemcpyAsync(slot->host_block, slot->device_block, kCountBytes, cudaMemcpyDeviceToHost, stream()));
+    SLURMLAB_CUDA_CHECK(cudaEventRecord(slot->copied, stream()));
+  } catch (...) {
+    return_after_failure(std::move(slot));
+    throw;
+  }
   result.sums = std::make_shared<CudaPendingScalars>(std::move(slot));
   return result;
 }
