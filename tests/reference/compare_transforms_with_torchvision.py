@@ -30,6 +30,8 @@ TOLERANCE = 2e-5
 def main(directory):
     directory = pathlib.Path(directory)
     cases = [json.loads(line) for line in (directory / "manifest.jsonl").read_text().splitlines()]
+    if not cases:
+        sys.exit(f"{directory / 'manifest.jsonl'} lists no image: nothing was compared")
     worst = 0.0
     failures = 0
     for case in cases:

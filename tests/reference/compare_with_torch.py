@@ -139,6 +139,8 @@ def main():
                 if not name.endswith("num_batches_tracked"):
                     check("buffer." + name, ours["buffer." + name], b.numpy(), 1e-5)
         optimizer.step()
+    if len(ours["adam_losses"]) != len(losses):
+        failures.append(f"adam losses: slurmlab wrote {len(ours['adam_losses'])} steps, PyTorch ran {len(losses)}")
     for step, (mine, theirs) in enumerate(zip(ours["adam_losses"], losses)):
         check(f"adam step {step} loss", [mine], [theirs], 5e-4)
     if failures:

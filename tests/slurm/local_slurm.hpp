@@ -17,9 +17,6 @@ extern const std::filesystem::path kBinary;
 extern const std::filesystem::path kWorkDir;
 // "tools/local-slurm --dir ..." for this test cluster.
 extern const std::string kCluster;
-// Non-empty when the cluster cannot run here (not root): tests skip with it.
-extern std::string slurm_skip_reason;
-
 // Runs a client command against the test cluster, from kWorkDir.
 CommandResult client(const std::string& command, int timeout = 60);
 // sbatch --parsable ARGS (with SLURMLAB_BIN and SLURMLAB_OUTPUT set), then waits for the
@@ -30,5 +27,3 @@ std::string submit_and_wait(const std::string& sbatch_arguments, const std::stri
 
 }  // namespace slurmlab::testing
 
-#define SKIP_WITHOUT_SLURM() \
-  if (!::slurmlab::testing::slurm_skip_reason.empty()) GTEST_SKIP() << ::slurmlab::testing::slurm_skip_reason

@@ -14,7 +14,6 @@ namespace fs = std::filesystem;
 using namespace slurmlab::testing;
 
 TEST(EnvDumpSlurm, FourNodesTwoTasksEach) {
-  SKIP_WITHOUT_SLURM();
   const auto job = submit_and_wait((kSource / "jobs/env-dump.sbatch").string(), "env-dump");
   ASSERT_FALSE(job.empty());
   const auto results = kWorkDir / ("env-dump-" + job);
@@ -67,7 +66,6 @@ TEST(EnvDumpSlurm, FourNodesTwoTasksEach) {
 }
 
 TEST(EnvDumpSlurm, NtasksWithoutNtasksPerNodeIsFlagged) {
-  SKIP_WITHOUT_SLURM();
   // The same template without its --ntasks-per-node line, submitted with --ntasks 8.
   auto original = read_file(kSource / "jobs/env-dump.sbatch");
   auto variant = std::regex_replace(original, std::regex("#SBATCH --ntasks-per-node=2\n"), "");
@@ -96,7 +94,6 @@ TEST(EnvDumpSlurm, NtasksWithoutNtasksPerNodeIsFlagged) {
 }
 
 TEST(EnvDumpSlurm, RunningInTheBatchScriptWithoutSrunIsFlagged) {
-  SKIP_WITHOUT_SLURM();
   auto results = kWorkDir / "no-srun";
   auto submitted = client("sbatch --parsable --job-name=no-srun -N2 --output=no-srun-%j.out --wrap '" +
                           (kBinary / "bin/env-dump").string() + " --output-dir " + results.string() + "'");

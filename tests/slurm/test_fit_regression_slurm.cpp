@@ -13,7 +13,6 @@ namespace fs = std::filesystem;
 using namespace slurmlab::testing;
 
 TEST(FitRegressionSlurm, JobFitsTheSupernovaeOnOneCpuTask) {
-  SKIP_WITHOUT_SLURM();
   const auto real = kSource / ".." / "shared" / "data" / "Pantheon+SH0ES.dat";
   const bool have_real = fs::exists(real);
   const std::string env =

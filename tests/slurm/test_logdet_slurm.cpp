@@ -59,7 +59,6 @@ std::string statistics_lines(const std::string& summary) {
 }  // namespace
 
 TEST(LogdetSlurm, SingleNodeAndMultiNodeJobsAgree) {
-  SKIP_WITHOUT_SLURM();
   const auto single = run_job("logdet-histogram.sbatch", "logdet-histogram");
   ASSERT_FALSE(single.id.empty());
   expect_sound_results(single, 2);

@@ -37,7 +37,6 @@ std::string uninterrupted;  // the multi-node run's comparable lines, for the re
 }  // namespace
 
 TEST(TrainClassifierSlurm, SingleNodeTemplateTrainsOnTwoTasksAndTestsTheBest) {
-  SKIP_WITHOUT_SLURM();
   const auto id = submit_and_wait((kSource / "jobs" / "train-classifier.sbatch").string(), "train-classifier", 300);
   ASSERT_FALSE(id.empty());
   const auto output = read_file(kWorkDir / ("train-classifier-" + id + ".out"));
@@ -55,7 +54,6 @@ TEST(TrainClassifierSlurm, SingleNodeTemplateTrainsOnTwoTasksAndTestsTheBest) {
 }
 
 TEST(TrainClassifierSlurm, MultiNodeTemplateTrainsOnFourTasksOverTwoNodes) {
-  SKIP_WITHOUT_SLURM();
   const auto id = submit_and_wait(
       "--export=ALL,TC_EPOCHS=4 " + (kSource / "jobs" / "train-classifier-multinode.sbatch").string(),
       "train-classifier-multinode", 300);
@@ -73,7 +71,6 @@ TEST(TrainClassifierSlurm, MultiNodeTemplateTrainsOnFourTasksOverTwoNodes) {
 
 
 TEST(TrainClassifierSlurm, Sigusr1OnTwoNodesCheckpointsRequeuesAndTheRequeuedJobResumesToTheSameResult) {
-  SKIP_WITHOUT_SLURM();
   if (uninterrupted.empty()) GTEST_SKIP() << "needs the multi-node run above as the reference";
   auto submitted = client("SLURMLAB_BIN=" + (kBinary / "bin").string() + " SLURMLAB_OUTPUT=" + kWorkDir.string() +
                           " sbatch --parsable --export=ALL,TC_EPOCHS=4 " +
@@ -116,7 +113,6 @@ TEST(TrainClassifierSlurm, Sigusr1OnTwoNodesCheckpointsRequeuesAndTheRequeuedJob
 }
 
 TEST(TrainClassifierSlurm, MoreTasksThanGpusOnANodeIsRefusedBeforeTraining) {
-  SKIP_WITHOUT_SLURM();
   // A user's own script with Lightning's classic mistake: two tasks on a node, one GPU there.
   const auto script = kWorkDir / "too-many-tasks.sbatch";
   {

@@ -45,8 +45,9 @@ if [ ! -f /etc/fonts/fonts.conf ]; then
   check "fontconfig reads the folder's fonts" 'grep -q "<dir>$u/usr/share/fonts</dir>" "$u/etc/fonts/fonts.conf"'
 fi
 # Sourcing again (a second gpu-check call) changes nothing twice.
+cp "$u/$lib/pkgconfig/example.pc" "$work/example.pc.first"
 bash -c 'source "$1/tools/gpu-env" "$2" "$3"' _ "$repo" "$work/deps.tar.xz" "$u" 2>/dev/null
-check "a second sourcing leaves the pkg-config file as it was" '[ "$(grep -c "$u" "$u/$lib/pkgconfig/example.pc")" -eq 2 ]'
+check "a second sourcing leaves the pkg-config file as it was" 'cmp -s "$work/example.pc.first" "$u/$lib/pkgconfig/example.pc" && [ "$(grep -c "$u" "$u/$lib/pkgconfig/example.pc")" -eq 2 ]'
 
 missing=$(bash -c 'source "$1/tools/gpu-env" "$2"; echo "status $?"' _ "$repo" "$work/none.tar.xz" 2>&1)
 check "a missing archive is one sentence and status 2" 'echo "$missing" | grep -q "no archive .* make one with tools/gpu-bundle" && echo "$missing" | grep -q "status 2"'

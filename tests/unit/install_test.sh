@@ -26,7 +26,7 @@ done
 for file in lib/libslurmlab_cluster.a lib/libslurmlab_train.a include/slurmlab/cluster/rank_context.hpp \
   include/slurmlab/train/trainer.hpp lib/cmake/slurmlab/slurmlabConfig.cmake \
   lib/cmake/slurmlab/slurmlabConfigVersion.cmake share/slurmlab/jobs/env-dump.sbatch \
-  share/slurmlab/jobs/jupyter.sbatch share/slurmlab/examples/consumer/where_am_i.cpp \
+  share/slurmlab/jobs/jupyter.sbatch share/slurmlab/jobs/cpu-vs-gpu.sbatch share/slurmlab/examples/consumer/where_am_i.cpp \
   share/modulefiles/slurmlab/0.1.0.lua share/modulefiles-tcl/slurmlab/0.1.0; do
   check "$file is installed" test -f "$prefix/$file"
 done

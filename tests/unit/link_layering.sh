@@ -7,6 +7,7 @@ set -u
 cluster_only=$1
 hdf5_user=$2
 heavy='libcudart|libcuda\.|libcudnn|libnccl|libcublas|libcusolver|libhdf5|libcairo'
+ldd "$cluster_only" >/dev/null || { echo "FAIL: ldd cannot read $cluster_only"; exit 1; }
 found=$(ldd "$cluster_only" | grep -E "$heavy")
 if [ -n "$found" ]; then
   echo "FAIL: $(basename "$cluster_only") links only slurmlab::cluster but needs:"
