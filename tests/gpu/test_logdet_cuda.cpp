@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstddef>
+#if SLURMLAB_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include "slurmlab/cluster/gpu_probe.hpp"
 #include "slurmlab/linalg/lkj_theory.hpp"
@@ -92,4 +96,14 @@ TEST(LogdetCuda, DeviceMemoryIsBounded) {
   auto gpu = make_cuda_logdet_engine(config, 0);
   EXPECT_GE(gpu->buffer_bytes(), 2u * 2000 * 2000 * sizeof(double));
   EXPECT_LT(gpu->buffer_bytes(), 3u * 2000 * 2000 * sizeof(double));
+#if SLURMLAB_HAVE_CUDA
+  (void)gpu->compute(0);  // warm-up: the libraries' own first-call allocations
+  std::size_t free_before = 0, free_after = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
+  for (int k = 1; k <= 50; ++k) (void)gpu->compute(k);
+  ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+  // 50 samples of 32 MB matrices: a leak of one per sample would take 1.6 GB.
+  EXPECT_GE(free_after + (std::size_t{16} << 20), free_before) << "device memory fell by "
+                                                                 << ((free_before - free_after) >> 20) << " MiB";
+#endif
 }

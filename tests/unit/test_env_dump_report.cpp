@@ -27,14 +27,48 @@ RankReport report(int rank, const std::string& node, const std::string& gpu, std
 
 TEST(EnvDumpReport, JsonRoundTripKeepsEveryField) {
   auto r = report(3, "node2", "1", 2);
+  // Every field a value distinct from its default and from the others, so that a field lost
+  // or swapped on both sides of the round trip still shows.
+  r.node_index = 5;
+  r.local_rank = 6;
+  r.slurm_procid = 7;
+  r.slurm_nodeid = 8;
+  r.current_cpu = 9;
+  r.binding_reason = "SLURM_LOCALID";
+  r.sharing_allowed = true;
+  r.gpu_pci_bus = "0000:1a:00.0";
+  r.env_file = "env-local-3.txt";
   r.gpu_name = "NVIDIA H200";
   r.gpu_uuid = "GPU-0123";
   r.gpu_memory_bytes = 150'000'000'000;
   r.diagnostics.push_back({cluster::Severity::warning, "code", "message.", "hint."});
   auto back = nlohmann::json(r).get<RankReport>();
   EXPECT_EQ(nlohmann::json(back), nlohmann::json(r));
+  EXPECT_EQ(back.rank, 3);
+  EXPECT_EQ(back.node, "node2");
+  EXPECT_EQ(back.node_index, 5);
+  EXPECT_EQ(back.local_rank, 6);
+  EXPECT_EQ(back.slurm_procid, 7);
+  EXPECT_EQ(back.slurm_localid, 1);
+  EXPECT_EQ(back.slurm_nodeid, 8);
+  EXPECT_EQ(back.host, "vm");
+  EXPECT_EQ(back.pid, 1003);
+  EXPECT_EQ(back.cpu_affinity, "0-3");
+  EXPECT_EQ(back.current_cpu, 9);
+  EXPECT_EQ(back.cuda_visible_devices, std::optional<std::string>("1"));
+  EXPECT_EQ(back.device, "cpu (planned cuda:0, none answered)");
+  EXPECT_EQ(back.binding_reason, "SLURM_LOCALID");
+  EXPECT_EQ(back.gpu_identity, "1");
+  EXPECT_EQ(back.gpus_on_node, 2);
+  EXPECT_TRUE(back.sharing_allowed);
+  EXPECT_EQ(back.gpu_name, "NVIDIA H200");
+  EXPECT_EQ(back.gpu_uuid, "GPU-0123");
+  EXPECT_EQ(back.gpu_pci_bus, "0000:1a:00.0");
+  EXPECT_EQ(back.env_file, "env-local-3.txt");
   EXPECT_EQ(back.gpu_memory_bytes, 150'000'000'000);
+  ASSERT_EQ(back.diagnostics.size(), 1u);
   EXPECT_EQ(back.diagnostics.at(0).severity, cluster::Severity::warning);
+  EXPECT_EQ(back.diagnostics.at(0).code, "code");
   r.cuda_visible_devices.reset();
   EXPECT_TRUE(nlohmann::json(r)["cuda_visible_devices"].is_null());
 }

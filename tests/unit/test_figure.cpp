@@ -58,7 +58,9 @@ TEST(Figure, LossCurvesHaveTheirSizeAndEverySeriesColour) {
   const PngImage image(bytes);
   EXPECT_EQ(image.width(), 800);
   EXPECT_EQ(image.height(), 500);
-  EXPECT_GT(non_white(image), 800 * 500 / 50) << "the figure is (nearly) blank";
+  Figure frame(800, 500);  // the same axes, title and labels without any series
+  frame.title("Loss").x_label("epoch").y_label("mean squared error");
+  EXPECT_GT(non_white(image), non_white(PngImage(frame.png())) + 2000) << "the series are not drawn";
   // Two 2-pixel lines across ~700 pixels: far more pixels than their legend swatches.
   EXPECT_GT(count_near(image, slurmlab::io::series_color(0), 12), 600);
   EXPECT_GT(count_near(image, slurmlab::io::series_color(1), 12), 600);
@@ -128,9 +130,40 @@ TEST(Figure, HistogramWithCurveScatterWithErrorsAndLogAxes) {
   const PngImage s(hubble.png());
   EXPECT_GT(count_near(s, slurmlab::io::series_color(0), 10), 30 * 20);
 
+  // A logarithmic axis spaces 0.01, 0.1 and 1 (and 1, 10, 100) equally; a linear one would put
+  // the first two 0.09/0.9 of the last gap apart.
+  const std::vector<double> decades{0.01, 0.1, 1.0}, hundreds{1.0, 10.0, 100.0};
+  const auto centres = [](const PngImage& image, bool columns) {
+    // Rows or columns holding the series' colour, grouped into runs; each run's middle.
+    std::vector<int> hits;
+    const int extent = columns ? image.width() : image.height(), other = columns ? image.height() : image.width();
+    for (int i = 0; i < extent; ++i) {
+      for (int j = 0; j < other; ++j) {
+        const auto& p = columns ? image.at(i, j) : image.at(j, i);
+        if (p.near(slurmlab::io::series_color(0).r, slurmlab::io::series_color(0).g, slurmlab::io::series_color(0).b, 10)) {
+          hits.push_back(i);
+          break;
+        }
+      }
+    }
+    std::vector<double> middles;
+    for (std::size_t k = 0; k < hits.size();) {
+      std::size_t end = k;
+      while (end + 1 < hits.size() && hits[end + 1] == hits[end] + 1) ++end;
+      middles.push_back(0.5 * (hits[k] + hits[end]));
+      k = end + 1;
+    }
+    return middles;
+  };
   Figure loglog(600, 400);
-  loglog.log_x().log_y().line("power law", z, mu);
-  EXPECT_GT(non_white(PngImage(loglog.png())), 1000);
+  loglog.log_x().log_y().scatter("points", decades, hundreds, std::vector<double>{0, 0, 0});
+  const PngImage l(loglog.png());
+  const auto xs = centres(l, true), ys = centres(l, false);
+  ASSERT_EQ(xs.size(), 3u) << "three separate points along x";
+  ASSERT_EQ(ys.size(), 3u) << "three separate points along y";
+  EXPECT_NEAR(xs[1] - xs[0], xs[2] - xs[1], 2.0);
+  EXPECT_NEAR(ys[1] - ys[0], ys[2] - ys[1], 2.0);
+  EXPECT_GT(xs[1] - xs[0], 50.0);
 }
 
 TEST(Figure, BadInputIsRefusedWithAReason) {
@@ -163,13 +196,19 @@ TEST(Figure, BadInputIsRefusedWithAReason) {
   }
   log_figure.log_y(false);
   EXPECT_NO_THROW((void)log_figure.png());
-  // Zero-count bins are simply not drawn on a log y axis; NaN points leave a gap.
+  // Zero-count bins are simply not drawn on a log y axis (the other bar is); NaN points leave
+  // a gap (no segment touches them).
   Figure zero_bins;
   zero_bins.histogram("h", three, std::vector<double>{0, 5}).log_y();
-  EXPECT_NO_THROW((void)zero_bins.png());
-  Figure gap;
+  const PngImage bins(zero_bins.png());
+  const int low_row = bins.height() * 8 / 10;
+  EXPECT_TRUE(bins.at(bins.width() * 3 / 4, low_row).coloured()) << "the bar of 5 over [2, 3)";
+  EXPECT_FALSE(bins.at(bins.width() * 3 / 10, low_row).coloured()) << "the empty bin [1, 2) drawn";
+  Figure gap, whole;
   gap.line("diverged", three, std::vector<double>{1, NAN, 2});
-  EXPECT_NO_THROW((void)gap.png());
+  whole.line("diverged", three, std::vector<double>{1, 1.5, 2});
+  const long gap_pixels = count_near(PngImage(gap.png()), slurmlab::io::series_color(0), 12);
+  EXPECT_LT(gap_pixels, count_near(PngImage(whole.png()), slurmlab::io::series_color(0), 12) / 4) << gap_pixels;
 
   EXPECT_THROW(Figure().save_png("/proc/no-such-dir/figure.png"), std::runtime_error);
 }

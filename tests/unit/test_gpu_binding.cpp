@@ -73,13 +73,6 @@ TEST(GpuBinding, TableOfSlurmLayouts) {
   }
 }
 
-TEST(GpuBinding, NeverUsesTheGlobalRank) {
-  // Node 2 of an uneven job: global rank 13 is local rank 1 of 2, on 2 visible GPUs.
-  // rank % 4 would say 1 only by luck; rank % 8 would say 5, which does not exist.
-  Case c{"uneven", "0,1", 2, 1, 2, false, true, 1, 1, "1"};
-  EXPECT_EQ(bind_gpu(request_for(c)).device, 1);
-}
-
 TEST(GpuBinding, MoreTasksThanGpusIsAnErrorWithHint) {
   Case c{"4 tasks, 2 GPUs", "0,1", 2, 3, 4, false, true, 0, 0, ""};
   try {

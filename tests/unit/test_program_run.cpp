@@ -77,7 +77,9 @@ TEST(RunAttributes, EveryProgramWritesTheSameNamesOnTheRoot) {
   fs::remove(path);
 }
 
-TEST(RunAttributes, OutsideSlurmTheJobIdIsEmpty) {
+// (ProgramRun::start takes the job id from SLURM_JOB_ID, empty outside Slurm: the mpi suite
+// checks it against the variable.)
+TEST(RunAttributes, AnEmptyJobIdIsWrittenAsAnEmptyText) {
   const auto path = fs::temp_directory_path() / ("run-attributes-local-" + std::to_string(::getpid()) + ".h5");
   {
     io::MetricsWriter writer(path);

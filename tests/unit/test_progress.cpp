@@ -133,8 +133,15 @@ TEST(Progress, TerminalBarRedrawsInPlaceAndEndsTheLine) {
   EXPECT_NE(text.find("\r[progress] |#####-----| 5/10 it (50.0%)  5.0 it/s  elapsed 0:01  ETA 0:01  loss 1.25"),
             std::string::npos)
       << text;
-  // The shorter line after "loss 1.25" is padded with blanks over the old text.
-  EXPECT_NE(text.find("|##########| 10/10"), std::string::npos);
+  // The shorter line after "loss 1.25" is padded with blanks over the old text: every redraw
+  // reaches at least as far as the text of the one before it.
+  const auto last = text.rfind('\r'), before = text.rfind('\r', last - 1);
+  const std::string final_line = text.substr(last + 1, text.size() - last - 2);  // without the '\n'
+  const std::string previous_line = text.substr(before + 1, last - before - 1);
+  EXPECT_NE(final_line.find("|##########| 10/10"), std::string::npos) << final_line;
+  const auto previous_text = previous_line.find_last_not_of(' ') + 1;
+  EXPECT_LT(final_line.find_last_not_of(' ') + 1, previous_text) << "the final line is not shorter: no padding tested";
+  EXPECT_GE(final_line.size(), previous_text) << "'" << final_line << "' leaves '" << previous_line << "' showing";
 }
 
 TEST(Progress, OtherRanksAreSilent) {
