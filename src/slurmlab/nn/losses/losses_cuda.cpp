@@ -190,16 +190,10 @@ LossResult mse_loss(const Tensor& prediction, const Tensor& target, std::span<co
 }
 
 LossResult softmax_cross_entropy(const Tensor& logits, std::span<const std::int64_t> labels, double label_smoothing) {
-  const auto n = logits.size(0), c = logits.size(1);
-  Tensor device_labels = labels_on_device(labels);
-  LossResult result{0.0, Tensor(logits.shape(), Device::cuda)};
-  double* sum = Context::get().scalar_doubles();
-  SLURMLAB_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream()));
-  cuda_kernels::softmax_cross_entropy(logits.device_data(),
-                                      reinterpret_cast<const std::int64_t*>(device_labels.device_data()), n, c,
-                                      label_smoothing, result.grad.device_data(), sum, nullptr, stream());
-  result.loss = read_double(sum) / static_cast<double>(n);
-  return result;
+  // The pending path, waited for at once (the .item() of an eager loss).
+  auto pending = cuda::softmax_cross_entropy_pending(logits, labels, DeviceLabels{}, label_smoothing);
+  const double loss = pending.sums->wait().at(0) / static_cast<double>(logits.size(0));
+  return {loss, std::move(pending.grad)};
 }
 
 std::int64_t correct_predictions(const Tensor& logits, std::span<const std::int64_t> labels) {
