@@ -29,7 +29,9 @@ esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$writer" --write-cifar "$work/cifar"
-results="$work/results.jsonl"
+# The raw rows (one JSON line per run) also stay in SLURMLAB_BENCH_RESULTS where it is set.
+results=${SLURMLAB_BENCH_RESULTS:-$work/results.jsonl}
+: >"$results"
 
 run_ours() {
   local threads=$1 log="$work/ours.log"

@@ -42,7 +42,9 @@ gnu_time=$(type -P time || true)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$writer" --write-cifar "$work/cifar"
-results="$work/results.jsonl"
+# The raw rows (one JSON line per run) also stay in SLURMLAB_BENCH_RESULTS where it is set.
+results=${SLURMLAB_BENCH_RESULTS:-$work/results.jsonl}
+: >"$results"
 
 # One slurmlab run: its console lines give the first step's time and the epoch's images/s.
 run_ours() {

@@ -17,13 +17,28 @@ ours="$build/bin/nn_gpu_train_step"
 "$python" -c "import torch; assert torch.cuda.is_available()" 2>/dev/null ||
   { echo "bench/nn/run_gpu.sh: $python has no CUDA-enabled torch (set SLURMLAB_TORCH_PYTHON)" >&2; exit 2; }
 
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
-for model in cnn alexnet; do
-  for variant in fp32 tf32 bf16; do
-    for ((r = 0; r < rounds; r++)); do
+# The raw rows, one JSON line per run, go to SLURMLAB_BENCH_RESULTS where it is set (kept, so
+# that a run cut short still has what it measured), else to a temporary file.
+if [ -n "${SLURMLAB_BENCH_RESULTS:-}" ]; then
+  results=$SLURMLAB_BENCH_RESULTS
+  : >"$results"
+else
+  results=$(mktemp)
+  trap 'rm -f "$results"' EXIT
+fi
+# slurmlab and torch eager first for every model and precision, torch.compile (which compiles
+# for tens of seconds per process) after them.
+for ((r = 0; r < rounds; r++)); do
+  for model in cnn alexnet; do
+    for variant in fp32 tf32 bf16; do
       "$ours" "$model" "$variant" "$batch" 50 >>"$results"
       "$python" "$here/torch_gpu_train_step.py" "$model" "$variant" eager "$batch" 50 >>"$results"
+    done
+  done
+done
+for ((r = 0; r < rounds; r++)); do
+  for model in cnn alexnet; do
+    for variant in fp32 tf32 bf16; do
       "$python" "$here/torch_gpu_train_step.py" "$model" "$variant" compile "$batch" 50 >>"$results" ||
         echo "torch.compile failed for $model $variant (skipped)" >&2
     done
