@@ -10,8 +10,10 @@
 //   compared tensor); optimizer steps 1e-6; bf16 products: MLP 3e-2, tutorial CNN 5e-2
 //   (logits) and 1e-1 (gradients) (8-bit mantissa operands).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -25,6 +27,7 @@
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/models/models.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
+#include "slurmlab/nn/serialize/checkpoint.hpp"
 #include "slurmlab/nn/tensor/device_memory.hpp"
 
 namespace slurmlab::nn {
@@ -251,6 +254,42 @@ TEST_F(CudaBackend, FusedOptimizerStepsMatchCpu) {
     return std::make_unique<Adam>(std::move(p), AdamOptions{.learning_rate = 1e-2, .weight_decay = 1e-2});
   });
   expect_optimizer_agrees([](std::vector<NamedParameter> p) { return make_adamw(std::move(p), 1e-2, 0.05); });
+}
+
+// A checkpoint of a network and Adam state on the GPU (the trainer saves one each epoch) holds
+// their values bit for bit, and loads into a network on the GPU and one on the CPU.
+TEST_F(CudaBackend, CheckpointOfAGpuNetworkRoundTripsToGpuAndCpu) {
+  Generator init(5);
+  auto gpu_net = make_mlp(6, 9, 3, Activation::tanh, init);
+  to_device(*gpu_net, Device::cuda);
+  auto gpu_opt = std::make_unique<Adam>(parameters_of(*gpu_net), AdamOptions{.learning_rate = 1e-2});
+  Generator grads(6);
+  for (int step = 0; step < 3; ++step) {
+    for (auto& p : parameters_of(*gpu_net)) p.parameter->grad.copy_from(random_tensor(p.parameter->grad.shape(), grads));
+    gpu_opt->step();
+  }
+  const auto path = std::filesystem::temp_directory_path() / ("slurmlab-cuda-ckpt-" + std::to_string(::getpid()) + ".h5");
+  save_checkpoint(path, *gpu_net, gpu_opt.get(), {.epoch = 2, .step = 3, .data_position = 0});
+  for (Device device : {Device::cuda, Device::cpu}) {
+    Generator other(99);
+    auto net = make_mlp(6, 9, 3, Activation::tanh, other);
+    if (device == Device::cuda) to_device(*net, Device::cuda);
+    auto opt = std::make_unique<Adam>(parameters_of(*net), AdamOptions{.learning_rate = 1e-2});
+    const auto position = load_checkpoint(path, *net, opt.get());
+    EXPECT_EQ(position.step, 3);
+    auto want = parameters_of(*gpu_net);
+    auto got = parameters_of(*net);
+    ASSERT_EQ(want.size(), got.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(got[i].parameter->value.device(), device);
+      EXPECT_EQ(got[i].parameter->value.to_vector(), want[i].parameter->value.to_vector()) << want[i].name;
+    }
+    std::vector<std::vector<float>> want_state, got_state;
+    gpu_opt->visit_state([&](const std::string&, Tensor& t) { want_state.push_back(t.to_vector()); });
+    opt->visit_state([&](const std::string&, Tensor& t) { got_state.push_back(t.to_vector()); });
+    EXPECT_EQ(got_state, want_state);
+  }
+  std::filesystem::remove(path);
 }
 
 TEST_F(CudaBackend, GradientClippingMatchesCpu) {

@@ -74,12 +74,14 @@ struct Contents {
   }
 };
 
+// The tensors themselves where they are in host memory, host copies of those on a GPU (HDF5
+// and the checksum read host memory).
 Contents gather(Layer& model, Optimizer* optimizer, const TrainingPosition& position, const NamedGenerators& generators) {
   Contents c;
-  for (auto& p : parameters_of(model)) c.model[p.name] = p.parameter->value;
-  for (auto& b : buffers_of(model)) c.model[b.name] = *b.buffer;
+  for (auto& p : parameters_of(model)) c.model[p.name] = p.parameter->value.to(Device::cpu);
+  for (auto& b : buffers_of(model)) c.model[b.name] = b.buffer->to(Device::cpu);
   if (optimizer) {
-    optimizer->visit_state([&](const std::string& name, Tensor& t) { c.optimizer[name] = t; });
+    optimizer->visit_state([&](const std::string& name, Tensor& t) { c.optimizer[name] = t.to(Device::cpu); });
     c.learning_rate = optimizer->learning_rate();
     c.optimizer_steps = optimizer->steps_taken();
     c.optimizer_kind = optimizer->describe();
