@@ -48,16 +48,49 @@ Tensor random_tensor(Shape shape, Generator& generator, float low = -1.0f, float
   return t;
 }
 
-// max |actual - expected| / max |expected| (0 when both are all zero).
-double relative_error(const Tensor& actual, const Tensor& expected) {
+// max |actual - expected| / max(max |expected|, floor) (the bare difference when that is 0).
+// The floor gives a tensor whose exact value is zero a scale from the rest of the network: a
+// convolution's bias before batch norm has a gradient of exactly 0, computed as rounding noise
+// on both backends, and noise over noise is no comparison.
+double relative_error(const Tensor& actual, const Tensor& expected, double floor = 0.0) {
   const auto a = actual.to_vector(), e = expected.to_vector();
   EXPECT_EQ(a.size(), e.size());
-  double worst = 0.0, scale = 0.0;
+  double worst = 0.0, scale = floor;
   for (std::size_t i = 0; i < std::min(a.size(), e.size()); ++i) {
     worst = std::max(worst, std::abs(static_cast<double>(a[i]) - e[i]));
     scale = std::max(scale, std::abs(static_cast<double>(e[i])));
   }
   return scale == 0.0 ? worst : worst / scale;
+}
+
+// |actual - expected|_2 / max(|expected|_2, floor): for bf16, where a few ReLU or max-pool
+// decisions flip with the rounded operands (first seen on the H200: with a batch of 32 one
+// flipped unit moves an element of the first layer's weight gradient by ~10%), the error of
+// the tensor as a whole, not of its worst element.
+double relative_norm_error(const Tensor& actual, const Tensor& expected, double floor = 0.0) {
+  const auto a = actual.to_vector(), e = expected.to_vector();
+  EXPECT_EQ(a.size(), e.size());
+  double difference = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < std::min(a.size(), e.size()); ++i) {
+    difference += (static_cast<double>(a[i]) - e[i]) * (static_cast<double>(a[i]) - e[i]);
+    norm += static_cast<double>(e[i]) * e[i];
+  }
+  const double scale = std::max(std::sqrt(norm), floor);
+  return scale == 0.0 ? std::sqrt(difference) : std::sqrt(difference) / scale;
+}
+
+// The largest |gradient| (or, with norms, the largest gradient norm) over a network's
+// parameters, times `fraction`: the floor of the comparisons above.
+double gradient_floor(std::vector<NamedParameter>& parameters, double fraction, bool norms = false) {
+  double largest = 0.0;
+  for (auto& p : parameters) {
+    double norm = 0.0;
+    for (float v : p.parameter->grad.to_vector()) {
+      norm = norms ? norm + static_cast<double>(v) * v : std::max(norm, std::abs(static_cast<double>(v)));
+    }
+    largest = std::max(largest, norms ? std::sqrt(norm) : norm);
+  }
+  return fraction * largest;
 }
 
 std::vector<std::int64_t> random_labels(std::int64_t n, std::int64_t classes, Generator& generator) {
@@ -91,8 +124,9 @@ void expect_backends_agree(const std::function<std::unique_ptr<Sequential>()>& m
   auto cpu_parameters = parameters_of(*cpu_net);
   auto gpu_parameters = parameters_of(*gpu_net);
   ASSERT_EQ(cpu_parameters.size(), gpu_parameters.size());
+  const double floor = gradient_floor(cpu_parameters, 1e-2);
   for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
-    EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), tolerance)
+    EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad, floor), tolerance)
         << "gradient of " << cpu_parameters[i].name;
   }
   auto cpu_buffers = buffers_of(*cpu_net);
@@ -346,7 +380,7 @@ TEST_F(CudaBackend, Bf16MixedPrecisionStaysCloseToFloat32) {
   auto cpu_parameters = parameters_of(*cpu_net);
   auto gpu_parameters = parameters_of(*gpu_net);
   for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
-    EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), 3e-2)
+    EXPECT_LT(relative_norm_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), 3e-2)
         << cpu_parameters[i].name;
     EXPECT_EQ(gpu_parameters[i].parameter->value.dtype(), DType::float32) << "master weights stay float32";
   }
@@ -377,8 +411,9 @@ TEST_F(CudaBackend, Bf16TutorialCnnStaysCloseToFloat32) {
   gpu_net->backward(*gpu.context, gpu_loss.grad);
   auto cpu_parameters = parameters_of(*cpu_net);
   auto gpu_parameters = parameters_of(*gpu_net);
+  const double floor = gradient_floor(cpu_parameters, 1e-2, true);
   for (std::size_t i = 0; i < cpu_parameters.size(); ++i)
-    EXPECT_LT(relative_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), 1e-1)
+    EXPECT_LT(relative_norm_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad, floor), 5e-2)
         << cpu_parameters[i].name;
   configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::float32});
 }
@@ -404,8 +439,13 @@ TEST_F(CudaBackend, NoDeviceMemoryGrowthOver100Steps) {
   for (int i = 0; i < 3; ++i) step();
   synchronize(Device::cuda);
   const auto warm = allocator.statistics();
+  // The peak of one step after the warm-up (a step's activations and workspace lie above what
+  // is in use between steps), then that of the next 100.
   reset_cuda_peak_bytes();
+  step();
+  synchronize(Device::cuda);
   const auto peak_before = cuda_peak_bytes();
+  reset_cuda_peak_bytes();
   double first = 0.0, last = 0.0;
   for (int i = 0; i < 100; ++i) {
     const double loss = step();
@@ -418,7 +458,7 @@ TEST_F(CudaBackend, NoDeviceMemoryGrowthOver100Steps) {
   EXPECT_EQ(after.bytes_in_use, warm.bytes_in_use) << "tensors leaked across steps";
   EXPECT_GT(after.reused_allocations, warm.reused_allocations);
   const auto peak = cuda_peak_bytes();
-  EXPECT_EQ(peak, peak_before) << "the peak rose after the warm-up steps";
+  EXPECT_LE(peak, peak_before) << "the peak rose after the warm-up steps";
   EXPECT_LE(peak, warm.bytes_in_use + warm.bytes_cached + (std::size_t{256} << 20))
       << "peak beyond the cached blocks and the workspace cap";
   EXPECT_LT(last, first) << "100 AdamW steps on one batch must lower its loss";

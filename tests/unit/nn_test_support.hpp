@@ -101,13 +101,14 @@ inline void check_gradients(Layer& layer, Tensor input, Generator& generator,
     const std::size_t stride = std::max<std::size_t>(1, n / options.max_checks);
     int failures = 0;
     for (std::size_t i = 0; i < n && failures < 5; i += stride) {
-      float& v = values.data()[i];
-      const float saved = v;
-      v = saved + options.step;
+      // values.data() afresh after each loss(): moving a parameter to a GPU and back gives it
+      // new storage, and a reference taken before would write into the old one.
+      const float saved = values.data()[i];
+      values.data()[i] = saved + options.step;
       const double up = loss();
-      v = saved - options.step;
+      values.data()[i] = saved - options.step;
       const double down = loss();
-      v = saved;
+      values.data()[i] = saved;
       const double numeric = (up - down) / (2.0 * static_cast<double>(options.step));
       const double exact = analytic.data()[i];
       const double scale = std::max({1.0, std::abs(numeric), std::abs(exact)});

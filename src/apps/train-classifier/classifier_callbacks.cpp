@@ -21,11 +21,6 @@ double metric_or_nan(const train::Metrics& metrics, const std::string& name) {
   return found == metrics.end() ? std::nan("") : found->second;
 }
 
-nn::Device device_of(nn::Layer& network) {
-  const auto parameters = nn::parameters_of(network);
-  return parameters.empty() ? nn::Device::cpu : parameters.front().parameter->value.device();
-}
-
 }  // namespace
 
 void EpochHistory::on_train_batch_end(train::Trainer& trainer, const train::StepResult&) {
@@ -94,7 +89,7 @@ std::vector<GridImage> predict_grid(nn::Sequential& network, const ModelSpec& sp
   std::vector<std::vector<std::uint8_t>> scratch;
   std::vector<data::ImageView> views;
   const nn::Tensor batch = evaluation_batch(spec, set, indices, scratch, &views);
-  const auto logits = network.forward(batch.to(device_of(network)), nn::Mode::eval).output.to(nn::Device::cpu);
+  const auto logits = network.forward(batch.to(nn::device_of(network)), nn::Mode::eval).output.to(nn::Device::cpu);
   const auto predicted = argmax_rows(logits);
   for (std::size_t i = 0; i < indices.size(); ++i)
     out.push_back(grid_image(views[i], set.label(indices[i]), predicted[i]));
@@ -151,7 +146,7 @@ void ClassifierTensorBoard::on_train_epoch_end(train::Trainer& trainer) {
   if (!writer) return;
   const auto epoch = trainer.current_epoch();
   writer->scalar("train/images_per_second", epoch, history_.last_images_per_second());
-  if (device_of(network_) == nn::Device::cuda) {
+  if (nn::device_of(network_) == nn::Device::cuda) {
     writer->scalar("train/gpu_peak_memory_mib", epoch, static_cast<double>(nn::cuda_peak_bytes()) / (1 << 20));
   }
 }

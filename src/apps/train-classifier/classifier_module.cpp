@@ -32,8 +32,7 @@ train::StepResult ClassifierModule::validation_step(const train::TrainBatch& bat
   // The inner module's loss and accuracy over the real samples; the predictions once more on
   // the host for the confusion matrix (N x C floats: small next to the forward pass).
   auto& net = inner_.network();
-  const auto parameters = nn::parameters_of(net);
-  const auto device = parameters.empty() ? nn::Device::cpu : parameters.front().parameter->value.device();
+  const auto device = nn::device_of(net);
   const auto logits = nn::tta_logits(net, batch.inputs, tta_, device).to(nn::Device::cpu);
   const auto counted = batch.counted_samples();
   const auto predicted = argmax_rows(logits);

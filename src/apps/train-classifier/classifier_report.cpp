@@ -55,7 +55,9 @@ nn::Tensor walk(nn::Layer& layer, const std::string& name, const nn::Tensor& inp
 
 std::vector<LayerRow> layer_rows(nn::Sequential& network, const ModelSpec& spec) {
   std::vector<LayerRow> rows;
-  walk(network, "", nn::Tensor::zeros({1, spec.input.channels, spec.input.height, spec.input.width}), rows);
+  // One image through the network where it is (a CPU image into a network on the GPU failed).
+  walk(network, "", nn::Tensor::zeros({1, spec.input.channels, spec.input.height, spec.input.width}).to(nn::device_of(network)),
+       rows);
   return rows;
 }
 

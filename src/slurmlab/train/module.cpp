@@ -161,9 +161,7 @@ StepResult StepResult::resolved() const {
 }
 
 nn::Tensor TrainableModule::predict_step(const TrainBatch& batch) {
-  const auto parameters = nn::parameters_of(network());
-  const auto device = parameters.empty() ? nn::Device::cpu : parameters.front().parameter->value.device();
-  const auto output = network().forward(batch.inputs.to(device), nn::Mode::eval).output;
+  const auto output = network().forward(batch.inputs.to(nn::device_of(network())), nn::Mode::eval).output;
   return leading_rows(output, batch.counted_samples());
 }
 
@@ -173,8 +171,7 @@ NetworkModule::NetworkModule(nn::Layer& network, nn::Optimizer& optimizer, LossK
   // The network's input is a batch of data: no gradient for it (saves the first layer's
   // input-gradient product).
   network_.set_input_grad_needed(false);
-  const auto parameters = nn::parameters_of(network_);
-  if (!parameters.empty()) device_ = parameters.front().parameter->value.device();
+  device_ = nn::device_of(network_);
 }
 
 StepResult NetworkModule::step(const TrainBatch& batch, nn::Mode mode) {

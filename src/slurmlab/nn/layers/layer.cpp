@@ -85,4 +85,14 @@ void to_device(Layer& layer, Device device) {
   layer.visit_buffers("", [device](const std::string&, Tensor& buffer) { buffer = buffer.to(device); });
 }
 
+Device device_of(Layer& layer) {
+  Device device = Device::cpu;
+  bool found = false;
+  layer.visit_parameters("", [&](const std::string&, Parameter& p) {
+    if (!found) device = p.value.device();
+    found = true;
+  });
+  return device;
+}
+
 }  // namespace slurmlab::nn

@@ -121,5 +121,7 @@ std::string join_name(const std::string& prefix, const std::string& name);
 // Moves every parameter (value and gradient) and buffer of `layer` to `device`, in place.
 // Optimizers must be created after the move (their state is made on the parameters' device).
 void to_device(Layer& layer, Device device);
+// Where `layer`'s parameters are (the CPU for a layer without any).
+Device device_of(Layer& layer);
 
 }  // namespace slurmlab::nn
