@@ -7,8 +7,9 @@
 // Tolerances (TF32 off, so both sides compute float32 products; they differ only in summation
 // order, cuDNN's algorithm choice and the CPU's rational tanh vs tanhf):
 //   MLP 1e-5, tutorial CNN 1e-4, AlexNet 1e-3 (relative to the largest magnitude of each
-//   compared tensor); optimizer steps 1e-6; bf16 products: MLP 3e-2, tutorial CNN 5e-2
-//   (logits) and 1e-1 (gradients) (8-bit mantissa operands).
+//   compared tensor, at least 1% of the network's largest gradient); optimizer steps 1e-6;
+//   bf16 logits: MLP 3e-2, tutorial CNN 5e-2; bf16 gradients by tensor norm, from PyTorch's
+//   own bf16 spread on the same shapes (tests/reference/bf16_gradient_spread.py).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -361,6 +362,15 @@ TEST_F(CudaBackend, GradientClippingMatchesCpu) {
   }
 }
 
+// How far bf16 gradients lie from float32 ones, by the norm error above: PyTorch 1.13's own
+// bf16 autocast (CPU), on the same shapes, batches of 32 and 5 seeds, reached 0.086 in the
+// MLP's first layer and 0.19 in the tutorial CNN (a max-pool or ReLU decision flips with the
+// rounded operands, and batch norm spreads it). slurmlab's on the H200 (2026-12-04): 0.044 and
+// 0.15 (tests/reference/bf16_gradient_spread.py measures PyTorch's). The tolerances sit just
+// above PyTorch's: a wrong operand or a lost scale gives ~1.
+constexpr double kBf16MlpTolerance = 0.1;
+constexpr double kBf16CnnTolerance = 0.25;
+
 TEST_F(CudaBackend, Bf16MixedPrecisionStaysCloseToFloat32) {
   configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::bf16});
   EXPECT_NE(describe_cuda().find("precision bf16"), std::string::npos);
@@ -380,15 +390,14 @@ TEST_F(CudaBackend, Bf16MixedPrecisionStaysCloseToFloat32) {
   auto cpu_parameters = parameters_of(*cpu_net);
   auto gpu_parameters = parameters_of(*gpu_net);
   for (std::size_t i = 0; i < cpu_parameters.size(); ++i) {
-    EXPECT_LT(relative_norm_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), 3e-2)
+    EXPECT_LT(relative_norm_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad), kBf16MlpTolerance)
         << cpu_parameters[i].name;
     EXPECT_EQ(gpu_parameters[i].parameter->value.dtype(), DType::float32) << "master weights stay float32";
   }
   configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::float32});
 }
 
-// bf16 convolutions (cuDNN) through the tutorial CNN, batch norm and all. The tolerances are
-// estimates (8-bit mantissa operands through four product layers), to be confirmed on a GPU.
+// bf16 convolutions (cuDNN) through the tutorial CNN, batch norm and all.
 TEST_F(CudaBackend, Bf16TutorialCnnStaysCloseToFloat32) {
   configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::bf16});
   Generator init(41), init_again(41), data(42);
@@ -413,7 +422,8 @@ TEST_F(CudaBackend, Bf16TutorialCnnStaysCloseToFloat32) {
   auto gpu_parameters = parameters_of(*gpu_net);
   const double floor = gradient_floor(cpu_parameters, 1e-2, true);
   for (std::size_t i = 0; i < cpu_parameters.size(); ++i)
-    EXPECT_LT(relative_norm_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad, floor), 5e-2)
+    EXPECT_LT(relative_norm_error(gpu_parameters[i].parameter->grad, cpu_parameters[i].parameter->grad, floor),
+              kBf16CnnTolerance)
         << cpu_parameters[i].name;
   configure_cuda({.device = 0, .tf32 = Tf32::off, .precision = Precision::float32});
 }
