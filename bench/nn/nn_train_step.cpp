@@ -18,58 +18,10 @@
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/models/models.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
+#include "layer_profile.hpp"
 
 using namespace slurmlab::nn;
 
-namespace {
-
-void flatten(Layer& layer, std::vector<Layer*>& leaves) {
-  if (auto* sequential = dynamic_cast<Sequential*>(&layer)) {
-    for (std::size_t i = 0; i < sequential->size(); ++i) flatten((*sequential)[i], leaves);
-  } else {
-    leaves.push_back(&layer);
-  }
-}
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Forward through every leaf in order, the loss, then backward in reverse, timing each call.
-void profile_layers(Sequential& net, const Tensor& x, const Tensor& target, const std::vector<std::int64_t>& labels,
-                    int repeats) {
-  std::vector<Layer*> leaves;
-  flatten(net, leaves);
-  using clock = std::chrono::steady_clock;
-  auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-  std::vector<std::vector<double>> forward(leaves.size()), backward(leaves.size());
-  for (int r = 0; r < repeats + 3; ++r) {
-    std::vector<Forward> saved;
-    Tensor h = x;
-    for (std::size_t i = 0; i < leaves.size(); ++i) {
-      const auto start = clock::now();
-      saved.push_back(leaves[i]->forward(h, Mode::train));
-      const auto stop = clock::now();
-      h = saved.back().output;
-      if (r >= 3) forward[i].push_back(ms(start, stop));
-    }
-    auto loss = target.defined() ? mse_loss(h, target) : softmax_cross_entropy(h, labels);
-    Tensor grad = loss.grad;
-    for (std::size_t i = leaves.size(); i-- > 0;) {
-      const auto start = clock::now();
-      grad = leaves[i]->backward(*saved[i].context, grad);
-      const auto stop = clock::now();
-      if (r >= 3) backward[i].push_back(ms(start, stop));
-    }
-  }
-  for (std::size_t i = 0; i < leaves.size(); ++i) {
-    std::printf("{\"layer\": %zu, \"describe\": \"%s\", \"forward_ms\": %.3f, \"backward_ms\": %.3f}\n", i,
-                leaves[i]->describe().c_str(), median_of(forward[i]), median_of(backward[i]));
-  }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -133,7 +85,7 @@ int main(int argc, char** argv) {
     if (r >= 3) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
   }
   if (argc > 3 && std::string(argv[3]) == "layers" && model != "mlp-fused") {
-    profile_layers(*net, x, target, labels, repeats);
+    bench::profile_layers(*net, x, target, labels, repeats);
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
