@@ -46,6 +46,8 @@ run_ours() {
     --limit-val-batches 1 --threads "$threads" --loader-threads 2 --device "$device" --precision "$precision" \
     --tensorboard false --grid-images 0 --test-after-fit false --save-top-k 0 --output-dir "$work/out" >"$log" 2>&1 ||
     { cat "$log" >&2; exit 1; }
+  # Its own account of where the time went (profile lines) on stderr, beside the table.
+  sed -n '/^epoch /p; /^profile/,/^device wait/p' "$log" | sed 's/^/  slurmlab: /' >&2
   "$python" - "$log" "$threads" "$batches" "$epochs" <<'PY'
 import json, re, sys
 text = open(sys.argv[1]).read()

@@ -56,6 +56,8 @@ run_ours() {
     --epochs 1 --limit-train-batches "$batches" --limit-val-batches 1 --threads "$threads" \
     --loader-threads "$workers" --tensorboard false --grid-images 0 --test-after-fit false \
     --save-top-k 0 --device "$device" --output-dir "$work/out" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+  # Its own account of where the time went (profile lines) on stderr, beside the table.
+  sed -n '/^epoch /p; /^profile/,/^device wait/p' "$log" | sed 's/^/  slurmlab: /' >&2
   python3 - "$log" "$threads" "$workers" "$batches" "$(cat "$rss")" <<'PY'
 import json, re, sys
 text = open(sys.argv[1]).read()
