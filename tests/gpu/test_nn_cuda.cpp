@@ -29,6 +29,7 @@
 #include "slurmlab/nn/models/models.hpp"
 #include "slurmlab/nn/optim/optim.hpp"
 #include "slurmlab/nn/serialize/checkpoint.hpp"
+#include "slurmlab/nn/serialize/safetensors.hpp"
 #include "slurmlab/nn/tensor/device_memory.hpp"
 
 namespace slurmlab::nn {
@@ -292,7 +293,8 @@ TEST_F(CudaBackend, FusedOptimizerStepsMatchCpu) {
 }
 
 // A checkpoint of a network and Adam state on the GPU (the trainer saves one each epoch) holds
-// their values bit for bit, and loads into a network on the GPU and one on the CPU.
+// their values bit for bit, and loads into a network on the GPU and one on the CPU; so does the
+// export's safetensors file.
 TEST_F(CudaBackend, CheckpointOfAGpuNetworkRoundTripsToGpuAndCpu) {
   Generator init(5);
   auto gpu_net = make_mlp(6, 9, 3, Activation::tanh, init);
@@ -325,6 +327,14 @@ TEST_F(CudaBackend, CheckpointOfAGpuNetworkRoundTripsToGpuAndCpu) {
     EXPECT_EQ(got_state, want_state);
   }
   std::filesystem::remove(path);
+  // The export's safetensors of the same GPU network (train-classifier export on a GPU).
+  const auto exported = path.parent_path() / ("slurmlab-cuda-export-" + std::to_string(::getpid()) + ".safetensors");
+  save_safetensors(exported, state_of(*gpu_net));
+  const auto file = load_safetensors(exported);
+  for (auto& p : parameters_of(*gpu_net)) {
+    EXPECT_EQ(file.at(p.name).to_vector(), p.parameter->value.to_vector()) << p.name;
+  }
+  std::filesystem::remove(exported);
 }
 
 TEST_F(CudaBackend, GradientClippingMatchesCpu) {

@@ -19,7 +19,8 @@ nn::Tensor gather_rows(const nn::Tensor& source, const std::vector<std::int64_t>
   const std::int64_t row = source.numel() / shape.at(0);
   shape[0] = static_cast<std::int64_t>(indices.size());
   nn::Tensor out(shape);
-  const float* from = source.data();
+  const nn::Tensor host = source.to(nn::Device::cpu);  // the rows of a set on a GPU too
+  const float* from = host.data();
   float* to = out.data();
   for (std::size_t i = 0; i < indices.size(); ++i) {
     std::copy_n(from + indices[i] * row, row, to + static_cast<std::int64_t>(i) * row);

@@ -74,14 +74,18 @@ struct Contents {
   }
 };
 
-// The tensors themselves where they are in host memory, host copies of those on a GPU (HDF5
-// and the checksum read host memory).
-Contents gather(Layer& model, Optimizer* optimizer, const TrainingPosition& position, const NamedGenerators& generators) {
+// What a checkpoint of these objects holds. For writing, host copies of tensors on a GPU (HDF5
+// and the checksum read host memory; tensors on the CPU are taken as they are); otherwise the
+// tensors where they are (loading only compares their shapes).
+enum class Copies { to_host, none };
+Contents gather(Layer& model, Optimizer* optimizer, const TrainingPosition& position, const NamedGenerators& generators,
+                Copies copies = Copies::to_host) {
   Contents c;
-  for (auto& p : parameters_of(model)) c.model[p.name] = p.parameter->value.to(Device::cpu);
-  for (auto& b : buffers_of(model)) c.model[b.name] = b.buffer->to(Device::cpu);
+  const auto take = [copies](const Tensor& t) { return copies == Copies::to_host ? t.to(Device::cpu) : t; };
+  for (auto& p : parameters_of(model)) c.model[p.name] = take(p.parameter->value);
+  for (auto& b : buffers_of(model)) c.model[b.name] = take(*b.buffer);
   if (optimizer) {
-    optimizer->visit_state([&](const std::string& name, Tensor& t) { c.optimizer[name] = t.to(Device::cpu); });
+    optimizer->visit_state([&](const std::string& name, Tensor& t) { c.optimizer[name] = take(t); });
     c.learning_rate = optimizer->learning_rate();
     c.optimizer_steps = optimizer->steps_taken();
     c.optimizer_kind = optimizer->describe();
@@ -260,7 +264,7 @@ TrainingPosition load_checkpoint(const std::filesystem::path& path, Layer& model
                    "): the file is corrupt; resume from an earlier checkpoint");
   }
   // Verified: now check the architecture matches before copying anything.
-  const Contents current = gather(model, optimizer, stored.position, generators);
+  const Contents current = gather(model, optimizer, stored.position, generators, Copies::none);
   auto check_same = [&](const std::map<std::string, Tensor>& want, const std::map<std::string, Tensor>& have, const char* what) {
     if (want.size() != have.size()) {
       fail(path, std::string("holds ") + std::to_string(have.size()) + " " + what + " tensors, this run has " +

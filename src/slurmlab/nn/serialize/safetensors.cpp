@@ -35,8 +35,8 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<Named
   contents += text;
   contents.reserve(contents.size() + offset);
   for (const auto& [name, tensor] : tensors) {
-    const auto* bytes = reinterpret_cast<const char*>(tensor.data());
-    contents.append(bytes, tensor.bytes());
+    const Tensor host = tensor.to(Device::cpu);  // the tensor itself where it is on the CPU
+    contents.append(reinterpret_cast<const char*>(host.data()), host.bytes());
   }
   io::write_file_atomically(path, contents);
 }
