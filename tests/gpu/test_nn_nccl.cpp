@@ -2,8 +2,11 @@
 // gradient reducer (buckets launched during backward) matches one process training on the
 // whole global batch on one GPU, the
 // ranks end bit-identical, and a rank that stops calling makes the other fail by its deadline
-// with a clear message instead of hanging. Exit 77 (ctest: skipped) with the reason when
-// this build has no CUDA or fewer than 2 GPUs answer.
+// with a clear message instead of hanging. Under mpirun -np 1 with one GPU: the same reducer on
+// a communicator of one rank (NCCL's set-up, the buckets, their streams and events, the
+// overlap hook and the deadline polling, all but the traffic between GPUs) leaves training as
+// it is without a reducer. Exit 77 (ctest: skipped) with the reason when this build has no
+// CUDA or too few GPUs answer.
 #include <mpi.h>
 
 #include <algorithm>
@@ -32,8 +35,50 @@ using namespace slurmlab::nn;
 
 using namespace slurmlab::testing::data_parallel;
 
+// One rank, one GPU: NCCL with a communicator of one. Training through the reducer equals
+// training without one (an all-reduce over one rank averages by 1: the same bits but for the
+// order of launches).
+int run_single_rank() {
+  configure_cuda({.device = 0});
+  int failures = 0;
+  const Data data;
+  auto reference_net = make_net(1);
+  to_device(*reference_net, Device::cuda);
+  const auto reference = train(*reference_net, nullptr, data, Device::cuda).weights;
+  auto net = make_net(1);
+  to_device(*net, Device::cuda);
+  NcclGradientReducer reducer(MPI_COMM_WORLD, std::chrono::seconds(60), 256);
+  reducer.broadcast_state(*net);
+  reducer.attach(*net);
+  const auto reduced = train(*net, &reducer, data, Device::cuda).weights;
+  reducer.detach();
+  double worst = 0.0;
+  for (std::size_t i = 0; i < reduced.size(); ++i)
+    worst = std::max(worst, std::abs(static_cast<double>(reduced[i]) - reference[i]) /
+                                std::max(1.0, std::abs(static_cast<double>(reference[i]))));
+  if (reduced.size() != reference.size() || !(worst < 1e-6)) {
+    std::printf("one rank: training through the NCCL reducer differs from training without it by %g\n", worst);
+    ++failures;
+  }
+  if (reducer.buckets_launched_during_backward() == 0) {
+    std::printf("one rank: no bucket was launched during backward (the overlap hook did not fire)\n");
+    ++failures;
+  }
+  if (reducer.buckets_reduced() < static_cast<std::size_t>(2 * kSteps)) {
+    std::printf("one rank: expected several buckets per step, got %zu in all\n", reducer.buckets_reduced());
+    ++failures;
+  }
+  std::printf("%s\n", failures == 0 ? "PASS" : "FAIL");
+  return failures == 0 ? 0 : 1;
+}
+
 int run(int rank, int size) {
   const auto status = slurmlab::cluster::probe_gpu_runtime();
+  if (size == 1) {
+    if (status.device_count >= 1) return run_single_rank();
+    std::printf("SKIP: no GPU answers%s%s\n", status.note.empty() ? "" : ": ", status.note.c_str());
+    return kSkipped;
+  }
   if (status.device_count < 2 || size < 2) {
     if (rank == 0)
       std::printf("SKIP: needs 2 ranks with a GPU each (ranks %d, GPUs %d%s%s); one GPU cannot be shared: NCCL does "
