@@ -26,7 +26,7 @@ stub test_logdet_cuda 'echo "[  SKIPPED ] LogdetCuda.MeanFollowsTheTheory"; echo
 stub test_nn_cuda 'echo started; exec sleep 60'
 chmod +x "$work/path/nvidia-smi"
 export PATH="$work/path:$PATH"
-gpu_check() { (cd "$repo" && tools/gpu-check --build-dir "$work/build" "$@"); }
+gpu_check() { (cd "$repo" && tools/gpu-check --build-dir "$work/build" --no-build "$@"); }
 
 gpu_check --out "$work/a" --only 'gpu-probe|gpu-logdet' >"$work/a.log" 2>&1
 status=$?
@@ -38,21 +38,31 @@ check "steps not named by --only do not run" '! grep -q "gpu-nn-cuda\|classifier
 check "one failed step: exit 1" '[ "$status" -eq 1 ] && grep -q "1 step(s) failed, 0 not run" "$work/a.log"'
 
 start=$(date +%s)
-OUT=$work/b gpu_check --deadline 21 --only 'gpu-nn-cuda-backend|gpu-probe' >"$work/b.log" 2>&1
+mkdir -p "$work/b" && echo keep >"$work/b/earlier.txt"  # OUT held a file before the run
+OUT=$work/b gpu_check --deadline 25 --only 'gpu-nn-cuda-backend|gpu-probe' >"$work/b.log" 2>&1
 status=$?
 took=$(($(date +%s) - start))
-check "the step running at the deadline is cut there" '[ "$took" -ge 20 ] && [ "$took" -lt 40 ]'
+check "the step running at the deadline is cut there" '[ "$took" -ge 20 ] && [ "$took" -lt 45 ]'
 check "with \$OUT set only the summary and the log archive are left" \
-  '[ "$(ls "$work/b" | paste -sd" ")" = "gpu-check-logs.tar.gz gpu-check.md" ]'
+  '[ "$(ls "$work/b" | paste -sd" ")" = "earlier.txt gpu-check-logs.tar.gz gpu-check.md" ]'
+check "what OUT held before is neither packed nor removed" \
+  '[ "$(cat "$work/b/earlier.txt")" = keep ] && ! tar -tzf "$work/b/gpu-check-logs.tar.gz" | grep -q earlier'
 tar -C "$work/b" -xzf "$work/b/gpu-check-logs.tar.gz" 2>/dev/null
 check "the archive holds the step's log" 'grep -q "^started$" "$work/b/gpu-nn-cuda-backend.log"'
-check "the cut step is a failure that says so" 'grep -q "^| gpu-nn-cuda-backend | FAILED (stopped after its 21 s)" "$work/b/gpu-check.md"'
-check "the step after the deadline is listed as not run" 'grep -q "^| gpu-probe | not run (the --deadline of 21 s was reached)" "$work/b/gpu-check.md"'
+check "the cut step is a failure that says so" 'grep -qE "^\| gpu-nn-cuda-backend \| FAILED \(stopped after its 2[0-9] s\)" "$work/b/gpu-check.md"'
+check "the step after the deadline is listed as not run" 'grep -q "^| gpu-probe | not run (the --deadline of 25 s was reached)" "$work/b/gpu-check.md"'
 check "exit 1 and the count of steps not run" '[ "$status" -eq 1 ] && grep -q "1 step(s) failed, 1 not run for the deadline" "$work/b.log"'
 
 bad=$(gpu_check --deadline soon 2>&1)
 bad_status=$?
 check "a deadline that is not a number is one sentence and exit 2" \
   '[ "$bad_status" -eq 2 ] && echo "$bad" | grep -q "is not a whole number of seconds"'
+
+none=$(gpu_check --out "$work/c" --only 'gpu-nccl' 2>&1)
+none_status=$?
+check "--only that names no step is one sentence and exit 2" \
+  '[ "$none_status" -eq 2 ] && echo "$none" | grep -q "names no step of --part all"'
+help=$(gpu_check --help)
+check "--help lists every option" 'for o in --deadline --bench-rounds --only --pack --no-build --no-bench; do echo "$help" | grep -q -- "^#   $o" || exit 1; done'
 
 [ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }

@@ -19,9 +19,16 @@ nn::Tensor gather_rows(const nn::Tensor& source, const std::vector<std::int64_t>
   const std::int64_t row = source.numel() / shape.at(0);
   shape[0] = static_cast<std::int64_t>(indices.size());
   nn::Tensor out(shape);
-  const nn::Tensor host = source.to(nn::Device::cpu);  // the rows of a set on a GPU too
-  const float* from = host.data();
   float* to = out.data();
+  if (source.device() != nn::Device::cpu) {  // a set on a GPU: its rows, not the whole set
+    const float* from = source.device_data();
+    const auto bytes = static_cast<std::size_t>(row) * sizeof(float);
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      nn::cuda::copy(to + static_cast<std::int64_t>(i) * row, nn::Device::cpu, from + indices[i] * row, source.device(), bytes);
+    }
+    return out;
+  }
+  const float* from = source.data();
   for (std::size_t i = 0; i < indices.size(); ++i) {
     std::copy_n(from + indices[i] * row, row, to + static_cast<std::int64_t>(i) * row);
   }
