@@ -2,10 +2,12 @@
 // repeated, median reported. torch_train_step.py measures the same steps in PyTorch; run.sh
 // runs both with the same thread count and prints the ratios.
 //
-// usage: nn_train_step mlp|mlp-fused|cnn|alexnet|airbench94 [repeats] [layers]   (prints one JSON line)
+// usage: nn_train_step mlp|mlp-fused|cnn|alexnet|airbench94 [repeats] [layers] [bf16]   (prints one JSON line)
 // mlp-fused: the same MLP step through nn::FusedMlp (one pass per step), peer: torch "mlp".
 // layers: also one JSON line per layer (Sequentials flattened) with the median of its forward
 // and of its backward over the repeats, run layer by layer: the per-layer split of a step.
+// bf16: Conv2d and Linear products in bf16 (nn::set_cpu_precision; refused where the CPU has no
+// native bf16), peer: torch_train_step.py under torch.autocast("cpu", dtype=torch.bfloat16).
 #include <cblas.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "slurmlab/nn/layers/cpu_precision.hpp"
 #include "slurmlab/nn/models/fused_mlp.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
 #include "slurmlab/nn/models/models.hpp"
@@ -25,11 +28,31 @@ using namespace slurmlab::nn;
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: nn_train_step mlp|mlp-fused|cnn|alexnet|airbench94 [repeats] [layers]\n");
+    std::fprintf(stderr, "usage: nn_train_step mlp|mlp-fused|cnn|alexnet|airbench94 [repeats] [layers] [bf16]\n");
     return 2;
   }
   const std::string model = argv[1];
   const int repeats = argc > 2 ? std::stoi(argv[2]) : 20;
+  bool per_layer = false, bf16 = false;
+  for (int i = 3; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "layers") {
+      per_layer = true;
+    } else if (word == "bf16") {
+      bf16 = true;
+    } else {
+      std::fprintf(stderr, "nn_train_step: '%s' is neither layers nor bf16\n", argv[i]);
+      return 2;
+    }
+  }
+  if (bf16) {
+    try {
+      set_cpu_precision(slurmlab::Precision::bf16);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "nn_train_step: %s\n", e.what());
+      return 2;
+    }
+  }
   Generator g(1);
   std::unique_ptr<Sequential> net;
   Tensor x, target;
@@ -84,14 +107,15 @@ int main(int argc, char** argv) {
     last_loss = loss.loss;
     if (r >= 3) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
   }
-  if (argc > 3 && std::string(argv[3]) == "layers" && model != "mlp-fused") {
+  if (per_layer && model != "mlp-fused") {
     bench::profile_layers(*net, x, target, labels, repeats);
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
-  std::printf("{\"framework\": \"slurmlab\", \"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"median_ms\": %.4f, "
-              "\"min_ms\": %.4f, \"max_ms\": %.4f, \"samples_per_s\": %.1f, \"loss\": %.5f}\n",
-              model.c_str(), static_cast<long long>(batch), openblas_get_num_threads(), median, times.front(),
-              times.back(), 1000.0 * static_cast<double>(batch) / median, last_loss);
+  std::printf("{\"framework\": \"slurmlab\", \"model\": \"%s\", \"precision\": \"%s\", \"batch\": %lld, "
+              "\"threads\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"samples_per_s\": %.1f, "
+              "\"loss\": %.5f}\n",
+              model.c_str(), bf16 ? "bf16" : "fp32", static_cast<long long>(batch), openblas_get_num_threads(), median,
+              times.front(), times.back(), 1000.0 * static_cast<double>(batch) / median, last_loss);
   return 0;
 }

@@ -35,6 +35,7 @@
 #include "slurmlab/io/metrics_writer.hpp"
 #include "slurmlab/linalg/logdet_engine.hpp"
 #include "slurmlab/nn/cuda/device.hpp"
+#include "slurmlab/nn/layers/cpu_precision.hpp"
 #include "slurmlab/nn/distributed/data_parallel.hpp"
 #include "slurmlab/nn/distributed/nccl_gradient_reducer.hpp"
 #include "slurmlab/nn/losses/losses.hpp"
@@ -306,9 +307,9 @@ int fit(Run& run) {
   run.console.line("model: " + spec.describe() + ", " + std::to_string(total) + " parameters" +
                    (trained == total ? std::string() : " (" + std::to_string(trained) + " trained, the rest frozen)") +
                    "; " + optimizer->describe() + (o.nesterov ? " (Nesterov)" : "") + " lr " + std::to_string(o.lr) +
-                   "; device " +
-                   run.context.gpu.describe() + (reducer ? (run.device == nn::Device::cuda ? ", NCCL" : ", MPI") +
-                                                            std::string(" gradient all-reduce") : ""));
+                   "; device " + run.context.gpu.describe() + ", precision " + o.precision +
+                   (reducer ? (run.device == nn::Device::cuda ? ", NCCL" : ", MPI") + std::string(" gradient all-reduce")
+                            : ""));
   run.program.log().line("fit: " + spec.describe() + ", " + describe_batch(setup, session.size()));
 
   const auto monitor_mode = o.monitor.find("acc") != std::string::npos ? train::MonitorMode::max : train::MonitorMode::min;
@@ -652,10 +653,12 @@ int train_classifier(cluster::MpiSession& session, int argc, char** argv) {
   linalg::set_blas_threads(std::max(1, threads));
   nn::Device device = context.gpu.uses_gpu ? nn::Device::cuda : nn::Device::cpu;
   session.run_collectively([&] {
-    if (device == nn::Device::cpu && options.precision != "fp32") {
-      throw UsageError("--precision " + options.precision + " needs a GPU, and this rank computes on the CPU (" +
-                       context.gpu.reason + "); use --precision fp32");
+    if (device == nn::Device::cpu && options.precision == "tf32") {
+      throw UsageError("--precision tf32 is a GPU math mode, and this rank computes on the CPU (" + context.gpu.reason +
+                       "); use --precision fp32, or bf16 on a CPU with native bf16");
     }
+    // bf16 on the CPU where oneDNN runs it natively; elsewhere a UsageError that says why.
+    if (device == nn::Device::cpu && options.precision == "bf16") nn::set_cpu_precision(Precision::bf16);
     if (device == nn::Device::cuda) {
       nn::CudaOptions cuda;
       cuda.device = context.gpu.device;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "slurmlab/nn/layers/cpu_precision.hpp"
 #include "slurmlab/nn/layers/conv2d_backend.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
@@ -107,6 +108,7 @@ struct Conv2dContext final : Context {
   Tensor columns;  // [patch, N*P] (im2col path)
   Tensor input;    // oneDNN path
   bool onednn = false;
+  bool bf16 = false;  // the forward's precision, which backward keeps
 };
 
 conv_backend::Dims dims(const Geometry& g, std::int64_t out) {
@@ -150,10 +152,12 @@ Forward Conv2d::forward_impl(const Tensor& input, Mode) {
   if (input.device() == Device::cuda) return cuda::conv2d_forward(*this, input);
   auto context = std::make_unique<Conv2dContext>();
   context->geometry = g;
+  // bf16 is set only where oneDNN is (set_cpu_precision checks), so im2col stays fp32.
   if (conv_backend::onednn_available()) {
     Tensor output({g.n, out_, g.out_h, g.out_w});
+    context->bf16 = cpu_precision() == Precision::bf16;
     conv_backend::onednn_forward(dims(g, out_), input.data(), weight_.value.data(),
-                                 has_bias_ ? bias_.value.data() : nullptr, output.data());
+                                 has_bias_ ? bias_.value.data() : nullptr, output.data(), context->bf16);
     context->input = input;
     context->onednn = true;
     return {output, std::move(context)};
@@ -193,7 +197,7 @@ Tensor Conv2d::backward_impl(const Context& context, const Tensor& grad_output) 
     if (input_grad_needed()) grad_input = Tensor({g.n, g.c, g.h, g.w});
     conv_backend::onednn_backward(dims(g, out_), saved.input.data(), weight_.value.data(), grad_output.data(),
                                   grad_input.defined() ? grad_input.data() : nullptr, weight_.grad.data(),
-                                  has_bias_ ? bias_.grad.data() : nullptr);
+                                  has_bias_ ? bias_.grad.data() : nullptr, saved.bf16);
     return grad_input;
   }
   const std::int64_t total = g.n * g.positions();

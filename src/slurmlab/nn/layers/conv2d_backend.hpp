@@ -13,9 +13,15 @@ struct Dims {
 
 // True when oneDNN is compiled in and SLURMLAB_CONV is not "im2col" (read once per process).
 bool onednn_available();
-// y[n, out, oh, ow] = conv(x, w) + b (b may be null).
-void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y);
+// True when oneDNN runs bf16 kernels natively on this CPU (its effective ISA, which
+// DNNL_MAX_CPU_ISA can lower, includes AVX512-BF16).
+bool onednn_bf16_native();
+// y[n, out, oh, ow] = conv(x, w) + b (b may be null). bf16: x and w rounded to bfloat16, the
+// products accumulated in fp32 (cpu_precision.hpp).
+void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y, bool bf16 = false);
 // dx = conv^T(dy, w) (overwritten; dx null: not computed); dw += dW; db += dB (db may be null).
-void onednn_backward(const Dims& d, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db);
+// bf16: x, w and dy rounded to bfloat16; dx, dW and dB computed in fp32 from them.
+void onednn_backward(const Dims& d, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db,
+                     bool bf16 = false);
 
 }  // namespace slurmlab::nn::conv_backend

@@ -6,10 +6,11 @@
 namespace slurmlab::nn::conv_backend {
 
 bool onednn_available() { return false; }
-void onednn_forward(const Dims&, const float*, const float*, const float*, float*) {
+bool onednn_bf16_native() { return false; }
+void onednn_forward(const Dims&, const float*, const float*, const float*, float*, bool) {
   throw std::logic_error("Conv2d: built without oneDNN (SLURMLAB_WITH_ONEDNN=OFF)");
 }
-void onednn_backward(const Dims&, const float*, const float*, const float*, float*, float*, float*) {
+void onednn_backward(const Dims&, const float*, const float*, const float*, float*, float*, float*, bool) {
   throw std::logic_error("Conv2d: built without oneDNN (SLURMLAB_WITH_ONEDNN=OFF)");
 }
 

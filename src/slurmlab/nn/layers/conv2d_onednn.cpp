@@ -102,13 +102,14 @@ struct Plan {
 };
 
 using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                       std::int64_t, std::int64_t, bool, std::int64_t>;
+                       std::int64_t, std::int64_t, bool, std::int64_t, bool>;
 
-// The plan of chunk `chunk` whose shape is `d` (d.n: the chunk's images).
-Plan& plan(const Dims& d, bool bias, std::int64_t chunk) {
+// The plan of chunk `chunk` whose shape is `d` (d.n: the chunk's images). bf16: the products'
+// operands (x, w and dy) in bfloat16, which the input reorders round to; outputs stay fp32.
+Plan& plan(const Dims& d, bool bias, std::int64_t chunk, bool bf16) {
   static std::mutex mutex;
   static std::map<Key, Plan> cache;
-  const Key key{d.n, d.c, d.h, d.w, d.out, d.k, d.stride, d.pad, bias, chunk};
+  const Key key{d.n, d.c, d.h, d.w, d.out, d.k, d.stride, d.pad, bias, chunk, bf16};
   std::lock_guard lock(mutex);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   auto& engine = conv_backend::engine();
@@ -116,8 +117,11 @@ Plan& plan(const Dims& d, bool bias, std::int64_t chunk) {
   p.stream = dnnl::stream(engine);
   const dnnl::memory::dims x_dims{d.n, d.c, d.h, d.w}, w_dims{d.out, d.c, d.k, d.k}, y_dims{d.n, d.out, d.out_h, d.out_w};
   const dnnl::memory::desc x(x_dims, dt::f32, tag::nchw), w(w_dims, dt::f32, tag::oihw), y(y_dims, dt::f32, tag::nchw);
-  const dnnl::memory::desc x_any(x_dims, dt::f32, tag::any), w_any(w_dims, dt::f32, tag::any),
-      y_any(y_dims, dt::f32, tag::any);
+  const dt operand = bf16 ? dt::bf16 : dt::f32;
+  // Operands (read by a product) in `operand`, results in fp32.
+  const dnnl::memory::desc x_any(x_dims, operand, tag::any), w_any(w_dims, operand, tag::any),
+      y_any(y_dims, dt::f32, tag::any), dy_any(y_dims, operand, tag::any), dx_any(x_dims, dt::f32, tag::any),
+      dw_any(w_dims, dt::f32, tag::any);
   p.b = dnnl::memory::desc({d.out}, dt::f32, tag::x);
   const dnnl::memory::dims strides{d.stride, d.stride}, pad{d.pad, d.pad};
   const auto direct = dnnl::algorithm::convolution_direct;
@@ -127,9 +131,9 @@ Plan& plan(const Dims& d, bool bias, std::int64_t chunk) {
                                                          y_any, strides, pad, pad);
   dnnl::convolution_forward::primitive_desc fwd_pd(fwd_desc, engine);
   dnnl::convolution_backward_data::primitive_desc bwd_data_pd(
-      dnnl::convolution_backward_data::desc(direct, x_any, w_any, y_any, strides, pad, pad), engine, fwd_pd);
-  auto bwd_w_desc = bias ? dnnl::convolution_backward_weights::desc(direct, x_any, w_any, p.b, y_any, strides, pad, pad)
-                         : dnnl::convolution_backward_weights::desc(direct, x_any, w_any, y_any, strides, pad, pad);
+      dnnl::convolution_backward_data::desc(direct, dx_any, w_any, dy_any, strides, pad, pad), engine, fwd_pd);
+  auto bwd_w_desc = bias ? dnnl::convolution_backward_weights::desc(direct, x_any, dw_any, p.b, dy_any, strides, pad, pad)
+                         : dnnl::convolution_backward_weights::desc(direct, x_any, dw_any, dy_any, strides, pad, pad);
   dnnl::convolution_backward_weights::primitive_desc bwd_w_pd(bwd_w_desc, engine, fwd_pd);
   p.forward = dnnl::convolution_forward(fwd_pd);
   p.backward_data = dnnl::convolution_backward_data(bwd_data_pd);
@@ -180,10 +184,18 @@ bool onednn_available() {
   return use;
 }
 
-void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y) {
+bool onednn_bf16_native() {
+  // cpu_isa values are sets of feature bits; each larger ISA contains the smaller ones (AMX
+  // contains AVX512-BF16).
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & bf16) == bf16;
+}
+
+void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y, bool bf16) {
   const std::int64_t x_image = d.c * d.h * d.w, y_image = d.out * d.out_h * d.out_w;
   for_chunks(d.n, [&](std::int64_t chunk, std::int64_t first, std::int64_t images) {
-    Plan& p = plan(chunk_dims(d, images), b != nullptr, chunk);
+    Plan& p = plan(chunk_dims(d, images), b != nullptr, chunk, bf16);
     auto& engine = conv_backend::engine();
     float* y_chunk = y + first * y_image;
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, p.fwd_x.input(x + first * x_image, p.stream, engine)},
@@ -197,11 +209,11 @@ void onednn_forward(const Dims& d, const float* x, const float* w, const float* 
 }
 
 void onednn_backward(const Dims& d, const float* x, const float* w, const float* dy, float* dx, float* dw,
-                     float* db) {
+                     float* db, bool bf16) {
   const std::int64_t x_image = d.c * d.h * d.w, y_image = d.out * d.out_h * d.out_w;
   std::vector<Plan*> plans(static_cast<std::size_t>(chunk_count(d.n)));
   for_chunks(d.n, [&](std::int64_t chunk, std::int64_t first, std::int64_t images) {
-    Plan& p = plan(chunk_dims(d, images), db != nullptr, chunk);
+    Plan& p = plan(chunk_dims(d, images), db != nullptr, chunk, bf16);
     plans[static_cast<std::size_t>(chunk)] = &p;
     auto& engine = conv_backend::engine();
     const float* dy_chunk = dy + first * y_image;

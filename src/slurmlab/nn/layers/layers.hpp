@@ -31,6 +31,7 @@ class Linear final : public Layer {
  private:
   Forward forward_impl(const Tensor& input, Mode mode) override;
   Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+  Tensor backward_bf16(const Context& context, const Tensor& grad_output);  // CPU, bf16 products
 
   std::int64_t in_, out_;
   bool has_bias_;

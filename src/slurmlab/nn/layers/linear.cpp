@@ -7,6 +7,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "slurmlab/nn/layers/bfloat16.hpp"
+#include "slurmlab/nn/layers/cpu_precision.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
 #include "slurmlab/nn/layers/linear_backend.hpp"
@@ -15,9 +17,24 @@ namespace slurmlab::nn {
 
 namespace {
 
+std::uint16_t* bf16_data(Tensor& t) { return reinterpret_cast<std::uint16_t*>(t.data()); }
+const std::uint16_t* bf16_data(const Tensor& t) { return reinterpret_cast<const std::uint16_t*>(t.data()); }
+
 struct LinearContext final : Context {
   Tensor input;  // [N, in]
+  // bf16 products (cpu_precision.hpp): the rounded input and weight, for backward's products.
+  bool bf16 = false;
+  Tensor input_bf16, weight_bf16;
 };
+
+// A bfloat16 copy of n floats, in a float tensor of half as many elements (the caching
+// allocator's reused, huge-page-backed blocks: a fresh vector per step would fault in and
+// zero AlexNet's 75 MB weight copy every step).
+Tensor bf16_copy(const float* x, std::int64_t n) {
+  Tensor copy({(n + 1) / 2});
+  detail::floats_to_bf16(x, bf16_data(copy), static_cast<std::size_t>(n));
+  return copy;
+}
 
 // Layers with one input or one output feature (the regression MLP's 1 -> hidden -> 1) are
 // outer products and matrix-vector products, for which BLAS's packing and threading cost
@@ -192,6 +209,14 @@ Forward Linear::forward_impl(const Tensor& input, Mode) {
       for (std::int64_t o = 0; o < out_; ++o) y[i * out_ + o] = b[o];
   }
   // y[N, out] (+)= x[N, in] * W[out, in]^T
+  if (cpu_precision() == Precision::bf16) {
+    context->bf16 = true;
+    context->input_bf16 = bf16_copy(input.data(), n * in_);
+    context->weight_bf16 = bf16_copy(weight_.value.data(), out_ * in_);
+    linear_backend::gemm_bf16(false, true, n, out_, in_, bf16_data(context->input_bf16), in_,
+                              bf16_data(context->weight_bf16), in_, has_bias_ ? 1.0f : 0.0f, y, out_);
+    return {output, std::move(context)};
+  }
   if (use_onednn(n, out_, in_)) {
     linear_backend::gemm(true, n, out_, in_, input.data(), in_, weight_.value.data(), in_, has_bias_ ? 1.0f : 0.0f, y,
                          out_);
@@ -226,6 +251,7 @@ Tensor Linear::backward_impl(const Context& context, const Tensor& grad_output) 
     }
     return grad_input;
   }
+  if (saved.bf16) return backward_bf16(saved, grad_output);
   // dW[out, in] += g[N, out]^T * x[N, in]
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(out_), static_cast<int>(in_),
               static_cast<int>(n), 1.0f, g, static_cast<int>(out_), saved.input.data(), static_cast<int>(in_), 1.0f,
@@ -245,6 +271,30 @@ Tensor Linear::backward_impl(const Context& context, const Tensor& grad_output) 
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(in_),
               static_cast<int>(out_), 1.0f, g, static_cast<int>(out_), weight_.value.data(), static_cast<int>(in_),
               0.0f, grad_input.data(), static_cast<int>(in_));
+  return grad_input;
+}
+
+// The backward products of a bf16 forward: the gradient rounded once, then the weight gradient
+// from it and the rounded input, and the input gradient from it and the rounded weight (both
+// accumulated in fp32); the bias gradient is summed in fp32 from the unrounded gradient.
+Tensor Linear::backward_bf16(const Context& context, const Tensor& grad_output) {
+  const auto& saved = dynamic_cast<const LinearContext&>(context);
+  const auto n = saved.input.size(0);
+  const float* g = grad_output.data();
+  const Tensor g_bf16 = bf16_copy(g, n * out_);
+  // dW[out, in] += (g[N, out])^T x[N, in]
+  linear_backend::gemm_bf16(true, false, out_, in_, n, bf16_data(g_bf16), out_, bf16_data(saved.input_bf16), in_, 1.0f,
+                            weight_.grad.data(), in_);
+  if (has_bias_) {
+    float* db = bias_.grad.data();
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t o = 0; o < out_; ++o) db[o] += g[i * out_ + o];
+  }
+  if (!input_grad_needed()) return {};
+  // dx[N, in] = g[N, out] W[out, in]
+  Tensor grad_input({n, in_});
+  linear_backend::gemm_bf16(false, false, n, in_, out_, bf16_data(g_bf16), out_, bf16_data(saved.weight_bf16), in_, 0.0f,
+                            grad_input.data(), in_);
   return grad_input;
 }
 

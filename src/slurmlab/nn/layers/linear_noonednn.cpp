@@ -11,4 +11,9 @@ void gemm(bool, std::int64_t, std::int64_t, std::int64_t, const float*, std::int
   throw std::logic_error("Linear: built without oneDNN (SLURMLAB_WITH_ONEDNN=OFF)");
 }
 
+void gemm_bf16(bool, bool, std::int64_t, std::int64_t, std::int64_t, const std::uint16_t*, std::int64_t,
+               const std::uint16_t*, std::int64_t, float, float*, std::int64_t) {
+  throw std::logic_error("Linear: built without oneDNN (SLURMLAB_WITH_ONEDNN=OFF)");
+}
+
 }  // namespace slurmlab::nn::linear_backend
