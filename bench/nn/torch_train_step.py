@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The PyTorch peer of nn_train_step: the same models, batch and Adam step, median time.
 
-usage: torch_train_step.py mlp|cnn|alexnet THREADS [repeats]   (prints one JSON line)
+usage: torch_train_step.py mlp|cnn|alexnet THREADS [repeats] [fp32|bf16]   (prints one JSON line)
+bf16: forward under torch.autocast("cpu", dtype=torch.bfloat16) (convolutions and linear layers
+in bf16, the loss in fp32), the peer of nn_train_step's bf16.
 """
 import json
 import statistics
@@ -18,6 +20,9 @@ from compare_with_torch import build  # noqa: E402  (the models as slurmlab::nn 
 def main():
     model, threads = sys.argv[1], int(sys.argv[2])
     repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    precision = sys.argv[4] if len(sys.argv) > 4 else "fp32"
+    if precision not in ("fp32", "bf16"):
+        sys.exit(f"torch_train_step.py: precision {precision!r} is not fp32 or bf16")
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     if model == "mlp":
@@ -39,14 +44,17 @@ def main():
     for r in range(repeats + 3):
         start = time.perf_counter()
         optimizer.zero_grad()
-        loss = criterion(net(x))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = net(x)
+        loss = criterion(out.float())
         loss.backward()
         optimizer.step()
         stop = time.perf_counter()
         if r >= 3:
             times.append((stop - start) * 1000)
     median = statistics.median(times)
-    print(json.dumps({"framework": f"torch {torch.__version__}", "model": model, "batch": batch, "threads": threads,
+    print(json.dumps({"framework": f"torch {torch.__version__}", "model": model, "precision": precision,
+                      "batch": batch, "threads": threads,
                       "median_ms": round(median, 4), "min_ms": round(min(times), 4), "max_ms": round(max(times), 4),
                       "samples_per_s": round(1000 * batch / median, 1), "loss": round(loss.item(), 5)}))
 

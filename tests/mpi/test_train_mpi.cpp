@@ -1,6 +1,7 @@
 // Runs under mpirun -np 4: the trainer on 1, 2 and 4 ranks (sub-communicators of the 4) gives
 // the same reduced metrics and weights for the same global batch, and a metric name missing on
-// one rank ends every rank with a message naming it instead of a hang; a preemption signal on
+// one rank ends every rank with a message naming it instead of a hang, while a rank that
+// evaluated nothing adds nothing; a preemption signal on
 // one rank stops all of them at the same step, and the resumed run logs the uninterrupted one's
 // metrics (on 4 ranks, and on 2 from a 4-rank checkpoint); a checkpoint rank 0 cannot write ends
 // every rank with its reason.
@@ -202,6 +203,25 @@ TEST(TrainerMpi, AMetricMissingOnOneRankEndsEveryRankWithItsName) {
     EXPECT_NE(message.find("'train_extra'"), std::string::npos) << message;
     EXPECT_NE(message.find("rank(s) 1"), std::string::npos) << message;
   }
+}
+
+// A validation set smaller than the ranks' batches leaves a rank without a batch: it adds
+// nothing (no names, no samples), and the others' metrics come out as if it were not there.
+TEST(TrainerMpi, ARankThatEvaluatedNothingAddsNothingToTheReducedMetrics) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size < 2) GTEST_SKIP() << "needs 2 or more ranks";
+  const int rank = world_rank();
+  MetricAccumulator accumulator;
+  if (rank != 1) accumulator.add({.loss_sum = 2.0 * (rank + 1), .samples = 4, .sums = {{"accuracy", 3.0}}});
+  const auto metrics = accumulator.reduce(MPI_COMM_WORLD, "val");
+  double loss_sum = 0.0;
+  for (int r = 0; r < size; ++r)
+    if (r != 1) loss_sum += 2.0 * (r + 1);
+  const double samples = 4.0 * (size - 1);
+  ASSERT_EQ(metrics.size(), 2u) << "on rank " << rank;
+  EXPECT_DOUBLE_EQ(metrics.at("val_loss"), loss_sum / samples);
+  EXPECT_DOUBLE_EQ(metrics.at("val_accuracy"), 0.75);
 }
 
 namespace {

@@ -719,6 +719,28 @@ TEST(Synthetic, ShapesTellTheClassAndMeanColourDoesNot) {
   EXPECT_GT(shape, 0.80);
 }
 
+TEST(SubsetOf, HoldsTheChosenImagesWithTheirLabelsInOrder) {
+  const auto base = make_synthetic_images({.count = 20, .test_count = 4});
+  const auto subset = subset_of(*base, {7, 2, 19}, "validation part");
+  ASSERT_EQ(subset->size(), 3);
+  EXPECT_EQ(subset->class_names(), base->class_names());
+  EXPECT_EQ(subset->fixed_shape(), base->fixed_shape());
+  EXPECT_TRUE(subset->synthetic());
+  EXPECT_EQ(subset->describe().rfind("validation part, 3 images of ", 0), 0u) << subset->describe();
+  const std::vector<std::int64_t> chosen{7, 2, 19};
+  for (std::int64_t i = 0; i < 3; ++i) {
+    const auto from = chosen[static_cast<std::size_t>(i)];
+    EXPECT_EQ(subset->label(i), base->label(from));
+    std::vector<std::uint8_t> a, b;
+    const auto mine = subset->image(i, a), theirs = base->image(from, b);
+    ASSERT_EQ(mine.shape, theirs.shape);
+    const auto bytes = static_cast<std::size_t>(mine.shape.channels * mine.shape.height * mine.shape.width);
+    EXPECT_TRUE(std::equal(mine.pixels, mine.pixels + bytes, theirs.pixels)) << i;
+  }
+  EXPECT_THROW(subset->label(3), std::out_of_range);
+  EXPECT_THROW(subset_of(*base, {20}, "x"), std::out_of_range);
+}
+
 TEST(Synthetic, BadOptionsAreRefused) {
   expect_usage_error([] { make_synthetic_images({.classes = 13}); }, {"2 to 12 classes", "13"});
   expect_usage_error([] { make_synthetic_images({.shape = {2, 32, 32}}); }, {"1 or 3 channels"});
@@ -737,6 +759,11 @@ TEST(OpenImageDataset, SpecsChooseTheFormatAndTheSplit) {
   EXPECT_EQ(open_image_dataset("folder:" + dir.string(), Split::train)->size(), 2);
   EXPECT_EQ(open_image_dataset("folder:" + dir.string(), Split::test)->size(), 1);
   EXPECT_EQ(open_image_dataset("folder:" + (dir / "train").string(), Split::test)->size(), 2);
+  // A folder without train/ has no test split of its own: its "test split" is its training images.
+  EXPECT_TRUE(has_separate_test_split("folder:" + dir.string()));
+  EXPECT_FALSE(has_separate_test_split("folder:" + (dir / "train").string()));
+  EXPECT_TRUE(has_separate_test_split("synthetic"));
+  EXPECT_TRUE(has_separate_test_split("cifar10:" + dir.string()));
   const auto synthetic = open_image_dataset("synthetic", Split::test, {.count = 5, .test_count = 3});
   EXPECT_EQ(synthetic->size(), 3);
   EXPECT_NE(synthetic->describe().find("test"), std::string::npos);

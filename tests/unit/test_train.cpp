@@ -542,6 +542,37 @@ TEST(TrainerResume, MidEpochResumeEqualsTheUninterruptedRunBitForBit) {
   fs::remove_all(dir);
 }
 
+// A run folder copied (or moved) elsewhere resumes with its own checkpoints: the top-k it prunes
+// and the best path it reports are in the copy, and the original folder is left as it was.
+TEST(TrainerResume, ACopiedRunFolderResumesWithItsOwnCheckpointsAndLeavesTheOriginalAlone) {
+  const Data data;
+  const auto dir = fresh_directory();
+  const auto make_checkpoint = [] {
+    return std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{
+        .monitor = "val_loss", .save_top_k = 1, .filename = "epoch={epoch}-val_loss={val_loss:.4f}"});
+  };
+  {
+    TrainingRun first(1, false, 2.0);
+    auto source = data.source(16);
+    auto val_source = data.source(16, 9, false);
+    Trainer({.max_epochs = 2, .root_dir = dir / "a"}, {make_checkpoint()}).fit(*first.module, source, &val_source);
+  }
+  fs::copy(dir / "a", dir / "b", fs::copy_options::recursive);
+  const auto original = files_in(dir / "a" / "checkpoints");
+  TrainingRun resumed(1, false, 2.0);
+  auto source = data.source(16);
+  auto val_source = data.source(16, 9, false);
+  auto checkpoint = make_checkpoint();
+  Trainer trainer({.max_epochs = 6, .root_dir = dir / "b"}, {checkpoint});
+  trainer.fit(*resumed.module, source, &val_source, "last");
+  EXPECT_EQ(files_in(dir / "a" / "checkpoints"), original) << "the original folder's checkpoints changed";
+  EXPECT_EQ(checkpoint->best_model_path().parent_path(), dir / "b" / "checkpoints");
+  EXPECT_TRUE(fs::exists(checkpoint->best_model_path()));
+  for (const auto& [score, path] : checkpoint->top_k()) EXPECT_EQ(path.parent_path(), dir / "b" / "checkpoints");
+  EXPECT_EQ(files_in(dir / "b" / "checkpoints").size(), 2u);  // the best and last
+  fs::remove_all(dir);
+}
+
 TEST(TrainerResume, RefusesACheckpointWithoutTrainerStateAndStartsFreshWithoutLast) {
   const Data data;
   const auto dir = fresh_directory();

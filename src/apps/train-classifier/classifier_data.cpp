@@ -52,6 +52,16 @@ DataSetup open_data_for(const ProgramOptions& options, const slurmlab::cluster::
                      "give both splits the same class folders");
   }
   setup.split = data::split_train_validation(setup.train_set->size(), options.val_size, seed);
+  if (!data::has_separate_test_split(options.data)) {
+    // One folder of class folders: its "test split" would be the training images themselves, so
+    // the test is the held-out validation part (said in the data line), never a trained image.
+    if (setup.split.validation.empty()) {
+      throw UsageError(options.data + " has no val/ or test/ folder, so its test images are held out from it, and "
+                       "--val-size 0 holds out none; give a --val-size, or a DIR/train + DIR/val layout");
+    }
+    setup.test_set = data::subset_of(*setup.train_set, setup.split.validation,
+                                     "validation part (the folder has no val/ or test/ of its own)");
+  }
   if (options.batch_size_per_rank > 0) {
     setup.global_batch = options.batch_size_per_rank * session.size();
   } else {
@@ -62,6 +72,14 @@ DataSetup open_data_for(const ProgramOptions& options, const slurmlab::cluster::
                        " or --batch-size-per-rank");
     }
     setup.global_batch = options.batch_size;
+  }
+  const auto train_images = static_cast<std::int64_t>(setup.split.train.size());
+  if (setup.global_batch > train_images) {
+    // A larger batch would be padded with repeats of the same images (and sized for memory
+    // as if they were new: a batch of 100000 ran out of memory on 64 images).
+    throw UsageError("the global batch of " + std::to_string(setup.global_batch) + " is larger than the " +
+                     std::to_string(train_images) + " training images of " + options.data +
+                     " (after the validation part); use a --batch-size of at most " + std::to_string(train_images));
   }
   setup.loader_threads = options.loader_threads >= 0 ? options.loader_threads : std::max(1, cpus_per_task.value_or(2) - 1);
   return setup;
@@ -78,6 +96,11 @@ DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiS
     spec.data_description = setup.train_set->describe();
     spec.data_seed = seed;
     spec.val_size = options.val_size;
+    spec.data_spec = options.data;
+    spec.synthetic_count = options.synthetic_count;
+    spec.synthetic_test_count = options.synthetic_test_count;
+    spec.synthetic_classes = options.synthetic_classes;
+    spec.synthetic_shape = options.synthetic_shape;
     spec.resize = parse_optional_size(options.resize, "--resize");
     spec.crop = parse_optional_size(options.crop, "--crop");
     spec.mean.clear();

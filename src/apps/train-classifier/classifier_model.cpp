@@ -42,6 +42,9 @@ std::string ModelSpec::to_json() const {
   j["data"] = data_description;
   j["data_seed"] = data_seed;
   j["val_size"] = val_size;
+  j["data_spec"] = data_spec;
+  j["synthetic"] = {{"count", synthetic_count}, {"test_count", synthetic_test_count}, {"classes", synthetic_classes},
+                    {"shape", synthetic_shape}};
   return j.dump();
 }
 
@@ -60,6 +63,14 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
   spec.data_description = j.value("data", "");
   spec.data_seed = j.value("data_seed", std::uint64_t{0});
   spec.val_size = j.value("val_size", 0.1);
+  spec.data_spec = j.value("data_spec", "");
+  if (j.contains("synthetic")) {
+    const auto& synthetic = j.at("synthetic");
+    spec.synthetic_count = synthetic.at("count").get<std::int64_t>();
+    spec.synthetic_test_count = synthetic.at("test_count").get<std::int64_t>();
+    spec.synthetic_classes = synthetic.at("classes").get<int>();
+    spec.synthetic_shape = synthetic.at("shape").get<std::string>();
+  }
   return spec;
 }
 

@@ -37,6 +37,12 @@ struct ModelSpec {
   // validation part, so `validate --ckpt best` reproduces the logged numbers.
   std::uint64_t data_seed = 0;
   double val_size = 0.1;
+  // The fit's --data and, for the synthetic set, what made it: validate, test and predict
+  // open the same images unless given another --data (empty in checkpoints from before these).
+  std::string data_spec;
+  std::int64_t synthetic_count = 0, synthetic_test_count = 0;
+  int synthetic_classes = 0;
+  std::string synthetic_shape;
 
   std::int64_t classes() const { return static_cast<std::int64_t>(class_names.size()); }
   // "tutorial-cnn for 10 classes of 3x32x32 input"

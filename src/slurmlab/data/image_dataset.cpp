@@ -1,10 +1,55 @@
 // open_image_dataset: a data set named on the command line ("cifar10:/data/cifar").
 #include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "slurmlab/core/errors.hpp"
 #include "slurmlab/data/images.hpp"
 
 namespace slurmlab::data {
+namespace {
+
+class SubsetImages final : public ImageDataset {
+ public:
+  SubsetImages(const ImageDataset& base, std::vector<std::int64_t> indices, std::string what)
+      : base_(base), indices_(std::move(indices)), what_(std::move(what)) {}
+  std::int64_t size() const override { return static_cast<std::int64_t>(indices_.size()); }
+  std::int64_t label(std::int64_t index) const override { return base_.label(at(index)); }
+  const std::vector<std::string>& class_names() const override { return base_.class_names(); }
+  ImageView image(std::int64_t index, std::vector<std::uint8_t>& scratch) const override {
+    return base_.image(at(index), scratch);
+  }
+  std::optional<ImageShape> fixed_shape() const override { return base_.fixed_shape(); }
+  int channels() const override { return base_.channels(); }
+  std::string describe() const override {
+    return what_ + ", " + std::to_string(indices_.size()) + " images of " + base_.describe();
+  }
+  bool synthetic() const override { return base_.synthetic(); }
+
+ private:
+  std::int64_t at(std::int64_t index) const {
+    if (index < 0 || index >= size()) throw std::out_of_range("image index " + std::to_string(index) + " out of range");
+    return indices_[static_cast<std::size_t>(index)];
+  }
+  const ImageDataset& base_;
+  std::vector<std::int64_t> indices_;
+  std::string what_;
+};
+
+}  // namespace
+
+bool has_separate_test_split(const std::string& spec) {
+  if (spec.rfind("folder:", 0) != 0) return true;
+  return std::filesystem::is_directory(std::filesystem::path(spec.substr(7)) / "train");
+}
+
+std::unique_ptr<ImageDataset> subset_of(const ImageDataset& base, std::vector<std::int64_t> indices, std::string what) {
+  for (auto i : indices) {
+    if (i < 0 || i >= base.size()) throw std::out_of_range("subset_of: image " + std::to_string(i) + " out of range");
+  }
+  return std::make_unique<SubsetImages>(base, std::move(indices), std::move(what));
+}
 
 std::unique_ptr<ImageDataset> open_image_dataset(const std::string& spec, Split split,
                                                  const SyntheticImageOptions& synthetic) {

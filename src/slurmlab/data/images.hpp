@@ -145,9 +145,16 @@ std::unique_ptr<ImageDataset> make_synthetic_images(const SyntheticImageOptions&
 //   folder:DIR  synthetic
 // folder:DIR uses DIR/train for the train split and DIR/val (or DIR/test) for the test split
 // when DIR/train exists (Imagenette's layout); otherwise DIR itself for both splits, and the
-// pipeline must hold out its own validation part. synthetic uses `synthetic` (its split field
+// pipeline must hold out its own validation part and test on that (has_separate_test_split). synthetic uses `synthetic` (its split field
 // is set from `split`). Anything else: UsageError listing the forms.
 std::unique_ptr<ImageDataset> open_image_dataset(const std::string& spec, Split split,
                                                  const SyntheticImageOptions& synthetic = {});
+// False when `spec`'s test split would be its training images (folder:DIR without DIR/train):
+// a program must then test on images held out from training instead (subset_of).
+bool has_separate_test_split(const std::string& spec);
+
+// The images `indices` of `base` (which must outlive the result), as a data set of their own;
+// `what` names them in describe() ("validation part of ...").
+std::unique_ptr<ImageDataset> subset_of(const ImageDataset& base, std::vector<std::int64_t> indices, std::string what);
 
 }  // namespace slurmlab::data

@@ -135,15 +135,27 @@ void ModelCheckpoint::on_fit_end(Trainer& trainer) {
   }
 }
 
+// Checkpoints are kept by file name: a run folder that was copied or moved resumes with the
+// files in its own checkpoint directory (absolute paths would have pointed into the original
+// folder: pruning there deleted the original run's best checkpoint).
 std::string ModelCheckpoint::save_state() const {
   nlohmann::json j;
   j["monitor"] = options_.monitor;
-  j["best_model_path"] = best_path_.string();
+  j["best_model_path"] = best_path_.filename().string();
   j["best_model_score"] = best_score_ ? nlohmann::json(*best_score_) : nlohmann::json(nullptr);
   nlohmann::json kept = nlohmann::json::array();
-  for (const auto& [score, path] : kept_) kept.push_back({{"score", score}, {"path", path.string()}});
+  for (const auto& [score, path] : kept_) kept.push_back({{"score", score}, {"path", path.filename().string()}});
   j["top_k"] = kept;
   return j.dump();
+}
+
+void ModelCheckpoint::on_fit_start(Trainer& trainer) {
+  last_saved_at_step_ = -1;
+  // After a resume (load_state), the kept names are placed in this run's directory; states
+  // written before names were kept (full paths) are placed there too.
+  const auto dir = directory(trainer);
+  if (!best_path_.empty()) best_path_ = dir / best_path_.filename();
+  for (auto& entry : kept_) entry.second = dir / entry.second.filename();
 }
 
 void ModelCheckpoint::load_state(const std::string& state) {

@@ -46,7 +46,7 @@ struct ModelCheckpointOptions {
 class ModelCheckpoint final : public Callback {
  public:
   explicit ModelCheckpoint(ModelCheckpointOptions options);
-  void on_fit_start(Trainer&) override { last_saved_at_step_ = -1; }
+  void on_fit_start(Trainer& trainer) override;
   void on_train_epoch_end(Trainer& trainer) override;
   void on_fit_end(Trainer& trainer) override;
   bool writes_files() const override { return true; }

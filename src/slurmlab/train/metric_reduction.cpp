@@ -95,18 +95,23 @@ Metrics MetricAccumulator::reduce(MPI_Comm communicator, const std::string& stag
     for (const auto& [name, value] : sums_) metrics.emplace(stage + "_" + name, value / samples);
     return metrics;
   }
-  std::vector<double> values{loss_sum_, static_cast<double>(samples_)};
-  for (const auto& [name, value] : sums_) values.push_back(value);
+  // Every rank's metric names and sample count: a rank that evaluated nothing (a validation
+  // set smaller than the ranks' batches leaves some ranks without a batch) reports no names
+  // and adds zeros; a rank that evaluated samples must report every name the others do.
+  std::set<std::string> all;
   {
     std::string mine;
     for (const auto& [name, value] : sums_) mine += name + "\n";
     const auto names = allgather_names(communicator, mine, size);
-    std::set<std::string> all;
+    std::vector<long long> samples_of(static_cast<std::size_t>(size));
+    const long long my_samples = samples_;
+    check_mpi(MPI_Allgather(&my_samples, 1, MPI_LONG_LONG, samples_of.data(), 1, MPI_LONG_LONG, communicator),
+              "MPI_Allgather");
     for (const auto& joined : names) all.merge(split_names(joined));
     for (const auto& key : all) {
       std::string missing;
       for (int r = 0; r < size; ++r) {
-        if (!split_names(names[static_cast<std::size_t>(r)]).contains(key)) {
+        if (samples_of[static_cast<std::size_t>(r)] > 0 && !split_names(names[static_cast<std::size_t>(r)]).contains(key)) {
           missing += (missing.empty() ? "" : ", ") + std::to_string(r);
         }
       }
@@ -116,16 +121,21 @@ Metrics MetricAccumulator::reduce(MPI_Comm communicator, const std::string& stag
                                  "; every rank's steps must return the same metric names");
       }
     }
-    check_mpi(
-        MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, communicator),
-        "MPI_Allreduce");
   }
+  // The same layout on every rank: loss, samples, then the union of the names in order.
+  std::vector<double> values{loss_sum_, static_cast<double>(samples_)};
+  for (const auto& key : all) {
+    const auto it = sums_.find(key);
+    values.push_back(it == sums_.end() ? 0.0 : it->second);
+  }
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, communicator),
+            "MPI_Allreduce");
   Metrics metrics;
   const double samples = values[1];
   if (samples <= 0.0) return metrics;
   metrics[stage + "_loss"] = values[0] / samples;
   std::size_t i = 2;
-  for (const auto& [name, value] : sums_) metrics[stage + "_" + name] = values[i++] / samples;
+  for (const auto& key : all) metrics[stage + "_" + key] = values[i++] / samples;
   return metrics;
 }
 

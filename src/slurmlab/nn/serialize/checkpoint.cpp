@@ -229,7 +229,7 @@ void save_checkpoint(const std::filesystem::path& path, Layer& model, Optimizer*
 TrainingPosition load_checkpoint(const std::filesystem::path& path, Layer& model, Optimizer* optimizer,
                                  const NamedGenerators& generators) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  if (!std::filesystem::exists(path)) fail(path, "does not exist; check --resume or the checkpoint directory");
+  if (!std::filesystem::exists(path)) fail(path, "does not exist; check the checkpoint path (--ckpt) and the checkpoint directory");
   Contents stored;
   std::string recorded_checksum;
   {
