@@ -413,6 +413,17 @@ void write_jpeg(const fs::path& path, const Bytes& pixels, int height, int width
   tjDestroy(handle);
 }
 
+TEST(ImageFolder, ImagesOfDifferentSizesHaveNoFixedShape) {
+  const auto dir = fresh_dir("folder-sizes");
+  write_png(dir / "a" / "1.png", picture(8, 8, 3, 0), 8, 8, 3);
+  write_jpeg(dir / "a" / "2.jpg", picture(8, 8, 3, 1), 8, 8, 3);
+  write_jpeg(dir / "b" / "1.jpg", picture(8, 9, 3, 2), 8, 9, 3);  // one pixel wider
+  const auto data = open_image_folder(dir);
+  EXPECT_EQ(data->fixed_shape(), std::nullopt);
+  EXPECT_NE(data->describe().find("3 images of varying size, 3 channels, 2 classes"), std::string::npos)
+      << data->describe();
+}
+
 TEST(ImageFolder, DecodesPngExactlyAndJpegCloselyInImageFolderOrder) {
   const auto dir = fresh_dir("folder");
   const int h = 12, w = 17;
@@ -428,8 +439,9 @@ TEST(ImageFolder, DecodesPngExactlyAndJpegCloselyInImageFolderOrder) {
   ASSERT_EQ(data->size(), 4);
   EXPECT_EQ(data->class_names(), (std::vector<std::string>{"cat", "dog"}));
   EXPECT_EQ(data->channels(), 3);
-  EXPECT_EQ(data->fixed_shape(), std::nullopt);
-  EXPECT_NE(data->describe().find("4 images of varying size, 3 channels, 2 classes"), std::string::npos);
+  // All four are 12x17 (PNG and JPEG headers alike): one shape, no --resize needed.
+  EXPECT_EQ(data->fixed_shape(), (ImageShape{3, h, w}));
+  EXPECT_NE(data->describe().find("4 images 12x17, 3 channels, 2 classes"), std::string::npos) << data->describe();
   EXPECT_NE(data->describe().find("1 files that are not"), std::string::npos);
   // Order: cat/photo.JPEG, cat/sub/rgba.png, dog/a.PNG, dog/b.png.
   EXPECT_EQ(data->label(0), 0);

@@ -151,6 +151,31 @@ bool image_is_colour(std::span<const std::uint8_t> bytes, const fs::path& path) 
   throw_unknown(path);
 }
 
+std::optional<std::pair<int, int>> image_header_size(std::span<const std::uint8_t> bytes, const fs::path& path) {
+  if (is_png(bytes)) {
+    // IHDR: width at bytes 16..19, height at 20..23, big-endian.
+    if (bytes.size() < 24) return std::nullopt;
+    if (std::memcmp(bytes.data() + 12, "IHDR", 4) != 0) throw_corrupt(path, "PNG", "no IHDR chunk at the start");
+    const auto be32 = [&](std::size_t at) {
+      return static_cast<std::uint32_t>(bytes[at]) << 24 | static_cast<std::uint32_t>(bytes[at + 1]) << 16 |
+             static_cast<std::uint32_t>(bytes[at + 2]) << 8 | static_cast<std::uint32_t>(bytes[at + 3]);
+    };
+    return std::pair{static_cast<int>(be32(20)), static_cast<int>(be32(16))};
+  }
+  if (is_jpeg(bytes)) {
+    std::unique_ptr<void, int (*)(tjhandle)> handle(tjInitDecompress(), tjDestroy);
+    int width = 0, height = 0, subsampling = 0, colourspace = 0;
+    if (!handle) throw_corrupt(path, "JPEG", "TurboJPEG could not start");
+    if (tjDecompressHeader3(handle.get(), const_cast<unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()),
+                            &width, &height, &subsampling, &colourspace) != 0) {
+      return std::nullopt;  // the header is not all there (or corrupt: the whole file decides)
+    }
+    return std::pair{height, width};
+  }
+  if (bytes.size() < 8) return std::nullopt;
+  throw_unknown(path);
+}
+
 ImageShape decode_image(std::span<const std::uint8_t> bytes, const fs::path& path, int channels,
                         std::vector<std::uint8_t>& out) {
   if (is_png(bytes)) return decode_png(bytes, path, channels, out);

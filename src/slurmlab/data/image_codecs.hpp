@@ -5,7 +5,9 @@
 // Errors are UsageError naming `path` (used for messages only).
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "slurmlab/data/images.hpp"
@@ -17,6 +19,11 @@ std::vector<std::uint8_t> read_whole_file(const std::filesystem::path& path);
 
 // Whether the PNG or JPEG in `bytes` holds colour (from its header only).
 bool image_is_colour(std::span<const std::uint8_t> bytes, const std::filesystem::path& path);
+
+// The (height, width) of the PNG or JPEG in `bytes`, from its header only; nullopt when
+// `bytes` (possibly the start of a file) ends before the header does. UsageError for a file
+// that is neither or whose header is corrupt.
+std::optional<std::pair<int, int>> image_header_size(std::span<const std::uint8_t> bytes, const std::filesystem::path& path);
 
 // Decodes a PNG or JPEG (told apart by their signatures, not by the file name) to `channels`
 // (1 or 3) channels, CHW, into the start of `out` (resized as needed). Alpha is dropped, gray

@@ -1,6 +1,11 @@
 // Image folders (torchvision's ImageFolder layout): DIR/<class>/**/<image>, decoded on demand.
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
 #include <stdexcept>
 #include <system_error>
 
@@ -64,10 +69,30 @@ class ImageFolder final : public ImageDataset {
     const auto shape = decode_image(bytes, path, channels_, scratch);
     return {scratch.data(), shape};
   }
-  std::optional<ImageShape> fixed_shape() const override { return std::nullopt; }
+  // The one size of all the folder's images, from their headers (read once, on first use): a
+  // folder of equal-sized images (CIFAR or MNIST as PNGs) needs no --resize. The scan stops at
+  // the first image of another size, so a folder of photos of every size costs two headers.
+  std::optional<ImageShape> fixed_shape() const override {
+    std::call_once(shape_scanned_, [this] {
+      std::optional<std::pair<int, int>> first;
+      for (const auto& file : files_) {
+        const auto size = header_size(file);
+        if (!first) {
+          first = size;
+        } else if (size != *first) {
+          return;
+        }
+      }
+      if (first) shape_ = ImageShape{channels_, first->first, first->second};
+    });
+    return shape_;
+  }
   int channels() const override { return channels_; }
   std::string describe() const override {
-    std::string text = "image folder, " + std::to_string(files_.size()) + " images of varying size, " +
+    const auto shape = fixed_shape();
+    const std::string size =
+        shape ? std::to_string(shape->height) + "x" + std::to_string(shape->width) : std::string("of varying size");
+    std::string text = "image folder, " + std::to_string(files_.size()) + " images " + size + ", " +
                        std::to_string(channels_) + (channels_ == 1 ? " channel, " : " channels, ") +
                        std::to_string(class_names_.size()) + " classes, " + root_.string();
     if (skipped_ > 0) text += " (" + std::to_string(skipped_) + " files that are not .png/.jpg/.jpeg skipped)";
@@ -112,6 +137,24 @@ class ImageFolder final : public ImageDataset {
       }
     }
   }
+  // An image's (height, width) from the start of its file (the whole file when its header
+  // reaches further, as a JPEG's may behind large metadata).
+  static std::pair<int, int> header_size(const fs::path& file) {
+    std::vector<std::uint8_t> head(4096);
+    {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) throw UsageError("image " + quoted(file) + " cannot be read; check its permissions.");
+      in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+      head.resize(static_cast<std::size_t>(in.gcount()));
+    }
+    if (const auto size = image_header_size(head, file)) return *size;
+    const auto whole = read_whole_file(file);
+    if (const auto size = image_header_size(whole, file)) return *size;
+    // The whole file and still no header: decoding it names what is wrong.
+    std::vector<std::uint8_t> scratch;
+    const auto shape = decode_image(whole, file, 1, scratch);
+    return {shape.height, shape.width};
+  }
   std::size_t checked(std::int64_t index) const {
     if (index < 0 || index >= size())
       throw std::out_of_range("image index " + std::to_string(index) + " outside 0.." + std::to_string(size() - 1));
@@ -124,6 +167,8 @@ class ImageFolder final : public ImageDataset {
   std::vector<std::int32_t> labels_;
   int channels_ = 3;
   std::int64_t skipped_ = 0;
+  mutable std::once_flag shape_scanned_;
+  mutable std::optional<ImageShape> shape_;
 };
 
 }  // namespace

@@ -71,8 +71,8 @@ class ImageDataset {
   // alone; sets that make images on demand (image folders, synthetic) resize `scratch` as they
   // need and return a view of its start.
   virtual ImageView image(std::int64_t index, std::vector<std::uint8_t>& scratch) const = 0;
-  // The one shape of every image (MNIST, CIFAR, synthetic); nullopt when images differ in size
-  // (image folders), so the pipeline must resize or crop.
+  // The one shape of every image (MNIST, CIFAR, synthetic, an image folder whose images share
+  // one size); nullopt when images differ in size, so the pipeline must resize or crop.
   virtual std::optional<ImageShape> fixed_shape() const = 0;
   // The channel count of every image (also for image folders).
   virtual int channels() const = 0;
