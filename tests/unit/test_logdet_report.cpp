@@ -34,6 +34,12 @@ TEST(LogdetOptions, BadInputIsNamedWithItsFix) {
   o.eta = -2;
   EXPECT_NE(usage_error(o).find("positive"), std::string::npos);
   o = {};
+  o.eta = 1e300;  // the theory's mean came out as -1.7e147 here
+  EXPECT_NE(usage_error(o).find("give at most --eta 1e12"), std::string::npos);
+  o = {};
+  o.eta = 1e12;
+  EXPECT_NO_THROW(check_options(o));
+  o = {};
   o.samples = 0;
   EXPECT_NE(usage_error(o).find("--samples 0"), std::string::npos);
   o = {};

@@ -33,6 +33,8 @@ struct RunPlan {
   Precision precision;
   int threads;
 };
+// The largest --eta whose exact theory double precision still computes (see check_options).
+constexpr double kMaxEta = 1e12;
 RunPlan check_options(const ProgramOptions& options);
 
 // Samples of rank r of n: the contiguous block [first, end) of sample indices.
