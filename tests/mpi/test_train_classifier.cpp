@@ -117,7 +117,8 @@ TEST(TrainClassifier, ValidatingTheBestCheckpointReproducesItsLoggedNumbers) {
   std::smatch line;
   ASSERT_TRUE(std::regex_search(fit_output, line,
                                 std::regex("epoch " + std::to_string(epoch + 1) + "/6 .*val_acc ([0-9.]+)%")));
-  const auto r = run_in(dir, "validate --output-dir run --ckpt best" + kSmall);
+  // Without the fit's data options: the checkpoint carries them (the synthetic set's size).
+  const auto r = run_in(dir, "validate --output-dir run --ckpt best --loader-threads 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NEAR(number_after(r.output, "accuracy "), std::stod(line[1].str()), 1e-9) << r.output;
   EXPECT_NEAR(number_after(r.output, ": loss "), std::stod(m[1].str()), 1e-4) << r.output;
@@ -145,6 +146,12 @@ TEST(TrainClassifier, PredictPrintsTopKAndExportWritesAModelHubLayout) {
   EXPECT_NE(config.find("\"architecture\": \"tutorial-cnn\""), std::string::npos) << config;
   EXPECT_NE(config.find("\"9\": \"checker\""), std::string::npos) << config;
   EXPECT_NE(read_file(dir / "exported" / "README.md").find("val_loss (best)"), std::string::npos);
+  // An --out that cannot be made is refused naming --out (not --output-dir), exit 2.
+  const auto bad = run_in(dir, "export --output-dir run --ckpt best --out /proc/slurmlab-nope");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--out '/proc/slurmlab-nope' cannot be used ("), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("choose a writable directory with --out."), std::string::npos) << bad.output;
+  EXPECT_EQ(bad.output.find("--output-dir '"), std::string::npos) << bad.output;
 }
 
 TEST(TrainClassifier, TwoRanksTrainAsOneForTheSameGlobalBatch) {
@@ -179,6 +186,10 @@ TEST(TrainClassifier, FastDevRunRunsFewBatchesAndWritesNothing) {
   EXPECT_FALSE(fs::exists(dir / "run" / "checkpoints"));
   EXPECT_FALSE(fs::exists(dir / "run" / "metrics.h5"));
   EXPECT_FALSE(fs::exists(dir / "run" / "tensorboard"));
+  // Nor the test's report: only the rank logs are left.
+  for (const auto& entry : fs::directory_iterator(dir / "run")) {
+    EXPECT_EQ(entry.path().filename().string().rfind("rank-", 0), 0u) << entry.path() << " written";
+  }
 }
 
 // --preset airbench94: the recipe's settings as defaults (the command line still wins), its
@@ -192,7 +203,7 @@ TEST(TrainClassifier, Airbench94PresetSetsItsRecipeAndLearns) {
                            "flip = true\n", "crop-padding = 2\n", "crop-padding-mode = reflect\n", "tta = 2\n", "batch-size = 100\n", "epochs = 10\n"}) {
     EXPECT_NE(config.output.find(line), std::string::npos) << line << config.output;
   }
-  EXPECT_NEAR(number_after(config.output, "\nmomentum = "), 0.85, 1e-12);  // printed to round-trip (17 digits)
+  EXPECT_NEAR(number_after(config.output, "\nmomentum = "), 0.85, 1e-12);  // printed to round-trip (shortest text)
   EXPECT_NEAR(number_after(config.output, "\nlabel-smoothing = "), 0.2, 1e-12);
   const auto r = run_in(dir, "fit --preset airbench94 --output-dir run --epochs 3 --batch-size 100 --seed 2 "
                              "--synthetic-count 800 --synthetic-test-count 200 --val-size 100 --loader-threads 1");
@@ -218,9 +229,23 @@ TEST(TrainClassifier, PrintConfigIsAConfigThatConfigReadsBack) {
   const auto again = run_in(dir, "fit --config fit.cfg --print-config");
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(again.output, read_file(dir / "fit.cfg"));
-  for (const char* line : {"epochs = 7\n", "model = alexnet\n", "crop = 64\n", "flip = true\n"}) {
-    EXPECT_NE(again.output.find(line), std::string::npos) << line;
+  for (const char* line : {"epochs = 7\n", "model = alexnet\n", "crop = 64\n", "flip = true\n",
+                           // the shortest text of each default, not 0.10000000000000001 or 0.200000003
+                           "val-size = 0.1\n", "momentum = 0.9\n", "dropout = 0.2\n", "lr = 0.001\n"}) {
+    EXPECT_NE(again.output.find(line), std::string::npos) << line << again.output;
   }
+  // The command line wins over the config file, for a flag too: the config's flip = true is turned off.
+  const auto off = run_in(dir, "fit --config fit.cfg --flip=false --epochs 8 --print-config");
+  ASSERT_EQ(off.exit_code, 0) << off.output;
+  EXPECT_NE(off.output.find("\nflip = false\n"), std::string::npos) << off.output;
+  EXPECT_NE(off.output.find("\nepochs = 8\n"), std::string::npos) << off.output;
+  // --help shows the same short defaults.
+  const auto help = run_in(dir, "fit --help");
+  ASSERT_EQ(help.exit_code, 0) << help.output;
+  for (const char* text : {"--val-size arg (=0.1)", "--momentum arg (=0.9)", "--dropout arg (=0.2)", "--flip [=true|false] (=false)"}) {
+    EXPECT_NE(help.output.find(text), std::string::npos) << text << "\n" << help.output;
+  }
+  EXPECT_EQ(help.output.find("00000000"), std::string::npos) << help.output;
 }
 
 TEST(TrainClassifier, BadInputIsOneSentenceAndExitTwo) {
@@ -245,12 +270,47 @@ TEST(TrainClassifier, BadInputIsOneSentenceAndExitTwo) {
       {"fitt", "'fitt' is not a subcommand"},
       {"predict --ckpt last", "predict needs --input"},
       {"test --output-dir nothing-here --ckpt best", "no checkpoint in nothing-here/checkpoints"},
+      // Numeric options out of range: refused before any data is read, naming the option as typed.
+      {"fit --accumulate-grad-batches 0", "--accumulate-grad-batches must be at least 1 (batches per optimizer step), not 0"},
+      {"fit --dropout 1", "--dropout must be in [0, 1), not 1"},
+      {"fit --dropout -0.1", "--dropout must be in [0, 1), not -0.1"},
+      {"fit --model mlp --mlp-hidden 0", "--mlp-hidden must be at least 1, not 0"},
+      {"fit --optimizer sgd --momentum 1", "--momentum must be in [0, 1), not 1"},
+      {"fit --weight-decay -0.01", "--weight-decay must be 0 or more, not -0.01"},
+      {"fit --warmup-steps -5", "--warmup-steps must be 0 or more, not -5"},
+      {"fit --gradient-clip-norm -1", "--gradient-clip-norm must be 0 (off) or more, not -1"},
+      {"fit --gradient-clip-value -0.5", "--gradient-clip-value must be 0 (off) or more, not -0.5"},
+      {"fit --threads -2", "--threads must be 0 (from SLURM_CPUS_PER_TASK) or more, not -2"},
+      {"fit --check-val-every-n-epoch 0", "--check-val-every-n-epoch must be at least 1, not 0"},
+      {"fit --fast-dev-run -1", "--fast-dev-run must be 0 (off) or a number of batches, not -1"},
+      {"fit --save-top-k -2", "--save-top-k must be -1 (keep all), 0 (only last) or a count of 1 or more, not -2"},
+      // Checkpointing that could never work, refused up front instead of after an epoch.
+      {"fit --monitor val_acc", "--monitor 'val_acc' is not a metric train-classifier logs; choose val_loss, val_accuracy, "
+                                "train_loss or train_accuracy"},
+      {"fit --limit-val-batches 0", "--limit-val-batches 0 validates on no batches, so --monitor val_loss would never get a "
+                                    "value; give a batch count of 1 or more or a fraction above 0, or train without "
+                                    "validation with --val-size 0"},
+      {"fit --limit-val-batches 0.0 --monitor val_accuracy", "--limit-val-batches 0.0 validates on no batches, so --monitor val_accuracy"},
+      {"fit --limit-val-batches 0 --monitor train_loss", "--limit-val-batches 0 validates on no batches; give"},
+      {"validate --ckpt last --limit-val-batches 0", "--limit-val-batches 0 leaves validate no batches to evaluate"},
+      {"export --ckpt best", "export needs --out DIR"},
   };
   for (const auto& c : cases) {
     const auto r = run_in(dir, c.arguments + kSmall);
     EXPECT_EQ(r.exit_code, 2) << c.arguments << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.arguments << "\n" << r.output;
+    EXPECT_EQ(r.output.find("ModelCheckpoint"), std::string::npos) << c.arguments << "\n" << r.output;
   }
+  // No subcommand is a usage error (the overview follows the sentence); --help is not.
+  const auto none = run_in(dir, "");
+  EXPECT_EQ(none.exit_code, 2) << none.output;
+  EXPECT_NE(none.output.find("no subcommand given; start with one of fit, validate, test, predict, export"),
+            std::string::npos)
+      << none.output;
+  EXPECT_NE(none.output.find("usage: train-classifier fit|validate|test|predict|export"), std::string::npos) << none.output;
+  const auto help = run_in(dir, "--help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find("usage: train-classifier fit|validate|test|predict|export"), std::string::npos) << help.output;
   // A global batch that 2 ranks cannot share.
   const auto odd = run_command("cd " + dir.string() + " && " + mpirun(2) + kProgram + " fit --batch-size 63" + kSmall, 120);
   EXPECT_EQ(odd.exit_code, 2) << odd.output;
@@ -305,4 +365,45 @@ TEST(TrainClassifier, ForeignOrCorruptCheckpointsAreRefusedNamingBoth) {
   EXPECT_EQ(corrupt.exit_code, 2) << corrupt.output;
   EXPECT_NE(corrupt.output.find("pass another --ckpt"), std::string::npos) << corrupt.output;
   EXPECT_FALSE(fs::exists(dir / "run" / "test_report.txt"));
+}
+
+// One folder of class folders (no val/ or test/): the final test is on the held-out validation
+// part, said in the data line, never on trained images; a global batch larger than the training
+// images is refused before training (it was padded with repeats, and 100000 ran out of memory).
+TEST(TrainClassifier, AFolderWithoutValOrTestIsTestedOnItsValidationPartAndAnOversizedBatchIsRefused) {
+  const auto dir = fresh_dir("train-classifier-folder");
+  // 2 classes x 30 PNGs of 32x32, written by Python's zlib (no image library needed).
+  const auto wrote = run_command("cd " + dir.string() + R"( && python3 - <<'PY'
+import os, random, struct, zlib
+def png(path, rgb):
+    raw = b''.join(b'\x00' + bytes(rgb) * 32 for _ in range(32))
+    chunk = lambda t, d: struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
+    open(path, 'wb').write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 32, 32, 8, 2, 0, 0, 0))
+                           + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+random.seed(1)
+for name, colour in [('red', (200, 30, 30)), ('blue', (30, 30, 200))]:
+    os.makedirs('pngs/' + name)
+    for i in range(30):
+        png('pngs/%s/%d.png' % (name, i), [min(255, max(0, v + random.randint(-20, 20))) for v in colour])
+PY)",
+                                 60);
+  ASSERT_EQ(wrote.exit_code, 0) << wrote.output;
+  const auto r = run_in(dir, "fit --data folder:pngs --resize 32x32 --val-size 12 --batch-size 8 --epochs 1 "
+                             "--output-dir run --loader-threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("48 train / 12 validation / 12 test images (the validation part: the folder has no val/ or test/)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("on 12 images"), std::string::npos) << r.output;
+  const auto none = run_in(dir, "fit --data folder:pngs --resize 32x32 --val-size 0 --output-dir run0");
+  EXPECT_EQ(none.exit_code, 2) << none.output;
+  EXPECT_NE(none.output.find("has no val/ or test/ folder, so its test images are held out from it"), std::string::npos)
+      << none.output;
+  const auto big = run_in(dir, "fit --batch-size 100000 --synthetic-count 64 --output-dir big");
+  EXPECT_EQ(big.exit_code, 2) << big.output;
+  EXPECT_NE(big.output.find("the global batch of 100000 is larger than the 58 training images of synthetic"),
+            std::string::npos)
+      << big.output;
+  EXPECT_FALSE(fs::exists(dir / "big" / "checkpoints"));
+  EXPECT_FALSE(fs::exists(dir / "big" / "metrics.h5"));
 }

@@ -74,3 +74,17 @@ TEST(AtomicFile, OutputDirectoryIsMadeOrRefusedAsAUsageError) {
     }
   }
 }
+
+// A directory given by another option (train-classifier export's --out) is refused naming that
+// option, not --output-dir.
+TEST(AtomicFile, AnUnusableDirectoryNamesTheOptionThatGaveIt) {
+  try {
+    slurmlab::io::make_output_directory("/proc/slurmlab-cannot", "--out");
+    FAIL() << "made a directory in /proc";
+  } catch (const slurmlab::UsageError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("--out '/proc/slurmlab-cannot' cannot be used ("), std::string::npos) << message;
+    EXPECT_NE(message.find("choose a writable directory with --out."), std::string::npos) << message;
+    EXPECT_EQ(message.find("--output-dir"), std::string::npos) << message;
+  }
+}

@@ -343,6 +343,7 @@ TEST(FitRegression, OptionsAreCheckedWithOneSentenceEach) {
   bad([](auto& o) { o.activation = "sigmoid"; }, "--activation");
   bad([](auto& o) { o.patience = -1; }, "--patience");
   bad([](auto& o) { o.threads = -1; }, "--threads");
+  bad([](auto& o) { o.threads = 3; }, "--threads 3: a step uses at most two threads");
   // No redshift among the features: refused before any training (the prediction is drawn
   // against redshift), naming the fix.
   bad([](auto& o) { o.features = "x1"; }, "no redshift column");

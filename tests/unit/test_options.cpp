@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -18,10 +21,13 @@ struct Program {
   std::string pattern = "env-%j-%t.txt";
   bool fp32 = false;
   unsigned count = 3;
+  double fraction = 0.1;  // neither is exact in binary: printed as typed, not 0.10000000000000001
+  float dropout = 0.2f;
   OptionParser parser{"demo", "A demo program.", "demo-%j"};
   Program() {
     parser.add("dim", dim, "matrix size").add("eta", eta, "LKJ shape").add("pattern", pattern, "file pattern");
     parser.add("count", count, "an unsigned option");
+    parser.add("fraction", fraction, "a double").add("dropout", dropout, "a float");
     parser.add_flag("fp32", fp32, "single precision");
   }
   OptionParser::Outcome parse(std::vector<std::string> args, std::ostream& out) {
@@ -133,4 +139,97 @@ TEST(Options, BadConfigFilesAreNamed) {
   auto message = usage_error({"--config", file.string()});
   EXPECT_NE(message.find("dimension"), std::string::npos) << message;
   EXPECT_NE(message.find(file.string()), std::string::npos) << message;
+}
+
+// --help and --print-config show a float or double as the shortest text that reads back to the
+// same value: 0.1, not 0.10000000000000001; 0.2f, not 0.200000003.
+TEST(Options, FloatingPointValuesPrintShortestRoundTrip) {
+  EXPECT_EQ(OptionParser::to_text(0.1), "0.1");
+  EXPECT_EQ(OptionParser::to_text(0.9), "0.9");
+  EXPECT_EQ(OptionParser::to_text(0.2f), "0.2");
+  EXPECT_EQ(OptionParser::to_text(1e-3), "0.001");
+  EXPECT_EQ(OptionParser::to_text(1.0), "1");
+  EXPECT_EQ(OptionParser::to_text(0.1 + 0.2), "0.30000000000000004");  // that one needs its 17 digits
+  EXPECT_EQ(OptionParser::to_text(-2.5), "-2.5");
+  EXPECT_EQ(OptionParser::to_text(std::int64_t{-1}), "-1");
+  EXPECT_EQ(OptionParser::to_text(true), "true");
+  for (double value : {0.1, 1.0 / 3.0, 0.0153 * 1024.0 / (1024.0 * (1.0 + 1.0 / (1.0 - 0.85))) / 1.5, 1e-300, 5e-324,
+                       1.7976931348623157e308, 6.02214076e23, -0.0}) {
+    const auto text = OptionParser::to_text(value);
+    const double back = std::strtod(text.c_str(), nullptr);  // not stod: it refuses subnormals
+    EXPECT_EQ(back, value) << text;
+    EXPECT_EQ(std::signbit(back), std::signbit(value)) << text;
+  }
+  for (float value : {0.2f, 1.0f / 3.0f, 1e-38f, 3.4028235e38f}) {
+    const auto text = OptionParser::to_text(value);
+    EXPECT_EQ(std::strtof(text.c_str(), nullptr), value) << text;
+  }
+
+  Program p;
+  std::ostringstream help;
+  EXPECT_EQ(p.parse({"--help"}, help), OptionParser::Outcome::exit);
+  EXPECT_NE(help.str().find("--fraction arg (=0.1)"), std::string::npos) << help.str();
+  EXPECT_NE(help.str().find("--dropout arg (=0.2)"), std::string::npos) << help.str();
+  EXPECT_NE(help.str().find("--eta arg (=1)"), std::string::npos) << help.str();
+  EXPECT_EQ(help.str().find("0000000"), std::string::npos) << help.str();
+  EXPECT_EQ(help.str().find("9999999"), std::string::npos) << help.str();
+  const auto config = p.parser.config_text();
+  EXPECT_NE(config.find("\nfraction = 0.1\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("\ndropout = 0.2\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("\neta = 1\n"), std::string::npos) << config;
+}
+
+// The shortest text still reads back to the very same float and double through --config.
+TEST(Options, ShortFloatingPointConfigReadsBackToTheSameValues) {
+  Program first;
+  std::ostringstream config;
+  const double third = 1.0 / 3.0;
+  EXPECT_EQ(first.parse({"--fraction", "0.30000000000000004", "--dropout", "0.333333343", "--eta",
+                         OptionParser::to_text(third), "--print-config"},
+                        config),
+            OptionParser::Outcome::exit);
+  EXPECT_NE(config.str().find("\ndropout = 0.33333334\n"), std::string::npos) << config.str();
+  auto file = temp_file("floats.cfg");
+  std::ofstream(file) << config.str();
+  Program second;
+  std::ostringstream out;
+  EXPECT_EQ(second.parse({"--config", file.string()}, out), OptionParser::Outcome::run);
+  EXPECT_EQ(second.fraction, 0.1 + 0.2);
+  EXPECT_EQ(second.dropout, 1.0f / 3.0f);
+  EXPECT_EQ(second.eta, third);
+  EXPECT_EQ(second.parser.config_text(), first.parser.config_text());
+}
+
+// A flag a config file turns on, the command line can turn off: the command line wins for
+// booleans too. Bare --fp32 still means true.
+TEST(Options, FlagsTakeAnOptionalValueSoTheCommandLineWinsOverConfig) {
+  auto file = temp_file("flag.cfg");
+  std::ofstream(file) << "fp32 = true\n";
+  {
+    Program p;
+    std::ostringstream out;
+    p.parse({"--config", file.string()}, out);
+    EXPECT_TRUE(p.fp32);
+  }
+  {
+    Program p;
+    std::ostringstream out;
+    p.parse({"--config", file.string(), "--fp32=false"}, out);
+    EXPECT_FALSE(p.fp32);
+    EXPECT_NE(p.parser.config_text().find("\nfp32 = false\n"), std::string::npos);
+  }
+  for (const auto& [args, expected] : std::vector<std::pair<std::vector<std::string>, bool>>{
+           {{"--fp32"}, true}, {{"--fp32=true"}, true}, {{"--fp32=false"}, false}, {{"--fp32", "false"}, false}, {{}, false}, {{"--fp32", "--dim", "3"}, true}}) {
+    Program p;
+    std::ostringstream out;
+    EXPECT_EQ(p.parse(args, out), OptionParser::Outcome::run);
+    EXPECT_EQ(p.fp32, expected) << (args.empty() ? "(none)" : args[0]);
+  }
+  const auto message = usage_error({"--fp32=maybe"});
+  EXPECT_NE(message.find("fp32"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  Program p;
+  std::ostringstream help;
+  p.parse({"--help"}, help);
+  EXPECT_NE(help.str().find("--fp32 [=true|false] (=false)"), std::string::npos) << help.str();
 }

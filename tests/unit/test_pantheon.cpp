@@ -75,6 +75,8 @@ TEST(PantheonTable, BadInputNamesFileLineAndColumn) {
             std::string::npos);
   auto empty = write_temp("empty.dat", "\n\n");
   EXPECT_NE(usage_error_of([&] { data::WhitespaceTable::read(empty); }).find("is empty"), std::string::npos);
+  EXPECT_NE(usage_error_of([&] { data::WhitespaceTable::read(empty.parent_path()); }).find("is a folder, not a table file"),
+            std::string::npos);
   auto header_only = write_temp("header.dat", "CID zHD m_b_corr\n");
   EXPECT_NE(usage_error_of([&] { data::WhitespaceTable::read(header_only); }).find("no data rows"), std::string::npos);
   auto ragged = write_temp("ragged.dat", "CID zHD m_b_corr\na 0.1 20\nb 0.2\n");

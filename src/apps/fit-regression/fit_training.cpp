@@ -111,7 +111,10 @@ RunPlan check_options(const ProgramOptions& o, std::optional<int> cpus_per_task)
   plan.checkpoint_every = o.checkpoint_every;
   if (!(o.z_min_lcdm >= 0.0)) throw UsageError("--lcdm-z-min must be 0 or positive, e.g. 0.01");
   plan.z_min_lcdm = o.z_min_lcdm;
-  if (o.threads < 0) throw UsageError("--threads must be 0 (SLURM_CPUS_PER_TASK, else 1), 1 or 2");
+  if (o.threads < 0 || o.threads > 2) {
+    throw UsageError("--threads " + std::to_string(o.threads) + ": a step uses at most two threads (FusedMlp splits "
+                     "its rows in two); give 1 or 2, or 0 (SLURM_CPUS_PER_TASK, else 1)");
+  }
   // A step uses at most two threads (FusedMlp splits its rows in two); more cores add nothing.
   const std::int64_t threads = o.threads > 0 ? o.threads : cpus_per_task.value_or(1);
   plan.threads = static_cast<int>(std::clamp<std::int64_t>(threads, 1, 2));

@@ -73,14 +73,6 @@ DataSetup open_data_for(const ProgramOptions& options, const slurmlab::cluster::
     }
     setup.global_batch = options.batch_size;
   }
-  const auto train_images = static_cast<std::int64_t>(setup.split.train.size());
-  if (setup.global_batch > train_images) {
-    // A larger batch would be padded with repeats of the same images (and sized for memory
-    // as if they were new: a batch of 100000 ran out of memory on 64 images).
-    throw UsageError("the global batch of " + std::to_string(setup.global_batch) + " is larger than the " +
-                     std::to_string(train_images) + " training images of " + options.data +
-                     " (after the validation part); use a --batch-size of at most " + std::to_string(train_images));
-  }
   setup.loader_threads = options.loader_threads >= 0 ? options.loader_threads : std::max(1, cpus_per_task.value_or(2) - 1);
   return setup;
 }
@@ -92,6 +84,14 @@ DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiS
   DataSetup setup;
   session.run_collectively([&] {
     setup = open_data_for(options, session, cpus_per_task, seed);
+    const auto train_images = static_cast<std::int64_t>(setup.split.train.size());
+    if (setup.global_batch > train_images) {
+      // A larger batch would be padded with repeats of the same images (and sized for memory
+      // as if they were new: a batch of 100000 ran out of memory on 64 images).
+      throw UsageError("the global batch of " + std::to_string(setup.global_batch) + " is larger than the " +
+                       std::to_string(train_images) + " training images of " + options.data +
+                       " (after the validation part); use a --batch-size of at most " + std::to_string(train_images));
+    }
     spec.class_names = setup.train_set->class_names();
     spec.data_description = setup.train_set->describe();
     spec.data_seed = seed;

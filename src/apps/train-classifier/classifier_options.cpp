@@ -15,7 +15,11 @@ namespace data = slurmlab::data;
 namespace train = slurmlab::train;
 
 std::optional<Subcommand> take_subcommand(int& argc, char** argv) {
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) return std::nullopt;
+  if (argc < 2) {
+    throw UsageError(std::string("no subcommand given; start with one of ") + kSubcommands +
+                     " (e.g. `train-classifier fit --epochs 3`), or see `train-classifier --help`");
+  }
+  if (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) return std::nullopt;
   const std::string word = argv[1];
   Subcommand subcommand;
   if (word == "fit") subcommand = Subcommand::fit;
@@ -94,7 +98,8 @@ void add_program_options(slurmlab::cli::OptionParser& parser, ProgramOptions& o)
       .add("limit-test-batches", o.limit_test_batches, "test batches: a count or a fraction")
       .add("fast-dev-run", o.fast_dev_run, "run N batches of train, val and test, write no checkpoint or log (0: off)")
       .add("check-val-every-n-epoch", o.check_val_every_n_epoch, "validate every N epochs")
-      .add("monitor", o.monitor, "metric choosing the best checkpoint and early stopping: val_loss (min) or val_accuracy (max)")
+      .add("monitor", o.monitor, "metric choosing the best checkpoint and early stopping: val_loss or train_loss (min), "
+           "val_accuracy or train_accuracy (max)")
       .add("save-top-k", o.save_top_k, "keep the k best checkpoints (-1: all, 0: only last)")
       .add("patience", o.patience, "early stopping: validations without improvement (0: off)")
       .add("min-delta", o.min_delta, "early stopping: smallest improvement that counts")

@@ -17,8 +17,9 @@ enum class Subcommand { fit, validate, test, predict, export_model };
 inline constexpr const char* kSubcommands = "fit, validate, test, predict, export";
 
 // Reads the subcommand from argv[1] and removes it from argv (so the rest parses as options).
-// `--help`/`-h` or nothing first: nullopt, and the caller prints the overview. Anything else:
-// UsageError naming the word and the subcommands.
+// `--help`/`-h` first: nullopt, and the caller prints the overview. Nothing: UsageError (a
+// missing subcommand is a usage error, exit 2). Anything else: UsageError naming the word and
+// the subcommands.
 std::optional<Subcommand> take_subcommand(int& argc, char** argv);
 const char* to_string(Subcommand subcommand);
 

@@ -213,7 +213,7 @@ std::vector<unsigned char> prediction_grid_png(const std::vector<GridImage>& ima
 void export_model(const std::filesystem::path& dir, nn::Sequential& network, const ModelSpec& spec,
                   const std::string& data_description, const std::map<std::string, double>& metrics,
                   const std::string& training_summary) {
-  io::make_output_directory(dir);
+  io::make_output_directory(dir, "--out");
   nn::save_safetensors(dir / "model.safetensors", nn::state_of(network),
                        {{"format", "pt"}, {"model", spec.model}, {"framework", "slurmlab"}});
   nlohmann::json config = nlohmann::json::parse(spec.to_json());

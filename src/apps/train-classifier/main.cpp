@@ -169,6 +169,42 @@ void check_options(const ProgramOptions& o, Subcommand subcommand) {
     throw UsageError("--nesterov needs --optimizer sgd with a positive --momentum");
   }
   if (o.top_k < 1) throw UsageError("--top-k must be at least 1");
+  // Each numeric option in its range, named as typed (the trainer's own checks would say
+  // accumulate_grad_batches, save_top_k, ... and some come only after the data is read).
+  const auto text = [](auto value) { return cli::OptionParser::to_text(value); };
+  if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) throw UsageError("--dropout must be in [0, 1), not " + text(o.dropout));
+  if (o.mlp_hidden < 1) throw UsageError("--mlp-hidden must be at least 1, not " + text(o.mlp_hidden));
+  if (!(o.momentum >= 0.0 && o.momentum < 1.0)) throw UsageError("--momentum must be in [0, 1), not " + text(o.momentum));
+  if (!(o.weight_decay >= 0.0 && std::isfinite(o.weight_decay))) {
+    throw UsageError("--weight-decay must be 0 or more, not " + text(o.weight_decay));
+  }
+  if (o.warmup_steps < 0) throw UsageError("--warmup-steps must be 0 or more, not " + text(o.warmup_steps));
+  if (!(o.gradient_clip_norm >= 0.0 && std::isfinite(o.gradient_clip_norm))) {
+    throw UsageError("--gradient-clip-norm must be 0 (off) or more, not " + text(o.gradient_clip_norm));
+  }
+  if (!(o.gradient_clip_value >= 0.0 && std::isfinite(o.gradient_clip_value))) {
+    throw UsageError("--gradient-clip-value must be 0 (off) or more, not " + text(o.gradient_clip_value));
+  }
+  if (o.accumulate_grad_batches < 1) {
+    throw UsageError("--accumulate-grad-batches must be at least 1 (batches per optimizer step), not " +
+                     text(o.accumulate_grad_batches));
+  }
+  if (o.threads < 0) throw UsageError("--threads must be 0 (from SLURM_CPUS_PER_TASK) or more, not " + text(o.threads));
+  if (o.check_val_every_n_epoch < 1) {
+    throw UsageError("--check-val-every-n-epoch must be at least 1, not " + text(o.check_val_every_n_epoch));
+  }
+  if (o.fast_dev_run < 0) throw UsageError("--fast-dev-run must be 0 (off) or a number of batches, not " + text(o.fast_dev_run));
+  // The metrics the trainer logs for the classifier: the loss and accuracy of training and of
+  // validation (ClassifierModule's steps).
+  if (o.monitor != "val_loss" && o.monitor != "val_accuracy" && o.monitor != "train_loss" &&
+      o.monitor != "train_accuracy") {
+    throw UsageError("--monitor '" + o.monitor + "' is not a metric train-classifier logs; choose val_loss, " +
+                     "val_accuracy, train_loss or train_accuracy");
+  }
+  if (o.save_top_k < -1) {
+    throw UsageError("--save-top-k must be -1 (keep all), 0 (only last) or a count of 1 or more, not " +
+                     text(o.save_top_k));
+  }
   if (o.crop_padding_mode != "zeros" && o.crop_padding_mode != "reflect") {
     throw UsageError("--crop-padding-mode '" + o.crop_padding_mode + "' is not zeros or reflect");
   }
@@ -179,8 +215,23 @@ void check_options(const ProgramOptions& o, Subcommand subcommand) {
     throw UsageError("--tta must be 0 (none), 1 (flip) or 2 (flip and 1-pixel translations), not " + std::to_string(o.tta));
   }
   (void)parse_batch_limit(o.limit_train_batches, "limit-train-batches");
-  (void)parse_batch_limit(o.limit_val_batches, "limit-val-batches");
+  const auto val_batches = parse_batch_limit(o.limit_val_batches, "limit-val-batches");
   (void)parse_batch_limit(o.limit_test_batches, "limit-test-batches");
+  if (val_batches.value == 0.0 && o.fast_dev_run == 0) {  // --fast-dev-run N sets every limit to N
+    // The trainer would validate on nothing every epoch: the monitor and the curves would get no
+    // validation numbers. --val-size 0 is the way to train without validation.
+    if (subcommand == Subcommand::fit) {
+      throw UsageError("--limit-val-batches " + o.limit_val_batches + " validates on no batches" +
+                       (o.monitor.rfind("val_", 0) == 0 ? ", so --monitor " + o.monitor + " would never get a value"
+                                                        : std::string()) +
+                       "; give a batch count of 1 or more or a fraction above 0, or train without validation with " +
+                       "--val-size 0");
+    }
+    if (subcommand == Subcommand::validate) {
+      throw UsageError("--limit-val-batches " + o.limit_val_batches + " leaves validate no batches to evaluate; give " +
+                       "a batch count of 1 or more or a fraction above 0");
+    }
+  }
   (void)make_schedule(o, 1);
   if (subcommand == Subcommand::predict && o.input.empty()) {
     throw UsageError("predict needs --input: image files or folders (comma-separated), or test:N / val:N");
@@ -229,8 +280,10 @@ std::unique_ptr<nn::Sequential> load_network(const Run& run, const fs::path& pat
   return network;
 }
 
+// Evaluates and prints; writes the report files (test_report.txt, test.h5, the confusion
+// matrix) unless `write` is false (--fast-dev-run writes nothing).
 Evaluation evaluate(const Run& run, train::Trainer& trainer, ClassifierModule& module, train::BatchSource& source,
-                    const std::string& stage, const ModelSpec& spec, const std::string& checkpoint) {
+                    const std::string& stage, const ModelSpec& spec, const std::string& checkpoint, bool write = true) {
   module.reset_confusion();
   const auto metrics = stage == "test" ? trainer.test(module, source) : trainer.validate(module, source);
   Evaluation e;
@@ -242,7 +295,7 @@ Evaluation evaluate(const Run& run, train::Trainer& trainer, ClassifierModule& m
   e.confusion = module.reduced_confusion(trainer.options().communicator);
   for (auto count : e.confusion) e.samples += count;
   run.console.line(e.format());
-  if (run.session.is_root()) e.save(run.program.output_dir());
+  if (write && run.session.is_root()) e.save(run.program.output_dir());
   return e;
 }
 
@@ -299,7 +352,8 @@ int fit(Run& run) {
   }
   run.console.line("data: " + setup.train_set->describe() + "; " + std::to_string(setup.split.train.size()) +
                    " train / " + std::to_string(setup.split.validation.size()) + " validation / " +
-                   std::to_string(setup.test_set->size()) + " test images");
+                   std::to_string(setup.test_set->size()) + " test images" +
+                   (data::has_separate_test_split(o.data) ? "" : " (the validation part: the folder has no val/ or test/)"));
   run.console.line(setup.normalization_note + "; " + describe_batch(setup, session.size()) + "; " + train_data.note);
   std::int64_t trained = 0;
   for (const auto& p : optimizer->parameters()) trained += p.parameter->value.numel();
@@ -387,7 +441,7 @@ int fit(Run& run) {
   }
   run.console.line("profile (rank 0):\n" + trainer.profile().describe());
   if (o.fast_dev_run > 0) {
-    evaluate(run, trainer, module, *test_data.source, "test", spec, "the fast-dev-run weights");
+    evaluate(run, trainer, module, *test_data.source, "test", spec, "the fast-dev-run weights", /*write=*/false);
     run.console.line("fast-dev-run: " + std::to_string(o.fast_dev_run) + " batch(es) of train, val and test ran; nothing written");
     return 0;
   }
@@ -432,15 +486,27 @@ int fit(Run& run) {
   return 0;
 }
 
-// The checkpoint and the network it holds, for validate/test/predict/export; refuses a data set
-// whose classes or image shape the network was not trained for.
-// The options with the fit's --val-size, so that evaluation sees the fit's validation part.
+// The options with which validate, test and predict open the fit's images: its validation part
+// and, where the user left them at their defaults, its --data and the synthetic set's size,
+// classes and shape, so that `validate --ckpt best` reproduces the numbers the fit logged.
 ProgramOptions with_fit_split(const ProgramOptions& options, const ModelSpec& spec) {
   ProgramOptions out = options;
   out.val_size = spec.val_size;
+  if (spec.data_spec.empty()) return out;  // a checkpoint from before the spec kept its data
+  const ProgramOptions defaults;
+  if (options.data == defaults.data) out.data = spec.data_spec;  // no --data given: the fit's
+  if (out.data == "synthetic" && spec.data_spec == "synthetic") {
+    // Each of the synthetic set's options the user left at its default is the fit's.
+    if (options.synthetic_count == defaults.synthetic_count) out.synthetic_count = spec.synthetic_count;
+    if (options.synthetic_test_count == defaults.synthetic_test_count) out.synthetic_test_count = spec.synthetic_test_count;
+    if (options.synthetic_classes == defaults.synthetic_classes) out.synthetic_classes = spec.synthetic_classes;
+    if (options.synthetic_shape == defaults.synthetic_shape) out.synthetic_shape = spec.synthetic_shape;
+  }
   return out;
 }
 
+// The checkpoint and the network it holds, for validate/test/predict/export; refuses a data set
+// whose classes or image shape the network was not trained for.
 struct LoadedModel {
   fs::path path;
   ModelSpec spec;
@@ -625,8 +691,14 @@ int export_checkpoint(Run& run) {
 
 int train_classifier(cluster::MpiSession& session, int argc, char** argv) {
   std::optional<Subcommand> subcommand;
-  session.run_collectively([&] { subcommand = take_subcommand(argc, argv); });
-  if (!subcommand) {
+  session.run_collectively([&] {
+    try {
+      subcommand = take_subcommand(argc, argv);
+    } catch (const UsageError& e) {
+      throw UsageError(e.what(), kOverview);  // a missing or unknown subcommand: the overview follows
+    }
+  });
+  if (!subcommand) {  // --help
     if (session.is_root()) std::cout << kOverview << std::endl;
     return 0;
   }

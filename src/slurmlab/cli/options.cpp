@@ -34,7 +34,14 @@ OptionParser::OptionParser(std::string program, std::string summary, std::string
 }
 
 OptionParser& OptionParser::add_flag(const std::string& name, bool& destination, const std::string& help) {
-  specific_.add_options()(name.c_str(), po::bool_switch(&destination)->default_value(destination), help.c_str());
+  // Not po::bool_switch: that takes no value, so `--name=false` could not override a config
+  // file's (or a preset's) `name = true`. Bare --name is true; help shows --name [=true|false] (=false).
+  specific_.add_options()(name.c_str(),
+                          po::value<bool>(&destination)
+                              ->default_value(destination, to_text(destination))
+                              ->implicit_value(true, "")
+                              ->value_name("[=true|false]"),
+                          help.c_str());
   printers_.push_back({name, [&destination] { return to_text(destination); }});
   return *this;
 }

@@ -5,9 +5,9 @@
 // --print-config writes every option's current value as a config file that --config
 // reads back; values given on the command line win over the file's.
 #include <boost/program_options.hpp>
+#include <charconv>
 #include <cstdint>
 #include <functional>
-#include <iomanip>
 #include <iosfwd>
 #include <limits>
 #include <sstream>
@@ -41,13 +41,17 @@ class OptionParser {
     if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && !std::is_same_v<T, bool>) {
       specific_.add_options()(name.c_str(), unsigned_value(name, destination), help.c_str());
     } else {
-      specific_.add_options()(name.c_str(), boost::program_options::value<T>(&destination)->default_value(destination),
+      // The default shown by --help is the text --print-config writes (0.1, not 0.10000000000000001).
+      specific_.add_options()(name.c_str(),
+                              boost::program_options::value<T>(&destination)->default_value(destination, to_text(destination)),
                               help.c_str());
     }
     printers_.push_back({name, [&destination] { return to_text(destination); }});
     return *this;
   }
-  // An on/off switch (--name); in a config file `name = true`.
+  // An on/off switch: --name or --name=true turns it on, --name=false (or --name false) off, so
+  // the command line can turn off what a config file or preset turned on; in a config file
+  // `name = true`.
   OptionParser& add_flag(const std::string& name, bool& destination, const std::string& help);
 
   enum class Outcome { run, exit };
@@ -60,17 +64,25 @@ class OptionParser {
   std::string usage() const;
   std::string config_text() const;
 
- private:
+  // How --help shows a default and --print-config writes a value. A float or double is the
+  // shortest text that reads back to the same value (0.1, 0.2f -> "0.2"), not 17 digits of
+  // binary noise: --print-config output is a config, so it must read back unchanged.
   static std::string to_text(const std::string& value) { return value; }
   static std::string to_text(bool value) { return value ? "true" : "false"; }
   template <class T>
   static std::string to_text(const T& value) {
-    std::ostringstream text;
-    // Every digit a double needs to come back unchanged: --print-config output is a config.
-    if constexpr (std::is_floating_point_v<T>) text << std::setprecision(std::numeric_limits<T>::max_digits10);
-    text << value;
-    return text.str();
+    if constexpr (std::is_floating_point_v<T>) {
+      char text[64];
+      const auto result = std::to_chars(text, text + sizeof text, value);
+      return std::string(text, result.ptr);
+    } else {
+      std::ostringstream text;
+      text << value;
+      return text.str();
+    }
   }
+
+ private:
   // Boost reads "-1" into an unsigned option as 2^64 - 1; these options read their text
   // strictly instead (digits only, in range) and say so when it is not.
   template <class T>

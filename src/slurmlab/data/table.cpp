@@ -1,6 +1,7 @@
 #include "slurmlab/data/table.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -25,6 +26,11 @@ bool parse_double(const std::string& text, double& value) {
 }  // namespace
 
 WhitespaceTable WhitespaceTable::read(const std::filesystem::path& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    throw UsageError("table '" + path.string() + "' is a folder, not a table file; name the file itself (e.g. " +
+                     (path / "Pantheon+SH0ES.dat").string() + ").");
+  }
   std::ifstream in(path);
   if (!in)
     throw UsageError("table '" + path.string() + "' cannot be opened; check the path (tools/fetch-data downloads the "

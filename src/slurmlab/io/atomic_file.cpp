@@ -45,15 +45,15 @@ void commit_temporary(const std::filesystem::path& temporary, const std::filesys
   }
 }
 
-void make_output_directory(const std::filesystem::path& directory) {
+void make_output_directory(const std::filesystem::path& directory, std::string_view option) {
   std::error_code error;
   std::filesystem::create_directories(directory, error);
   if (!error && !std::filesystem::is_directory(directory, error))
     error = std::make_error_code(std::errc::not_a_directory);
   if (!error && ::access(directory.c_str(), W_OK | X_OK) != 0) error = std::error_code(errno, std::generic_category());
   if (error)
-    throw UsageError("--output-dir '" + directory.string() + "' cannot be used (" + error.message() +
-                     "); choose a writable directory with --output-dir.");
+    throw UsageError(std::string(option) + " '" + directory.string() + "' cannot be used (" + error.message() +
+                     "); choose a writable directory with " + std::string(option) + ".");
 }
 
 bool write_all(int fd, std::string_view data) {

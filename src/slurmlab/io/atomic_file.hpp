@@ -16,8 +16,9 @@ void commit_temporary(const std::filesystem::path& temporary, const std::filesys
 
 // Creates a program's --output-dir (and its parents) if missing. A directory that cannot be
 // made or written to is a usage problem: throws UsageError naming the path, the OS reason
-// and the fix, so the program ends with status 2 before any work is done.
-void make_output_directory(const std::filesystem::path& directory);
+// and the fix, so the program ends with status 2 before any work is done. `option` is the
+// option the user gave the directory with (e.g. "--out"), which the message names.
+void make_output_directory(const std::filesystem::path& directory, std::string_view option = "--output-dir");
 
 // Writes all of `data` to the file descriptor, retrying short writes and EINTR. Returns
 // false with errno set on failure.
