@@ -19,6 +19,10 @@
 #     (SLURMLAB_BENCH_WORKERS), 4 host threads, and BATCHES large enough for a GPU (300)
 #   SLURMLAB_LIGHTNING_PYTHON: the venv's python (default /work/venv-lightning/bin/python; on a
 #     GPU machine with Lightning installed, python3)
+#   SLURMLAB_BENCH_PRECISION: fp32 (default on the CPU), tf32 (default on a GPU: TF32 convolutions
+#     and matrix products in all three, like for like; PyTorch's own default is TF32 convolutions
+#     with fp32 matrix products) or bf16 (ours --precision bf16, the peers under autocast /
+#     Lightning's "bf16-mixed")
 set -euo pipefail
 build=${1:-build/ci}
 rounds=${2:-3}
@@ -26,8 +30,8 @@ batches=${3:-20}
 device=${4:-cpu}
 python=${SLURMLAB_LIGHTNING_PYTHON:-/work/venv-lightning/bin/python}
 case $device in
-  cpu) workers=2; thread_counts=(1 2) ;;
-  cuda) workers=${SLURMLAB_BENCH_WORKERS:-8}; thread_counts=(4) ;;
+  cpu) workers=2; thread_counts=(1 2); precision=${SLURMLAB_BENCH_PRECISION:-fp32} ;;
+  cuda) workers=${SLURMLAB_BENCH_WORKERS:-8}; thread_counts=(4); precision=${SLURMLAB_BENCH_PRECISION:-tf32} ;;
   *) echo "bench/classifier/run.sh: DEVICE '$device' is not cpu or cuda" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,7 +59,8 @@ run_ours() {
     --normalize 0.4914,0.4822,0.4465/0.2470,0.2435,0.2616 --batch-size 64 --optimizer adam --lr 1e-4 \
     --epochs 1 --limit-train-batches "$batches" --limit-val-batches 1 --threads "$threads" \
     --loader-threads "$workers" --tensorboard false --grid-images 0 --test-after-fit false \
-    --save-top-k 0 --device "$device" --output-dir "$work/out" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    --save-top-k 0 --device "$device" --precision "$precision" --output-dir "$work/out" >"$log" 2>&1 ||
+    { cat "$log" >&2; exit 1; }
   # Its own account of where the time went (profile lines) on stderr, beside the table.
   sed -n '/^epoch /p; /^profile/,/^device wait/p' "$log" | sed 's/^/  slurmlab: /' >&2
   python3 - "$log" "$threads" "$workers" "$batches" "$(cat "$rss")" <<'PY'
@@ -74,7 +79,7 @@ PY
 run_peer() {
   local mode=$1 threads=$2 rss="$work/rss"
   "$gnu_time" -f %M -o "$rss" env OMP_NUM_THREADS="$threads" "$python" "$here/torch_alexnet.py" "$mode" \
-    "$work/cifar" "$threads" "$workers" "$batches" "$device" >"$work/peer.json"
+    "$work/cifar" "$threads" "$workers" "$batches" "$device" "$precision" >"$work/peer.json"
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r["peak_rss_mib"]=int(sys.argv[2])/1024; print(json.dumps(r))' \
     "$work/peer.json" "$(cat "$rss")"
 }
@@ -89,11 +94,11 @@ for ((r = 0; r < rounds; r++)); do
   echo "round $((r + 1))/$rounds done, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
 
-python3 - "$results" "$rounds" "$batches" "$device" "$workers" <<'PY'
+python3 - "$results" "$rounds" "$batches" "$device" "$workers" "$precision" <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-print(f"AlexNet practical on {sys.argv[4]}, one epoch of {sys.argv[3]} batches of 64 (Resize 70, RandomCrop 64, flip, "
-      f"normalize; Adam 1e-4), {sys.argv[5]} loader workers; medians of {sys.argv[2]} rounds\n")
+print(f"AlexNet practical on {sys.argv[4]} in {sys.argv[6]}, one epoch of {sys.argv[3]} batches of 64 (Resize 70, "
+      f"RandomCrop 64, flip, normalize; Adam 1e-4), {sys.argv[5]} loader workers; medians of {sys.argv[2]} rounds\n")
 print("| threads | program | images/s | first step after start (s) | peak RSS (MiB) | slurmlab images/s ratio |")
 print("|---:|---|---:|---:|---:|---:|")
 for threads in sorted({r["threads"] for r in rows}):

@@ -9,9 +9,13 @@ Adam 1e-4, batch 64, cross entropy.
              no progress bar, no sanity validation): what the practical runs.
   plain      the same model, data and optimizer in a hand-written loop.
 
-usage: torch_alexnet.py MODE DIR THREADS WORKERS BATCHES [DEVICE]
+usage: torch_alexnet.py MODE DIR THREADS WORKERS BATCHES [DEVICE] [PRECISION]
 DEVICE: cpu (default) or cuda (one GPU; pinned batches copied asynchronously, as users write it,
 and the clock read after the GPU finished the first and the last step).
+PRECISION: default (PyTorch's own: fp32 on the CPU; on a GPU TF32 convolutions and fp32 matrix
+products), fp32 (on a GPU: no TF32 anywhere, as train-classifier --precision fp32), tf32 (TF32
+convolutions and matrix products, as --precision tf32) or bf16 (autocast to bfloat16: the plain
+loop under torch.autocast, Lightning with precision="bf16-mixed", as --precision bf16).
 Prints one JSON line: framework, mode, threads, workers, batches, images_per_s (training images
 of the epoch / seconds from the epoch's start to its last batch's end), first_step_s (seconds
 from the process's start to the end of its first training step). Peak memory is measured from
@@ -35,6 +39,9 @@ mode, directory, threads, workers, batches = sys.argv[1], sys.argv[2], int(sys.a
 device_name = sys.argv[6] if len(sys.argv) > 6 else "cpu"
 if device_name not in ("cpu", "cuda"):
     sys.exit(f"torch_alexnet.py: DEVICE '{device_name}' is not cpu or cuda")
+precision = sys.argv[7] if len(sys.argv) > 7 else "default"
+if precision not in ("default", "fp32", "tf32", "bf16"):
+    sys.exit(f"torch_alexnet.py: PRECISION '{precision}' is not default, fp32, tf32 or bf16")
 
 import numpy as np  # noqa: E402  (imports after the clock's reference point, as users' scripts do)
 import torch  # noqa: E402
@@ -46,6 +53,9 @@ torch.set_num_threads(threads)
 device = torch.device(device_name)
 if device_name == "cuda" and not torch.cuda.is_available():
     sys.exit("torch_alexnet.py: DEVICE cuda, but this PyTorch sees no GPU")
+if device_name == "cuda" and precision in ("fp32", "tf32"):
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 BATCH = 64
 
@@ -96,7 +106,9 @@ if mode == "plain":
             break
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
+        with torch.autocast(device_name, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(x)
+        loss = loss_fn(out.float(), y)
         loss.backward()
         optimizer.step()
         batch_done()
@@ -126,6 +138,7 @@ elif mode == "lightning":
             batch_done()
 
     trainer = L.Trainer(accelerator="gpu" if device_name == "cuda" else "cpu", devices=1, max_epochs=1, limit_train_batches=batches, limit_val_batches=0,
+                        precision="bf16-mixed" if precision == "bf16" else "32-true",
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Timer()])
     trainer.fit(Classifier(model), train_dataloaders=loader)
@@ -135,5 +148,5 @@ else:
 seconds = timing["last_end"] - timing["epoch_start"]
 print(json.dumps({"framework": "PyTorch " + torch.__version__ + (" + Lightning " + __import__("lightning").__version__
                                                                  if mode == "lightning" else ""),
-                  "mode": mode, "threads": threads, "workers": workers, "batches": timing["steps"],
+                  "mode": mode, "precision": precision, "threads": threads, "workers": workers, "batches": timing["steps"],
                   "images_per_s": timing["steps"] * BATCH / seconds, "first_step_s": timing["first_step"]}))
