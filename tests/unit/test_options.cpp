@@ -139,6 +139,22 @@ TEST(Options, BadConfigFilesAreNamed) {
   auto message = usage_error({"--config", file.string()});
   EXPECT_NE(message.find("dimension"), std::string::npos) << message;
   EXPECT_NE(message.find(file.string()), std::string::npos) << message;
+  // A folder named as the config (it used to run with the defaults).
+  message = usage_error({"--config", file.parent_path().string()});
+  EXPECT_NE(message.find("is a folder; name the file itself"), std::string::npos) << message;
+  // Options only the command line takes.
+  for (const char* line : {"help = true\n", "config = other.cfg\n", "print-config = true\n"}) {
+    std::ofstream(file) << line;
+    message = usage_error({"--config", file.string()});
+    EXPECT_NE(message.find("which only the command line takes"), std::string::npos) << line << message;
+  }
+}
+
+// A value with '#' cannot go through a config file ('#' starts a comment there): --print-config
+// refuses it instead of writing a config that reads back cut short.
+TEST(Options, PrintConfigRefusesAValueAConfigFileWouldCutAtHash) {
+  const auto message = usage_error({"--pattern", "run#%t.txt", "--print-config"});
+  EXPECT_NE(message.find("--pattern 'run#%t.txt' holds '#'"), std::string::npos) << message;
 }
 
 // --help and --print-config show a float or double as the shortest text that reads back to the

@@ -1,6 +1,7 @@
 #include "slurmlab/cli/options.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 
@@ -65,7 +66,17 @@ std::string OptionParser::usage() const {
 
 std::string OptionParser::config_text() const {
   std::string text = "# " + program_ + " configuration; read it back with: " + program_ + " --config FILE\n";
-  for (const auto& printer : printers_) text += printer.name + " = " + printer.value() + "\n";
+  for (const auto& printer : printers_) {
+    const auto value = printer.value();
+    // A config file reads '#' as the start of a comment (Boost has no escape for it): such a
+    // value would come back cut short.
+    if (value.find('#') != std::string::npos) {
+      throw UsageError("--print-config: --" + printer.name + " '" + value +
+                       "' holds '#', which a config file reads as the start of a comment; give this option on the "
+                       "command line beside --config instead, or use a value without '#'");
+    }
+    text += printer.name + " = " + value + "\n";
+  }
   return text;
 }
 
@@ -89,12 +100,24 @@ OptionParser::Outcome OptionParser::parse(int argc, const char* const argv[], st
                 values);
       if (values.count("config")) {
         const auto file = values["config"].as<std::string>();
+        std::error_code error;
+        if (std::filesystem::is_directory(file, error)) {
+          throw UsageError("config file '" + file + "' is a folder; name the file itself (write one with --print-config > " +
+                           file + "/config.ini).");
+        }
         std::ifstream stream(file);
         if (!stream)
           throw UsageError("config file '" + file + "' cannot be read; check the path, or write one with --print-config > " +
                            file + ".");
         try {
-          po::store(po::parse_config_file(stream, all, /*allow_unregistered=*/false), values);
+          const auto parsed = po::parse_config_file(stream, all, /*allow_unregistered=*/false);
+          for (const auto& option : parsed.options) {
+            if (option.string_key == "help" || option.string_key == "config" || option.string_key == "print-config") {
+              throw UsageError("config file '" + file + "' sets '" + option.string_key +
+                               "', which only the command line takes; remove that line");
+            }
+          }
+          po::store(parsed, values);
         } catch (const po::error& e) {
           throw UsageError("config file '" + file + "': " + e.what() + "." + see_help);
         }
@@ -116,7 +139,13 @@ OptionParser::Outcome OptionParser::parse(int argc, const char* const argv[], st
     return Outcome::exit;
   }
   if (values.count("print-config")) {
-    out << config_text();
+    std::string text;
+    try {
+      text = config_text();
+    } catch (const UsageError& e) {
+      throw UsageError(e.what(), usage());
+    }
+    out << text;
     return Outcome::exit;
   }
   return Outcome::run;
