@@ -368,23 +368,29 @@ TEST(TrainClassifier, ForeignOrCorruptCheckpointsAreRefusedNamingBoth) {
 }
 
 // One folder of class folders (no val/ or test/): the final test is on the held-out validation
-// part, said in the data line, never on trained images; a global batch larger than the training
-// images is refused before training (it was padded with repeats, and 100000 ran out of memory).
+// part, said in the data line, never on trained images; train/ and val/ of two image sizes are
+// refused without --resize (the test images overran the network's input); a global batch larger
+// than the training images is refused before training (it was padded with repeats, and 100000
+// ran out of memory).
 TEST(TrainClassifier, AFolderWithoutValOrTestIsTestedOnItsValidationPartAndAnOversizedBatchIsRefused) {
   const auto dir = fresh_dir("train-classifier-folder");
   // 2 classes x 30 PNGs of 32x32, written by Python's zlib (no image library needed).
   const auto wrote = run_command("cd " + dir.string() + R"( && python3 - <<'PY'
 import os, random, struct, zlib
-def png(path, rgb):
-    raw = b''.join(b'\x00' + bytes(rgb) * 32 for _ in range(32))
+def png(path, rgb, side=32):
+    raw = b''.join(b'\x00' + bytes(rgb) * side for _ in range(side))
     chunk = lambda t, d: struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
-    open(path, 'wb').write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 32, 32, 8, 2, 0, 0, 0))
+    open(path, 'wb').write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', side, side, 8, 2, 0, 0, 0))
                            + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
 random.seed(1)
 for name, colour in [('red', (200, 30, 30)), ('blue', (30, 30, 200))]:
-    os.makedirs('pngs/' + name)
+    for folder in ['pngs/' + name, 'split/train/' + name, 'split/val/' + name]:
+        os.makedirs(folder)
     for i in range(30):
-        png('pngs/%s/%d.png' % (name, i), [min(255, max(0, v + random.randint(-20, 20))) for v in colour])
+        pixel = [min(255, max(0, v + random.randint(-20, 20))) for v in colour]
+        png('pngs/%s/%d.png' % (name, i), pixel)
+        png('split/train/%s/%d.png' % (name, i), pixel)
+        png('split/val/%s/%d.png' % (name, i), pixel, 40)  # another size than train/
 PY)",
                                  60);
   ASSERT_EQ(wrote.exit_code, 0) << wrote.output;
@@ -399,6 +405,16 @@ PY)",
   EXPECT_EQ(none.exit_code, 2) << none.output;
   EXPECT_NE(none.output.find("has no val/ or test/ folder, so its test images are held out from it"), std::string::npos)
       << none.output;
+  // train/ of 32x32 and val/ of 40x40: the test images would overrun the network's input.
+  const auto sizes = run_in(dir, "fit --data folder:split --batch-size 8 --epochs 1 --output-dir sizes");
+  EXPECT_EQ(sizes.exit_code, 2) << sizes.output;
+  EXPECT_NE(sizes.output.find("come out 3x40x40 after the evaluation transforms, but the training images give the "
+                              "network 3x32x32; pass --resize HxW"),
+            std::string::npos)
+      << sizes.output;
+  const auto resized = run_in(dir, "fit --data folder:split --resize 32x32 --batch-size 8 --epochs 1 --output-dir resized "
+                                   "--loader-threads 1");
+  EXPECT_EQ(resized.exit_code, 0) << resized.output;
   const auto big = run_in(dir, "fit --batch-size 100000 --synthetic-count 64 --output-dir big");
   EXPECT_EQ(big.exit_code, 2) << big.output;
   EXPECT_NE(big.output.find("the global batch of 100000 is larger than the 58 training images of synthetic"),

@@ -249,3 +249,21 @@ TEST(Options, FlagsTakeAnOptionalValueSoTheCommandLineWinsOverConfig) {
   p.parse({"--help"}, help);
   EXPECT_NE(help.str().find("--fp32 [=true|false] (=false)"), std::string::npos) << help.str();
 }
+
+// given(): what the user typed (or the config file set), even when it equals the default; the
+// programs use it to tell "not given" from "given as the default".
+TEST(Options, GivenTellsATypedDefaultFromAnUntouchedOne) {
+  Program p;
+  std::ostringstream out;
+  p.parse({"--eta", "1", "--fp32=false"}, out);
+  EXPECT_TRUE(p.parser.given("eta"));
+  EXPECT_TRUE(p.parser.given("fp32"));
+  EXPECT_FALSE(p.parser.given("dim"));
+  EXPECT_FALSE(p.parser.given("pattern"));
+  auto file = temp_file("given.cfg");
+  std::ofstream(file) << "dim = 5000\n";
+  Program q;
+  q.parse({"--config", file.string()}, out);
+  EXPECT_TRUE(q.parser.given("dim"));
+  EXPECT_FALSE(q.parser.given("eta"));
+}

@@ -543,7 +543,8 @@ TEST(TrainerResume, MidEpochResumeEqualsTheUninterruptedRunBitForBit) {
 }
 
 // A run folder copied (or moved) elsewhere resumes with its own checkpoints: the top-k it prunes
-// and the best path it reports are in the copy, and the original folder is left as it was.
+// and the best path it reports are in the copy, and the original folder is left as it was; so
+// is it when a new folder resumes from the original's last.h5.
 TEST(TrainerResume, ACopiedRunFolderResumesWithItsOwnCheckpointsAndLeavesTheOriginalAlone) {
   const Data data;
   const auto dir = fresh_directory();
@@ -570,6 +571,16 @@ TEST(TrainerResume, ACopiedRunFolderResumesWithItsOwnCheckpointsAndLeavesTheOrig
   EXPECT_TRUE(fs::exists(checkpoint->best_model_path()));
   for (const auto& [score, path] : checkpoint->top_k()) EXPECT_EQ(path.parent_path(), dir / "b" / "checkpoints");
   EXPECT_EQ(files_in(dir / "b" / "checkpoints").size(), 2u);  // the best and last
+  // Resumed into a new folder from the original's last.h5: the original's best is read (it is
+  // the best until a better epoch comes) but never deleted.
+  TrainingRun elsewhere(1, false, 2.0);
+  auto source_c = data.source(16);
+  auto val_c = data.source(16, 9, false);
+  auto checkpoint_c = make_checkpoint();
+  Trainer trainer_c({.max_epochs = 6, .root_dir = dir / "c"}, {checkpoint_c});
+  trainer_c.fit(*elsewhere.module, source_c, &val_c, (dir / "a" / "checkpoints" / "last.h5").string());
+  EXPECT_EQ(files_in(dir / "a" / "checkpoints"), original) << "the original folder's checkpoints changed";
+  EXPECT_TRUE(fs::exists(checkpoint_c->best_model_path())) << checkpoint_c->best_model_path();
   fs::remove_all(dir);
 }
 

@@ -88,9 +88,15 @@ DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiS
     if (setup.global_batch > train_images) {
       // A larger batch would be padded with repeats of the same images (and sized for memory
       // as if they were new: a batch of 100000 ran out of memory on 64 images).
+      const auto ranks = static_cast<std::int64_t>(session.size());
+      const std::string fix =
+          options.batch_size_per_rank > 0
+              ? "use a --batch-size-per-rank of at most " + std::to_string(train_images / ranks)
+              : "use a --batch-size of at most " + std::to_string(train_images - train_images % ranks) +
+                    (ranks > 1 ? " (a multiple of the " + std::to_string(ranks) + " ranks)" : std::string());
       throw UsageError("the global batch of " + std::to_string(setup.global_batch) + " is larger than the " +
                        std::to_string(train_images) + " training images of " + options.data +
-                       " (after the validation part); use a --batch-size of at most " + std::to_string(train_images));
+                       " (after the validation part); " + fix);
     }
     spec.class_names = setup.train_set->class_names();
     spec.data_description = setup.train_set->describe();
@@ -142,8 +148,19 @@ DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiS
     const data::ImageTransform evaluation(spec.evaluation_transforms(), setup.train_set->channels(),
                                           setup.train_set->fixed_shape());
     spec.input = evaluation.output_shape();
+    require_test_split_fits(spec, setup);
   });
   return setup;
+}
+
+void require_test_split_fits(const ModelSpec& spec, const DataSetup& setup) {
+  const data::ImageTransform test(spec.evaluation_transforms(), setup.test_set->channels(), setup.test_set->fixed_shape());
+  if (test.output_shape() != spec.input) {
+    throw UsageError("the test images (" + setup.test_set->describe() + ") come out " +
+                     data::to_string(test.output_shape()) + " after the evaluation transforms, but the training images " +
+                     "give the network " + data::to_string(spec.input) + "; pass --resize HxW so that both come out " +
+                     "one size");
+  }
 }
 
 namespace {

@@ -32,6 +32,11 @@ struct DataSetup {
 DataSetup open_data(const ProgramOptions& options, const slurmlab::cluster::MpiSession& session,
                     std::optional<int> cpus_per_task, std::uint64_t seed, ModelSpec& spec);
 
+// The test split through the spec's evaluation transforms must come out the network's input
+// (spec.input, from the training split): a folder whose train/ and val/ hold images of two
+// different sizes does not without --resize. UsageError naming both shapes and the fix.
+void require_test_split_fits(const ModelSpec& spec, const DataSetup& setup);
+
 // Opens only the data sets and split (evaluation of a checkpoint, whose spec fixes transforms);
 // local: the caller runs it collectively.
 DataSetup open_data_for(const ProgramOptions& options, const slurmlab::cluster::MpiSession& session,

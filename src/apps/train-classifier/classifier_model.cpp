@@ -125,6 +125,13 @@ std::unique_ptr<nn::Sequential> build_network(const ModelSpec& spec, nn::Generat
 nn::Tensor evaluation_batch(const ModelSpec& spec, const data::ImageDataset& set, const std::vector<std::int64_t>& indices,
                             std::vector<std::vector<std::uint8_t>>& scratch, std::vector<data::ImageView>* views) {
   const data::ImageTransform transform(spec.evaluation_transforms(), set.channels(), set.fixed_shape());
+  if (transform.output_shape() != spec.input) {
+    // The batch is sized for the network's input: images that come out another size would
+    // overrun it (the callers check the data sets first; this is the last guard).
+    throw UsageError("the images of " + set.describe() + " come out " + data::to_string(transform.output_shape()) +
+                     " after the evaluation transforms, but the network takes " + data::to_string(spec.input) +
+                     "; pass --resize HxW so that every split comes out the network's size");
+  }
   data::TransformWorkspace workspace;
   const auto floats = transform.output_floats();
   nn::Tensor batch({static_cast<std::int64_t>(indices.size()), spec.input.channels, spec.input.height, spec.input.width});

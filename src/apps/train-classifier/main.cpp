@@ -73,6 +73,7 @@ struct Run {
   nn::Device device = nn::Device::cpu;
   std::optional<int> cpus_per_task;
   int compute_threads = 1;  // OpenBLAS/OpenMP threads per rank
+  const cli::OptionParser* parser = nullptr;  // what the user gave (OptionParser::given)
 };
 
 // The data-parallel gradient reducer for this world: NCCL between GPUs, MPI between CPUs.
@@ -217,7 +218,7 @@ void check_options(const ProgramOptions& o, Subcommand subcommand) {
   (void)parse_batch_limit(o.limit_train_batches, "limit-train-batches");
   const auto val_batches = parse_batch_limit(o.limit_val_batches, "limit-val-batches");
   (void)parse_batch_limit(o.limit_test_batches, "limit-test-batches");
-  if (val_batches.value == 0.0 && o.fast_dev_run == 0) {  // --fast-dev-run N sets every limit to N
+  if (val_batches.value == 0.0 && o.fast_dev_run == 0 && o.val_size != 0.0) {  // --fast-dev-run N sets every limit to N
     // The trainer would validate on nothing every epoch: the monitor and the curves would get no
     // validation numbers. --val-size 0 is the way to train without validation.
     if (subcommand == Subcommand::fit) {
@@ -487,20 +488,20 @@ int fit(Run& run) {
 }
 
 // The options with which validate, test and predict open the fit's images: its validation part
-// and, where the user left them at their defaults, its --data and the synthetic set's size,
-// classes and shape, so that `validate --ckpt best` reproduces the numbers the fit logged.
-ProgramOptions with_fit_split(const ProgramOptions& options, const ModelSpec& spec) {
-  ProgramOptions out = options;
+// and, where the user gave none, its --data and the synthetic set's size, classes and shape,
+// so that `validate --ckpt best` reproduces the numbers the fit logged.
+ProgramOptions with_fit_split(const Run& run, const ModelSpec& spec) {
+  ProgramOptions out = run.options;
   out.val_size = spec.val_size;
   if (spec.data_spec.empty()) return out;  // a checkpoint from before the spec kept its data
-  const ProgramOptions defaults;
-  if (options.data == defaults.data) out.data = spec.data_spec;  // no --data given: the fit's
+  const auto given = [&](const char* name) { return run.parser != nullptr && run.parser->given(name); };
+  if (!given("data")) out.data = spec.data_spec;
   if (out.data == "synthetic" && spec.data_spec == "synthetic") {
-    // Each of the synthetic set's options the user left at its default is the fit's.
-    if (options.synthetic_count == defaults.synthetic_count) out.synthetic_count = spec.synthetic_count;
-    if (options.synthetic_test_count == defaults.synthetic_test_count) out.synthetic_test_count = spec.synthetic_test_count;
-    if (options.synthetic_classes == defaults.synthetic_classes) out.synthetic_classes = spec.synthetic_classes;
-    if (options.synthetic_shape == defaults.synthetic_shape) out.synthetic_shape = spec.synthetic_shape;
+    // Each of the synthetic set's options the user did not give is the fit's.
+    if (!given("synthetic-count")) out.synthetic_count = spec.synthetic_count;
+    if (!given("synthetic-test-count")) out.synthetic_test_count = spec.synthetic_test_count;
+    if (!given("synthetic-classes")) out.synthetic_classes = spec.synthetic_classes;
+    if (!given("synthetic-shape")) out.synthetic_shape = spec.synthetic_shape;
   }
   return out;
 }
@@ -531,6 +532,7 @@ void require_data_fits(const LoadedModel& model, const DataSetup& setup) {
                                        setup.train_set->fixed_shape());
   wanted.input = transform.output_shape();
   require_same_network(model.spec, wanted, "checkpoint " + model.path.string());
+  require_test_split_fits(model.spec, setup);
 }
 
 int evaluate_checkpoint(Run& run, Subcommand subcommand) {
@@ -538,7 +540,7 @@ int evaluate_checkpoint(Run& run, Subcommand subcommand) {
   const auto& spec = model.spec;
   DataSetup setup;
   run.session.run_collectively([&] {
-    setup = open_data_for(with_fit_split(run.options, spec), run.session, run.cpus_per_task, spec.data_seed);
+    setup = open_data_for(with_fit_split(run, spec), run.session, run.cpus_per_task, spec.data_seed);
     require_data_fits(model, setup);
   });
   if (setup.train_set->synthetic()) run.console.line("*** evaluating on the SYNTHETIC image set ***");
@@ -572,7 +574,7 @@ std::vector<PredictInput> read_inputs(const Run& run, const LoadedModel& model) 
       const bool test = item[0] == 't';
       const auto count = parse_integer(item.substr(test ? 5 : 4));
       if (!count || *count < 1) throw UsageError("--input " + item + ": write test:N or val:N with N >= 1");
-      auto setup = open_data_for(with_fit_split(run.options, spec), run.session, run.cpus_per_task, spec.data_seed);
+      auto setup = open_data_for(with_fit_split(run, spec), run.session, run.cpus_per_task, spec.data_seed);
       require_data_fits(model, setup);
       const auto& set = test ? *setup.test_set : *setup.train_set;
       const auto& indices = setup.split.validation;
@@ -740,7 +742,8 @@ int train_classifier(cluster::MpiSession& session, int argc, char** argv) {
     }
   });
   auto program = cli::ProgramRun::start(session, parser.common(), context);
-  Run run{session, options, parser.common(), context, program, console, device, slurm.cpus_per_task, std::max(1, threads)};
+  Run run{session, options, parser.common(), context, program, console, device, slurm.cpus_per_task, std::max(1, threads),
+          &parser};
   switch (*subcommand) {
     case Subcommand::fit: return fit(run);
     case Subcommand::validate:

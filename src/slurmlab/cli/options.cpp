@@ -123,6 +123,9 @@ OptionParser::Outcome OptionParser::parse(int argc, const char* const argv[], st
         }
       }
       po::notify(values);
+      given_.clear();
+      for (const auto& [name, value] : values)
+        if (!value.defaulted() && name != "slurmlab-positional") given_.insert(name);
     } catch (const po::error& e) {
       throw UsageError(std::string(e.what()) + "." + see_help);
     }

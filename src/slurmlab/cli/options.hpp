@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <set>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -61,6 +62,9 @@ class OptionParser {
   Outcome parse(int argc, const char* const argv[], std::ostream& out);
 
   const CommonOptions& common() const { return common_; }
+  // Whether the last parse() got a value for the option `name` (without dashes) on the command
+  // line or from --config, rather than leaving its default.
+  bool given(const std::string& name) const { return given_.count(name) > 0; }
   std::string usage() const;
   std::string config_text() const;
 
@@ -106,6 +110,7 @@ class OptionParser {
   boost::program_options::options_description common_description_{"Common options"};
   boost::program_options::options_description specific_{"Program options"};
   std::vector<Printer> printers_;
+  std::set<std::string> given_;
 };
 
 // The start of every program's main(): parses the options on every rank together (a bad

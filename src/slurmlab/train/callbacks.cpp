@@ -114,7 +114,8 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer) {
         best_score_ = best.first;
         best_path_ = best.second;
         trainer.save_checkpoint(path);
-        if (dropped && trainer.is_root()) remove_checkpoint_files(*dropped);
+        // Only this run's own files: one resumed from another run's checkpoint never deletes there.
+        if (dropped && trainer.is_root() && is_own(trainer, *dropped)) remove_checkpoint_files(*dropped);
       }
     }
   }
@@ -135,27 +136,36 @@ void ModelCheckpoint::on_fit_end(Trainer& trainer) {
   }
 }
 
-// Checkpoints are kept by file name: a run folder that was copied or moved resumes with the
-// files in its own checkpoint directory (absolute paths would have pointed into the original
-// folder: pruning there deleted the original run's best checkpoint).
 std::string ModelCheckpoint::save_state() const {
   nlohmann::json j;
   j["monitor"] = options_.monitor;
-  j["best_model_path"] = best_path_.filename().string();
+  j["best_model_path"] = best_path_.string();
   j["best_model_score"] = best_score_ ? nlohmann::json(*best_score_) : nlohmann::json(nullptr);
   nlohmann::json kept = nlohmann::json::array();
-  for (const auto& [score, path] : kept_) kept.push_back({{"score", score}, {"path", path.filename().string()}});
+  for (const auto& [score, path] : kept_) kept.push_back({{"score", score}, {"path", path.string()}});
   j["top_k"] = kept;
   return j.dump();
 }
 
 void ModelCheckpoint::on_fit_start(Trainer& trainer) {
   last_saved_at_step_ = -1;
-  // After a resume (load_state), the kept names are placed in this run's directory; states
-  // written before names were kept (full paths) are placed there too.
+  // After a resume (load_state): a run folder that was copied or moved has its checkpoints in
+  // this run's directory under the same names, and those are the ones to use (and prune); a
+  // fit resumed into a new folder from another run's checkpoint keeps that run's paths, which
+  // it reads but never deletes (is_own).
   const auto dir = directory(trainer);
-  if (!best_path_.empty()) best_path_ = dir / best_path_.filename();
-  for (auto& entry : kept_) entry.second = dir / entry.second.filename();
+  const auto rebase = [&](std::filesystem::path& path) {
+    if (path.empty()) return;
+    std::error_code error;
+    if (const auto here = dir / path.filename(); std::filesystem::exists(here, error)) path = here;
+  };
+  rebase(best_path_);
+  for (auto& entry : kept_) rebase(entry.second);
+}
+
+bool ModelCheckpoint::is_own(const Trainer& trainer, const std::filesystem::path& path) const {
+  const auto normal = [](const std::filesystem::path& p) { return std::filesystem::absolute(p).lexically_normal(); };
+  return normal(path.parent_path()) == normal(directory(trainer));
 }
 
 void ModelCheckpoint::load_state(const std::string& state) {

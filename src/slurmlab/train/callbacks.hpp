@@ -63,6 +63,8 @@ class ModelCheckpoint final : public Callback {
  private:
   bool better(double a, double b) const { return options_.mode == MonitorMode::min ? a < b : a > b; }
   std::filesystem::path directory(const Trainer& trainer) const;
+  // Whether `path` is in this run's checkpoint directory (the only files it may delete).
+  bool is_own(const Trainer& trainer, const std::filesystem::path& path) const;
   ModelCheckpointOptions options_;
   std::vector<std::pair<double, std::filesystem::path>> kept_;  // unordered
   std::filesystem::path best_path_, last_path_;

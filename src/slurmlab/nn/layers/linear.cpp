@@ -17,6 +17,8 @@ namespace slurmlab::nn {
 
 namespace {
 
+// bf16 copies live in float tensors' storage (raw allocator blocks): written here only as
+// uint16_t and read only by oneDNN as bf16, never through a float pointer.
 std::uint16_t* bf16_data(Tensor& t) { return reinterpret_cast<std::uint16_t*>(t.data()); }
 const std::uint16_t* bf16_data(const Tensor& t) { return reinterpret_cast<const std::uint16_t*>(t.data()); }
 

@@ -54,6 +54,12 @@ void gemm(bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const fl
 
 namespace {
 
+// The one CPU engine of the bf16 products: primitives, streams and memory objects all on it.
+dnnl::engine& bf16_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
 // One block's bf16 matmul: a primitive and a stream of its own (blocks run at the same time on
 // different threads), built once per shape and block and kept for the process.
 struct Bf16Plan {
@@ -71,7 +77,7 @@ Bf16Plan& bf16_plan(const Bf16Key& key) {
   std::lock_guard lock(mutex);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   const auto [trans_a, trans_b, m, cols, k, lda, ldb, ldc, accumulate, block] = key;
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  auto& engine = bf16_engine();
   using dt = dnnl::memory::data_type;
   Bf16Plan p;
   // Plain strided layouts: oneDNN's brgemm matmul reads them directly (a blocked weight layout
@@ -97,7 +103,7 @@ void gemm_bf16(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::
   if (beta != 0.0f && beta != 1.0f) throw std::invalid_argument("Linear: gemm_bf16 takes beta 0 or 1");
   const std::int64_t blocks = (n + kBf16Columns - 1) / kBf16Columns;
   const int threads = static_cast<int>(std::min<std::int64_t>(std::max(1, openblas_get_num_threads()), blocks));
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  auto& engine = bf16_engine();
   ComputePool::instance().run(
       threads, blocks,
       [&](std::int64_t first_block, std::int64_t last_block) {
