@@ -258,11 +258,7 @@ Tensor Linear::backward_impl(const Context& context, const Tensor& grad_output) 
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(out_), static_cast<int>(in_),
               static_cast<int>(n), 1.0f, g, static_cast<int>(out_), saved.input.data(), static_cast<int>(in_), 1.0f,
               weight_.grad.data(), static_cast<int>(in_));
-  if (has_bias_) {
-    float* db = bias_.grad.data();
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t o = 0; o < out_; ++o) db[o] += g[i * out_ + o];
-  }
+  if (has_bias_) add_column_sums(g, bias_.grad.data(), n, out_);
   if (!input_grad_needed()) return {};
   // dx[N, in] = g[N, out] * W[out, in]
   Tensor grad_input({n, in_});
@@ -287,11 +283,7 @@ Tensor Linear::backward_bf16(const Context& context, const Tensor& grad_output) 
   // dW[out, in] += (g[N, out])^T x[N, in]
   linear_backend::gemm_bf16(true, false, out_, in_, n, bf16_data(g_bf16), out_, bf16_data(saved.input_bf16), in_, 1.0f,
                             weight_.grad.data(), in_);
-  if (has_bias_) {
-    float* db = bias_.grad.data();
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t o = 0; o < out_; ++o) db[o] += g[i * out_ + o];
-  }
+  if (has_bias_) add_column_sums(g, bias_.grad.data(), n, out_);
   if (!input_grad_needed()) return {};
   // dx[N, in] = g[N, out] W[out, in]
   Tensor grad_input({n, in_});
