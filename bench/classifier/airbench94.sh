@@ -15,6 +15,8 @@
 # usage: bench/classifier/airbench94.sh [BUILD_DIR] [ROUNDS] [BATCHES] [DEVICE]   (from the repository root)
 #   defaults: build/ci, 3 rounds, 2 batches, cpu
 #   SLURMLAB_TORCH_PYTHON: the peer's python (default /usr/bin/python3, Debian's torch)
+#   SLURMLAB_BENCH_PRECISION (CPU): fp32 (default) or bf16 (ours --precision bf16, the peer under
+#     torch.autocast("cpu", dtype=torch.bfloat16))
 set -euo pipefail
 build=${1:-build/ci}
 rounds=${2:-3}
@@ -26,7 +28,7 @@ source "$here/common.sh"
 require_built bench/classifier/airbench94.sh "$build"
 "$python" -c "import torch" 2>/dev/null || { echo "bench/classifier/airbench94.sh: $python has no torch; install python3-torch (env/debian.sh) or set SLURMLAB_TORCH_PYTHON" >&2; exit 2; }
 case $device in
-  cpu) thread_counts=(1 2); precision=fp32; epochs=1 ;;
+  cpu) thread_counts=(1 2); precision=${SLURMLAB_BENCH_PRECISION:-fp32}; epochs=1 ;;
   cuda) thread_counts=("$(nproc)"); precision=bf16; epochs=2 ;;
   *) echo "bench/classifier/airbench94.sh: DEVICE must be cpu or cuda, not '$device'" >&2; exit 2 ;;
 esac
@@ -63,7 +65,10 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs, devi
 for ((r = 0; r < rounds; r++)); do
   for threads in "${thread_counts[@]}"; do
     run_ours "$threads" >>"$results"
-    OMP_NUM_THREADS=$threads "$python" "$here/torch_airbench94.py" "$work/cifar" "$threads" "$batches" --device "$device" >>"$results"
+    peer_flags=()
+    [ "$device" = cpu ] && [ "$precision" = bf16 ] && peer_flags=(--bf16)
+    OMP_NUM_THREADS=$threads "$python" "$here/torch_airbench94.py" "$work/cifar" "$threads" "$batches" --device "$device" \
+      "${peer_flags[@]}" >>"$results"
     if [ "$device" = cuda ]; then
       "$python" "$here/torch_airbench94.py" "$work/cifar" "$threads" "$batches" --device cuda --compile >>"$results"
     fi

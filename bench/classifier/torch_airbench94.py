@@ -5,12 +5,14 @@ Nesterov with the BatchNorm biases in a 64x group, summed label-smoothed loss, t
 schedule, flip and 2-pixel reflect-padded translation done on whole tensors, whitening from
 the first 5000 training images) on CIFAR-10's binary files. It times training only.
 
-usage: torch_airbench94.py CIFAR_DIR THREADS BATCHES [--device cpu|cuda] [--compile]
+usage: torch_airbench94.py CIFAR_DIR THREADS BATCHES [--device cpu|cuda] [--compile] [--bf16]
   BATCHES: training batches of 1024 to time (the first epoch's first BATCHES).
 Prints one JSON line: images/s over the timed batches (first batch start to last step end),
 after one untimed warm-up step (torch.compile's compilation, cuDNN's algorithm search).
 On a GPU (--device cuda) it runs as airbench does: fp16 inputs and weights with float
-BatchNorm, channels_last; --compile wraps the model in torch.compile (torch >= 2).
+BatchNorm, channels_last; --compile wraps the model in torch.compile (torch >= 2). --bf16 (on the
+CPU) runs the forward under torch.autocast("cpu", dtype=torch.bfloat16), the peer of
+train-classifier --precision bf16 on the CPU.
 """
 import json
 import math
@@ -163,8 +165,13 @@ def main(argv):
         if device == "cuda":
             torch.cuda.synchronize()
 
+    bf16 = "--bf16" in argv
+    if bf16 and device != "cpu":
+        sys.exit("torch_airbench94.py: --bf16 is the CPU's autocast; on a GPU the peer runs in fp16 as airbench does")
+
     def train_step(inputs, targets):
-        outputs = step_model(inputs)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            outputs = step_model(inputs)
         loss = loss_fn(outputs.float(), targets).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
