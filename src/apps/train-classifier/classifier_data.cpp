@@ -46,13 +46,15 @@ DataSetup open_data_for(const ProgramOptions& options, const slurmlab::cluster::
   synthetic.shape = parse_image_shape(options.synthetic_shape, "synthetic-shape");
   synthetic.seed = seed;
   setup.train_set = data::open_image_dataset(options.data, data::Split::train, synthetic);
-  setup.test_set = data::open_image_dataset(options.data, data::Split::test, synthetic);
-  if (setup.test_set->class_names() != setup.train_set->class_names()) {
-    throw UsageError("the test split of " + options.data + " has other classes than its training split; "
-                     "give both splits the same class folders");
-  }
   setup.split = data::split_train_validation(setup.train_set->size(), options.val_size, seed);
-  if (!data::has_separate_test_split(options.data)) {
+  setup.test_is_validation = !data::has_separate_test_split(options.data);
+  if (!setup.test_is_validation) {
+    setup.test_set = data::open_image_dataset(options.data, data::Split::test, synthetic);
+    if (setup.test_set->class_names() != setup.train_set->class_names()) {
+      throw UsageError("the test split of " + options.data + " has other classes than its training split; "
+                       "give both splits the same class folders");
+    }
+  } else {
     // One folder of class folders: its "test split" would be the training images themselves, so
     // the test is the held-out validation part (said in the data line), never a trained image.
     if (setup.split.validation.empty()) {

@@ -19,6 +19,9 @@ namespace classifier {
 struct DataSetup {
   std::unique_ptr<slurmlab::data::ImageDataset> train_set, test_set;
   slurmlab::data::TrainValidationSplit split;
+  // The data has no test split of its own (a folder without val/ or test/): test_set is the
+  // validation part of train_set.
+  bool test_is_validation = false;
   std::int64_t global_batch = 0;
   int loader_threads = 0;
   std::string normalization_note;  // how mean/std were chosen, for the log

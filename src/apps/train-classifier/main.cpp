@@ -354,7 +354,7 @@ int fit(Run& run) {
   run.console.line("data: " + setup.train_set->describe() + "; " + std::to_string(setup.split.train.size()) +
                    " train / " + std::to_string(setup.split.validation.size()) + " validation / " +
                    std::to_string(setup.test_set->size()) + " test images" +
-                   (data::has_separate_test_split(o.data) ? "" : " (the validation part: the folder has no val/ or test/)"));
+                   (setup.test_is_validation ? " (the validation part: the folder has no val/ or test/)" : ""));
   run.console.line(setup.normalization_note + "; " + describe_batch(setup, session.size()) + "; " + train_data.note);
   std::int64_t trained = 0;
   for (const auto& p : optimizer->parameters()) trained += p.parameter->value.numel();

@@ -24,8 +24,8 @@ const std::uint16_t* bf16_data(const Tensor& t) { return reinterpret_cast<const 
 
 struct LinearContext final : Context {
   Tensor input;  // [N, in]
-  // bf16 products (cpu_precision.hpp): the rounded input and weight, for backward's products.
-  bool bf16 = false;
+  // bf16 products (cpu_precision.hpp): the rounded input and weight, for backward's products
+  // (defined only when the forward computed in bf16).
   Tensor input_bf16, weight_bf16;
 };
 
@@ -212,7 +212,6 @@ Forward Linear::forward_impl(const Tensor& input, Mode) {
   }
   // y[N, out] (+)= x[N, in] * W[out, in]^T
   if (cpu_precision() == Precision::bf16) {
-    context->bf16 = true;
     context->input_bf16 = bf16_copy(input.data(), n * in_);
     context->weight_bf16 = bf16_copy(weight_.value.data(), out_ * in_);
     linear_backend::gemm_bf16(false, true, n, out_, in_, bf16_data(context->input_bf16), in_,
@@ -253,7 +252,7 @@ Tensor Linear::backward_impl(const Context& context, const Tensor& grad_output) 
     }
     return grad_input;
   }
-  if (saved.bf16) return backward_bf16(saved, grad_output);
+  if (saved.input_bf16.defined()) return backward_bf16(saved, grad_output);
   // dW[out, in] += g[N, out]^T * x[N, in]
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(out_), static_cast<int>(in_),
               static_cast<int>(n), 1.0f, g, static_cast<int>(out_), saved.input.data(), static_cast<int>(in_), 1.0f,
