@@ -6,11 +6,14 @@
 # machine, rounds alternating the programs. On the CPU at 1 and 2 threads; with DEVICE cuda on
 # one GPU, where the peer runs as airbench does (fp16, channels_last) and also under
 # torch.compile, and ours in bf16. The peer times its batches after one untimed warm-up step
-# (compilation, cuDNN's algorithm search); on a GPU ours likewise reports the second of two
-# epochs of BATCHES batches (its first pays cuDNN's search, the allocator's growth and the lazy
-# loading of kernels: on the H200 a one-epoch run of 40 batches averaged 35k images/s, while
-# a whole fit of the recipe ran its first epoch at 60k and the others at 79k). On the CPU,
-# where a step takes seconds and those costs weigh little, one epoch as before.
+# (compilation, cuDNN's algorithm search); ours likewise reports the second of two epochs of
+# BATCHES batches. Its first pays one-time costs: on the GPU cuDNN's search, the allocator's
+# growth and the lazy loading of kernels (on the H200 a one-epoch run of 40 batches averaged
+# 35k images/s, while a whole fit of the recipe ran its first epoch at 60k and the others at
+# 79k); on the CPU oneDNN's primitive creation and the first touch of the activations' memory
+# (at batch 1024 in bf16 the first step took 6.3 s against 3.7 s for the next ones; with
+# 2 batches that was a third of the time measured, so one-epoch figures before 2026-12-04 22:50
+# undercount ours).
 #
 # usage: bench/classifier/airbench94.sh [BUILD_DIR] [ROUNDS] [BATCHES] [DEVICE]   (from the repository root)
 #   defaults: build/ci, 3 rounds, 2 batches, cpu
@@ -28,7 +31,7 @@ source "$here/common.sh"
 require_built bench/classifier/airbench94.sh "$build"
 "$python" -c "import torch" 2>/dev/null || { echo "bench/classifier/airbench94.sh: $python has no torch; install python3-torch (env/debian.sh) or set SLURMLAB_TORCH_PYTHON" >&2; exit 2; }
 case $device in
-  cpu) thread_counts=(1 2); precision=${SLURMLAB_BENCH_PRECISION:-fp32}; epochs=1 ;;
+  cpu) thread_counts=(1 2); precision=${SLURMLAB_BENCH_PRECISION:-fp32}; epochs=2 ;;
   cuda) thread_counts=("$(nproc)"); precision=bf16; epochs=2 ;;
   *) echo "bench/classifier/airbench94.sh: DEVICE must be cpu or cuda, not '$device'" >&2; exit 2 ;;
 esac

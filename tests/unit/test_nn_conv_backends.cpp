@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -123,6 +125,52 @@ TEST(Conv2dBackends, OneDnnSameBitsOnOneAndTwoThreads) {
       EXPECT_EQ(runs[r][0], runs[r][1]) << names[r] << " n=" << cs.n << " c=" << cs.c << ", 1 vs 2 threads";
       EXPECT_EQ(runs[r][0], runs[r][2]) << names[r] << " n=" << cs.n << " c=" << cs.c << ", 1 vs 3 threads";
     }
+  }
+}
+
+// oneDNN's reorder buffers are per thread and shared by every layer (a chunk's primitives run on
+// one thread from its first reorder to its last): two convolutions of different shapes run
+// interleaved (forward A, forward B with larger buffers, backward A, backward B, on 2 threads,
+// as a network's step runs them) give the same bits as each run alone.
+TEST(Conv2dBackends, InterleavedLayersGiveTheSameBitsAsEachAlone) {
+  struct Run {
+    std::vector<float> y, dx, dw;
+  };
+  const Case a{40, 3, 12, 12, 8, 3, 1, 1, true}, b{40, 8, 24, 24, 32, 5, 1, 2, false};
+  auto make = [](const Case& cs, std::uint64_t seed, Tensor& x, Tensor& gy) {
+    Generator generator(seed);
+    auto conv = std::make_unique<Conv2d>(cs.c, cs.o, cs.k, generator, cs.stride, cs.pad, cs.bias);
+    x = Tensor({cs.n, cs.c, cs.h, cs.w});
+    generator.fill_uniform(x.span(), -1.0f, 1.0f);
+    const int oh = (cs.h + 2 * cs.pad - cs.k) / cs.stride + 1, ow = (cs.w + 2 * cs.pad - cs.k) / cs.stride + 1;
+    gy = Tensor({cs.n, cs.o, oh, ow});
+    generator.fill_uniform(gy.span(), -1.0f, 1.0f);
+    return conv;
+  };
+  openblas_set_num_threads(2);
+  Run alone[2], interleaved[2];
+  for (int i = 0; i < 2; ++i) {
+    Tensor x, gy;
+    auto conv = make(i == 0 ? a : b, 11 + i, x, gy);
+    Forward f = conv->forward(x, Mode::train);
+    alone[i] = {f.output.to_vector(), conv->backward(*f.context, gy).to_vector(), conv->weight().grad.to_vector()};
+  }
+  Tensor xa, gya, xb, gyb;
+  auto conv_a = make(a, 11, xa, gya);
+  auto conv_b = make(b, 12, xb, gyb);
+  Forward fa = conv_a->forward(xa, Mode::train);
+  Forward fb = conv_b->forward(xb, Mode::train);
+  interleaved[0].dx = conv_a->backward(*fa.context, gya).to_vector();
+  interleaved[1].dx = conv_b->backward(*fb.context, gyb).to_vector();
+  interleaved[0].y = fa.output.to_vector();
+  interleaved[1].y = fb.output.to_vector();
+  interleaved[0].dw = conv_a->weight().grad.to_vector();
+  interleaved[1].dw = conv_b->weight().grad.to_vector();
+  openblas_set_num_threads(1);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(alone[i].y, interleaved[i].y) << "forward of conv " << i;
+    EXPECT_EQ(alone[i].dx, interleaved[i].dx) << "input gradient of conv " << i;
+    EXPECT_EQ(alone[i].dw, interleaved[i].dw) << "weight gradient of conv " << i;
   }
 }
 

@@ -15,6 +15,7 @@
 #include "slurmlab/nn/layers/layers_cuda.hpp"
 #include "slurmlab/nn/layers/rational_tanh.hpp"
 #include "slurmlab/nn/layers/vector_math.hpp"
+#include "slurmlab/nn/layers/vector_clones.hpp"
 
 namespace slurmlab::nn {
 
@@ -52,11 +53,6 @@ using detail::rational_tanh;
 // src/slurmlab/CMakeLists.txt). On x86-64 GCC also builds an AVX2+FMA clone of each, chosen at
 // load time where the CPU has it (8 floats per instruction instead of SSE2's 4; an AVX-512 clone
 // of these loops measured slower here). tanh has explicit AVX2 and AVX-512 kernels besides.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SLURMLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SLURMLAB_VECTOR_CLONES
-#endif
 // x and y may be the same array (in place): element i is read before it is written.
 SLURMLAB_VECTOR_CLONES void tanh_forward_portable(const float* x, float* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = rational_tanh(x[i]);

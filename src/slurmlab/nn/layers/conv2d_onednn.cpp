@@ -1,5 +1,5 @@
 // Conv2d on oneDNN (Debian's 2.6): forward, backward-data and backward-weights primitives,
-// built once per shape and cached with their reorders, buffers and stream. nn's tensors stay
+// built once per shape and cached with their reorders and stream. nn's tensors stay
 // plain nchw/oihw; each primitive runs on the blocked layout oneDNN picks (see Staged).
 //
 // Threads: the batch is cut into chunks (chunk_images) and the chunks are spread over the
@@ -13,10 +13,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <tuple>
@@ -46,49 +50,88 @@ dnnl::engine& engine() {
   return e;
 }
 
+// Reorder buffers of the chunk running on this thread, one per role (slot), grown to the
+// largest size asked and kept for the thread's life: a chunk's primitives run on one thread
+// from its first reorder to its stream's wait, and chunks on one thread run one after the
+// other, so every layer and every chunk shares them. (Buffers kept per plan instead, each chunk
+// of each layer with its own, made airbench94 at batch 1024 hold about 2 GB of reorder buffers,
+// all of it first touched during the first step.)
+class Scratch {
+ public:
+  static constexpr int kSlots = 4;
+  void* get(int slot, std::size_t bytes) {
+    Block& block = blocks_[static_cast<std::size_t>(slot)];
+    if (block.bytes < bytes) {
+      const std::size_t rounded = (bytes + 63) / 64 * 64;
+      block.data.reset(static_cast<std::byte*>(std::aligned_alloc(64, rounded)));
+      if (!block.data) throw std::bad_alloc();
+      block.bytes = rounded;
+    }
+    return block.data.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  struct Block {
+    std::unique_ptr<std::byte[], Free> data;
+    std::size_t bytes = 0;
+  };
+  std::array<Block, kSlots> blocks_;
+};
+
+Scratch& scratch() {
+  thread_local Scratch buffers;
+  return buffers;
+}
+
 // A tensor as nn keeps it (plain nchw / oihw) and as a primitive wants it: oneDNN's
-// implementations run fastest on blocked layouts (nChw8c on AVX2) that it picks when asked for
-// "any". Where the two differ, the plain tensor is reordered into a buffer kept with the plan
-// (allocated once per shape, so no per-step page faults), and outputs are reordered back.
+// implementations run fastest on blocked layouts (nChw16c with AVX-512) that it picks when asked
+// for "any", and bf16 products read bf16 operands. Where the two differ, the plain tensor is
+// reordered into this thread's scratch buffer `slot`, and outputs are reordered back.
 struct Staged {
   dnnl::memory::desc plain, wanted;
-  dnnl::memory buffer;  // in `wanted`, when it differs from `plain`
+  int slot = 0;
   dnnl::reorder to_wanted, to_plain;
 
   Staged() = default;
-  Staged(const dnnl::memory::desc& plain_desc, const dnnl::memory::desc& wanted_desc, const dnnl::engine& engine)
-      : plain(plain_desc), wanted(wanted_desc) {
+  Staged(const dnnl::memory::desc& plain_desc, const dnnl::memory::desc& wanted_desc, int scratch_slot,
+         const dnnl::engine& engine)
+      : plain(plain_desc), wanted(wanted_desc), slot(scratch_slot) {
     if (plain != wanted) {
-      buffer = dnnl::memory(wanted, engine);
-      const dnnl::memory plain_memory(plain, engine, DNNL_MEMORY_NONE);
-      to_wanted = dnnl::reorder(plain_memory, buffer);
-      to_plain = dnnl::reorder(buffer, plain_memory);
+      const dnnl::memory plain_memory(plain, engine, DNNL_MEMORY_NONE), wanted_memory(wanted, engine, DNNL_MEMORY_NONE);
+      to_wanted = dnnl::reorder(plain_memory, wanted_memory);
+      to_plain = dnnl::reorder(wanted_memory, plain_memory);
     }
   }
   bool reordered() const { return plain != wanted; }
-  // The memory a primitive reads: the plain data itself, or the buffer after a reorder.
+  dnnl::memory buffer(const dnnl::engine& engine) const {
+    return dnnl::memory(wanted, engine, scratch().get(slot, wanted.get_size()));
+  }
+  // The memory a primitive reads: the plain data itself, or the scratch buffer after a reorder.
   dnnl::memory input(const float* data, dnnl::stream& stream, const dnnl::engine& engine) const {
     dnnl::memory plain_memory(plain, engine, const_cast<float*>(data));
     if (!reordered()) return plain_memory;
-    dnnl::memory staged = buffer;  // a handle: copies share the buffer
+    dnnl::memory staged = buffer(engine);
     to_wanted.execute(stream, plain_memory, staged);
     return staged;
   }
-  // The memory a primitive writes: `data` itself, or the buffer (then call finish).
+  // The memory a primitive writes: `data` itself, or the scratch buffer (then call finish).
   dnnl::memory output(float* data, const dnnl::engine& engine) const {
-    return reordered() ? buffer : dnnl::memory(plain, engine, data);
+    return reordered() ? buffer(engine) : dnnl::memory(plain, engine, data);
   }
   void finish(float* data, dnnl::stream& stream, const dnnl::engine& engine) const {
     if (reordered()) {
       dnnl::memory plain_memory(plain, engine, data);
-      dnnl::memory staged = buffer;
+      dnnl::memory staged = buffer(engine);
       to_plain.execute(stream, staged, plain_memory);
     }
   }
 };
 
 // One chunk's primitives. Each chunk of a batch has its own plan (even chunks of equal shape),
-// so chunks running at the same time never share a buffer or a stream.
+// so chunks running at the same time never share a stream or a gradient buffer.
 struct Plan {
   dnnl::stream stream;
   dnnl::memory::desc b;
@@ -138,15 +181,17 @@ Plan& plan(const Dims& d, bool bias, std::int64_t chunk, bool bf16) {
   p.forward = dnnl::convolution_forward(fwd_pd);
   p.backward_data = dnnl::convolution_backward_data(bwd_data_pd);
   p.backward_weights = dnnl::convolution_backward_weights(bwd_w_pd);
-  p.fwd_x = Staged(x, fwd_pd.src_desc(), engine);
-  p.fwd_w = Staged(w, fwd_pd.weights_desc(), engine);
-  p.fwd_y = Staged(y, fwd_pd.dst_desc(), engine);
-  p.bwd_dy = Staged(y, bwd_data_pd.diff_dst_desc(), engine);
-  p.bwd_w = Staged(w, bwd_data_pd.weights_desc(), engine);
-  p.bwd_dx = Staged(x, bwd_data_pd.diff_src_desc(), engine);
-  p.bww_x = Staged(x, bwd_w_pd.src_desc(), engine);
-  p.bww_dy = Staged(y, bwd_w_pd.diff_dst_desc(), engine);
-  p.bww_dw = Staged(w, bwd_w_pd.diff_weights_desc(), engine);
+  // Scratch slots: the inputs and the output of one primitive never share one; the backward
+  // weights pass reuses the backward data pass's slots, whose contents are done with by then.
+  p.fwd_x = Staged(x, fwd_pd.src_desc(), 0, engine);
+  p.fwd_w = Staged(w, fwd_pd.weights_desc(), 1, engine);
+  p.fwd_y = Staged(y, fwd_pd.dst_desc(), 2, engine);
+  p.bwd_dy = Staged(y, bwd_data_pd.diff_dst_desc(), 0, engine);
+  p.bwd_w = Staged(w, bwd_data_pd.weights_desc(), 1, engine);
+  p.bwd_dx = Staged(x, bwd_data_pd.diff_src_desc(), 2, engine);
+  p.bww_x = Staged(x, bwd_w_pd.src_desc(), 3, engine);
+  p.bww_dy = Staged(y, bwd_w_pd.diff_dst_desc(), 0, engine);
+  p.bww_dw = Staged(w, bwd_w_pd.diff_weights_desc(), 2, engine);
   p.dw.resize(static_cast<std::size_t>(d.out * d.c * d.k * d.k));
   p.db.resize(static_cast<std::size_t>(d.out));
   return cache.emplace(key, std::move(p)).first->second;

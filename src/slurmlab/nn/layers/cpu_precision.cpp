@@ -10,6 +10,7 @@
 #include "slurmlab/nn/layers/bfloat16.hpp"
 #include "slurmlab/nn/layers/conv2d_backend.hpp"
 #include "slurmlab/nn/layers/linear_backend.hpp"
+#include "slurmlab/nn/layers/vector_clones.hpp"
 
 extern "C" int openblas_get_num_threads(void);  // the process's compute threads (one thread policy)
 
@@ -18,13 +19,8 @@ namespace {
 
 std::atomic<Precision> precision{Precision::float32};
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SLURMLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SLURMLAB_VECTOR_CLONES
-#endif
 
-SLURMLAB_VECTOR_CLONES void convert(const float* __restrict x, std::uint16_t* __restrict y, std::size_t n) {
+SLURMLAB_VECTOR_CLONES_AVX512 void convert(const float* __restrict x, std::uint16_t* __restrict y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = detail::float_to_bf16(x[i]);
 }
 

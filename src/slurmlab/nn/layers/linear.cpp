@@ -12,6 +12,7 @@
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
 #include "slurmlab/nn/layers/linear_backend.hpp"
+#include "slurmlab/nn/layers/vector_clones.hpp"
 
 namespace slurmlab::nn {
 
@@ -42,11 +43,6 @@ Tensor bf16_copy(const float* x, std::int64_t n) {
 // outer products and matrix-vector products, for which BLAS's packing and threading cost
 // more than the arithmetic: direct loops (vectorized; an AVX2 clone is chosen where the CPU
 // has it) do them instead.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SLURMLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SLURMLAB_VECTOR_CLONES
-#endif
 
 // y[i, :] = b + x[i] * w   (no reduction: vectorizes over the output features)
 SLURMLAB_VECTOR_CLONES void outer_product(const float* __restrict x, const float* __restrict w,

@@ -1,22 +1,96 @@
 // Pooling layers, CPU backend; the CUDA one is pooling_cuda.cpp.
+#include <cblas.h>
+
 #include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
+#include "slurmlab/core/compute_pool.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
+#include "slurmlab/nn/layers/vector_clones.hpp"
 
 namespace slurmlab::nn {
 
 namespace {
+// Where each output's maximum came from: its position inside the window (row-major), two bytes
+// per output instead of an int64 input index. The block comes from the CPU caching allocator,
+// so the step after the first reuses it instead of faulting in fresh pages (at airbench94's
+// batch of 1024 an int64 index array was 134 MB per pooling layer, mapped and unmapped by
+// malloc every step).
+using WindowPosition = std::uint16_t;
+constexpr WindowPosition kNoInput = 0xFFFF;  // window entirely in the padding
+
 struct MaxPoolContext final : Context {
   Shape input_shape;
-  std::vector<std::int64_t> argmax;  // flat input index per output element (-1: window all padding)
+  std::int64_t out_h = 0, out_w = 0;
+  std::shared_ptr<Storage> positions;  // one WindowPosition per output element
+  const WindowPosition* position() const { return static_cast<const WindowPosition*>(positions->data()); }
 };
 struct PoolShape final : Context {
   Shape input_shape;
 };
+
+// Image planes (one channel of one image) are independent: large inputs split them over the
+// compute threads (as many as OpenBLAS uses); every plane is computed the same way on any
+// thread count.
+void for_planes(std::int64_t planes, std::int64_t values_per_plane, const std::function<void(std::int64_t)>& body) {
+  const int parts = planes * values_per_plane >= (1 << 16) ? std::max(1, openblas_get_num_threads()) : 1;
+  ComputePool::instance().run(
+      parts, planes,
+      [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t plane = begin; plane < end; ++plane) body(plane);
+      },
+      1);
+}
+
+// One plane's windows when every window lies inside the image (no padding): the common case,
+// with fixed loop bounds. The first maximum in row-major order wins (strict >), the window's
+// first value the starting point, as in the general loop below.
+void max_pool_inside(const float* xp, std::int64_t w, std::int64_t k, std::int64_t s, std::int64_t oh,
+                     std::int64_t ow, float* yp, WindowPosition* pp) {
+  for (std::int64_t oy = 0; oy < oh; ++oy)
+    for (std::int64_t ox = 0; ox < ow; ++ox) {
+      const float* corner = xp + oy * s * w + ox * s;
+      float best = corner[0];
+      WindowPosition best_position = 0;
+      for (std::int64_t ky = 0; ky < k; ++ky)
+        for (std::int64_t kx = 0; kx < k; ++kx)
+          if (corner[ky * w + kx] > best) {
+            best = corner[ky * w + kx];
+            best_position = static_cast<WindowPosition>(ky * k + kx);
+          }
+      yp[oy * ow + ox] = best;
+      pp[oy * ow + ox] = best_position;
+    }
+}
+
+// The 2x2 stride-2 case (every CNN here): branch-free selects over a row pair on 32-bit lanes,
+// which the compiler vectorizes; same winner rule as above.
+SLURMLAB_VECTOR_CLONES void max_pool_2x2_row(const float* __restrict top, const float* __restrict bottom,
+                                             std::int64_t ow, float* __restrict yr, WindowPosition* __restrict pr) {
+  for (std::int64_t ox = 0; ox < ow; ++ox) {
+    const float a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1];
+    float best = a;
+    std::int32_t at = 0;
+    at = b > best ? 1 : at;
+    best = b > best ? b : best;
+    at = c > best ? 2 : at;
+    best = c > best ? c : best;
+    at = d > best ? 3 : at;
+    best = d > best ? d : best;
+    yr[ox] = best;
+    pr[ox] = static_cast<WindowPosition>(at);
+  }
+}
+
+void max_pool_2x2(const float* xp, std::int64_t w, std::int64_t oh, std::int64_t ow, float* yp, WindowPosition* pp) {
+  for (std::int64_t oy = 0; oy < oh; ++oy) max_pool_2x2_row(xp + 2 * oy * w, xp + (2 * oy + 1) * w, ow, yp + oy * ow, pp + oy * ow);
+}
 }  // namespace
 
 MaxPool2d::MaxPool2d(std::int64_t kernel_size, std::int64_t stride, std::int64_t padding)
@@ -24,6 +98,7 @@ MaxPool2d::MaxPool2d(std::int64_t kernel_size, std::int64_t stride, std::int64_t
   if (kernel_ <= 0 || stride_ <= 0 || padding_ < 0 || padding_ * 2 > kernel_) {
     throw std::invalid_argument("MaxPool2d: kernel and stride must be positive and padding at most half the kernel");
   }
+  if (kernel_ > 255) throw std::invalid_argument("MaxPool2d: kernel_size at most 255");
 }
 
 std::string MaxPool2d::describe() const {
@@ -46,68 +121,86 @@ Forward MaxPool2d::forward_impl(const Tensor& input, Mode) {
   Tensor output({n, c, oh, ow});
   auto context = std::make_unique<MaxPoolContext>();
   context->input_shape = input.shape();
-  context->argmax.resize(static_cast<std::size_t>(output.numel()));
+  context->out_h = oh;
+  context->out_w = ow;
+  context->positions = CachingAllocator::for_device(Device::cpu)
+                           .allocate(static_cast<std::size_t>(output.numel()) * sizeof(WindowPosition));
   const float* x = input.data();
   float* y = output.data();
-  std::size_t out_index = 0;
-  if (padding_ == 0) {
-    // Every window lies inside the image: no clamping (the common case, worth its own loop).
-    for (std::int64_t plane = 0; plane < n * c; ++plane) {
-      const float* xp = x + plane * h * w;
-      for (std::int64_t oy = 0; oy < oh; ++oy) {
-        for (std::int64_t ox = 0; ox < ow; ++ox, ++out_index) {
-          const std::int64_t corner = oy * stride_ * w + ox * stride_;
-          float best = xp[corner];
-          std::int64_t best_offset = corner;
-          for (std::int64_t ky = 0; ky < kernel_; ++ky)
-            for (std::int64_t kx = 0; kx < kernel_; ++kx) {
-              const std::int64_t offset = corner + ky * w + kx;
-              if (xp[offset] > best) {
-                best = xp[offset];
-                best_offset = offset;
-              }
-            }
-          y[out_index] = best;
-          context->argmax[out_index] = plane * h * w + best_offset;
-        }
-      }
-    }
-    return {output, std::move(context)};
-  }
-  for (std::int64_t plane = 0; plane < n * c; ++plane) {
+  auto* position = static_cast<WindowPosition*>(context->positions->data());
+  const std::int64_t k = kernel_, s = stride_, pad = padding_;
+  for_planes(n * c, h * w, [&](std::int64_t plane) {
     const float* xp = x + plane * h * w;
+    float* yp = y + plane * oh * ow;
+    WindowPosition* pp = position + plane * oh * ow;
+    if (k == 2 && s == 2 && pad == 0) {
+      max_pool_2x2(xp, w, oh, ow, yp, pp);
+      return;
+    }
+    if (pad == 0) {
+      max_pool_inside(xp, w, k, s, oh, ow, yp, pp);
+      return;
+    }
     for (std::int64_t oy = 0; oy < oh; ++oy) {
-      for (std::int64_t ox = 0; ox < ow; ++ox, ++out_index) {
-        float best = -std::numeric_limits<float>::infinity();
-        std::int64_t best_index = -1;
-        const auto y0 = oy * stride_ - padding_, x0 = ox * stride_ - padding_;
-        for (auto iy = std::max<std::int64_t>(y0, 0); iy < std::min(y0 + kernel_, h); ++iy)
-          for (auto ix = std::max<std::int64_t>(x0, 0); ix < std::min(x0 + kernel_, w); ++ix) {
-            const float v = xp[iy * w + ix];
-            if (v > best || best_index < 0) {
-              best = v;
-              best_index = plane * h * w + iy * w + ix;
+      const auto y0 = oy * s - pad;
+      const auto ky0 = std::max<std::int64_t>(0, -y0), ky1 = std::min(k, h - y0);
+      for (std::int64_t ox = 0; ox < ow; ++ox) {
+        const auto x0 = ox * s - pad;
+        const auto kx0 = std::max<std::int64_t>(0, -x0), kx1 = std::min(k, w - x0);
+        if (ky0 >= ky1 || kx0 >= kx1) {  // only padding under this window
+          yp[oy * ow + ox] = -std::numeric_limits<float>::infinity();
+          pp[oy * ow + ox] = kNoInput;
+          continue;
+        }
+        // The first maximum in row-major order wins (as PyTorch's CPU kernel); the window's
+        // first input is the starting point, so a NaN there propagates.
+        float best = xp[(y0 + ky0) * w + x0 + kx0];
+        auto best_position = static_cast<WindowPosition>(ky0 * k + kx0);
+        for (auto ky = ky0; ky < ky1; ++ky) {
+          const float* row = xp + (y0 + ky) * w + x0;
+          for (auto kx = kx0; kx < kx1; ++kx)
+            if (row[kx] > best) {
+              best = row[kx];
+              best_position = static_cast<WindowPosition>(ky * k + kx);
             }
-          }
-        y[out_index] = best;
-        context->argmax[out_index] = best_index;
+        }
+        yp[oy * ow + ox] = best;
+        pp[oy * ow + ox] = best_position;
       }
     }
-  }
+  });
   return {output, std::move(context)};
 }
 
 Tensor MaxPool2d::backward_impl(const Context& context, const Tensor& grad_output) {
   if (grad_output.device() == Device::cuda) return cuda::pool_backward(context, grad_output);
   const auto& saved = dynamic_cast<const MaxPoolContext&>(context);
-  if (static_cast<std::size_t>(grad_output.numel()) != saved.argmax.size()) {
-    throw std::invalid_argument(describe() + ": gradient shape mismatch");
-  }
-  Tensor grad_input = Tensor::zeros(saved.input_shape);
+  const auto n = saved.input_shape[0], c = saved.input_shape[1], h = saved.input_shape[2], w = saved.input_shape[3];
+  const auto oh = saved.out_h, ow = saved.out_w;
+  if (grad_output.shape() != Shape{n, c, oh, ow}) throw std::invalid_argument(describe() + ": gradient shape mismatch");
+  Tensor grad_input(saved.input_shape);
   float* dx = grad_input.data();
   const float* g = grad_output.data();
-  for (std::size_t i = 0; i < saved.argmax.size(); ++i)
-    if (saved.argmax[i] >= 0) dx[saved.argmax[i]] += g[i];
+  const WindowPosition* position = saved.position();
+  const std::int64_t k = kernel_, s = stride_, pad = padding_;
+  // A window position's offset from the window's corner in the input plane (no division per
+  // element).
+  std::vector<std::int64_t> offset(static_cast<std::size_t>(k * k));
+  for (std::int64_t i = 0; i < k * k; ++i) offset[static_cast<std::size_t>(i)] = (i / k) * w + i % k;
+  // Per plane: zero it, then add each output's gradient where its maximum was (windows may
+  // overlap, so adding; planes never share an input, so they run in parallel).
+  for_planes(n * c, h * w, [&](std::int64_t plane) {
+    float* dp = dx + plane * h * w;
+    std::fill(dp, dp + h * w, 0.0f);
+    const float* gp = g + plane * oh * ow;
+    const WindowPosition* pp = position + plane * oh * ow;
+    for (std::int64_t oy = 0; oy < oh; ++oy)
+      for (std::int64_t ox = 0; ox < ow; ++ox) {
+        const WindowPosition at = pp[oy * ow + ox];
+        if (at == kNoInput) continue;
+        dp[(oy * s - pad) * w + ox * s - pad + offset[at]] += gp[oy * ow + ox];
+      }
+  });
   return grad_input;
 }
 

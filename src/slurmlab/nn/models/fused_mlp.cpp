@@ -8,16 +8,12 @@
 #include <string>
 
 #include "slurmlab/nn/layers/rational_tanh.hpp"
+#include "slurmlab/nn/layers/vector_clones.hpp"
 
 namespace slurmlab::nn {
 
 namespace {
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SLURMLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SLURMLAB_VECTOR_CLONES
-#endif
 // Helpers are inlined into each clone so they get its instruction set.
 #if defined(__GNUC__)
 #define SLURMLAB_INLINE inline __attribute__((always_inline))
