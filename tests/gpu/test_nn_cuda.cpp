@@ -442,6 +442,26 @@ TEST_F(CudaBackend, Bf16TutorialCnnStaysCloseToFloat32) {
 
 // After the first steps every tensor of a step comes from the allocator's cache: no
 // cudaMalloc, no growth of the peak.
+// A tensor larger than the GPU: the allocator gives its cache back, tries again, then throws
+// OutOfMemory naming the size and the GPU's free and total memory; the books stay balanced
+// and the device stays usable.
+TEST_F(CudaBackend, RefusedAllocationIsOutOfMemoryWithSizes) {
+  auto& allocator = CachingAllocator::for_device(Device::cuda);
+  const auto before = allocator.statistics();
+  try {
+    allocator.allocate(std::size_t{1} << 50);
+    FAIL() << "2^50 bytes were allocated on the GPU";
+  } catch (const OutOfMemory& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("out of GPU memory: a tensor of 1125899906.8 MB could not be allocated, with "), std::string::npos)
+        << what;
+    EXPECT_NE(what.find(" free of the GPU's "), std::string::npos) << what;
+  }
+  EXPECT_EQ(allocator.statistics().bytes_in_use, before.bytes_in_use);
+  Tensor x = Tensor::filled({1000}, 2.0f, Device::cuda);
+  EXPECT_EQ(x.to(Device::cpu).to_vector(), std::vector<float>(1000, 2.0f));
+}
+
 TEST_F(CudaBackend, NoDeviceMemoryGrowthOver100Steps) {
   Generator init(31), data(32);
   auto net = make_tutorial_cnn(3, 10, 0.25f, init);

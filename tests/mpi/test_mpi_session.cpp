@@ -1,6 +1,9 @@
 // Runs under mpirun -np 4: the session's collectives and its collective failure path.
 #include <gtest/gtest.h>
 
+#include <new>
+#include <string>
+
 #include "../support/mpi_gtest.hpp"
 
 #include "slurmlab/core/errors.hpp"
@@ -11,6 +14,18 @@ using namespace slurmlab;
 
 namespace {
 cluster::MpiSession* session = nullptr;
+}
+
+// Running out of memory: the allocator's own sentence (nn::OutOfMemory names the device and
+// sizes) or, for a bare std::bad_alloc from a container, a plain one; then the ways out.
+TEST(MpiSession, OutOfMemoryMessageKeepsTheCauseAndNamesTheWaysOut) {
+  struct Named : std::bad_alloc {
+    const char* what() const noexcept override { return "out of GPU memory: a tensor of 8.0 MB could not be allocated"; }
+  };
+  const std::string ways = "; give the job more memory (sbatch --mem, --mem-per-cpu or --mem-per-gpu) or make the run "
+                           "smaller (a smaller batch or problem size)";
+  EXPECT_EQ(cluster::out_of_memory_message(std::bad_alloc()), "out of host memory (std::bad_alloc)" + ways);
+  EXPECT_EQ(cluster::out_of_memory_message(Named()), "out of GPU memory: a tensor of 8.0 MB could not be allocated" + ways);
 }
 
 TEST(MpiSession, GatherIsRankOrderedOnRootOnly) {

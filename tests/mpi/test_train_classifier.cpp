@@ -318,6 +318,25 @@ TEST(TrainClassifier, BadInputIsOneSentenceAndExitTwo) {
   EXPECT_EQ(count_occurrences(odd.output, "does not divide"), 1) << odd.output;  // one message, from rank 0
 }
 
+// A rank that runs out of memory (here a 2 GB address-space limit, as some sites set through
+// Slurm, under airbench94's batch of 1024, which needs more) ends with one sentence naming the
+// tensor it could not get and the two ways out, exit 1, and no checkpoint written.
+TEST(TrainClassifier, RunningOutOfMemoryIsOneSentenceWithTheWaysOut) {
+  const auto dir = fresh_dir("train-classifier-memory");
+  const auto r = run_command("cd " + dir.string() + " && ulimit -v 2000000 && OPENBLAS_NUM_THREADS=1 " + kProgram +
+                                 " fit --preset airbench94 --synthetic-count 2000 --synthetic-test-count 100 --epochs 1"
+                                 " --loader-threads 1 --output-dir run",
+                             120);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("train-classifier: error: out of host memory"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("; give the job more memory (sbatch --mem, --mem-per-cpu or --mem-per-gpu) or make the run "
+                          "smaller (a smaller batch or problem size)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(count_occurrences(r.output, "error"), 1) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "run" / "checkpoints" / "last.h5"));
+}
+
 TEST(TrainClassifier, ForeignOrCorruptCheckpointsAreRefusedNamingBoth) {
   const auto& fitted = fitted_run();
   const auto dir = fresh_dir("train-classifier-foreign");

@@ -631,6 +631,28 @@ TEST(Layers, MaxPoolReusesItsBuffersFromTheSecondStepOn) {
   EXPECT_EQ(allocator.statistics().fresh_allocations, fresh);
 }
 
+// A host allocation the system refuses (here 2^60 bytes) gives the cache back, tries again,
+// then throws OutOfMemory naming the size and what tensors hold; the books stay balanced.
+TEST(CachingAllocatorHost, RefusedAllocationIsOutOfMemoryWithSizesAndTheCacheGivenBack) {
+  auto& allocator = CachingAllocator::for_device(Device::cpu);
+  { Tensor cached({1 << 20}); }  // a block left in the cache
+  const auto before = allocator.statistics();
+  ASSERT_GT(before.bytes_cached, 0u);
+  try {
+    allocator.allocate(std::size_t{1} << 60);
+    FAIL() << "2^60 bytes were allocated";
+  } catch (const OutOfMemory& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("out of host memory: a tensor of 1152921504606.8 MB could not be allocated, with "),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find(" MB already held by tensors"), std::string::npos) << what;
+  }
+  const auto after = allocator.statistics();
+  EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);
+  EXPECT_EQ(after.bytes_cached, 0u);
+}
+
 TEST(Layers, MaxPoolRefusesAKernelAbove255) {
   EXPECT_THROW(MaxPool2d(256), std::invalid_argument);
   EXPECT_NO_THROW(MaxPool2d(255));

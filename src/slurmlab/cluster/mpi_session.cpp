@@ -28,6 +28,14 @@ void write_stderr(const std::string& text) {
 
 }  // namespace
 
+std::string out_of_memory_message(const std::bad_alloc& error) {
+  std::string what = error.what();
+  // A bare std::bad_alloc (from the standard library's containers) says only its own name.
+  if (what.find("out of") == std::string::npos) what = "out of host memory (" + what + ")";
+  return what + "; give the job more memory (sbatch --mem, --mem-per-cpu or --mem-per-gpu) or make the run "
+                "smaller (a smaller batch or problem size)";
+}
+
 std::vector<std::pair<std::string, std::string>> singleton_mpi_settings(const Environment& environment,
                                                                         bool open_mpi) {
   if (!open_mpi) return {};
@@ -120,6 +128,9 @@ void MpiSession::run_collectively(const std::function<void()>& step) const {
     code = kUsageExitCode;
     message = e.what();
     if (!e.details().empty()) message += "\n" + e.details();
+  } catch (const std::bad_alloc& e) {
+    code = 1;
+    message = out_of_memory_message(e);
   } catch (const std::exception& e) {
     code = 1;
     message = e.what();
@@ -161,6 +172,8 @@ int run_mpi_program(int argc, char** argv, const std::string& program,
     return exit.code();
   } catch (const UsageError& e) {
     session.abort(e.what(), kUsageExitCode);
+  } catch (const std::bad_alloc& e) {
+    session.abort(out_of_memory_message(e), 1);
   } catch (const std::exception& e) {
     session.abort(e.what(), 1);
   }

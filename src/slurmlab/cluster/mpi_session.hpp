@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <functional>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,8 +57,12 @@ class MpiSession {
   int size_ = 1;
 };
 
+// The one sentence a rank that ran out of memory prints: what failed (nn's OutOfMemory names
+// the device and the sizes) and the two ways out.
+std::string out_of_memory_message(const std::bad_alloc& error);
+
 // The main() of every program: starts MPI, runs `body`, and turns what escapes it into
-// a clean end for all ranks: ProgramExit -> that code; an exception -> abort(1 or 2).
+// a clean end for all ranks: ProgramExit -> that code; an exception -> abort(1 or 2; running out of memory -> out_of_memory_message, 1).
 int run_mpi_program(int argc, char** argv, const std::string& program,
                     const std::function<int(MpiSession&, int, char**)>& body);
 

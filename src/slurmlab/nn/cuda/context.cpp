@@ -69,6 +69,14 @@ class DeviceCachingAllocator final : public CachingAllocator {
       release_cached();
       status = cudaMalloc(&block, capacity);
     }
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      std::size_t free_bytes = 0, total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      throw OutOfMemory("out of GPU memory: a tensor of " + format_bytes(capacity) + " could not be allocated, with " +
+                        format_bytes(statistics().bytes_in_use - capacity) + " already held by tensors (" +
+                        format_bytes(free_bytes) + " free of the GPU's " + format_bytes(total_bytes) + ")");
+    }
     check_cuda(status, "cudaMalloc", __FILE__, __LINE__);
     return block;
   }

@@ -1,6 +1,7 @@
 #include "slurmlab/nn/tensor/tensor.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -51,9 +52,20 @@ class HostCachingAllocator final : public CachingAllocator {
     // gradients and Adam's two moments (0.9 GB) then faults 512x fewer pages, which was a
     // third of the time before the first training step, and the steps miss the TLB less.
     const bool huge = capacity >= kHugePage;
-    void* block = huge ? std::aligned_alloc(kHugePage, (capacity + kHugePage - 1) / kHugePage * kHugePage)
-                       : std::aligned_alloc(64, capacity);
-    if (block == nullptr) throw std::bad_alloc();
+    auto system_block = [&] {
+      return huge ? std::aligned_alloc(kHugePage, (capacity + kHugePage - 1) / kHugePage * kHugePage)
+                  : std::aligned_alloc(64, capacity);
+    };
+    void* block = system_block();
+    if (block == nullptr) {
+      // Blocks of other sizes may be waiting in the cache: give them back and try once more.
+      release_cached();
+      block = system_block();
+    }
+    if (block == nullptr) {
+      throw OutOfMemory("out of host memory: a tensor of " + format_bytes(capacity) + " could not be allocated, with " +
+                        format_bytes(statistics().bytes_in_use - capacity) + " already held by tensors");
+    }
 #ifdef MADV_HUGEPAGE
     if (huge) ::madvise(block, capacity, MADV_HUGEPAGE);  // advice only: failure changes nothing
 #endif
@@ -69,6 +81,12 @@ HostCachingAllocator& host_allocator() {
 }
 
 }  // namespace
+
+std::string format_bytes(std::size_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return text;
+}
 
 std::size_t CachingAllocator::size_class(std::size_t bytes) {
   constexpr std::size_t kSmall = 256;

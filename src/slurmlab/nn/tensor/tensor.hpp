@@ -15,8 +15,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace slurmlab::nn {
@@ -34,6 +36,22 @@ std::string to_string(const Shape& shape);
 // A block of device memory owned by the allocator that made it; returns itself to that
 // allocator's cache when the last tensor using it goes away.
 class Storage;
+
+// Thrown when a device has no memory left for a tensor, after its allocator gave its cached
+// blocks back and tried once more; the message names the device, the size asked and what
+// tensors already hold. A std::bad_alloc, so code that handles running out of memory in
+// general handles this too.
+class OutOfMemory : public std::bad_alloc {
+ public:
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+// "268.4 MB": sizes in the messages about memory.
+std::string format_bytes(std::size_t bytes);
 
 // Reuses freed blocks by size class (sizes rounded up to 256 bytes, then to powers of two
 // above 1 MiB). Thread-safe. Statistics let tests and benchmarks see the reuse.
