@@ -199,6 +199,29 @@ TYPED_TEST(LayerTest, MaxPoolMatchesWindowsAndGradients) {
   }
 }
 
+// A NaN anywhere in a window reaches that window's output (PyTorch's CPU kernel and cuDNN's
+// CUDNN_PROPAGATE_NAN), not only as the window's first value: the trainer's NaN check must see
+// a diverged activation. Windows without it stay finite.
+TYPED_TEST(LayerTest, MaxPoolPropagatesANaNAnywhereInItsWindow) {
+  struct Case {
+    int k, stride, pad;
+  };
+  for (const Case& cs : {Case{2, 2, 0}, Case{3, 2, 0}, Case{3, 2, 1}}) {
+    MaxPool2d pool(cs.k, cs.stride, cs.pad);
+    Tensor x = distinct_tensor({1, 2, 8, 8}, this->generator);
+    x.at({0, 1, 1, 1}) = std::numeric_limits<float>::quiet_NaN();  // inside window (0, 0), never its first value
+    Tensor y = this->run(pool, x);
+    const int oh = (8 + 2 * cs.pad - cs.k) / cs.stride + 1;
+    for (int oy = 0; oy < oh; ++oy)
+      for (int ox = 0; ox < oh; ++ox) {
+        const int y0 = oy * cs.stride - cs.pad, x0 = ox * cs.stride - cs.pad;
+        const bool covers = y0 <= 1 && 1 < y0 + cs.k && x0 <= 1 && 1 < x0 + cs.k;
+        EXPECT_EQ(std::isnan(y.at({0, 1, oy, ox})), covers) << "k=" << cs.k << " pad=" << cs.pad << " at " << oy << "," << ox;
+        EXPECT_FALSE(std::isnan(y.at({0, 0, oy, ox})));
+      }
+  }
+}
+
 TYPED_TEST(LayerTest, AvgPoolMatchesWindowsAndGradients) {
   AvgPool2d pool(3, 2);
   Tensor x = random_tensor({2, 2, 9, 8}, this->generator);
@@ -616,6 +639,21 @@ TEST(Layers, MaxPoolTiesGoToTheFirstInScanOrder) {
 // MaxPool2d keeps where each maximum came from in a block of the CPU caching allocator, so a
 // training step after the first allocates nothing new (an index array from malloc was mapped,
 // faulted in and unmapped every step: 134 MB per layer at airbench94's batch of 1024).
+// On the CPU the gradient of a window whose output is NaN goes to the (last) NaN, as in PyTorch.
+TEST(Layers, MaxPoolGradientGoesToTheNaN) {
+  for (const int k : {2, 3}) {
+    MaxPool2d pool(k, k);
+    Tensor x = Tensor::filled({1, 1, 6, 6}, 1.0f);
+    x.at({0, 0, 1, 1}) = std::numeric_limits<float>::quiet_NaN();
+    x.at({0, 0, 0, 1}) = 5.0f;  // larger, before the NaN in scan order
+    auto f = pool.forward(x, Mode::train);
+    const Tensor dx = pool.backward(*f.context, Tensor::filled(f.output.shape(), 1.0f));
+    EXPECT_TRUE(std::isnan(f.output.at({0, 0, 0, 0})));
+    EXPECT_EQ(dx.at({0, 0, 1, 1}), 1.0f) << "k=" << k;
+    EXPECT_EQ(dx.at({0, 0, 0, 1}), 0.0f) << "k=" << k;
+  }
+}
+
 TEST(Layers, MaxPoolReusesItsBuffersFromTheSecondStepOn) {
   Generator data(5);
   const Tensor x = random_tensor({8, 4, 32, 32}, data);

@@ -48,9 +48,15 @@ void for_planes(std::int64_t planes, std::int64_t values_per_plane, const std::f
       1);
 }
 
+// Whether a window's scan moves its maximum to `value`: a larger value, or a NaN (the last NaN
+// of a window wins, so a NaN anywhere in the window reaches the output, as in PyTorch's CPU
+// kernel and cuDNN's CUDNN_PROPAGATE_NAN; the trainer's NaN check then sees it). Among equal
+// values the first in row-major order stays.
+inline bool moves_maximum(float value, float best) { return value > best || value != value; }
+
 // One plane's windows when every window lies inside the image (no padding): the common case,
-// with fixed loop bounds. The first maximum in row-major order wins (strict >), the window's
-// first value the starting point, as in the general loop below.
+// with fixed loop bounds; the window's first value is the starting point, as in the general
+// loop below.
 void max_pool_inside(const float* xp, std::int64_t w, std::int64_t k, std::int64_t s, std::int64_t oh,
                      std::int64_t ow, float* yp, WindowPosition* pp) {
   for (std::int64_t oy = 0; oy < oh; ++oy)
@@ -60,7 +66,7 @@ void max_pool_inside(const float* xp, std::int64_t w, std::int64_t k, std::int64
       WindowPosition best_position = 0;
       for (std::int64_t ky = 0; ky < k; ++ky)
         for (std::int64_t kx = 0; kx < k; ++kx)
-          if (corner[ky * w + kx] > best) {
+          if (moves_maximum(corner[ky * w + kx], best)) {
             best = corner[ky * w + kx];
             best_position = static_cast<WindowPosition>(ky * k + kx);
           }
@@ -70,19 +76,22 @@ void max_pool_inside(const float* xp, std::int64_t w, std::int64_t k, std::int64
 }
 
 // The 2x2 stride-2 case (every CNN here): branch-free selects over a row pair on 32-bit lanes,
-// which the compiler vectorizes; same winner rule as above.
+// which the compiler vectorizes; the same winner rule.
 SLURMLAB_VECTOR_CLONES void max_pool_2x2_row(const float* __restrict top, const float* __restrict bottom,
                                              std::int64_t ow, float* __restrict yr, WindowPosition* __restrict pr) {
   for (std::int64_t ox = 0; ox < ow; ++ox) {
     const float a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1];
     float best = a;
     std::int32_t at = 0;
-    at = b > best ? 1 : at;
-    best = b > best ? b : best;
-    at = c > best ? 2 : at;
-    best = c > best ? c : best;
-    at = d > best ? 3 : at;
-    best = d > best ? d : best;
+    const bool to_b = moves_maximum(b, best);
+    at = to_b ? 1 : at;
+    best = to_b ? b : best;
+    const bool to_c = moves_maximum(c, best);
+    at = to_c ? 2 : at;
+    best = to_c ? c : best;
+    const bool to_d = moves_maximum(d, best);
+    at = to_d ? 3 : at;
+    best = to_d ? d : best;
     yr[ox] = best;
     pr[ox] = static_cast<WindowPosition>(at);
   }
@@ -152,14 +161,12 @@ Forward MaxPool2d::forward_impl(const Tensor& input, Mode) {
           pp[oy * ow + ox] = kNoInput;
           continue;
         }
-        // The first maximum in row-major order wins (as PyTorch's CPU kernel); the window's
-        // first input is the starting point, so a NaN there propagates.
         float best = xp[(y0 + ky0) * w + x0 + kx0];
         auto best_position = static_cast<WindowPosition>(ky0 * k + kx0);
         for (auto ky = ky0; ky < ky1; ++ky) {
           const float* row = xp + (y0 + ky) * w + x0;
           for (auto kx = kx0; kx < kx1; ++kx)
-            if (row[kx] > best) {
+            if (moves_maximum(row[kx], best)) {
               best = row[kx];
               best_position = static_cast<WindowPosition>(ky * k + kx);
             }
