@@ -172,11 +172,14 @@ TYPED_TEST(LayerTest, ScaleMultipliesValuesAndGradients) {
   this->check_gradients(scale, x, this->generator);
 }
 
+// The pooling windows the tests cover: the 2x2 fast path, overlapping 3x3 windows, padding.
+struct PoolCase {
+  int k, stride, pad;
+};
+constexpr PoolCase kPoolCases[] = {{2, 2, 0}, {3, 2, 1}, {3, 2, 0}};
+
 TYPED_TEST(LayerTest, MaxPoolMatchesWindowsAndGradients) {
-  struct Case {
-    int k, stride, pad;
-  };
-  for (const Case& cs : {Case{2, 2, 0}, Case{3, 2, 1}, Case{3, 2, 0}}) {
+  for (const PoolCase& cs : kPoolCases) {
     MaxPool2d pool(cs.k, cs.stride, cs.pad);
     Tensor x = distinct_tensor({2, 3, 7, 8}, this->generator);
     Tensor y = this->run(pool, x);
@@ -203,10 +206,7 @@ TYPED_TEST(LayerTest, MaxPoolMatchesWindowsAndGradients) {
 // CUDNN_PROPAGATE_NAN), not only as the window's first value: the trainer's NaN check must see
 // a diverged activation. Windows without it stay finite.
 TYPED_TEST(LayerTest, MaxPoolPropagatesANaNAnywhereInItsWindow) {
-  struct Case {
-    int k, stride, pad;
-  };
-  for (const Case& cs : {Case{2, 2, 0}, Case{3, 2, 0}, Case{3, 2, 1}}) {
+  for (const PoolCase& cs : kPoolCases) {
     MaxPool2d pool(cs.k, cs.stride, cs.pad);
     Tensor x = distinct_tensor({1, 2, 8, 8}, this->generator);
     x.at({0, 1, 1, 1}) = std::numeric_limits<float>::quiet_NaN();  // inside window (0, 0), never its first value
