@@ -1,10 +1,12 @@
 // Every layer: forward against a naive loop reference, finite-difference gradients for the
 // input and every parameter, typed over the backend list (nn_test_support.hpp).
+#include <cblas.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <string>
@@ -21,6 +23,7 @@
 #include "slurmlab/nn/layers/vector_math.hpp"
 
 extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS, which nn links
+extern "C" int openblas_thread_timeout(void);
 
 namespace slurmlab::nn {
 namespace {
@@ -694,6 +697,28 @@ TEST(CachingAllocatorHost, RefusedAllocationIsOutOfMemoryWithSizesAndTheCacheGiv
 TEST(Layers, MaxPoolRefusesAKernelAbove255) {
   EXPECT_THROW(MaxPool2d(256), std::invalid_argument);
   EXPECT_NO_THROW(MaxPool2d(255));
+}
+
+// The compute pool's start-up tells OpenBLAS's workers to sleep when their part is done
+// (OPENBLAS_THREAD_TIMEOUT at its minimum, 4, unless the environment chose one) and restarts
+// them: OpenBLAS reads the value, and a 2-thread SGEMM afterwards is still right.
+TEST(Layers, OpenBlasWorkersSleepWhenDoneAndStillCompute) {
+  const char* chosen = std::getenv("OPENBLAS_THREAD_TIMEOUT");  // set before main when the user had not
+  ASSERT_NE(chosen, nullptr);
+  EXPECT_EQ(openblas_thread_timeout(), std::atoi(chosen));
+  openblas_set_num_threads(2);
+  const int m = 96, n = 80, k = 300;
+  Generator data(3);
+  const Tensor a = random_tensor({m, k}, data), b = random_tensor({k, n}, data);
+  std::vector<float> c(static_cast<std::size_t>(m * n));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
+  openblas_set_num_threads(1);
+  for (int i = 0; i < m; i += 7)
+    for (int j = 0; j < n; j += 5) {
+      double sum = 0.0;
+      for (int l = 0; l < k; ++l) sum += static_cast<double>(a.data()[i * k + l]) * b.data()[l * n + j];
+      EXPECT_NEAR(c[static_cast<std::size_t>(i * n + j)], sum, 1e-4) << i << "," << j;
+    }
 }
 
 // GELU's branch-free exp and erf against libm in double over their whole useful range.

@@ -1,6 +1,9 @@
 #include "slurmlab/core/compute_pool.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -8,6 +11,33 @@
 #include <vector>
 
 namespace slurmlab {
+
+namespace {
+
+// OpenBLAS (its pthreads build, Debian's default) keeps its worker threads spinning on
+// sched_yield for 2^28 cycles, about 0.1 s, after every multi-threaded call before they sleep.
+// The pool's next loop (a convolution's chunks, BatchNorm's channels) needs that core in the
+// meantime: the tutorial CNN's 2-thread training step took 45 ms instead of 25 in 4 of 5 runs
+// (bench/nn, 2026-12-04). So, unless the user chose a value, OPENBLAS_THREAD_TIMEOUT is set to
+// OpenBLAS's minimum (2^4 cycles: its workers sleep as soon as their part is done) before main,
+// single-threaded, and OpenBLAS's threads are stopped to read it: OpenBLAS starts them again at
+// its next multi-threaded call, as it does after a fork. With another BLAS, or an OpenBLAS
+// without these entry points, nothing changes.
+struct QuietBlasWorkers {
+  QuietBlasWorkers() {
+    if (std::getenv("OPENBLAS_THREAD_TIMEOUT") != nullptr || std::getenv("GOTO_THREAD_TIMEOUT") != nullptr) return;
+    auto* read_env = reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, "openblas_read_env"));
+    auto* timeout = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_thread_timeout"));
+    auto* stop_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"));
+    if (read_env == nullptr || timeout == nullptr || stop_threads == nullptr) return;
+    ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
+    read_env();
+    if (timeout() == 4) stop_threads();
+  }
+};
+const QuietBlasWorkers quiet_blas_workers;
+
+}  // namespace
 
 struct ComputePool::State {
   std::mutex run_mutex;  // one run() at a time

@@ -9,6 +9,9 @@
 // each pool's spinning threads held the cores the other needed. These workers block on a
 // condition variable between loops, so they cost nothing while BLAS or the loader runs.
 //
+// OpenBLAS's own workers are told to sleep as soon as their part of a call is done (see
+// compute_pool.cpp), so that they do not hold the cores this pool needs next.
+//
 // Threads: run() may be called from one thread at a time (the training thread); the body runs
 // on the caller and on up to parts-1 workers, started on first use and kept for the process.
 // An exception in the body is rethrown on the caller once every part has finished.

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <tuple>
@@ -29,6 +30,7 @@
 
 #include "slurmlab/core/compute_pool.hpp"
 #include "slurmlab/nn/layers/conv2d_backend.hpp"
+#include "slurmlab/nn/tensor/tensor.hpp"
 
 namespace slurmlab::nn::conv_backend {
 
@@ -219,6 +221,34 @@ Dims chunk_dims(Dims d, std::int64_t images) {
   return d;
 }
 
+// The weights reordered once per call into the layout the chunks' primitives read, instead of
+// once per chunk (for airbench94's 256 -> 256 convolutions at batch 1024, 16 reorders of 590k
+// weights per pass). Every chunk of a batch but a smaller last one has the same shape; a chunk
+// whose plan wants another layout reorders its own.
+class SharedWeights {
+ public:
+  SharedWeights(const Staged& staged, const float* w, Plan& first) : plain_(w) {
+    if (!staged.reordered()) return;
+    wanted_ = staged.wanted;
+    // From the caching allocator: the same block every step, no fresh pages.
+    block_ = CachingAllocator::for_device(Device::cpu).allocate(wanted_.get_size());
+    auto& engine = conv_backend::engine();
+    dnnl::memory source(staged.plain, engine, const_cast<float*>(w)), target(wanted_, engine, block_->data());
+    staged.to_wanted.execute(first.stream, source, target);
+    first.stream.wait();
+  }
+  // What a chunk's primitive reads: the shared reorder when its layout matches, else its own.
+  dnnl::memory for_chunk(const Staged& staged, dnnl::stream& stream, const dnnl::engine& engine) const {
+    if (block_ && staged.wanted == wanted_) return dnnl::memory(wanted_, engine, block_->data());
+    return staged.input(plain_, stream, engine);
+  }
+
+ private:
+  const float* plain_;
+  dnnl::memory::desc wanted_;
+  std::shared_ptr<Storage> block_;
+};
+
 }  // namespace
 
 bool onednn_available() {
@@ -237,14 +267,26 @@ bool onednn_bf16_native() {
   return (isa & bf16) == bf16;
 }
 
+// The plan of a batch's first chunk, made (or found) on the calling thread before the chunks
+// run, for the weights they share. oneDNN sizes a primitive's parallel work by the OpenMP
+// threads of the thread that creates it, so the caller limits itself to one first, as every
+// chunk's thread does: a plan made with two and run on one made the tutorial CNN's 2-thread
+// step twice as slow.
+Plan& first_chunk_plan(const Dims& d, bool bias, bool bf16) {
+  omp_set_num_threads(1);
+  return plan(chunk_dims(d, std::min(chunk_images(d.n), d.n)), bias, 0, bf16);
+}
+
 void onednn_forward(const Dims& d, const float* x, const float* w, const float* b, float* y, bool bf16) {
   const std::int64_t x_image = d.c * d.h * d.w, y_image = d.out * d.out_h * d.out_w;
+  Plan& first_plan = first_chunk_plan(d, b != nullptr, bf16);
+  const SharedWeights weights(first_plan.fwd_w, w, first_plan);
   for_chunks(d.n, [&](std::int64_t chunk, std::int64_t first, std::int64_t images) {
     Plan& p = plan(chunk_dims(d, images), b != nullptr, chunk, bf16);
     auto& engine = conv_backend::engine();
     float* y_chunk = y + first * y_image;
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, p.fwd_x.input(x + first * x_image, p.stream, engine)},
-                                               {DNNL_ARG_WEIGHTS, p.fwd_w.input(w, p.stream, engine)},
+                                               {DNNL_ARG_WEIGHTS, weights.for_chunk(p.fwd_w, p.stream, engine)},
                                                {DNNL_ARG_DST, p.fwd_y.output(y_chunk, engine)}};
     if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.b, engine, const_cast<float*>(b)));
     p.forward.execute(p.stream, args);
@@ -257,6 +299,9 @@ void onednn_backward(const Dims& d, const float* x, const float* w, const float*
                      float* db, bool bf16) {
   const std::int64_t x_image = d.c * d.h * d.w, y_image = d.out * d.out_h * d.out_w;
   std::vector<Plan*> plans(static_cast<std::size_t>(chunk_count(d.n)));
+  Plan& first_plan = first_chunk_plan(d, db != nullptr, bf16);
+  const std::optional<SharedWeights> weights =
+      dx ? std::optional<SharedWeights>(std::in_place, first_plan.bwd_w, w, first_plan) : std::nullopt;
   for_chunks(d.n, [&](std::int64_t chunk, std::int64_t first, std::int64_t images) {
     Plan& p = plan(chunk_dims(d, images), db != nullptr, chunk, bf16);
     plans[static_cast<std::size_t>(chunk)] = &p;
@@ -265,13 +310,17 @@ void onednn_backward(const Dims& d, const float* x, const float* w, const float*
     if (dx) {
       float* dx_chunk = dx + first * x_image;
       p.backward_data.execute(p.stream, {{DNNL_ARG_DIFF_DST, p.bwd_dy.input(dy_chunk, p.stream, engine)},
-                                         {DNNL_ARG_WEIGHTS, p.bwd_w.input(w, p.stream, engine)},
+                                         {DNNL_ARG_WEIGHTS, weights->for_chunk(p.bwd_w, p.stream, engine)},
                                          {DNNL_ARG_DIFF_SRC, p.bwd_dx.output(dx_chunk, engine)}});
       p.bwd_dx.finish(dx_chunk, p.stream, engine);
     }
+    // dy as the backward data pass reordered it, when the weights pass wants the same layout:
+    // both use scratch slot 0, which nothing in between writes, so one reorder serves both.
+    const bool reordered_dy_ready =
+        dx && p.bww_dy.reordered() && p.bww_dy.wanted == p.bwd_dy.wanted && p.bww_dy.slot == p.bwd_dy.slot;
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, p.bww_x.input(x + first * x_image, p.stream, engine)},
-        {DNNL_ARG_DIFF_DST, p.bww_dy.input(dy_chunk, p.stream, engine)},
+        {DNNL_ARG_DIFF_DST, reordered_dy_ready ? p.bww_dy.buffer(engine) : p.bww_dy.input(dy_chunk, p.stream, engine)},
         {DNNL_ARG_DIFF_WEIGHTS, p.bww_dw.output(p.dw.data(), engine)}};
     if (db) args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory(p.b, engine, p.db.data()));
     p.backward_weights.execute(p.stream, args);
