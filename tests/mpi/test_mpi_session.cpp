@@ -19,13 +19,14 @@ cluster::MpiSession* session = nullptr;
 // Running out of memory: the allocator's own sentence (nn::OutOfMemory names the device and
 // sizes) or, for a bare std::bad_alloc from a container, a plain one; then the ways out.
 TEST(MpiSession, OutOfMemoryMessageKeepsTheCauseAndNamesTheWaysOut) {
+  static constexpr const char* kNamed = "out of GPU memory: a tensor of 8.0 MB could not be allocated";
   struct Named : std::bad_alloc {
-    const char* what() const noexcept override { return "out of GPU memory: a tensor of 8.0 MB could not be allocated"; }
+    const char* what() const noexcept override { return kNamed; }
   };
   const std::string ways = "; give the job more memory (sbatch --mem, --mem-per-cpu or --mem-per-gpu) or make the run "
                            "smaller (a smaller batch or problem size)";
   EXPECT_EQ(cluster::out_of_memory_message(std::bad_alloc()), "out of host memory (std::bad_alloc)" + ways);
-  EXPECT_EQ(cluster::out_of_memory_message(Named()), "out of GPU memory: a tensor of 8.0 MB could not be allocated" + ways);
+  EXPECT_EQ(cluster::out_of_memory_message(Named()), kNamed + ways);
 }
 
 TEST(MpiSession, GatherIsRankOrderedOnRootOnly) {

@@ -739,9 +739,9 @@ TEST(Layers, VectorExpAndErfMatchLibmInDouble) {
   EXPECT_EQ(detail::vector_exp(-200.0f), detail::vector_exp(-87.3f));  // clamped, never a denormal or NaN
 }
 
-// Layers on the compute threads (BatchNorm splits its channels) or not (activations, pooling:
-// splitting them measured no faster here): forward and backward are the same bits on 1 and 2
-// threads.
+// Layers on the compute threads (BatchNorm splits its channels, MaxPool2d its planes) or not
+// (activations: splitting them measured no faster here): forward and backward are the same bits
+// on 1 and 2 threads.
 TEST(Layers, SplitLayersGiveTheSameBitsOnOneAndTwoThreads) {
   Generator data(9);
   const Tensor x = random_tensor({4, 16, 64, 64}, data);  // 2^18 values: above every threshold

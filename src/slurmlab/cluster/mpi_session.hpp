@@ -62,7 +62,8 @@ class MpiSession {
 std::string out_of_memory_message(const std::bad_alloc& error);
 
 // The main() of every program: starts MPI, runs `body`, and turns what escapes it into
-// a clean end for all ranks: ProgramExit -> that code; an exception -> abort(1 or 2; running out of memory -> out_of_memory_message, 1).
+// a clean end for all ranks: ProgramExit -> that code; an exception -> abort(1 or 2), with
+// out_of_memory_message for std::bad_alloc.
 int run_mpi_program(int argc, char** argv, const std::string& program,
                     const std::function<int(MpiSession&, int, char**)>& body);
 

@@ -66,7 +66,10 @@ class Scratch {
     if (block.bytes < bytes) {
       const std::size_t rounded = (bytes + 63) / 64 * 64;
       block.data.reset(static_cast<std::byte*>(std::aligned_alloc(64, rounded)));
-      if (!block.data) throw std::bad_alloc();
+      if (!block.data) {
+        throw OutOfMemory("out of host memory: a convolution's reorder buffer of " + format_bytes(rounded) +
+                          " could not be allocated");
+      }
       block.bytes = rounded;
     }
     return block.data.get();
@@ -270,8 +273,7 @@ bool onednn_bf16_native() {
 // The plan of a batch's first chunk, made (or found) on the calling thread before the chunks
 // run, for the weights they share. oneDNN sizes a primitive's parallel work by the OpenMP
 // threads of the thread that creates it, so the caller limits itself to one first, as every
-// chunk's thread does: a plan made with two and run on one made the tutorial CNN's 2-thread
-// step twice as slow.
+// chunk's thread does: the plan is the same whichever thread makes it.
 Plan& first_chunk_plan(const Dims& d, bool bias, bool bf16) {
   omp_set_num_threads(1);
   return plan(chunk_dims(d, std::min(chunk_images(d.n), d.n)), bias, 0, bf16);

@@ -98,7 +98,8 @@ SLURMLAB_VECTOR_CLONES void max_pool_2x2_row(const float* __restrict top, const 
 }
 
 void max_pool_2x2(const float* xp, std::int64_t w, std::int64_t oh, std::int64_t ow, float* yp, WindowPosition* pp) {
-  for (std::int64_t oy = 0; oy < oh; ++oy) max_pool_2x2_row(xp + 2 * oy * w, xp + (2 * oy + 1) * w, ow, yp + oy * ow, pp + oy * ow);
+  for (std::int64_t oy = 0; oy < oh; ++oy)
+    max_pool_2x2_row(xp + 2 * oy * w, xp + (2 * oy + 1) * w, ow, yp + oy * ow, pp + oy * ow);
 }
 }  // namespace
 
