@@ -1,18 +1,15 @@
 // BatchNorm1d/2d, CPU backend (the CUDA one, on cuDNN, is batchnorm_cuda.cpp). Statistics are
 // accumulated in double: a channel of a large batch sums many floats, and the variance is a
 // difference of close numbers.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <stdexcept>
 #include <vector>
 
-#include "slurmlab/core/compute_pool.hpp"
-
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
+#include "slurmlab/nn/layers/split_work.hpp"
 
 namespace slurmlab::nn {
 
@@ -114,16 +111,9 @@ void plane_sums(const float* g, const float* xh, std::int64_t s, double& sum_g, 
   }
 }
 
-// Channels are independent: large inputs split them over the compute threads (as many as
-// OpenBLAS uses), each channel computed the same way on any thread count.
+// Channels are independent: large inputs split them over the compute threads.
 void for_channels(const Layout& l, const std::function<void(std::int64_t)>& body) {
-  const int parts = l.n * l.c * l.s >= (1 << 16) ? std::max(1, openblas_get_num_threads()) : 1;
-  ComputePool::instance().run(
-      parts, l.c,
-      [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t ch = begin; ch < end; ++ch) body(ch);
-      },
-      1);
+  detail::for_each_item(l.c, l.n * l.c * l.s, body);
 }
 
 }  // namespace

@@ -1,6 +1,4 @@
 // Pooling layers, CPU backend; the CUDA one is pooling_cuda.cpp.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -9,9 +7,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "slurmlab/core/compute_pool.hpp"
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
+#include "slurmlab/nn/layers/split_work.hpp"
 #include "slurmlab/nn/layers/vector_clones.hpp"
 
 namespace slurmlab::nn {
@@ -34,19 +32,6 @@ struct MaxPoolContext final : Context {
 struct PoolShape final : Context {
   Shape input_shape;
 };
-
-// Image planes (one channel of one image) are independent: large inputs split them over the
-// compute threads (as many as OpenBLAS uses); every plane is computed the same way on any
-// thread count.
-void for_planes(std::int64_t planes, std::int64_t values_per_plane, const std::function<void(std::int64_t)>& body) {
-  const int parts = planes * values_per_plane >= (1 << 16) ? std::max(1, openblas_get_num_threads()) : 1;
-  ComputePool::instance().run(
-      parts, planes,
-      [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t plane = begin; plane < end; ++plane) body(plane);
-      },
-      1);
-}
 
 // Whether a window's scan moves its maximum to `value`: a larger value, or a NaN (the last NaN
 // of a window wins, so a NaN anywhere in the window reaches the output, as in PyTorch's CPU
@@ -139,7 +124,7 @@ Forward MaxPool2d::forward_impl(const Tensor& input, Mode) {
   float* y = output.data();
   auto* position = static_cast<WindowPosition*>(context->positions->data());
   const std::int64_t k = kernel_, s = stride_, pad = padding_;
-  for_planes(n * c, h * w, [&](std::int64_t plane) {
+  detail::for_each_item(n * c, n * c * h * w, [&](std::int64_t plane) {
     const float* xp = x + plane * h * w;
     float* yp = y + plane * oh * ow;
     WindowPosition* pp = position + plane * oh * ow;
@@ -197,7 +182,7 @@ Tensor MaxPool2d::backward_impl(const Context& context, const Tensor& grad_outpu
   for (std::int64_t i = 0; i < k * k; ++i) offset[static_cast<std::size_t>(i)] = (i / k) * w + i % k;
   // Per plane: zero it, then add each output's gradient where its maximum was (windows may
   // overlap, so adding; planes never share an input, so they run in parallel).
-  for_planes(n * c, h * w, [&](std::int64_t plane) {
+  detail::for_each_item(n * c, n * c * h * w, [&](std::int64_t plane) {
     float* dp = dx + plane * h * w;
     std::fill(dp, dp + h * w, 0.0f);
     const float* gp = g + plane * oh * ow;
