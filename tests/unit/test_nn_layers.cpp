@@ -62,14 +62,16 @@ TYPED_TEST(LayerTest, LinearMatchesLoopsAndGradients) {
     bool bias = true;
   };
   // The last case has no bias: the CUDA backend then takes a cuBLASLt plan without epilogue.
-  // 70 features: the direct loops' 32-column blocks plus a remainder.
+  // 70 features: the direct loops' 32-column blocks plus a remainder. 11 rows: one block of
+  // eight rows of the one-output product and three rows after it.
+  constexpr int rows = 11;
   for (auto [in, out, bias] : {Case{7, 5}, Case{1, 6}, Case{19, 1}, Case{1, 1}, Case{6, 4, false}, Case{1, 70},
                                Case{70, 1}, Case{1, 40, false}}) {
     Linear layer(in, out, this->generator, bias);
-    Tensor x = random_tensor({4, in}, this->generator);
+    Tensor x = random_tensor({rows, in}, this->generator);
     Tensor y = this->run(layer, x);
-    Tensor expected({4, out});
-    for (int n = 0; n < 4; ++n)
+    Tensor expected({rows, out});
+    for (int n = 0; n < rows; ++n)
       for (int o = 0; o < out; ++o) {
         double sum = bias ? layer.bias().value.at({o}) : 0.0;
         for (int i = 0; i < in; ++i) sum += static_cast<double>(x.at({n, i})) * layer.weight().value.at({o, i});
@@ -490,7 +492,8 @@ TEST(Layers, NoInputGradientSkipsOnlyTheInputGradient) {
 }
 
 // Sequential runs a ReLU or tanh that follows a Linear or Conv2d in place on the CPU (no second
-// buffer): the output, the input gradient and every parameter gradient are the same bits as
+// buffer), and a one-output Linear's backward applies the derivative of the ReLU or tanh before
+// it in the same pass (Linear::backward_through): the output, the input gradient and every parameter gradient are the same bits as
 // running the children one by one through Layer::forward/backward (which never does), the
 // caller's input and gradient are left as they were, and the backward hook still sees every
 // child, last first.
@@ -504,9 +507,14 @@ TEST(Layers, InPlaceActivationsGiveTheLayerByLayerResults) {
       {"Linear+ReLU", [](Sequential& n, Generator& g) {
          n.add(std::make_unique<Linear>(9, 40, g)).add(relu()).add(std::make_unique<Linear>(40, 3, g)).add(relu());
        }, {5, 9}, {5, 3}},
+      // A Linear with one output folds the tanh or ReLU before it into its backward
+      // (70 and 40 features: 32-column blocks and a remainder).
       {"Linear(1, 70)+Tanh", [](Sequential& n, Generator& g) {
          n.add(std::make_unique<Linear>(1, 70, g)).add(tanh_layer()).add(std::make_unique<Linear>(70, 1, g));
        }, {33, 1}, {33, 1}},
+      {"Linear+ReLU into one output", [](Sequential& n, Generator& g) {
+         n.add(std::make_unique<Linear>(9, 40, g)).add(relu()).add(std::make_unique<Linear>(40, 1, g));
+       }, {21, 9}, {21, 1}},
       {"Conv2d+ReLU", [](Sequential& n, Generator& g) {
          n.add(std::make_unique<Conv2d>(2, 3, 3, g, 1, 1)).add(relu()).add(std::make_unique<Flatten>());
          n.add(std::make_unique<Linear>(3 * 5 * 5, 4, g)).add(tanh_layer());
@@ -556,6 +564,43 @@ TEST(Layers, InPlaceActivationsGiveTheLayerByLayerResults) {
     for (std::size_t i = 0; i < descending.size(); ++i) descending[i] = descending.size() - 1 - i;
     EXPECT_EQ(hooked, descending);
   }
+}
+
+// The one-output product sums each row in one fixed order whether the row falls in a block of
+// eight rows (summed together) or after the last block: every row of a batch gets the bits
+// it gets alone, for rows shorter than, as long as and longer than a vector, with a remainder.
+TEST(Layers, OneOutputLinearGivesEachRowItsBitsAlone) {
+  Generator g(21);
+  for (const std::int64_t in : {3, 8, 37, 64}) {
+    SCOPED_TRACE(std::to_string(in) + " features");
+    Linear layer(in, 1, g);
+    const Tensor x = random_tensor({19, in}, g);
+    const Tensor batch = layer.forward(x, Mode::eval).output;
+    for (std::int64_t n = 0; n < 19; ++n) {
+      const Tensor row = Tensor::from({1, in}, std::vector<float>(x.data() + n * in, x.data() + (n + 1) * in));
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(layer.forward(row, Mode::eval).output.data()[0]),
+                std::bit_cast<std::uint32_t>(batch.data()[n]))
+          << "row " << n;
+    }
+  }
+}
+
+// Which pairs fold (Sequential's part is InPlaceActivationsGiveTheLayerByLayerResults): a CPU
+// Linear with one output, after a ReLU or tanh, when its input gradient is wanted; a call where
+// it does not fold is refused rather than answered wrongly.
+TEST(Layers, OnlyAOneOutputLinearFoldsTheActivationBeforeIt) {
+  Generator g(4);
+  Linear one(5, 1, g), two(5, 2, g);
+  EXPECT_TRUE(one.folds_activation_backward(Activation::tanh));
+  EXPECT_TRUE(one.folds_activation_backward(Activation::relu));
+  EXPECT_FALSE(one.folds_activation_backward(Activation::gelu));
+  EXPECT_FALSE(one.folds_activation_backward(Activation::silu));
+  EXPECT_FALSE(two.folds_activation_backward(Activation::tanh));
+  const Tensor x = random_tensor({3, 5}, g);
+  const auto f = two.forward(x, Mode::train);
+  EXPECT_THROW(two.backward_through(*f.context, random_tensor({3, 2}, g), Activation::tanh), std::logic_error);
+  one.set_input_grad_needed(false);
+  EXPECT_FALSE(one.folds_activation_backward(Activation::tanh));
 }
 
 // tanh on a dense grid over [-12, 12] (the vector kernels' full blocks and their tail, and the

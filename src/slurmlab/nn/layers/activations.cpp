@@ -114,12 +114,12 @@ std::vector<detail::TanhKernelEntry> detail::tanh_kernels() {
   return kernels;
 }
 
-namespace {
-// The widest kernel this CPU runs, chosen once.
-void tanh_forward(const float* x, float* y, std::size_t n) {
-  static const auto kernel = detail::tanh_kernels().back().kernel;
+void detail::tanh_array(const float* x, float* y, std::size_t n) {
+  static const auto kernel = tanh_kernels().back().kernel;
   kernel(x, y, n);
 }
+
+namespace {
 
 SLURMLAB_VECTOR_CLONES void tanh_backward(const float* __restrict y, const float* __restrict g, float* __restrict d, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) d[i] = g[i] * (1.0f - y[i] * y[i]);
@@ -158,7 +158,7 @@ Forward ActivationLayer::forward_impl(const Tensor& input, Mode) {
       relu_forward(x.data(), y.data(), x.size());
       break;
     case Activation::tanh:
-      tanh_forward(x.data(), y.data(), x.size());
+      detail::tanh_array(x.data(), y.data(), x.size());
       break;
     case Activation::gelu:
       gelu_forward(x.data(), y.data(), x.size());
@@ -205,7 +205,7 @@ std::unique_ptr<Context> ActivationLayer::forward_in_place(Tensor& x) {
   if (!runs_in_place() || x.device() != Device::cpu) throw std::logic_error(describe() + ": forward_in_place needs ReLU or tanh on the CPU");
   auto y = x.span();
   if (kind_ == Activation::tanh) {
-    tanh_forward(y.data(), y.data(), y.size());
+    detail::tanh_array(y.data(), y.data(), y.size());
   } else {
     relu_in_place(y.data(), y.size());
   }

@@ -78,6 +78,12 @@ Tensor Sequential::backward_impl(const Context& context, const Tensor& grad_outp
     if (auto* activation = in_place_activation(child); activation != nullptr && fresh && g.device() == Device::cpu) {
       activation->backward_in_place(*saved.children[i], g);
       fresh = false;
+    } else if (auto* linear = linear_folding_activation(i); linear != nullptr && g.device() == Device::cpu) {
+      // This Linear's input is the output of the ReLU or tanh before it: one pass for both.
+      g = linear->backward_through(*saved.children[i], g, in_place_activation(*children_[i - 1].second)->kind());
+      fresh = true;
+      if (backward_hook_) backward_hook_(i);
+      --i;  // the activation's backward is done
     } else {
       g = child.backward(*saved.children[i], g);
       fresh = g.defined() && child.returns_fresh_tensors();
@@ -85,6 +91,14 @@ Tensor Sequential::backward_impl(const Context& context, const Tensor& grad_outp
     if (backward_hook_) backward_hook_(i);
   }
   return g;
+}
+
+Linear* Sequential::linear_folding_activation(std::size_t i) const {
+  if (i == 0) return nullptr;
+  auto* linear = dynamic_cast<Linear*>(children_[i].second.get());
+  const auto* activation = in_place_activation(*children_[i - 1].second);
+  return linear != nullptr && activation != nullptr && linear->folds_activation_backward(activation->kind()) ? linear
+                                                                                                                : nullptr;
 }
 
 std::string Sequential::describe() const {

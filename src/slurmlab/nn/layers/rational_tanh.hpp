@@ -53,5 +53,7 @@ struct TanhKernelEntry {
   void (*kernel)(const float* x, float* y, std::size_t n);  // y may be x
 };
 std::vector<TanhKernelEntry> tanh_kernels();
+// y[i] = rational_tanh(x[i]) by the widest of those kernels (chosen once); y may be x.
+void tanh_array(const float* x, float* y, std::size_t n);
 
 }  // namespace slurmlab::nn::detail

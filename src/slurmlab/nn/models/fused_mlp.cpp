@@ -21,8 +21,6 @@ namespace {
 #define SLURMLAB_INLINE inline
 #endif
 
-using detail::rational_tanh;  // the same tanh as ActivationLayer
-
 struct Sizes {
   std::int64_t rows, in, hidden, out;
   bool tanh;
@@ -71,7 +69,7 @@ SLURMLAB_INLINE void forward_block(const Sizes& s, std::int64_t n, const float* 
       for (std::int64_t r = 0; r < n; ++r) a[r] += xk[r] * w;
     }
     if (s.tanh) {
-      for (std::int64_t r = 0; r < n; ++r) a[r] = rational_tanh(a[r]);
+      detail::tanh_array(a, a, static_cast<std::size_t>(n));  // explicit AVX2/AVX-512 where the CPU has them
     } else {
       for (std::int64_t r = 0; r < n; ++r) a[r] = a[r] > 0.0f ? a[r] : 0.0f;
     }
