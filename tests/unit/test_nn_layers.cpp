@@ -515,6 +515,12 @@ TEST(Layers, InPlaceActivationsGiveTheLayerByLayerResults) {
       {"Linear+ReLU into one output", [](Sequential& n, Generator& g) {
          n.add(std::make_unique<Linear>(9, 40, g)).add(relu()).add(std::make_unique<Linear>(40, 1, g));
        }, {21, 9}, {21, 1}},
+      // A Linear with one input applies the tanh or ReLU after it to its outputs as it makes
+      // them (90 = 5 x 16 + 8 + 2: the 16- and 8-float vectors and a masked remainder).
+      {"Linear(1, 90, bias=False)+Tanh, Linear(1, 37)+ReLU", [](Sequential& n, Generator& g) {
+         n.add(std::make_unique<Linear>(1, 90, g, false)).add(tanh_layer()).add(std::make_unique<Linear>(90, 1, g));
+         n.add(std::make_unique<Linear>(1, 37, g)).add(relu()).add(std::make_unique<Linear>(37, 1, g));
+       }, {17, 1}, {17, 1}},
       {"Conv2d+ReLU", [](Sequential& n, Generator& g) {
          n.add(std::make_unique<Conv2d>(2, 3, 3, g, 1, 1)).add(relu()).add(std::make_unique<Flatten>());
          n.add(std::make_unique<Linear>(3 * 5 * 5, 4, g)).add(tanh_layer());
@@ -586,10 +592,18 @@ TEST(Layers, OneOutputLinearGivesEachRowItsBitsAlone) {
 }
 
 // Which pairs fold (Sequential's part is InPlaceActivationsGiveTheLayerByLayerResults): a CPU
-// Linear with one output, after a ReLU or tanh, when its input gradient is wanted; a call where
-// it does not fold is refused rather than answered wrongly.
-TEST(Layers, OnlyAOneOutputLinearFoldsTheActivationBeforeIt) {
+// Linear with one output, after a ReLU or tanh, when its input gradient is wanted; one with one
+// input, before a ReLU or tanh. A call where it does not fold is refused rather than answered
+// wrongly.
+TEST(Layers, OnlyOneFeatureLinearsFoldTheirActivations) {
   Generator g(4);
+  Linear first(1, 5, g), wide(2, 5, g);
+  EXPECT_TRUE(first.folds_activation_forward(Activation::tanh));
+  EXPECT_TRUE(first.folds_activation_forward(Activation::relu));
+  EXPECT_FALSE(first.folds_activation_forward(Activation::gelu));
+  EXPECT_FALSE(wide.folds_activation_forward(Activation::tanh));
+  EXPECT_THROW(wide.forward_through(random_tensor({3, 2}, g), Activation::tanh), std::logic_error);
+  EXPECT_THROW(first.forward_through(random_tensor({3, 2}, g), Activation::tanh), std::invalid_argument);
   Linear one(5, 1, g), two(5, 2, g);
   EXPECT_TRUE(one.folds_activation_backward(Activation::tanh));
   EXPECT_TRUE(one.folds_activation_backward(Activation::relu));

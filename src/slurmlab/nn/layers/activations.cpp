@@ -7,10 +7,6 @@
 #include <stdexcept>
 #include <vector>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
 #include "slurmlab/nn/layers/layers.hpp"
 #include "slurmlab/nn/layers/layers_cuda.hpp"
 #include "slurmlab/nn/layers/rational_tanh.hpp"
@@ -58,53 +54,28 @@ SLURMLAB_VECTOR_CLONES void tanh_forward_portable(const float* x, float* y, std:
   for (std::size_t i = 0; i < n; ++i) y[i] = rational_tanh(x[i]);
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-// rational_tanh's arithmetic in explicit vectors. GCC turns the scalar clamp into compares and
-// blends on the result (nine instructions a vector, a fifth of the loop); here it is one max
-// and one min, with the operands ordered so that a NaN input stays NaN, as in the scalar code.
-// Measured on the 1400 x 64 fit-regression activations: 26 -> 22 us alone, 21 us with AVX-512
-// (below; Zen 4, which splits 512-bit operations in two; Xeons with two 512-bit FMA units gain more).
+#if defined(SLURMLAB_TANH_VECTORS)
+// rational_tanh in explicit vectors (rational_tanh.hpp). Measured on the 1400 x 64
+// fit-regression activations: 26 -> 22 us alone, 21 us with AVX-512 (Zen 4, which splits
+// 512-bit operations in two; Xeons with two 512-bit FMA units gain more).
 __attribute__((target("avx2,fma"))) void tanh_forward_avx2(const float* x, float* y, std::size_t n) {
-  const __m256 low = _mm256_set1_ps(-detail::kTanhClamp), high = _mm256_set1_ps(detail::kTanhClamp);
   std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 c = _mm256_min_ps(high, _mm256_max_ps(low, _mm256_loadu_ps(x + i)));  // NaN -> NaN
-    const __m256 x2 = _mm256_mul_ps(c, c);
-    __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(detail::kTanhP[0]), _mm256_set1_ps(detail::kTanhP[1]));
-    for (int k = 2; k < 7; ++k) p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(detail::kTanhP[k]));
-    __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(detail::kTanhQ[0]), _mm256_set1_ps(detail::kTanhQ[1]));
-    for (int k = 2; k < 4; ++k) q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(detail::kTanhQ[k]));
-    _mm256_storeu_ps(y + i, _mm256_div_ps(_mm256_mul_ps(p, c), q));
-  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, detail::rational_tanh8(_mm256_loadu_ps(x + i)));
   for (; i < n; ++i) y[i] = rational_tanh(x[i]);
 }
 
-// The same with 16 floats a vector. GCC 12 reports its own _mm512 intrinsics as maybe reading
-// an uninitialized value (a known false positive of -Wmaybe-uninitialized), hence the pragma.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 __attribute__((target("avx512f"))) void tanh_forward_avx512(const float* x, float* y, std::size_t n) {
-  const __m512 low = _mm512_set1_ps(-detail::kTanhClamp), high = _mm512_set1_ps(detail::kTanhClamp);
   std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 c = _mm512_min_ps(high, _mm512_max_ps(low, _mm512_loadu_ps(x + i)));  // NaN -> NaN
-    const __m512 x2 = _mm512_mul_ps(c, c);
-    __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(detail::kTanhP[0]), _mm512_set1_ps(detail::kTanhP[1]));
-    for (int k = 2; k < 7; ++k) p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(detail::kTanhP[k]));
-    __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(detail::kTanhQ[0]), _mm512_set1_ps(detail::kTanhQ[1]));
-    for (int k = 2; k < 4; ++k) q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(detail::kTanhQ[k]));
-    _mm512_storeu_ps(y + i, _mm512_div_ps(_mm512_mul_ps(p, c), q));
-  }
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, detail::rational_tanh16(_mm512_loadu_ps(x + i)));
   tanh_forward_avx2(x + i, y + i, n - i);
 }
-#pragma GCC diagnostic pop
 #endif
 }  // namespace
 
 // Narrowest first; the AVX-512 kernel finishes its tail with the AVX2 one, so it needs both.
 std::vector<detail::TanhKernelEntry> detail::tanh_kernels() {
   std::vector<TanhKernelEntry> kernels{{"portable", tanh_forward_portable}};
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if defined(SLURMLAB_TANH_VECTORS)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     kernels.push_back({"avx2", tanh_forward_avx2});
@@ -211,6 +182,13 @@ std::unique_ptr<Context> ActivationLayer::forward_in_place(Tensor& x) {
   }
   auto context = std::make_unique<SavedTensor>();
   context->tensor = x;  // the output; ReLU's backward tests it as it tests the input (> 0 alike)
+  return context;
+}
+
+std::unique_ptr<Context> ActivationLayer::context_of_output(const Tensor& output) const {
+  if (!runs_in_place()) throw std::logic_error(describe() + ": context_of_output needs ReLU or tanh");
+  auto context = std::make_unique<SavedTensor>();
+  context->tensor = output;  // as forward_in_place keeps it
   return context;
 }
 

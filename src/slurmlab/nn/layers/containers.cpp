@@ -54,10 +54,22 @@ Forward Sequential::forward_impl(const Tensor& input, Mode mode) {
   context->children.reserve(children_.size());
   Tensor x = input;
   bool fresh = false;  // x was made by the previous child, which keeps no reference to it
-  for (auto& [name, child] : children_) {
+  for (std::size_t i = 0; i < children_.size(); ++i) {
+    Layer* child = children_[i].second.get();
     if (auto* activation = in_place_activation(*child); activation != nullptr && fresh && x.device() == Device::cpu) {
       context->children.push_back(activation->forward_in_place(x));
       fresh = false;
+      continue;
+    }
+    if (auto* linear = linear_folding_activation(i, true); linear != nullptr && x.device() == Device::cpu) {
+      // The ReLU or tanh after this Linear applied to its outputs as they are made.
+      const auto* activation = in_place_activation(*children_[i + 1].second);
+      auto step = linear->forward_through(x, activation->kind());
+      x = std::move(step.output);
+      context->children.push_back(std::move(step.context));
+      context->children.push_back(activation->context_of_output(x));
+      fresh = false;
+      ++i;
       continue;
     }
     auto step = child->forward(x, mode);
@@ -78,7 +90,7 @@ Tensor Sequential::backward_impl(const Context& context, const Tensor& grad_outp
     if (auto* activation = in_place_activation(child); activation != nullptr && fresh && g.device() == Device::cpu) {
       activation->backward_in_place(*saved.children[i], g);
       fresh = false;
-    } else if (auto* linear = linear_folding_activation(i); linear != nullptr && g.device() == Device::cpu) {
+    } else if (auto* linear = linear_folding_activation(i, false); linear != nullptr && g.device() == Device::cpu) {
       // This Linear's input is the output of the ReLU or tanh before it: one pass for both.
       g = linear->backward_through(*saved.children[i], g, in_place_activation(*children_[i - 1].second)->kind());
       fresh = true;
@@ -93,12 +105,14 @@ Tensor Sequential::backward_impl(const Context& context, const Tensor& grad_outp
   return g;
 }
 
-Linear* Sequential::linear_folding_activation(std::size_t i) const {
-  if (i == 0) return nullptr;
+Linear* Sequential::linear_folding_activation(std::size_t i, bool after) const {
+  if (after ? i + 1 >= children_.size() : i == 0) return nullptr;
   auto* linear = dynamic_cast<Linear*>(children_[i].second.get());
-  const auto* activation = in_place_activation(*children_[i - 1].second);
-  return linear != nullptr && activation != nullptr && linear->folds_activation_backward(activation->kind()) ? linear
-                                                                                                                : nullptr;
+  const auto* activation = in_place_activation(*children_[after ? i + 1 : i - 1].second);
+  if (linear == nullptr || activation == nullptr) return nullptr;
+  const bool folds = after ? linear->folds_activation_forward(activation->kind())
+                           : linear->folds_activation_backward(activation->kind());
+  return folds ? linear : nullptr;
 }
 
 std::string Sequential::describe() const {

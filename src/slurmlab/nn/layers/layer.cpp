@@ -24,13 +24,17 @@ std::string InputSpec::describe() const {
   return text;
 }
 
-Forward Layer::forward(const Tensor& input, Mode mode) {
+void Layer::check_input(const Tensor& input) const {
   if (!input.defined()) throw std::invalid_argument(describe() + ": input tensor is undefined");
   const InputSpec expected = expected_input();
   if (!expected.accepts(input.shape())) {
     throw std::invalid_argument(describe() + ": expected " + expected.describe() + ", got shape " +
                                 to_string(input.shape()));
   }
+}
+
+Forward Layer::forward(const Tensor& input, Mode mode) {
+  check_input(input);
   return forward_impl(input, mode);
 }
 

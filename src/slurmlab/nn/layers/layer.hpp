@@ -83,6 +83,10 @@ class Layer {
   // Linear, Conv2d, BatchNorm and Residual say yes.
   virtual bool returns_fresh_tensors() const { return false; }
 
+  // std::invalid_argument, as forward throws it, when `input` is undefined or not what
+  // expected_input() accepts.
+  void check_input(const Tensor& input) const;
+
   using ParameterVisitor = std::function<void(const std::string& name, Parameter& parameter)>;
   using BufferVisitor = std::function<void(const std::string& name, Tensor& buffer)>;
   using GeneratorVisitor = std::function<void(const std::string& name, Generator& generator)>;

@@ -30,6 +30,14 @@ class Linear final : public Layer {
   Parameter& weight() { return weight_; }  // [out, in]
   Parameter& bias() { return bias_; }      // [out]; empty shape [0] without bias
   bool has_bias() const { return has_bias_; }
+  // Whether forward_through may run: on the CPU, with one input feature (the regression
+  // network's first layer: an outer product), before a ReLU or tanh.
+  bool folds_activation_forward(Activation kind) const;
+  // forward, with the ReLU or tanh (`kind`) after this layer applied to each output before it
+  // is stored: the activation's own pass over the outputs saved. The output is the
+  // activation's; the context is this layer's (ActivationLayer::context_of_output gives the
+  // activation's). Sequential calls it for such a pair on the CPU.
+  Forward forward_through(const Tensor& input, Activation kind);
   // Whether backward_through may run: on the CPU, with one output feature (a regression
   // network's last layer: its input gradient is an outer product) and an input gradient
   // wanted, after a ReLU or tanh.
@@ -85,6 +93,9 @@ class ActivationLayer final : public Layer {
   bool runs_in_place() const { return kind_ == Activation::relu || kind_ == Activation::tanh; }
   std::unique_ptr<Context> forward_in_place(Tensor& x);
   void backward_in_place(const Context& context, Tensor& grad);
+  // The context backward and backward_in_place take when the layer before applied this ReLU
+  // or tanh itself and `output` is the result (Linear::forward_through).
+  std::unique_ptr<Context> context_of_output(const Tensor& output) const;
 
  private:
   Forward forward_impl(const Tensor& input, Mode mode) override;
@@ -235,8 +246,9 @@ class Sequential final : public Layer {
   void set_backward_hook(BackwardHook hook) { backward_hook_ = std::move(hook); }
 
  private:
-  // The Linear at i when the ReLU or tanh at i - 1 folds into its backward, or null.
-  Linear* linear_folding_activation(std::size_t i) const;
+  // The Linear at i when the ReLU or tanh at i + 1 folds into its forward (`after`), or the
+  // one at i - 1 into its backward; or null.
+  Linear* linear_folding_activation(std::size_t i, bool after) const;
   Forward forward_impl(const Tensor& input, Mode mode) override;
   Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
 

@@ -2,6 +2,10 @@
 #include <cstddef>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 // Internal to the nn CPU backend: the tanh that ActivationLayer and FusedMlp share, so the
 // generic and the fused networks agree to a float ulp or two.
 namespace slurmlab::nn::detail {
@@ -45,6 +49,39 @@ inline float rational_tanh(float x) {
   q = q * x2 + kTanhQ[3];
   return p / q;
 }
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SLURMLAB_TANH_VECTORS 1
+// rational_tanh's arithmetic on 8 and 16 floats, for kernels compiled for AVX2+FMA and AVX-512
+// (activations.cpp; Linear(1, k)'s outer product with the tanh after it, linear.cpp): the same
+// operations in the same order, so the same bits as rational_tanh compiled with FMA. GCC turns
+// the scalar clamp into compares and blends on the result (nine instructions a vector, a fifth
+// of the loop); here it is one max and one min, with the operands ordered so that a NaN input
+// stays NaN, as in the scalar code.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 rational_tanh8(__m256 x) {
+  const __m256 c = _mm256_min_ps(_mm256_set1_ps(kTanhClamp), _mm256_max_ps(_mm256_set1_ps(-kTanhClamp), x));
+  const __m256 x2 = _mm256_mul_ps(c, c);
+  __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(kTanhP[0]), _mm256_set1_ps(kTanhP[1]));
+  for (int k = 2; k < 7; ++k) p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(kTanhP[k]));
+  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(kTanhQ[0]), _mm256_set1_ps(kTanhQ[1]));
+  for (int k = 2; k < 4; ++k) q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(kTanhQ[k]));
+  return _mm256_div_ps(_mm256_mul_ps(p, c), q);
+}
+// GCC 12 reports its own _mm512 intrinsics as maybe reading an uninitialized value (a known
+// false positive of -Wmaybe-uninitialized), hence the pragma.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"), always_inline)) inline __m512 rational_tanh16(__m512 x) {
+  const __m512 c = _mm512_min_ps(_mm512_set1_ps(kTanhClamp), _mm512_max_ps(_mm512_set1_ps(-kTanhClamp), x));
+  const __m512 x2 = _mm512_mul_ps(c, c);
+  __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(kTanhP[0]), _mm512_set1_ps(kTanhP[1]));
+  for (int k = 2; k < 7; ++k) p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(kTanhP[k]));
+  __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(kTanhQ[0]), _mm512_set1_ps(kTanhQ[1]));
+  for (int k = 2; k < 4; ++k) q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(kTanhQ[k]));
+  return _mm512_div_ps(_mm512_mul_ps(p, c), q);
+}
+#pragma GCC diagnostic pop
+#endif
 
 // The array kernels ActivationLayer chooses from (this CPU's): the portable loop over
 // rational_tanh and, on x86-64, AVX2 and AVX-512; listed so that tests check each one.
