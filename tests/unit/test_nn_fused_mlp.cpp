@@ -90,6 +90,9 @@ TEST(FusedMlp, MatchesGenericLayersTanhOneFeature) {
 TEST(FusedMlp, MatchesGenericLayersTanhWeighted) {
   compare_training({1, 16, 1, 300, Activation::tanh, true});
 }
+TEST(FusedMlp, MatchesGenericLayersReluOneFeature) {
+  compare_training({1, 20, 1, 270, Activation::relu, false});
+}
 TEST(FusedMlp, MatchesGenericLayersReluSeveralFeatures) {
   compare_training({5, 13, 1, 600, Activation::relu, true});
 }  // 3 blocks of 256 rows

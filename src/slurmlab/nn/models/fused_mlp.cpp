@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -58,12 +59,11 @@ SLURMLAB_INLINE float total(const float* __restrict a, std::int64_t n) {
 SLURMLAB_INLINE void forward_block(const Sizes& s, std::int64_t n, const float* __restrict xt, std::int64_t stride,
                                    const float* __restrict w1t, const float* __restrict b1, const float* __restrict w2,
                                    const float* __restrict b2, float* __restrict act, float* __restrict y) {
-  for (std::int64_t o = 0; o < s.out; ++o)
-    for (std::int64_t r = 0; r < n; ++r) y[o * kBlock + r] = b2[o];
   for (std::int64_t j = 0; j < s.hidden; ++j) {
     float* __restrict a = act + j * kBlock;
-    for (std::int64_t r = 0; r < n; ++r) a[r] = b1[j];
-    for (std::int64_t k = 0; k < s.in; ++k) {
+    const float bias = b1[j], w0 = w1t[j];
+    for (std::int64_t r = 0; r < n; ++r) a[r] = bias + xt[r] * w0;
+    for (std::int64_t k = 1; k < s.in; ++k) {
       const float w = w1t[k * s.hidden + j];
       const float* __restrict xk = xt + k * stride;
       for (std::int64_t r = 0; r < n; ++r) a[r] += xk[r] * w;
@@ -73,10 +73,24 @@ SLURMLAB_INLINE void forward_block(const Sizes& s, std::int64_t n, const float* 
     } else {
       for (std::int64_t r = 0; r < n; ++r) a[r] = a[r] > 0.0f ? a[r] : 0.0f;
     }
-    for (std::int64_t o = 0; o < s.out; ++o) {
-      const float w = w2[o * s.hidden + j];
-      float* __restrict yo = y + o * kBlock;
-      for (std::int64_t r = 0; r < n; ++r) yo[r] += a[r] * w;
+  }
+  // y[o][r] = b2[o] + sum_j act[j][r] w2[o, j], over j in order, 16 rows at a time in registers
+  // (one store a row instead of a load and a store per unit).
+  for (std::int64_t o = 0; o < s.out; ++o) {
+    const float* __restrict wo = w2 + o * s.hidden;
+    float* __restrict yo = y + o * kBlock;
+    std::int64_t r = 0;
+    for (; r + 16 <= n; r += 16) {
+      float sum[16];
+      for (int l = 0; l < 16; ++l) sum[l] = b2[o];
+      for (std::int64_t j = 0; j < s.hidden; ++j)
+        for (int l = 0; l < 16; ++l) sum[l] += act[j * kBlock + r + l] * wo[j];
+      for (int l = 0; l < 16; ++l) yo[r + l] = sum[l];
+    }
+    for (; r < n; ++r) {
+      float sum = b2[o];
+      for (std::int64_t j = 0; j < s.hidden; ++j) sum += act[j * kBlock + r] * wo[j];
+      yo[r] = sum;
     }
   }
 }
@@ -119,6 +133,67 @@ SLURMLAB_VECTOR_CLONES void predict_rows(const Sizes& s, const float* xt, const 
   }
 }
 
+using Lanes = float __attribute__((vector_size(32)));
+
+// One hidden unit's three gradient sums (second-layer weight with one output, bias, first
+// input's weight) as 16 partial sums each, kept across the blocks of a step and added up once
+// at its end (added up per block, their chains of 48 scalar adds were a fifth of the step).
+struct UnitSums {
+  Lanes w2[2], b1[2], w1[2];
+};
+constexpr std::size_t kUnitSumFloats = sizeof(UnitSums) / sizeof(float);
+
+// One hidden unit's backward over a block's n rows, in one pass: with gh[r] the gradient at the
+// unit's output (given, or with OneOutput go[r] * w, and then go[r] a[r] summed for the second
+// layer's weight), d[r] = gh[r] f'(a[r]) is summed for the bias (and stored in gh with StoreGh,
+// for the other input features), and d[r] x0[r] for the first input's weight. Vectors of 8
+// rows, so that the partial sums stay in registers (as float[16] arrays GCC kept them on the
+// stack); rows after the last 16 go into the first partial sums.
+template <bool Tanh, bool OneOutput, bool StoreGh>
+SLURMLAB_INLINE void unit_backward(const float* __restrict a, const float* __restrict go, float w,
+                                   const float* __restrict x0, float* __restrict gh, std::int64_t n, UnitSums& sums) {
+  UnitSums local = sums;  // in registers (a reference's arrays GCC kept in memory)
+  std::int64_t r = 0;
+  for (; r + 16 <= n; r += 16) {
+#if defined(__GNUC__)
+#pragma GCC unroll 2
+#endif
+    for (int h = 0; h < 2; ++h) {
+      const std::int64_t at = r + 8 * h;
+      Lanes ar, xr, g;
+      std::memcpy(&ar, a + at, sizeof ar);
+      std::memcpy(&xr, x0 + at, sizeof xr);
+      if constexpr (OneOutput) {
+        Lanes gor;
+        std::memcpy(&gor, go + at, sizeof gor);
+        g = gor * w;
+        local.w2[h] += gor * ar;
+      } else {
+        std::memcpy(&g, gh + at, sizeof g);
+      }
+      Lanes d;  // g f'(a)
+      if constexpr (Tanh) {
+        d = g * (1.0f - ar * ar);
+      } else {
+        d = ar > 0.0f ? g : Lanes{};
+      }
+      if constexpr (StoreGh) std::memcpy(gh + at, &d, sizeof d);
+      local.b1[h] += d;
+      local.w1[h] += d * xr;
+    }
+  }
+  for (; r < n; ++r) {
+    const float ar = a[r];
+    const float g = OneOutput ? go[r] * w : gh[r];
+    if constexpr (OneOutput) local.w2[0][0] += go[r] * ar;
+    const float d = Tanh ? g * (1.0f - ar * ar) : (ar > 0.0f ? g : 0.0f);
+    if constexpr (StoreGh) gh[r] = d;
+    local.b1[0][0] += d;
+    local.w1[0][0] += d * x0[r];
+  }
+  sums = local;
+}
+
 // Forward, weighted MSE and backward for rows [begin, end), gradients summed into g_*.
 SLURMLAB_VECTOR_CLONES double train_rows(const Sizes& s, const float* __restrict xt, const float* __restrict t,
                                          const float* __restrict weights, double norm, const float* __restrict w1t,
@@ -126,8 +201,9 @@ SLURMLAB_VECTOR_CLONES double train_rows(const Sizes& s, const float* __restrict
                                          const float* __restrict b2, float* __restrict g_w1t, float* __restrict g_b1,
                                          float* __restrict g_w2, float* __restrict g_b2, float* __restrict act,
                                          float* __restrict y, float* __restrict gy, float* __restrict gh,
-                                         std::int64_t begin, std::int64_t end) {
+                                         float* __restrict unit_sums, std::int64_t begin, std::int64_t end) {
   double sum = 0.0;
+  std::fill_n(unit_sums, s.hidden * static_cast<std::int64_t>(kUnitSumFloats), 0.0f);
   for (std::int64_t first = begin; first < end; first += kBlock) {
     const auto n = std::min(kBlock, end - first);
     forward_block(s, n, xt + first, s.rows, w1t, b1, w2, b2, act, y);
@@ -142,21 +218,49 @@ SLURMLAB_VECTOR_CLONES double train_rows(const Sizes& s, const float* __restrict
     }
     for (std::int64_t j = 0; j < s.hidden; ++j) {
       const float* __restrict a = act + j * kBlock;
-      for (std::int64_t r = 0; r < n; ++r) gh[r] = 0.0f;
-      for (std::int64_t o = 0; o < s.out; ++o) {
-        const float* __restrict go = gy + o * kBlock;
-        g_w2[o * s.hidden + j] += dot(go, a, n);
-        const float w = w2[o * s.hidden + j];
-        for (std::int64_t r = 0; r < n; ++r) gh[r] += go[r] * w;
-      }
-      if (s.tanh) {
-        for (std::int64_t r = 0; r < n; ++r) gh[r] *= 1.0f - a[r] * a[r];
+      const float* __restrict x0 = xt + first;
+      UnitSums u;
+      std::memcpy(&u, unit_sums + j * kUnitSumFloats, sizeof u);
+      if (s.out == 1) {  // the usual regression: the whole unit in one pass
+        if (s.tanh && s.in == 1) {
+          unit_backward<true, true, false>(a, gy, w2[j], x0, gh, n, u);
+        } else if (s.tanh) {
+          unit_backward<true, true, true>(a, gy, w2[j], x0, gh, n, u);
+        } else if (s.in == 1) {
+          unit_backward<false, true, false>(a, gy, w2[j], x0, gh, n, u);
+        } else {
+          unit_backward<false, true, true>(a, gy, w2[j], x0, gh, n, u);
+        }
       } else {
-        for (std::int64_t r = 0; r < n; ++r) gh[r] = a[r] > 0.0f ? gh[r] : 0.0f;
+        for (std::int64_t r = 0; r < n; ++r) gh[r] = 0.0f;
+        for (std::int64_t o = 0; o < s.out; ++o) {
+          const float* __restrict go = gy + o * kBlock;
+          g_w2[o * s.hidden + j] += dot(go, a, n);
+          const float w = w2[o * s.hidden + j];
+          for (std::int64_t r = 0; r < n; ++r) gh[r] += go[r] * w;
+        }
+        if (s.tanh) {
+          unit_backward<true, false, true>(a, nullptr, 0.0f, x0, gh, n, u);
+        } else {
+          unit_backward<false, false, true>(a, nullptr, 0.0f, x0, gh, n, u);
+        }
       }
-      g_b1[j] += total(gh, n);
-      for (std::int64_t k = 0; k < s.in; ++k) g_w1t[k * s.hidden + j] += dot(gh, xt + k * s.rows + first, n);
+      std::memcpy(unit_sums + j * kUnitSumFloats, &u, sizeof u);
+      for (std::int64_t k = 1; k < s.in; ++k) g_w1t[k * s.hidden + j] += dot(gh, xt + k * s.rows + first, n);
     }
+  }
+  for (std::int64_t j = 0; j < s.hidden; ++j) {
+    UnitSums u;
+    std::memcpy(&u, unit_sums + j * kUnitSumFloats, sizeof u);
+    float w2_sum = 0.0f, b1_sum = 0.0f, w1_sum = 0.0f;
+    for (int l = 0; l < 16; ++l) {
+      w2_sum += u.w2[l / 8][l % 8];
+      b1_sum += u.b1[l / 8][l % 8];
+      w1_sum += u.w1[l / 8][l % 8];
+    }
+    if (s.out == 1) g_w2[j] += w2_sum;
+    g_b1[j] += b1_sum;
+    g_w1t[j] += w1_sum;
   }
   return sum / norm;
 }
@@ -197,7 +301,8 @@ FusedMlp::FusedMlp(std::int64_t in, std::int64_t hidden, std::int64_t out, Activ
   for (auto* v : {&b1_, &g_b1_, &m_b1_, &v_b1_}) v->assign(nh, 0.0f);
   for (auto* v : {&w2_, &g_w2_, &m_w2_, &v_w2_}) v->assign(n2, 0.0f);
   for (auto* v : {&b2_, &g_b2_, &m_b2_, &v_b2_}) v->assign(no, 0.0f);
-  hidden_scratch_.assign(static_cast<std::size_t>((hidden + 1) * kBlock), 0.0f);  // activations + gh
+  // activations, gh, the units' partial gradient sums
+  hidden_scratch_.assign(static_cast<std::size_t>((hidden + 1) * kBlock) + hidden * kUnitSumFloats, 0.0f);
   grad_scratch_.assign(static_cast<std::size_t>(2 * out * kBlock), 0.0f);         // y + gy
 }
 
@@ -345,7 +450,8 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
   if (!split) {
     loss = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(),
                       g_b1_.data(), g_w2_.data(), g_b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
-                      grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock, 0, s.rows);
+                      grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock,
+                      hidden_scratch_.data() + (hidden_ + 1) * kBlock, 0, s.rows);
   } else {
     auto& other = second_half_;
     other.resize(g_w1t_.size(), g_b1_.size(), g_w2_.size(), g_b2_.size(), hidden_scratch_.size(), grad_scratch_.size());
@@ -360,13 +466,15 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
         part[0] =
             train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(),
                        g_b1_.data(), g_w2_.data(), g_b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
-                       grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock, 0, middle);
+                       grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock,
+                       hidden_scratch_.data() + (hidden_ + 1) * kBlock, 0, middle);
       }
       if (omp_get_thread_num() == 1 || alone) {
         part[1] = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(),
                              other.g_w1t.data(), other.g_b1.data(), other.g_w2.data(), other.g_b2.data(),
                              other.hidden.data(), other.grad.data(), other.grad.data() + out_ * kBlock,
-                             other.hidden.data() + hidden_ * kBlock, middle, s.rows);
+                             other.hidden.data() + hidden_ * kBlock, other.hidden.data() + (hidden_ + 1) * kBlock,
+                             middle, s.rows);
       }
     }
     loss = part[0] + part[1];
