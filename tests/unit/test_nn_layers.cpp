@@ -669,6 +669,23 @@ TEST(Layers, TanhIsAccurateOnAWideGridAndKeepsNaN) {
       EXPECT_LT(kernel_worst, 4e-7);
     }
   }
+  // tanh(shift + x scale) in one pass (FusedMlp's first layer), at the same lengths.
+  for (const std::int64_t length : {n, std::int64_t{16 * 9 + 15}, std::int64_t{5}}) {
+    SCOPED_TRACE("tanh_affine_array, " + std::to_string(length) + " elements");
+    std::vector<float> out(static_cast<std::size_t>(length));
+    detail::tanh_affine_array(x.data(), 0.75f, -0.25f, out.data(), out.size());
+    double affine_worst = 0.0;
+    for (std::int64_t i = 0; i < length; ++i) {
+      const float v = x.data()[i];
+      if (std::isnan(v)) {
+        EXPECT_TRUE(std::isnan(out[i])) << i;
+        continue;
+      }
+      const double expected = std::tanh(-0.25 + 0.75 * static_cast<double>(v));
+      affine_worst = std::max(affine_worst, std::abs(static_cast<double>(out[i]) - expected));
+    }
+    EXPECT_LT(affine_worst, 5e-7);
+  }
 }
 
 // A Sequential built after the setting passes it to the first child when it is added.

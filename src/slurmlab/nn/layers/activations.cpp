@@ -69,6 +69,26 @@ __attribute__((target("avx512f"))) void tanh_forward_avx512(const float* x, floa
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, detail::rational_tanh16(_mm512_loadu_ps(x + i)));
   tanh_forward_avx2(x + i, y + i, n - i);
 }
+
+__attribute__((target("avx2,fma"))) void tanh_affine_avx2(const float* x, float scale, float shift, float* y,
+                                                          std::size_t n) {
+  const __m256 a = _mm256_set1_ps(scale), b = _mm256_set1_ps(shift);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, detail::rational_tanh8(_mm256_fmadd_ps(_mm256_loadu_ps(x + i), a, b)));
+  }
+  for (; i < n; ++i) y[i] = rational_tanh(std::fma(x[i], scale, shift));
+}
+
+__attribute__((target("avx512f"))) void tanh_affine_avx512(const float* x, float scale, float shift, float* y,
+                                                            std::size_t n) {
+  const __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm512_storeu_ps(y + i, detail::rational_tanh16(_mm512_fmadd_ps(_mm512_loadu_ps(x + i), a, b)));
+  }
+  tanh_affine_avx2(x + i, scale, shift, y + i, n - i);
+}
 #endif
 }  // namespace
 
@@ -88,6 +108,23 @@ std::vector<detail::TanhKernelEntry> detail::tanh_kernels() {
 void detail::tanh_array(const float* x, float* y, std::size_t n) {
   static const auto kernel = tanh_kernels().back().kernel;
   kernel(x, y, n);
+}
+
+void detail::tanh_affine_array(const float* x, float scale, float shift, float* y, std::size_t n) {
+  using Kernel = void (*)(const float*, float, float, float*, std::size_t);
+  static const Kernel kernel = [] {
+    Kernel chosen = nullptr;
+#if defined(SLURMLAB_TANH_VECTORS)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      chosen = __builtin_cpu_supports("avx512f") ? tanh_affine_avx512 : tanh_affine_avx2;
+    }
+#endif
+    return chosen;
+  }();
+  if (kernel != nullptr) return kernel(x, scale, shift, y, n);
+  for (std::size_t i = 0; i < n; ++i) y[i] = shift + x[i] * scale;
+  tanh_array(y, y, n);
 }
 
 namespace {

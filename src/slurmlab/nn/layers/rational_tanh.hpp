@@ -92,5 +92,8 @@ struct TanhKernelEntry {
 std::vector<TanhKernelEntry> tanh_kernels();
 // y[i] = rational_tanh(x[i]) by the widest of those kernels (chosen once); y may be x.
 void tanh_array(const float* x, float* y, std::size_t n);
+// y[i] = rational_tanh(shift + x[i] scale) in one pass (FusedMlp's first layer with one input);
+// y may be x.
+void tanh_affine_array(const float* x, float scale, float shift, float* y, std::size_t n);
 
 }  // namespace slurmlab::nn::detail

@@ -62,6 +62,10 @@ SLURMLAB_INLINE void forward_block(const Sizes& s, std::int64_t n, const float* 
   for (std::int64_t j = 0; j < s.hidden; ++j) {
     float* __restrict a = act + j * kBlock;
     const float bias = b1[j], w0 = w1t[j];
+    if (s.tanh && s.in == 1) {  // one pass (explicit AVX2/AVX-512 where the CPU has them)
+      detail::tanh_affine_array(xt, w0, bias, a, static_cast<std::size_t>(n));
+      continue;
+    }
     for (std::int64_t r = 0; r < n; ++r) a[r] = bias + xt[r] * w0;
     for (std::int64_t k = 1; k < s.in; ++k) {
       const float w = w1t[k * s.hidden + j];
@@ -69,7 +73,7 @@ SLURMLAB_INLINE void forward_block(const Sizes& s, std::int64_t n, const float* 
       for (std::int64_t r = 0; r < n; ++r) a[r] += xk[r] * w;
     }
     if (s.tanh) {
-      detail::tanh_array(a, a, static_cast<std::size_t>(n));  // explicit AVX2/AVX-512 where the CPU has them
+      detail::tanh_array(a, a, static_cast<std::size_t>(n));
     } else {
       for (std::int64_t r = 0; r < n; ++r) a[r] = a[r] > 0.0f ? a[r] : 0.0f;
     }
