@@ -715,6 +715,65 @@ TEST(Layers, MaxPoolTiesGoToTheFirstInScanOrder) {
   }
 }
 
+// The 2x2 windows of rows at least eight outputs wide go eight at a time (a row that is not a
+// multiple of eight ends with an overlapping vector), forward and backward: against the scan
+// rule, window by window, with ties, NaNs and infinities at every position of some windows,
+// for rows of exactly eight, of 14 (the tutorial CNN's: an overlap) and of 17 from an odd width
+// (a column left over), with an odd height (a row left over). The gradient goes to the
+// reference winner's position and is zero everywhere else, the left-over row and column too
+// (the backward writes every input once instead of zeroing first; its buffer here is one that
+// held other values).
+TEST(Layers, MaxPool2x2VectorRowsFollowTheScanRule) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  Generator g(8);
+  for (const std::int64_t w : {16, 28, 35}) {
+    SCOPED_TRACE(std::to_string(w) + " columns");
+    const std::int64_t h = 7, oh = 3, ow = w / 2;
+    Tensor x = distinct_tensor({1, 2, h, w}, g);
+    float* xp = x.data();
+    for (std::int64_t ox = 0; ox < ow; ++ox) {  // windows of row 1 of plane 0: special values
+      const std::int64_t corner = 2 * w + 2 * ox;
+      const std::int64_t at[4] = {corner, corner + 1, corner + w, corner + w + 1};
+      switch (ox % 6) {
+        case 0: xp[at[ox / 6 % 4]] = nan; break;                                    // one NaN
+        case 1: xp[at[1]] = xp[at[3]] = 9.0f; break;                                // a tie: the first
+        case 2: xp[at[0]] = nan, xp[at[2]] = nan; break;                            // two NaNs: the last
+        case 3: xp[at[ox / 6 % 4]] = -inf; break;
+        case 4: xp[at[3]] = inf; break;
+        default: break;
+      }
+    }
+    MaxPool2d pool(2);
+    auto f = pool.forward(x, Mode::train);
+    const Tensor grad = Tensor::filled(f.output.shape(), 1.0f);
+    { const Tensor junk = Tensor::filled(x.shape(), 5.0f); }  // its block is the next of this size
+    const Tensor dx = pool.backward(*f.context, grad);
+    for (std::int64_t plane = 0; plane < 2; ++plane) {
+      for (std::int64_t ix = 0; ix < w; ++ix) EXPECT_EQ(dx.at({0, plane, h - 1, ix}), 0.0f) << "last row " << ix;
+      for (std::int64_t iy = 0; iy < h && w % 2 == 1; ++iy) EXPECT_EQ(dx.at({0, plane, iy, w - 1}), 0.0f) << iy;
+    }
+    for (std::int64_t plane = 0; plane < 2; ++plane)
+      for (std::int64_t oy = 0; oy < oh; ++oy)
+        for (std::int64_t ox = 0; ox < ow; ++ox) {
+          const float* corner = xp + plane * h * w + 2 * oy * w + 2 * ox;
+          const float window[4] = {corner[0], corner[1], corner[w], corner[w + 1]};
+          int best = 0;
+          for (int k = 1; k < 4; ++k)
+            if (window[k] > window[best] || std::isnan(window[k])) best = k;
+          const float got = f.output.at({0, plane, oy, ox});
+          if (std::isnan(window[best])) {
+            EXPECT_TRUE(std::isnan(got)) << plane << "," << oy << "," << ox;
+          } else {
+            EXPECT_EQ(got, window[best]) << plane << "," << oy << "," << ox;
+          }
+          for (int k = 0; k < 4; ++k) {
+            EXPECT_EQ(dx.at({0, plane, 2 * oy + k / 2, 2 * ox + k % 2}), k == best ? 1.0f : 0.0f)
+                << plane << "," << oy << "," << ox << " position " << k;
+          }
+        }
+  }
+}
+
 // MaxPool2d keeps where each maximum came from in a block of the CPU caching allocator, so a
 // training step after the first allocates nothing new (an index array from malloc was mapped,
 // faulted in and unmapped every step: 134 MB per layer at airbench94's batch of 1024).

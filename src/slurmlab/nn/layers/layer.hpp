@@ -80,7 +80,7 @@ class Layer {
   // made for that call and keeps no reference to, so that the next layer may overwrite them:
   // Sequential then runs a ReLU or tanh that follows in place (ActivationLayer::forward_in_place,
   // backward_in_place), one pass over one buffer instead of a second buffer. Default: no;
-  // Linear, Conv2d, BatchNorm and Residual say yes.
+  // Linear, Conv2d, BatchNorm, MaxPool2d and Residual say yes.
   virtual bool returns_fresh_tensors() const { return false; }
 
   // std::invalid_argument, as forward throws it, when `input` is undefined or not what

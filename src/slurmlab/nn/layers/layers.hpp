@@ -156,6 +156,9 @@ class MaxPool2d final : public Layer {
   explicit MaxPool2d(std::int64_t kernel_size, std::int64_t stride = 0, std::int64_t padding = 0);
   InputSpec expected_input() const override;
   std::string describe() const override;
+  // Its output and input gradient are new tensors it keeps no reference to (it keeps only where
+  // each maximum was): the ReLU before it runs its backward in place.
+  bool returns_fresh_tensors() const override { return true; }
 
  private:
   Forward forward_impl(const Tensor& input, Mode mode) override;
