@@ -617,6 +617,39 @@ TEST(Layers, OnlyOneFeatureLinearsFoldTheirActivations) {
   EXPECT_FALSE(one.folds_activation_backward(Activation::tanh));
 }
 
+// BatchNorm then ReLU folded (Sequential's part, in train mode, is
+// InPlaceActivationsGiveTheLayerByLayerResults): in eval mode too, forward_through and
+// backward_through give the bits of BatchNorm and ReLU one after the other, with and without
+// trained statistics; a context of one kind is refused by the other's backward.
+TEST(Layers, BatchNormFoldsTheReluAfterItInEvalModeToo) {
+  Generator g(13);
+  BatchNorm norm(3, 2);
+  ActivationLayer relu_layer(Activation::relu);
+  EXPECT_TRUE(norm.folds_activation(Activation::relu));
+  EXPECT_FALSE(norm.folds_activation(Activation::tanh));
+  const Tensor x = random_tensor({4, 3, 5, 5}, g, -2.0f, 2.0f);
+  for (float& v : norm.bias().value.span()) v = g.uniform(-0.5f, 0.5f);
+  for (float& v : norm.weight().value.span()) v = g.uniform(0.5f, 1.5f);
+  norm.forward(x, Mode::train);  // running statistics other than 0 and 1
+  const Tensor grad = random_tensor({4, 3, 5, 5}, g);
+  for (const Mode mode : {Mode::eval, Mode::train}) {
+    SCOPED_TRACE(mode == Mode::eval ? "eval" : "train");
+    zero_grad(norm);
+    const auto plain = norm.forward(x, mode);
+    const auto activated = relu_layer.forward(plain.output, mode);
+    const Tensor expected_dx = norm.backward(*plain.context, relu_layer.backward(*activated.context, grad));
+    const auto expected_dgamma = norm.weight().grad.to_vector(), expected_dbeta = norm.bias().grad.to_vector();
+    zero_grad(norm);
+    const auto folded = norm.forward_through(x, mode, Activation::relu);
+    EXPECT_EQ(folded.output.to_vector(), activated.output.to_vector());
+    EXPECT_EQ(norm.backward_through(*folded.context, grad, Activation::relu).to_vector(), expected_dx.to_vector());
+    EXPECT_EQ(norm.weight().grad.to_vector(), expected_dgamma);
+    EXPECT_EQ(norm.bias().grad.to_vector(), expected_dbeta);
+    EXPECT_THROW(norm.backward(*folded.context, grad), std::logic_error);
+    EXPECT_THROW(norm.backward_through(*plain.context, grad, Activation::relu), std::logic_error);
+  }
+}
+
 // tanh on a dense grid over [-12, 12] (the vector kernels' full blocks and their tail, and the
 // clamped range) against double tanh; NaN stays NaN and the infinities give -1 and 1, in the
 // layer and in place.

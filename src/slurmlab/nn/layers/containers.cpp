@@ -61,6 +61,17 @@ Forward Sequential::forward_impl(const Tensor& input, Mode mode) {
       fresh = false;
       continue;
     }
+    if (auto* norm = batch_norm_folding_activation(i); norm != nullptr && x.device() == Device::cpu) {
+      // The ReLU after this BatchNorm applied as it stores its outputs.
+      const auto* activation = in_place_activation(*children_[i + 1].second);
+      auto step = norm->forward_through(x, mode, activation->kind());
+      x = std::move(step.output);
+      context->children.push_back(std::move(step.context));
+      context->children.push_back(activation->context_of_output(x));
+      fresh = false;  // the activation's context holds it
+      ++i;
+      continue;
+    }
     if (auto* linear = linear_folding_activation(i, true); linear != nullptr && x.device() == Device::cpu) {
       // The ReLU or tanh after this Linear applied to its outputs as they are made.
       const auto* activation = in_place_activation(*children_[i + 1].second);
@@ -87,7 +98,13 @@ Tensor Sequential::backward_impl(const Context& context, const Tensor& grad_outp
   bool fresh = false;  // g was made by the child after this one (never the caller's gradient)
   for (std::size_t i = children_.size(); i-- > 0;) {
     Layer& child = *children_[i].second;
-    if (auto* activation = in_place_activation(child); activation != nullptr && fresh && g.device() == Device::cpu) {
+    if (auto* norm = i > 0 ? batch_norm_folding_activation(i - 1) : nullptr; norm != nullptr && g.device() == Device::cpu) {
+      // The ReLU at i and the BatchNorm before it, whose forward applied it: one backward.
+      g = norm->backward_through(*saved.children[i - 1], g, in_place_activation(child)->kind());
+      fresh = true;
+      if (backward_hook_) backward_hook_(i);
+      --i;
+    } else if (auto* activation = in_place_activation(child); activation != nullptr && fresh && g.device() == Device::cpu) {
       activation->backward_in_place(*saved.children[i], g);
       fresh = false;
     } else if (auto* linear = linear_folding_activation(i, false); linear != nullptr && g.device() == Device::cpu) {
@@ -103,6 +120,13 @@ Tensor Sequential::backward_impl(const Context& context, const Tensor& grad_outp
     if (backward_hook_) backward_hook_(i);
   }
   return g;
+}
+
+BatchNorm* Sequential::batch_norm_folding_activation(std::size_t i) const {
+  if (i + 1 >= children_.size()) return nullptr;
+  auto* norm = dynamic_cast<BatchNorm*>(children_[i].second.get());
+  const auto* activation = in_place_activation(*children_[i + 1].second);
+  return norm != nullptr && activation != nullptr && norm->folds_activation(activation->kind()) ? norm : nullptr;
 }
 
 Linear* Sequential::linear_folding_activation(std::size_t i, bool after) const {

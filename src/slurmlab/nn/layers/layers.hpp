@@ -213,10 +213,20 @@ class BatchNorm final : public Layer {
   Tensor& running_var() { return running_var_; }
   // A float count of the train-mode batches seen (PyTorch's num_batches_tracked).
   Tensor& batches_tracked() { return batches_tracked_; }
+  // Whether forward_through and backward_through may run: on the CPU, before a ReLU.
+  bool folds_activation(Activation kind) const;
+  // The pair BatchNorm then ReLU in one layer's passes (Sequential calls these for it on the
+  // CPU): forward_through stores max(0, .) of each output, and backward_through takes the
+  // gradient at the ReLU's output and applies its derivative while it reads it, from the
+  // recomputed pre-ReLU value (no pass of the ReLU's own; the same numbers).
+  Forward forward_through(const Tensor& input, Mode mode, Activation kind);
+  Tensor backward_through(const Context& context, const Tensor& grad_output, Activation kind);
 
  private:
   Forward forward_impl(const Tensor& input, Mode mode) override;
   Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
+  Forward forward_cpu(const Tensor& input, Mode mode, bool relu);
+  Tensor backward_cpu(const Context& context, const Tensor& grad_output, bool relu);
 
   std::int64_t features_;
   int spatial_dims_;  // 0 or 1 for BatchNorm1d, 2 for BatchNorm2d
@@ -252,6 +262,8 @@ class Sequential final : public Layer {
   // The Linear at i when the ReLU or tanh at i + 1 folds into its forward (`after`), or the
   // one at i - 1 into its backward; or null.
   Linear* linear_folding_activation(std::size_t i, bool after) const;
+  // The BatchNorm at i when the ReLU at i + 1 folds into it, or null.
+  BatchNorm* batch_norm_folding_activation(std::size_t i) const;
   Forward forward_impl(const Tensor& input, Mode mode) override;
   Tensor backward_impl(const Context& context, const Tensor& grad_output) override;
 
