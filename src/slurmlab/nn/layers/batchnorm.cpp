@@ -15,9 +15,8 @@ namespace slurmlab::nn {
 
 namespace {
 // The input and its per-channel statistics: backward recomputes x_hat = (x - mean) * inv_std
-// with forward's operations (the same bits) instead of forward storing it, an activation-sized
-// tensor less per BatchNorm (at airbench94's batch of 1024 hundreds of MB) and one write pass
-// less.
+// with forward's operations (the same bits) instead of forward writing it out (one write pass
+// less; keeping the input instead of x_hat holds as much memory).
 struct BatchNormContext final : Context {
   Mode mode = Mode::train;
   Shape shape;
