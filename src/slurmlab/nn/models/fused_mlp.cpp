@@ -305,9 +305,15 @@ FusedMlp::FusedMlp(std::int64_t in, std::int64_t hidden, std::int64_t out, Activ
   for (auto* v : {&b1_, &g_b1_, &m_b1_, &v_b1_}) v->assign(nh, 0.0f);
   for (auto* v : {&w2_, &g_w2_, &m_w2_, &v_w2_}) v->assign(n2, 0.0f);
   for (auto* v : {&b2_, &g_b2_, &m_b2_, &v_b2_}) v->assign(no, 0.0f);
-  // activations, gh, the units' partial gradient sums
-  hidden_scratch_.assign(static_cast<std::size_t>((hidden + 1) * kBlock) + hidden * kUnitSumFloats, 0.0f);
-  grad_scratch_.assign(static_cast<std::size_t>(2 * out * kBlock), 0.0f);         // y + gy
+}
+
+FusedMlp::Scratch& FusedMlp::scratch() const {
+  const auto hidden = static_cast<std::size_t>((hidden_ + 1) * kBlock + hidden_ * kUnitSumFloats);
+  if (scratch_.hidden.size() != hidden) {
+    scratch_.hidden.assign(hidden, 0.0f);
+    scratch_.grad.assign(static_cast<std::size_t>(2 * out_ * kBlock), 0.0f);
+  }
+  return scratch_;
 }
 
 void FusedMlp::load_from(Layer& mlp, Adam* optimizer) {
@@ -397,17 +403,19 @@ void FusedMlp::check_batch(std::size_t x_size, std::size_t target_size, std::siz
 void FusedMlp::predict(std::span<const float> x, std::span<float> predictions) const {
   check_batch(x.size(), predictions.size(), 0);
   const Sizes s{static_cast<std::int64_t>(x.size()) / in_, in_, hidden_, out_, activation_ == Activation::tanh};
-  const float* xt = feature_major(s, x.data(), input_scratch_);
-  predict_rows(s, xt, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
+  auto& scratch = this->scratch();
+  const float* xt = feature_major(s, x.data(), scratch.input);
+  predict_rows(s, xt, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), scratch.hidden.data(), scratch.grad.data(),
                predictions.data());
 }
 
 double FusedMlp::loss(std::span<const float> x, std::span<const float> target, std::span<const float> weights) const {
   check_batch(x.size(), target.size(), weights.size());
   const Sizes s{static_cast<std::int64_t>(x.size()) / in_, in_, hidden_, out_, activation_ == Activation::tanh};
-  const float* xt = feature_major(s, x.data(), input_scratch_);
+  auto& scratch = this->scratch();
+  const float* xt = feature_major(s, x.data(), scratch.input);
   return loss_rows(s, xt, target.data(), weights.empty() ? nullptr : weights.data(), w1t_.data(), b1_.data(),
-                   w2_.data(), b2_.data(), hidden_scratch_.data(), grad_scratch_.data());
+                   w2_.data(), b2_.data(), scratch.hidden.data(), scratch.grad.data());
 }
 
 void FusedMlp::adam_update(std::vector<float>& value, const std::vector<float>& grad, std::vector<float>& m,
@@ -444,7 +452,8 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
   if (!(weight_total > 0.0)) throw std::invalid_argument("FusedMlp: sample weights must sum to a positive number");
   const double norm = weight_total * static_cast<double>(out_);
   for (auto* g : {&g_w1t_, &g_b1_, &g_w2_, &g_b2_}) std::fill(g->begin(), g->end(), 0.0f);
-  const float* xt = feature_major(s, x.data(), input_scratch_);
+  auto& scratch = this->scratch();
+  const float* xt = feature_major(s, x.data(), scratch.input);
   const float* w = weights.empty() ? nullptr : weights.data();
   // Two cores take half the rows each when the caller allows two threads and the step has
   // enough work, each into its own gradients and scratch; the halves are added in a fixed
@@ -453,12 +462,12 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
   double loss = 0.0;
   if (!split) {
     loss = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(),
-                      g_b1_.data(), g_w2_.data(), g_b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
-                      grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock,
-                      hidden_scratch_.data() + (hidden_ + 1) * kBlock, 0, s.rows);
+                      g_b1_.data(), g_w2_.data(), g_b2_.data(), scratch.hidden.data(), scratch.grad.data(),
+                      scratch.grad.data() + out_ * kBlock, scratch.hidden.data() + hidden_ * kBlock,
+                      scratch.hidden.data() + (hidden_ + 1) * kBlock, 0, s.rows);
   } else {
-    auto& other = second_half_;
-    other.resize(g_w1t_.size(), g_b1_.size(), g_w2_.size(), g_b2_.size(), hidden_scratch_.size(), grad_scratch_.size());
+    auto& other = scratch.second_half;
+    other.resize(g_w1t_.size(), g_b1_.size(), g_w2_.size(), g_b2_.size(), scratch.hidden.size(), scratch.grad.size());
     const std::int64_t middle = s.rows / 2;
     double part[2] = {0.0, 0.0};
 #pragma omp parallel num_threads(2)
@@ -469,9 +478,9 @@ double FusedMlp::train_step(std::span<const float> x, std::span<const float> tar
       if (omp_get_thread_num() == 0) {
         part[0] =
             train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(), g_w1t_.data(),
-                       g_b1_.data(), g_w2_.data(), g_b2_.data(), hidden_scratch_.data(), grad_scratch_.data(),
-                       grad_scratch_.data() + out_ * kBlock, hidden_scratch_.data() + hidden_ * kBlock,
-                       hidden_scratch_.data() + (hidden_ + 1) * kBlock, 0, middle);
+                       g_b1_.data(), g_w2_.data(), g_b2_.data(), scratch.hidden.data(), scratch.grad.data(),
+                       scratch.grad.data() + out_ * kBlock, scratch.hidden.data() + hidden_ * kBlock,
+                       scratch.hidden.data() + (hidden_ + 1) * kBlock, 0, middle);
       }
       if (omp_get_thread_num() == 1 || alone) {
         part[1] = train_rows(s, xt, target.data(), w, norm, w1t_.data(), b1_.data(), w2_.data(), b2_.data(),

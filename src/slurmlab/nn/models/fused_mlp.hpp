@@ -70,7 +70,6 @@ class FusedMlp {
   std::vector<float> w1t_, b1_, w2_, b2_;
   std::vector<float> g_w1t_, g_b1_, g_w2_, g_b2_;
   std::vector<float> m_w1t_, m_b1_, m_w2_, m_b2_, v_w1t_, v_b1_, v_w2_, v_b2_;
-  mutable std::vector<float> hidden_scratch_, grad_scratch_, input_scratch_;
   // The second core's gradients and scratch when a step splits its rows in two (zeroed by
   // resize every step).
   struct HalfStep {
@@ -84,7 +83,18 @@ class FusedMlp {
       grad.resize(gr);
     }
   };
-  HalfStep second_half_;
+  // A step's working memory, not state: a copy of a FusedMlp (fit-regression keeps the best
+  // epoch's, copied at every epoch that improves: about 20 KB of scratch each time for its
+  // default 16-wide net, twice that with two threads) starts without it; scratch() sizes it.
+  struct Scratch {
+    std::vector<float> hidden, grad, input;  // activations, gh and the units' sums; y and gy; x by feature
+    HalfStep second_half;
+    Scratch() = default;
+    Scratch(const Scratch&) {}
+    Scratch& operator=(const Scratch&) { return *this; }
+  };
+  Scratch& scratch() const;
+  mutable Scratch scratch_;
 };
 
 }  // namespace slurmlab::nn
