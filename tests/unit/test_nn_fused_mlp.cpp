@@ -100,6 +100,40 @@ TEST(FusedMlp, MatchesGenericLayersSeveralOutputs) {
   compare_training({3, 9, 2, 517, Activation::tanh, false});
 }
 
+// A copy (fit-regression keeps the best epoch's network so) has the weights, Adam's moments and
+// step count but not the step's scratch, which it sizes on first use: it predicts and trains as
+// the original does, bit for bit, on one thread and on two, and copying into a network of other
+// sizes gives that network the copy's sizes.
+TEST(FusedMlp, ACopyTrainsAndPredictsAsTheOriginal) {
+  Generator init(5), data(6);
+  auto net = make_mlp(1, 96, 1, Activation::tanh, init);
+  const auto x = random_values(700, data, 1.0f), t = random_values(700, data, 1.0f);
+  for (const int threads : {1, 2}) {
+    SCOPED_TRACE(std::to_string(threads) + " thread(s)");
+    FusedMlp original(1, 96, 1, Activation::tanh);
+    original.load_from(*net);
+    original.set_threads(threads);
+    for (int i = 0; i < 3; ++i) original.train_step(x, t);
+    FusedMlp copy = original;
+    FusedMlp assigned(1, 3, 1, Activation::relu);
+    assigned = original;
+    EXPECT_EQ(assigned.hidden(), 96);
+    EXPECT_EQ(original.threads_for(700), threads);  // 700 x 96 rows x hidden: two threads split a step
+    std::vector<float> expected(700), got(700), got_assigned(700);
+    original.predict(x, expected);
+    copy.predict(x, got);
+    assigned.predict(x, got_assigned);
+    EXPECT_EQ(got, expected);
+    EXPECT_EQ(got_assigned, expected);
+    for (int i = 0; i < 3; ++i) {
+      const double step = original.train_step(x, t);
+      EXPECT_EQ(copy.train_step(x, t), step);
+      EXPECT_EQ(assigned.train_step(x, t), step);
+    }
+    EXPECT_EQ(copy.steps_taken(), 6);
+  }
+}
+
 TEST(FusedMlp, OptimizerStateRoundTripsThroughAdam) {
   Generator init(3);
   auto net = make_mlp(2, 5, 1, Activation::tanh, init);
