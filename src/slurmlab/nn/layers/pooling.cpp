@@ -84,7 +84,7 @@ SLURMLAB_VECTOR_CLONES void max_pool_2x2_row(const float* __restrict top, const 
     const PoolLanes d = __builtin_shufflevector(b0, b1, 1, 3, 5, 7, 9, 11, 13, 15);
     PoolLanes best = a;
     PoolMask at = {};
-    const auto move = [&](PoolLanes value, std::int32_t position) {
+    const auto move = [&](const PoolLanes& value, std::int32_t position) {
       const PoolMask moves = (value > best) | (value != value);  // moves_maximum, lane by lane
       at = moves ? position : at;
       best = moves ? value : best;
